@@ -1,0 +1,18 @@
+"""Schedy: coordinate hyperparameter searches through an append-only event log, with no server.
+
+Open a database, add an experiment, and let workers pull jobs::
+
+    import schedy
+    db = schedy.SchedyDB("my-experiments")
+    exp = schedy.RandomSearch("mnist", {"lr": schedy.random.LogUniform(1e-5, 1e-1)})
+    db.add_experiment(exp)
+    with exp.next_job() as job:
+        job.results["loss"] = train(**job.hyperparameters)
+"""
+
+from . import errors, random
+from .adapters.api import Experiment, Job, ManualSearch, RandomSearch, SchedyDB
+
+__version__ = "0.1.0"
+
+__all__ = ["SchedyDB", "Experiment", "ManualSearch", "RandomSearch", "Job", "errors", "random", "__version__"]

@@ -1,0 +1,1 @@
+"""The imperative shell: log stores, the append loop and the documented API objects."""

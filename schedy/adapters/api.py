@@ -1,0 +1,358 @@
+"""The documented API: SchedyDB, Experiment (ManualSearch, RandomSearch) and Job.
+
+These objects are mutable views of a stream. Every method that reads catches
+up with the log first; every method that writes goes through the append loop
+(:class:`~schedy.adapters.stream.StreamView`), where the pure core decides.
+"""
+
+import os
+import secrets
+import socket
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from ..core import decide
+from ..core import events as ev
+from ..core import values
+from ..core.distributions import check_distributions
+from ..core.schedulers import RandomScheduler
+from ..errors import ExperimentNotFoundError, SchedyError
+from .filestore import FileLogStore
+from .naming import check_name, stream_key
+from .stream import StreamView
+
+
+def default_path():
+    """The database used when none is given: ``$SCHEDY_DB``, else ``$XDG_DATA_HOME/schedy`` (``~/.local/share/schedy``)."""
+    env = os.environ.get("SCHEDY_DB")
+    if env:
+        return env
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data, "schedy")
+
+
+def _local_path(location):
+    location = os.fspath(location)
+    if "://" not in location:
+        return Path(location)
+    url = urlparse(location)
+    if url.scheme == "file":
+        if url.netloc not in ("", "localhost"):
+            raise ValueError(f"a file:// URL must name a local path, got host {url.netloc!r} in {location!r}")
+        return Path(unquote(url.path))
+    raise ValueError(f"unsupported database URL scheme {url.scheme!r} in {location!r}; use a directory or file:// URL")
+
+
+class SchedyDB:
+    """A Schedy database: a directory (or ``file://`` URL) holding one log per experiment.
+
+    ``path`` defaults to ``$SCHEDY_DB``, else ``~/.local/share/schedy``.
+    ``worker`` names this process in the log (default: host, pid and a random
+    tag). ``durable=False`` skips fsync: faster, but the last commits may be
+    lost on power failure.
+    """
+
+    def __init__(self, path=None, *, worker=None, durable=True):
+        self.path = _local_path(default_path() if path is None else path)
+        self._store = FileLogStore(self.path, durable=durable)
+        self._worker_name = worker
+        self._worker = None
+
+    @property
+    def worker(self):
+        """The worker id written into this process's commits and claims."""
+        if self._worker_name is not None:
+            return self._worker_name
+        if self._worker is None or self._worker[0] != os.getpid():
+            self._worker = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}")
+        return self._worker[1]
+
+    def __repr__(self):
+        return f"SchedyDB({str(self.path)!r})"
+
+    def _view(self, name):
+        return StreamView(self._store, stream_key(name), name, lambda: self.worker)
+
+    def add_experiment(self, exp):
+        """Create ``exp`` in the database and bind it; raise ResourceExistsError if the name is taken."""
+        if not isinstance(exp, Experiment) or exp._kind is None:
+            raise TypeError("add_experiment needs a ManualSearch, RandomSearch or PopulationBasedTraining")
+        name = check_name(exp.name)
+        status = ev.check_experiment_status(exp.status)
+        params = exp._params()
+        seed = _check_seed(exp.seed) if exp.seed is not None else secrets.randbits(63)
+        view = self._view(name)
+        view.transact(lambda s, v, now: decide.create_experiment(s, name, exp._kind, params, status, seed))
+        exp.seed = seed
+        exp._bind(self, view)
+        return exp
+
+    def get_experiment(self, name):
+        """Return the experiment ``name``, rebuilt from the log, as its own subclass."""
+        view = self._view(name)
+        state = view.refresh()
+        if state is None or state.name != name:
+            state = None
+        decide.require(state, name)
+        return _from_state(self, view)
+
+    def get_experiments(self):
+        """Iterate over every experiment in the database, in the order of their store keys."""
+        for key in self._store.keys():
+            view = StreamView(self._store, key, key, lambda: self.worker)
+            state = view.refresh()
+            if state is not None and not state.deleted:
+                view.label = state.name
+                yield _from_state(self, view)
+
+
+def _check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"an experiment seed must be an integer in [0, 2**63), got {seed!r}")
+    return seed
+
+
+class Experiment:
+    """Base class of experiments; create a :class:`ManualSearch` or :class:`RandomSearch`.
+
+    ``status`` is ``Experiment.RUNNING`` or ``Experiment.DONE``; ``seed``
+    (default: drawn at random when the experiment is added, then recorded)
+    makes every sampled value reproducible.
+    """
+
+    RUNNING = ev.RUNNING
+    DONE = ev.DONE
+    _kind = None
+
+    def __init__(self, name, status=RUNNING, seed=None):
+        self.name = check_name(name)
+        self.status = ev.check_experiment_status(status)
+        self.seed = None if seed is None else _check_seed(seed)
+        self._db = None
+        self._view = None
+        self._synced = None
+
+    # -- log form of the definition (each kind overrides these two) --
+    def _params(self):
+        raise NotImplementedError
+
+    def _load_params(self, params):
+        raise NotImplementedError
+
+    def __eq__(self, other):
+        return (type(self) is type(other) and self.name == other.name and self.status == other.status
+                and self.seed == other.seed and self._params() == other._params())
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.name!r}, status={self.status!r})"
+
+    def _bind(self, db, view):
+        self._db, self._view = db, view
+        self._synced = (view.state.status, view.state.params)
+
+    def _sync(self):
+        """Adopt the log's status and parameters, except where this object holds unpushed changes."""
+        state = self._view.state
+        synced_status, synced_params = self._synced
+        if self.status == synced_status:
+            self.status = state.status
+        if state.params != synced_params and self._params() == synced_params:
+            self._load_params(state.params)
+        self._synced = (state.status, state.params)
+        return state
+
+    def _require_db(self):
+        if self._view is None:
+            raise SchedyError(f"experiment {self.name!r} is not in a database yet; call db.add_experiment(exp) first")
+        return self._view
+
+    def _refresh(self):
+        self._require_db().refresh()
+        return self._sync()
+
+    def _transact(self, decision):
+        value = self._require_db().transact(decision)
+        self._sync()
+        return value
+
+    def _job(self, job_id):
+        return Job._from_state(self, self._view.state.jobs[job_id])
+
+    def add_job(self, hyperparameters=None, status=ev.QUEUED, results=None):
+        """Add a job; it is handed out by ``next_job()`` while its status is QUEUED. Return the Job."""
+        hps = values.encode_mapping(hyperparameters, "hyperparameters")
+        res = values.encode_mapping(results, "results")
+        ev.check_job_status(status)
+        name = self.name
+        job_id = self._transact(lambda s, v, now: decide.add_job(s, name, hps, status, res))
+        return self._job(job_id)
+
+    def next_job(self):
+        """Claim the next job for this worker and return it (RUNNING); raise NoJobError if there is none.
+
+        Use it as ``with exp.next_job() as job:``: the job is marked DONE when
+        the block ends, CRASHED if it raises, and its results are pushed.
+        """
+        name, worker = self.name, self._require_db() and self._db.worker
+        job_id = self._transact(lambda s, v, now: decide.next_job(s, name, worker, v))
+        return self._job(job_id)
+
+    def get_job(self, job_id):
+        """Return the job ``job_id``; raise JobNotFoundError if there is none."""
+        state = self._refresh()
+        return Job._from_state(self, decide.require_job(state, self.name, job_id))
+
+    def all_jobs(self):
+        """Return every job of the experiment, in the order they were added."""
+        state = self._refresh()
+        decide.require(state, self.name)
+        return [Job._from_state(self, j) for j in sorted(state.jobs.values(), key=lambda j: j.number)]
+
+    def push_updates(self):
+        """Write the attributes changed on this object (``status``, distributions...) to the log."""
+        view = self._require_db()
+        status = ev.check_experiment_status(self.status)
+        params = self._params()
+        synced_status, synced_params = self._synced
+        new_status = status if status != synced_status else None
+        new_params = params if params != synced_params else None
+        name = self.name
+        view.transact(lambda s, v, now: decide.update_experiment(s, name, new_status, new_params))
+        self._synced = (view.state.status, view.state.params)
+        self._sync()
+
+    def delete(self, ensure=True):
+        """Delete the experiment (its history stays in the log); with ``ensure``, raise if it is already gone."""
+        name = self.name
+        self._require_db().transact(lambda s, v, now: decide.delete_experiment(s, name, ensure))
+
+
+class ManualSearch(Experiment):
+    """An experiment whose jobs are all queued by hand; ``next_job()`` hands them out oldest first."""
+
+    _kind = "manual"
+
+    def _params(self):
+        return {"scheduler": {"Manual": {}}}
+
+    def _load_params(self, params):
+        pass
+
+
+class RandomSearch(Experiment):
+    """Random search: hands out queued jobs first, else a new job sampled from ``distributions``.
+
+    ``distributions`` maps each hyperparameter name to a distribution of
+    :mod:`schedy.random`. A job added by hand must have exactly these names.
+    """
+
+    _kind = "random"
+
+    def __init__(self, name, distributions, status=Experiment.RUNNING, seed=None):
+        super().__init__(name, status, seed)
+        self.distributions = check_distributions(distributions)
+
+    def _params(self):
+        dists = check_distributions(self.distributions)
+        return {"scheduler": {"RandomSearch": {"distributions": {n: d.to_log() for n, d in dists.items()}}}}
+
+    def _load_params(self, params):
+        self.distributions = RandomScheduler.distributions(params)
+
+
+KINDS = {cls._kind: cls for cls in (ManualSearch, RandomSearch)}
+
+
+def _from_state(db, view):
+    state = view.state
+    cls = KINDS.get(state.kind)
+    if cls is None:
+        raise SchedyError(f"experiment {state.name!r} is of kind {state.kind!r}, which this version of Schedy does not know")
+    exp = cls.__new__(cls)
+    exp.name, exp.status, exp.seed = state.name, state.status, state.seed
+    exp._load_params(state.params)
+    exp._bind(db, view)
+    return exp
+
+
+class Job:
+    """One job of an experiment: a set of hyperparameters, its results and its status.
+
+    Get jobs from ``Experiment.next_job``, ``add_job``, ``get_job`` or
+    ``all_jobs``; change ``status``, ``hyperparameters`` or ``results`` and
+    call :meth:`put` to write them.
+    """
+
+    QUEUED = ev.QUEUED
+    RUNNING = ev.RUNNING
+    CRASHED = ev.CRASHED
+    PRUNED = ev.PRUNED
+    DONE = ev.DONE
+
+    def __init__(self, job_id, experiment, hyperparameters, status=QUEUED, results=None,
+                 generation=None, parent_id=None):
+        self.job_id = job_id
+        self.experiment = experiment
+        self.hyperparameters = hyperparameters
+        self.status = status
+        self.results = {} if results is None else results
+        self.generation = generation
+        self.parent_id = parent_id
+        self._version = None
+
+    @classmethod
+    def _from_state(cls, exp, js):
+        job = cls(js.job_id, exp, values.decode_mapping(js.hyperparameters), js.status,
+                  values.decode_mapping(js.results), js.generation, js.parent)
+        job._version = js.version
+        return job
+
+    def __repr__(self):
+        return (f"Job(id={self.job_id!r}, experiment={self.experiment.name!r}, status={self.status!r}, "
+                f"hyperparameters={self.hyperparameters!r}, results={self.results!r})")
+
+    def _adopt(self):
+        js = self.experiment._view.state.jobs[self.job_id]
+        self.status, self._version = js.status, js.version
+
+    def put(self, safe=True):
+        """Write this job's status, hyperparameters and results.
+
+        With ``safe``, raise UnsafeUpdateError (writing nothing) if the job
+        changed in the log since this object last read or wrote it.
+        """
+        exp = self.experiment
+        hps = values.encode_mapping(self.hyperparameters, "hyperparameters")
+        res = values.encode_mapping(self.results, "results")
+        status = ev.check_job_status(self.status)
+        expected = self._version if safe else None
+        worker = exp._require_db() and exp._db.worker
+        name, job_id = exp.name, self.job_id
+        exp._transact(lambda s, v, now: decide.update_job(s, name, job_id, worker, status, hps, res, expected))
+        self._adopt()
+
+    def try_run(self):
+        """Claim this job (status RUNNING) for this worker; raise UnsafeUpdateError if another holds it or it changed."""
+        exp = self.experiment
+        worker = exp._require_db() and exp._db.worker
+        name, job_id, expected = exp.name, self.job_id, self._version
+        exp._transact(lambda s, v, now: decide.claim_job(s, name, job_id, worker, expected))
+        self._adopt()
+
+    def delete(self, ensure=True):
+        """Delete this job; with ``ensure``, raise JobNotFoundError if it is already gone."""
+        exp = self.experiment
+        name, job_id = exp.name, self.job_id
+        exp._transact(lambda s, v, now: decide.delete_job(s, name, job_id, ensure))
+
+    def __enter__(self):
+        if self.status != ev.RUNNING:
+            self.try_run()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.status = ev.CRASHED if exc_type is not None else ev.DONE
+        self.put()
+        return False

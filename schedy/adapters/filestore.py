@@ -1,0 +1,178 @@
+"""The local-disk log store: one append-only file per experiment.
+
+Layout under the database directory::
+
+    SCHEDY                      marker: {"format": 1}
+    experiments/<key>/log.jsonl one commit per line (docs/log-format.md)
+
+Writers hold an exclusive ``flock`` on the log file from the moment they read
+the head until their commit is written and fsynced, so the append loop never
+has to retry on this store. POSIX only.
+"""
+
+import fcntl
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+
+from ..errors import DatabaseError
+from ..core.events import FORMAT
+
+_MARKER = "SCHEDY"
+_LOG = "log.jsonl"
+
+
+class _Handle:
+    """An open log file of one process: the fd, and a lock for the threads sharing it."""
+
+    def __init__(self, path, create):
+        flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
+        self.fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+
+
+class FileLogStore:
+    """Log store on a local directory. ``durable=False`` skips fsync (faster, may lose the last commits on power loss)."""
+
+    def __init__(self, root, durable=True):
+        self.root = Path(root)
+        self.durable = durable
+        self._dir = self.root / "experiments"
+        self._handles = {}
+        self._guard = threading.Lock()
+        self._open_root()
+
+    def _open_root(self):
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise DatabaseError(f"the database path {str(root)!r} is a regular file, not a directory")
+        marker = root / _MARKER
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            if not marker.exists():
+                tmp = root / f".{_MARKER}.{os.getpid()}.tmp"
+                tmp.write_bytes(orjson.dumps({"format": FORMAT}))
+                os.replace(tmp, marker)
+        except NotADirectoryError:
+            raise DatabaseError(f"the database path {str(root)!r} lies under a regular file") from None
+        except PermissionError as e:
+            raise DatabaseError(f"cannot create the database at {str(root)!r}: {e.strerror}") from None
+        try:
+            fmt = orjson.loads(marker.read_bytes()).get("format")
+        except (orjson.JSONDecodeError, AttributeError, IsADirectoryError):
+            raise DatabaseError(f"{str(marker)!r} is not a Schedy database marker") from None
+        if not isinstance(fmt, int) or fmt > FORMAT:
+            raise DatabaseError(f"the database at {str(root)!r} has format {fmt!r}; this Schedy reads up to {FORMAT}")
+
+    def describe(self, key):
+        """Where stream ``key`` lives, for error messages."""
+        return str(self._dir / key / _LOG)
+
+    def keys(self):
+        """Keys of every stream in the store (including empty and deleted ones)."""
+        try:
+            return sorted(e.name for e in os.scandir(self._dir) if (Path(e.path) / _LOG).exists())
+        except FileNotFoundError:
+            return []
+
+    def _handle(self, key, create):
+        with self._guard:
+            h = self._handles.get(key)
+            if h is not None and h.pid != os.getpid():
+                # A forked child must not share the parent's open file description: flock would not exclude them.
+                h = None
+            if h is None:
+                path = self._dir / key / _LOG
+                if create:
+                    new_dir = not path.parent.exists()
+                    path.parent.mkdir(exist_ok=True)
+                    existed = path.exists()
+                elif not path.exists():
+                    return None
+                h = _Handle(path, create)
+                if create and self.durable and (new_dir or not existed):
+                    _fsync_dir(path.parent)
+                    if new_dir:
+                        _fsync_dir(self._dir)
+                self._handles[key] = h
+            return h
+
+    def read(self, key, cursor):
+        """Return the complete records after byte offset ``cursor`` and the offset after them.
+
+        A torn last record (no final newline) is left unread.
+        """
+        h = self._handle(key, create=False)
+        if h is None:
+            return [], cursor
+        size = os.fstat(h.fd).st_size
+        if size <= cursor:
+            return [], cursor
+        data = os.pread(h.fd, size - cursor, cursor)
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            return [], cursor
+        return data[: end - 1].split(b"\n"), cursor + end
+
+    @contextmanager
+    def exclusive(self, key):
+        """Hold the stream's write lock (against other threads and processes) for the body."""
+        h = self._handle(key, create=True)
+        with h.lock:
+            fcntl.flock(h.fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(h.fd, fcntl.LOCK_UN)
+
+    def append(self, key, cursor, version, data):
+        """Append ``data`` if the log ends at ``cursor``; return the new cursor, or None if it has grown.
+
+        Must be called inside :meth:`exclusive`. Bytes of a torn record after
+        ``cursor`` are cut off first. On any error the file is cut back to
+        ``cursor``, so a failed append leaves the log as it was.
+        """
+        h = self._handle(key, create=True)
+        size = os.fstat(h.fd).st_size
+        if size > cursor:
+            if b"\n" in os.pread(h.fd, size - cursor, cursor):
+                return None
+            os.ftruncate(h.fd, cursor)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(h.fd, view)
+                view = view[n:]
+            if self.durable:
+                _fdatasync(h.fd)
+        except BaseException:
+            os.ftruncate(h.fd, cursor)
+            raise
+        return cursor + len(data)
+
+    def initial_cursor(self):
+        """The cursor of a stream read from its beginning."""
+        return 0
+
+    def close(self):
+        """Close every open file."""
+        with self._guard:
+            for h in self._handles.values():
+                if h.pid == os.getpid():
+                    os.close(h.fd)
+            self._handles.clear()
+
+
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,79 @@
+"""The one append loop every log store shares.
+
+A :class:`StreamView` caches the folded state of one stream and the store
+cursor after the last commit it read. Every write is
+``transact(decide)``: catch up with the log, fold, run the pure decision,
+append its events as the next commit; on conflict, catch up and decide again.
+"""
+
+import os
+import random
+import threading
+import time
+
+from ..core.codec import BadRecord, Commit, decode_commit, encode_commit
+from ..core.state import apply
+from ..errors import ConflictError, CorruptLogError
+
+MAX_ATTEMPTS = 50
+
+
+class StreamView:
+    """The state of one experiment's stream as this process last read it."""
+
+    def __init__(self, store, key, label, worker, clock=time.time):
+        self.store, self.key, self.label = store, key, label
+        self.worker = worker  # a callable returning the current worker id
+        self.clock = clock
+        self.state = None
+        self.cursor = store.initial_cursor()
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
+
+    def _guard(self):
+        if self._pid != os.getpid():  # a lock copied by fork may be held by a thread that no longer exists
+            self._lock, self._pid = threading.RLock(), os.getpid()
+        return self._lock
+
+    def _fold_records(self, records):
+        state = self.state
+        for rec in records:
+            expected = state.version + 1 if state else 1
+            try:
+                commit = decode_commit(rec)
+            except BadRecord as e:
+                raise CorruptLogError(
+                    f"experiment {self.label!r}: commit {expected} is damaged ({e}) in {self.store.describe(self.key)}"
+                ) from None
+            state = apply(state, commit, f"experiment {self.label!r}")
+        return state
+
+    def refresh(self):
+        """Read and fold the commits appended since the last read; return the state."""
+        with self._guard():
+            records, cursor = self.store.read(self.key, self.cursor)
+            if records:
+                self.state = self._fold_records(records)
+            self.cursor = cursor
+            return self.state
+
+    def transact(self, decide):
+        """Append the events of ``decide(state, version, now)`` as commit ``version``; return the decision's value."""
+        for attempt in range(MAX_ATTEMPTS):
+            with self._guard(), self.store.exclusive(self.key):
+                state = self.refresh()
+                version = (state.version if state else 0) + 1
+                now = self.clock()
+                decision = decide(state, version, now)
+                if not decision.events:
+                    return decision.value
+                commit = Commit(version, now, self.worker(), decision.events)
+                new_state = apply(state, commit, f"experiment {self.label!r}")
+                cursor = self.store.append(self.key, self.cursor, version, encode_commit(commit))
+                if cursor is not None:
+                    self.state, self.cursor = new_state, cursor
+                    return decision.value
+            time.sleep(random.uniform(0, min(1.0, 0.005 * 2**attempt)))
+        raise ConflictError(
+            f"experiment {self.label!r}: gave up after {MAX_ATTEMPTS} attempts lost to concurrent writers; nothing was written"
+        )

@@ -1,0 +1,56 @@
+"""Commits to bytes and back: one JSON object per line, guarded by a CRC-32.
+
+A commit line is ``{"v":V,"t":T,"w":W,"e":[...],"crc":"xxxxxxxx"}`` followed by
+``\\n``. The CRC is zlib's CRC-32 of every byte of the line before the final
+18 bytes (``,"crc":"xxxxxxxx"}``), written as 8 lowercase hex digits. See
+docs/log-format.md.
+"""
+
+import zlib
+from typing import NamedTuple
+
+import orjson
+
+_TAIL = len(b',"crc":"00000000"}')
+_TAIL_PREFIX = b',"crc":"'
+
+
+class Commit(NamedTuple):
+    """One atomic entry of an experiment's log."""
+
+    version: int  # 1, 2, 3... consecutive within a stream
+    time: float  # seconds since the Unix epoch, as the writer's clock read it
+    worker: str  # who wrote it
+    events: list  # event dicts, in order
+
+
+class BadRecord(ValueError):
+    """A line that is not a valid commit; ``reason`` says why."""
+
+
+def encode_commit(commit):
+    """Return the bytes of ``commit`` as one log line, newline included."""
+    body = orjson.dumps({"v": commit.version, "t": commit.time, "w": commit.worker, "e": commit.events})
+    head = body[:-1]
+    return b'%s,"crc":"%08x"}\n' % (head, zlib.crc32(head))
+
+
+def decode_commit(line):
+    """Parse one log line (without its newline) into a :class:`Commit`; raise BadRecord if it is damaged."""
+    if len(line) <= _TAIL or line[-_TAIL:-10] != _TAIL_PREFIX or line[-2:] != b'"}':
+        raise BadRecord("the line does not end with a CRC field")
+    try:
+        crc = int(line[-10:-2], 16)
+    except ValueError:
+        raise BadRecord("the CRC field is not hexadecimal") from None
+    if zlib.crc32(line[:-_TAIL]) != crc:
+        raise BadRecord("the CRC does not match the content")
+    try:
+        d = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        raise BadRecord(f"the line is not valid JSON: {e}") from None
+    v, t, w, e = d.get("v"), d.get("t"), d.get("w"), d.get("e")
+    if (type(v) is not int or v < 1 or type(t) not in (int, float) or type(w) is not str
+            or type(e) is not list or not all(type(x) is dict and type(x.get("type")) is str for x in e)):
+        raise BadRecord("the line is valid JSON but not a commit")
+    return Commit(v, t, w, e)

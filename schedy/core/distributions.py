@@ -1,0 +1,206 @@
+"""Distributions that random search samples hyperparameters from.
+
+Each distribution is an immutable value: it compares by value, exposes its
+constructor arguments as attributes, and converts to and from the log
+vocabulary of the original Schedy service (``{"uniform": {"low": 0, "high":
+1}}``, ``{"const": value}``...).
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import values
+
+
+def _real(name, x):
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(x).__name__} {x!r}")
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {x!r}")
+    # Keep ints as ints so that a definition read back from the log equals the original.
+    return int(x) if isinstance(x, (int, np.integer)) else float(x)
+
+
+class Distribution:
+    """Base class of the distributions in :mod:`schedy.random`."""
+
+    __slots__ = ()
+    _LOG_NAME = ""
+
+    def sample(self, rng):
+        """Draw one value with the numpy ``Generator`` ``rng``."""
+        raise NotImplementedError
+
+    def _args(self):
+        raise NotImplementedError
+
+    def to_log(self):
+        """Return the log (and original service) form of this distribution."""
+        return {self._LOG_NAME: self._args()}
+
+
+@dataclass(frozen=True)
+class Uniform(Distribution):
+    """Uniform distribution on ``[low, high)``."""
+
+    low: float
+    high: float
+    _LOG_NAME = "uniform"
+
+    def __post_init__(self):
+        object.__setattr__(self, "low", _real("Uniform low", self.low))
+        object.__setattr__(self, "high", _real("Uniform high", self.high))
+        if not self.low < self.high:
+            raise ValueError(f"Uniform needs low < high, got low={self.low!r}, high={self.high!r}")
+
+    def sample(self, rng):
+        return float(rng.uniform(self.low, self.high))
+
+    def _args(self):
+        return {"low": self.low, "high": self.high}
+
+
+@dataclass(frozen=True)
+class LogUniform(Distribution):
+    """Distribution on ``[low, high)`` whose logarithm is uniform; needs ``0 < low < high``."""
+
+    low: float
+    high: float
+    _LOG_NAME = "loguniform"
+
+    def __post_init__(self):
+        object.__setattr__(self, "low", _real("LogUniform low", self.low))
+        object.__setattr__(self, "high", _real("LogUniform high", self.high))
+        if not 0 < self.low < self.high:
+            raise ValueError(f"LogUniform needs 0 < low < high, got low={self.low!r}, high={self.high!r}")
+
+    def sample(self, rng):
+        return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+
+    def _args(self):
+        return {"low": self.low, "high": self.high}
+
+
+@dataclass(frozen=True)
+class Normal(Distribution):
+    """Normal distribution; ``std`` must be positive."""
+
+    mean: float
+    std: float
+    _LOG_NAME = "normal"
+
+    def __post_init__(self):
+        object.__setattr__(self, "mean", _real("Normal mean", self.mean))
+        object.__setattr__(self, "std", _real("Normal std", self.std))
+        if not self.std > 0:
+            raise ValueError(f"Normal needs std > 0, got std={self.std!r} (use Constant for a fixed value)")
+
+    def sample(self, rng):
+        return float(rng.normal(self.mean, self.std))
+
+    def _args(self):
+        return {"mean": self.mean, "std": self.std}
+
+
+@dataclass(frozen=True)
+class Choice(Distribution):
+    """Picks one of ``values`` (any storable values, mixed freely), optionally weighted."""
+
+    values: list
+    weights: list = None
+    _LOG_NAME = "choice"
+
+    def __post_init__(self):
+        try:
+            vals = list(self.values)
+        except TypeError:
+            raise TypeError(f"Choice values must be an iterable, got {type(self.values).__name__}") from None
+        if not vals:
+            raise ValueError("Choice needs at least one value")
+        # Normalise through the log form: numpy values become plain ones, unstorable ones fail here.
+        vals = [values.decode(values.encode(v, f"Choice values[{i}]")) for i, v in enumerate(vals)]
+        object.__setattr__(self, "values", vals)
+        if self.weights is not None:
+            try:
+                ws = [_real(f"Choice weights[{i}]", w) for i, w in enumerate(self.weights)]
+            except TypeError as e:
+                raise TypeError(f"Choice weights must be an iterable of numbers: {e}") from None
+            if len(ws) != len(vals):
+                raise ValueError(f"Choice has {len(vals)} values but {len(ws)} weights; give one weight per value")
+            if any(w < 0 for w in ws):
+                raise ValueError(f"Choice weights must not be negative, got {ws}")
+            if not sum(ws) > 0:
+                raise ValueError("Choice weights must not all be zero")
+            object.__setattr__(self, "weights", ws)
+
+    def sample(self, rng):
+        if self.weights is None:
+            i = int(rng.integers(len(self.values)))
+        else:
+            total = float(sum(self.weights))
+            i = int(rng.choice(len(self.values), p=[w / total for w in self.weights]))
+        return values.decode(values.encode(self.values[i]))
+
+    def _args(self):
+        args = {"values": [values.encode(v) for v in self.values]}
+        if self.weights is not None:
+            args["weights"] = list(self.weights)
+        return args
+
+
+@dataclass(frozen=True)
+class Constant(Distribution):
+    """Always yields ``value``."""
+
+    value: object
+    _LOG_NAME = "const"
+
+    def __post_init__(self):
+        object.__setattr__(self, "value", values.decode(values.encode(self.value, "Constant value")))
+
+    def sample(self, rng):
+        return values.decode(values.encode(self.value))
+
+    def _args(self):
+        return values.encode(self.value)
+
+
+_BY_LOG_NAME = {cls._LOG_NAME: cls for cls in (Uniform, LogUniform, Normal, Choice, Constant)}
+
+
+def from_log(d):
+    """Build a distribution from its log form; raise ValueError if ``d`` is not one."""
+    if not isinstance(d, dict) or len(d) != 1:
+        raise ValueError(f"a distribution is a one-key object such as {{'uniform': {{...}}}}, got {d!r}")
+    (name, args), = d.items()
+    cls = _BY_LOG_NAME.get(name)
+    if cls is None:
+        raise ValueError(f"unknown distribution {name!r}; known: {', '.join(sorted(_BY_LOG_NAME))}")
+    if cls is Constant:
+        return Constant(values.decode(args))
+    if not isinstance(args, dict):
+        raise ValueError(f"the arguments of {name!r} must be an object, got {args!r}")
+    try:
+        if cls is Choice:
+            return Choice([values.decode(v) for v in args["values"]], args.get("weights"))
+        if cls is Normal:
+            return Normal(args["mean"], args["std"])
+        return cls(args["low"], args["high"])
+    except KeyError as e:
+        raise ValueError(f"distribution {name!r} is missing the argument {e.args[0]!r}") from None
+
+
+def check_distributions(distributions):
+    """Validate a dict of hyperparameter name -> Distribution; return it as a plain dict."""
+    if not isinstance(distributions, dict):
+        raise TypeError(f"distributions must be a dict of name -> distribution, got {type(distributions).__name__}")
+    for name, dist in distributions.items():
+        if not isinstance(name, str):
+            raise TypeError(f"hyperparameter names must be strings, got {name!r}")
+        if not isinstance(dist, Distribution):
+            raise TypeError(
+                f"distribution of {name!r} must be one of schedy.random's distributions, got {type(dist).__name__}"
+            )
+    return dict(distributions)

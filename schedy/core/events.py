@@ -1,0 +1,66 @@
+"""The event vocabulary of the log.
+
+An event is a plain dict with a ``"type"`` key, exactly as it is stored in a
+commit (see docs/log-format.md). Values inside events are in log form
+(:mod:`schedy.core.values`). Constructors here only build dicts; the fold in
+:mod:`schedy.core.state` gives them meaning.
+"""
+
+FORMAT = 1
+"""Version of the log format written by this release; readers refuse larger ones."""
+
+EXPERIMENT_CREATED = "ExperimentCreated"
+EXPERIMENT_UPDATED = "ExperimentUpdated"
+EXPERIMENT_DELETED = "ExperimentDeleted"
+JOB_ADDED = "JobAdded"
+JOB_CLAIMED = "JobClaimed"
+JOB_UPDATED = "JobUpdated"
+JOB_DELETED = "JobDeleted"
+
+QUEUED, RUNNING, CRASHED, PRUNED, DONE = "QUEUED", "RUNNING", "CRASHED", "PRUNED", "DONE"
+JOB_STATUSES = (QUEUED, RUNNING, CRASHED, PRUNED, DONE)
+EXPERIMENT_STATUSES = (RUNNING, DONE)
+
+
+def check_job_status(status):
+    """Return ``status`` if it is a job status, else raise ValueError naming it."""
+    if status not in JOB_STATUSES:
+        raise ValueError(f"unknown job status {status!r}; expected one of {', '.join(JOB_STATUSES)}")
+    return status
+
+
+def check_experiment_status(status):
+    """Return ``status`` if it is an experiment status, else raise ValueError naming it."""
+    if status not in EXPERIMENT_STATUSES:
+        raise ValueError(f"unknown experiment status {status!r}; expected one of {', '.join(EXPERIMENT_STATUSES)}")
+    return status
+
+
+def experiment_created(name, kind, params, status, seed):
+    return {"type": EXPERIMENT_CREATED, "format": FORMAT, "name": name, "kind": kind,
+            "params": params, "status": status, "seed": seed}
+
+
+def experiment_updated(**changes):
+    return {"type": EXPERIMENT_UPDATED, **changes}
+
+
+def experiment_deleted():
+    return {"type": EXPERIMENT_DELETED}
+
+
+def job_added(job_id, hyperparameters, status, results, generation=None, parent=None):
+    return {"type": JOB_ADDED, "job": job_id, "hyperparameters": hyperparameters, "status": status,
+            "results": results, "generation": generation, "parent": parent}
+
+
+def job_claimed(job_id, worker):
+    return {"type": JOB_CLAIMED, "job": job_id, "worker": worker}
+
+
+def job_updated(job_id, **changes):
+    return {"type": JOB_UPDATED, "job": job_id, **changes}
+
+
+def job_deleted(job_id):
+    return {"type": JOB_DELETED, "job": job_id}

@@ -1,0 +1,175 @@
+"""Experiment state and the fold that computes it from commits.
+
+``apply(state, commit)`` is the only way state changes. The state of a stream
+is ``fold(commits)``; ``None`` stands for a stream with no commit yet. Values
+(hyperparameters, results, params) stay in log form and are never mutated.
+"""
+
+from typing import NamedTuple, Optional
+
+from pyrsistent import pmap, pvector
+
+from ..errors import CorruptLogError, UnsupportedFormatError
+from . import events as ev
+
+
+class JobState(NamedTuple):
+    """One job as the log describes it."""
+
+    job_id: str
+    number: int  # position in the order jobs were added; ids are str(number)
+    status: str
+    hyperparameters: dict
+    results: dict
+    generation: Optional[int]
+    parent: Optional[str]
+    worker: Optional[str]  # the claimant while the job is claimed, else None
+    version: int  # commit that last changed the job; a safe write must name it
+    added: int  # commit that added the job
+    claimed_at: Optional[float]  # commit time of the current or last claim
+    queue_seq: Optional[int]  # identifies the job's current turn in the queue
+
+
+class ExperimentState(NamedTuple):
+    """One experiment (one stream) as the log describes it at ``version``."""
+
+    name: str
+    kind: str
+    params: dict
+    status: str
+    seed: int
+    deleted: bool
+    jobs: object  # PMap[str, JobState]
+    next_number: int  # number of the next job added; never reused, even across deletions
+    queue: object  # PVector[(queue_seq, job_id)]; entries go stale instead of being removed
+    queue_head: int  # index of the first entry that may still be valid
+    next_seq: int
+    version: int
+    created: int  # commit that created this incarnation of the experiment
+
+
+def _queue_valid(state, entry):
+    seq, job_id = entry
+    job = state.jobs.get(job_id)
+    return job is not None and job.status == ev.QUEUED and job.queue_seq == seq
+
+
+def oldest_queued(state):
+    """Return the id of the job that has waited longest in the queue, or None."""
+    q, i = state.queue, state.queue_head
+    while i < len(q):
+        if _queue_valid(state, q[i]):
+            return q[i][1]
+        i += 1
+    return None
+
+
+def _enqueue(state, job):
+    seq = state.next_seq
+    return state._replace(queue=state.queue.append((seq, job.job_id)), next_seq=seq + 1), job._replace(queue_seq=seq)
+
+
+def _created(state, e, c):
+    fmt = e.get("format", 1)
+    if type(fmt) is not int or fmt > ev.FORMAT:
+        raise UnsupportedFormatError(
+            f"commit {c.version} was written in log format {fmt!r}, but this version of Schedy reads "
+            f"formats up to {ev.FORMAT}; upgrade Schedy to read this experiment"
+        )
+    return ExperimentState(
+        name=e["name"], kind=e["kind"], params=e["params"], status=e["status"], seed=e["seed"],
+        deleted=False, jobs=pmap(), next_number=state.next_number if state else 1,
+        queue=pvector(), queue_head=0, next_seq=0, version=c.version, created=c.version,
+    )
+
+
+def _updated(state, e, c):
+    changes = {k: e[k] for k in ("status", "params") if k in e}
+    return state._replace(**changes)
+
+
+def _deleted(state, e, c):
+    return state._replace(deleted=True)
+
+
+def _job_added(state, e, c):
+    job_id = e["job"]
+    if job_id in state.jobs:
+        raise ValueError(f"job {job_id!r} added twice")
+    number = int(job_id)
+    job = JobState(job_id, number, e["status"], e["hyperparameters"], e["results"], e.get("generation"),
+                   e.get("parent"), None, c.version, c.version, None, None)
+    if job.status == ev.QUEUED:
+        state, job = _enqueue(state, job)
+    return state._replace(jobs=state.jobs.set(job_id, job), next_number=max(state.next_number, number + 1))
+
+
+def _job_claimed(state, e, c):
+    job = state.jobs[e["job"]]
+    job = job._replace(status=ev.RUNNING, worker=e["worker"], version=c.version, claimed_at=c.time, queue_seq=None)
+    return state._replace(jobs=state.jobs.set(job.job_id, job))
+
+
+def _job_updated(state, e, c):
+    job = state.jobs[e["job"]]
+    changes = {k: e[k] for k in ("status", "hyperparameters", "results") if k in e}
+    job = job._replace(version=c.version, **changes)
+    if "status" in e:
+        if job.status != ev.RUNNING:
+            job = job._replace(worker=None)
+        if job.status == ev.QUEUED and job.queue_seq is None:
+            state, job = _enqueue(state, job)
+        elif job.status != ev.QUEUED:
+            job = job._replace(queue_seq=None)
+    return state._replace(jobs=state.jobs.set(job.job_id, job))
+
+
+def _job_deleted(state, e, c):
+    return state._replace(jobs=state.jobs.remove(e["job"]))
+
+
+_APPLY = {
+    ev.EXPERIMENT_CREATED: _created,
+    ev.EXPERIMENT_UPDATED: _updated,
+    ev.EXPERIMENT_DELETED: _deleted,
+    ev.JOB_ADDED: _job_added,
+    ev.JOB_CLAIMED: _job_claimed,
+    ev.JOB_UPDATED: _job_updated,
+    ev.JOB_DELETED: _job_deleted,
+}
+
+
+def apply(state, commit, stream="the experiment"):
+    """Return the state after ``commit``; raise CorruptLogError if it does not follow ``state``."""
+    expected = state.version + 1 if state else 1
+    if commit.version != expected:
+        raise CorruptLogError(f"{stream}: expected commit {expected}, found commit {commit.version}")
+    for e in commit.events:
+        kind = e["type"]
+        if state is None and kind != ev.EXPERIMENT_CREATED:
+            raise CorruptLogError(f"{stream}: commit {commit.version} has a {kind} event before the experiment exists")
+        handler = _APPLY.get(kind)
+        if handler is None:
+            raise CorruptLogError(f"{stream}: commit {commit.version} has an unknown event type {kind!r}")
+        try:
+            state = handler(state, e, commit)
+        except (KeyError, TypeError, ValueError, AttributeError) as x:
+            raise CorruptLogError(
+                f"{stream}: commit {commit.version} has a malformed {kind} event ({type(x).__name__}: {x})"
+            ) from None
+    q, head = state.queue, state.queue_head
+    while head < len(q) and not _queue_valid(state, q[head]):
+        head += 1
+    return state._replace(version=commit.version, queue_head=head)
+
+
+def fold(commits, state=None, stream="the experiment"):
+    """Apply ``commits`` in order to ``state`` (None: an empty stream)."""
+    for c in commits:
+        state = apply(state, c, stream)
+    return state
+
+
+def live(state):
+    """True if the stream holds an experiment that exists (created and not deleted)."""
+    return state is not None and not state.deleted

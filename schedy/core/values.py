@@ -1,0 +1,116 @@
+"""Conversion between user values and their log form.
+
+The log form is plain JSON with two escapes, so that values JSON cannot hold
+survive a round trip exactly:
+
+* a non-finite float is ``{"$f": "NaN"}``, ``{"$f": "Infinity"}`` or
+  ``{"$f": "-Infinity"}``;
+* a user dict that has exactly one key starting with ``$`` is wrapped as
+  ``{"$d": {...}}`` so it is never mistaken for an escape.
+
+Everything else is stored as is: None, booleans, 64-bit integers, finite
+floats, strings, lists and dicts with string keys. Numpy scalars and arrays are
+accepted and stored as plain numbers and lists; tuples become lists.
+"""
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _float_escape(x):
+    if x != x:
+        return {"$f": "NaN"}
+    return {"$f": "Infinity" if x > 0 else "-Infinity"}
+
+
+def encode(value, where="value"):
+    """Return the log form of ``value``; raise TypeError or ValueError naming ``where`` if it cannot be stored."""
+    t = type(value)
+    if value is None or t is bool or t is str:
+        if t is str:
+            _check_str(value, where)
+        return value
+    if t is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise ValueError(f"{where}: the integer {value} does not fit in 64 bits and cannot be stored")
+        return value
+    if t is float:
+        return value if math.isfinite(value) else _float_escape(value)
+    if t is dict or isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, str):
+                k = str(k)
+                _check_str(k, where)
+            else:
+                raise TypeError(f"{where}: dict keys must be strings, got {type(k).__name__} {k!r}")
+            out[k] = encode(v, f"{where}[{k!r}]")
+        if len(out) == 1 and next(iter(out)).startswith("$"):
+            return {"$d": out}
+        return out
+    if t is list or t is tuple:
+        return [encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray):
+        return encode(value.tolist(), where)
+    if isinstance(value, np.generic):
+        item = value.item()
+        if isinstance(item, (bool, int, float, str)):
+            return encode(item, where)
+    elif isinstance(value, bool):
+        return bool(value)
+    elif isinstance(value, int):
+        return encode(int(value), where)
+    elif isinstance(value, float):
+        return encode(float(value), where)
+    elif isinstance(value, str):
+        return encode(str(value), where)
+    elif isinstance(value, (list, tuple)):
+        return encode(list(value), where)
+    raise TypeError(
+        f"{where}: cannot store a value of type {t.__name__}; Schedy stores None, booleans, "
+        "numbers, strings, lists and dicts with string keys (numpy scalars and arrays included)"
+    )
+
+
+def _check_str(s, where):
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{where}: the string {s!r} is not valid Unicode text ({e.reason})") from None
+
+
+def decode(value):
+    """Return the user value of a log-form value, as a fresh copy the caller may mutate."""
+    t = type(value)
+    if t is dict:
+        if len(value) == 1:
+            (k, v), = value.items()
+            if k == "$f" and v in _NONFINITE:
+                return _NONFINITE[v]
+            if k == "$d" and type(v) is dict:
+                return {kk: decode(vv) for kk, vv in v.items()}
+        return {k: decode(v) for k, v in value.items()}
+    if t is list:
+        return [decode(v) for v in value]
+    return value
+
+
+def encode_mapping(value, where):
+    """Encode a dict of named values (hyperparameters or results); None means empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where} must be a dict of name -> value, got {type(value).__name__}")
+    out = encode(value, where)
+    return out["$d"] if len(out) == 1 and "$d" in out else out
+
+
+def decode_mapping(value):
+    """Inverse of :func:`encode_mapping`."""
+    return {k: decode(v) for k, v in value.items()}

@@ -1,0 +1,50 @@
+"""Exceptions raised by Schedy.
+
+Every error Schedy raises on purpose derives from :class:`SchedyError`, except
+bad arguments, which raise the built-in ``ValueError`` or ``TypeError`` (before
+anything is written).
+"""
+
+
+class SchedyError(Exception):
+    """Base class of Schedy's own errors."""
+
+
+class NoJobError(SchedyError):
+    """``next_job()`` has nothing to hand out, or the experiment is DONE."""
+
+
+class ResourceExistsError(SchedyError):
+    """An experiment of that name already exists."""
+
+
+class UnsafeUpdateError(SchedyError):
+    """A safe write was refused: the job changed in the log since this object read it."""
+
+
+class ResourceNotFoundError(SchedyError, LookupError):
+    """Base class for an unknown experiment or job."""
+
+
+class ExperimentNotFoundError(ResourceNotFoundError):
+    """No experiment of that name exists (or it was deleted)."""
+
+
+class JobNotFoundError(ResourceNotFoundError):
+    """No job with that id exists in the experiment (or it was deleted)."""
+
+
+class DatabaseError(SchedyError):
+    """The database location cannot be used (for example, it is a regular file)."""
+
+
+class CorruptLogError(SchedyError):
+    """A commit in the log is damaged or out of sequence; the message names the experiment and the commit."""
+
+
+class UnsupportedFormatError(CorruptLogError):
+    """The log was written by a newer version of Schedy in a format this version cannot read."""
+
+
+class ConflictError(SchedyError):
+    """An append lost the race to other writers too many times in a row."""
