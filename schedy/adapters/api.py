@@ -173,9 +173,11 @@ class Experiment:
         return self._sync()
 
     def _transact(self, decision):
-        value = self._require_db().transact(decision)
-        self._sync()
-        return value
+        try:
+            return self._require_db().transact(decision)
+        finally:
+            if self._view.state is not None:
+                self._sync()
 
     def _job(self, job_id):
         return Job._from_state(self, self._view.state.jobs[job_id])

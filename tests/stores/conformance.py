@@ -1,0 +1,128 @@
+"""The conformance suite every log store must pass.
+
+Subclass :class:`LogStoreConformance` in test_stores.py and implement
+``make_store(tmp_path)`` (a fresh, empty store) and ``reopen(store)`` (a second,
+independent handle on the same data, as another process would open it).
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from schedy.core.check import find_double_claims
+from schedy.core.codec import Commit, decode_commit, encode_commit
+from schedy.core.decide import Decision
+from schedy.adapters.stream import StreamView
+
+
+def record(version, text="x"):
+    return encode_commit(Commit(version, float(version), "w", [{"type": "Test", "text": text}]))
+
+
+class LogStoreConformance:
+    def make_store(self, tmp_path):
+        raise NotImplementedError
+
+    def reopen(self, store):
+        raise NotImplementedError
+
+    def subprocess_store_expr(self, store):
+        """Python expression that opens this store in another process (None: skip process tests)."""
+        return None
+
+    @pytest.fixture
+    def store(self, tmp_path):
+        return self.make_store(tmp_path)
+
+    def append(self, store, key, cursor, version, text="x"):
+        with store.exclusive(key):
+            return store.append(key, cursor, version, record(version, text))
+
+    def test_an_unknown_stream_is_empty_and_reading_it_creates_nothing(self, store):
+        start = store.initial_cursor()
+        assert store.read("nothing", start) == ([], start)
+        assert store.keys() == []
+
+    def test_appended_records_are_read_back_in_order(self, store):
+        cursor = store.initial_cursor()
+        for v in range(1, 6):
+            cursor = self.append(store, "s", cursor, v, f"r{v}")
+            assert cursor is not None
+        records, end = store.read("s", store.initial_cursor())
+        assert [decode_commit(r).events[0]["text"] for r in records] == [f"r{v}" for v in range(1, 6)]
+        assert end == cursor
+        assert store.keys() == ["s"]
+
+    def test_reading_from_a_cursor_returns_only_newer_records(self, store):
+        c1 = self.append(store, "s", store.initial_cursor(), 1)
+        c2 = self.append(store, "s", c1, 2)
+        records, end = store.read("s", c1)
+        assert [decode_commit(r).version for r in records] == [2] and end == c2
+        assert store.read("s", c2) == ([], c2)
+
+    def test_append_at_a_stale_cursor_is_a_conflict_and_writes_nothing(self, store):
+        start = store.initial_cursor()
+        c1 = self.append(store, "s", start, 1, "first")
+        assert self.append(store, "s", start, 1, "second") is None
+        records, _ = store.read("s", start)
+        assert [decode_commit(r).events[0]["text"] for r in records] == ["first"]
+        assert self.append(store, "s", c1, 2) is not None
+
+    def test_another_handle_sees_every_acknowledged_record(self, store):
+        cursor = store.initial_cursor()
+        for v in range(1, 4):
+            cursor = self.append(store, "s", cursor, v)
+        other = self.reopen(store)
+        records, _ = other.read("s", other.initial_cursor())
+        assert [decode_commit(r).version for r in records] == [1, 2, 3]
+        assert other.keys() == ["s"]
+
+    def test_streams_are_independent(self, store):
+        self.append(store, "a", store.initial_cursor(), 1, "in a")
+        self.append(store, "b", store.initial_cursor(), 1, "in b")
+        assert store.keys() == ["a", "b"]
+        (ra,), _ = store.read("a", store.initial_cursor())
+        assert decode_commit(ra).events[0]["text"] == "in a"
+
+    def test_the_append_loop_retries_until_it_wins(self, store):
+        """Two views on two handles: the stale one catches up and appends the next version."""
+        a = StreamView(store, "s", "s", lambda: "a")
+        b = StreamView(self.reopen(store), "s", "s", lambda: "b")
+        create = {"type": "ExperimentCreated", "format": 1, "name": "s", "kind": "manual",
+                  "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+        a.transact(lambda s, v, now: Decision([create]))
+        b.refresh()
+        add = lambda s, v, now: Decision([{"type": "JobAdded", "job": str(s.next_number), "hyperparameters": {},
+                                           "status": "QUEUED", "results": {}}])
+        a.transact(add)
+        b.transact(add)  # b is one commit behind: it must catch up, not overwrite
+        assert a.refresh() == b.state
+        assert sorted(a.state.jobs) == ["1", "2"]
+
+    def test_processes_appending_concurrently_lose_nothing(self, store):
+        expr = self.subprocess_store_expr(store)
+        if expr is None:
+            pytest.skip("this store lives in one process")
+        script = textwrap.dedent(f"""
+            import sys
+            from schedy.adapters.stream import StreamView
+            from schedy.core.decide import Decision
+            store = {expr}
+            view = StreamView(store, "s", "s", lambda: sys.argv[1])
+            for i in range(100):
+                view.transact(lambda s, v, now: Decision([{{"type": "JobAdded", "job": str(s.next_number),
+                    "hyperparameters": {{"w": sys.argv[1], "i": i}}, "status": "QUEUED", "results": {{}}}}]))
+        """)
+        create = {"type": "ExperimentCreated", "format": 1, "name": "s", "kind": "manual",
+                  "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+        StreamView(store, "s", "s", lambda: "main").transact(lambda s, v, now: Decision([create]))
+        procs = [subprocess.Popen([sys.executable, "-c", script, f"w{n}"]) for n in range(4)]
+        assert [p.wait(timeout=120) for p in procs] == [0] * 4
+        records, _ = self.reopen(store).read("s", store.initial_cursor())
+        commits = [decode_commit(r) for r in records]
+        assert [c.version for c in commits] == list(range(1, 402))
+        seen = {(e["hyperparameters"]["w"], e["hyperparameters"]["i"]) for c in commits[1:] for e in c.events}
+        assert seen == {(f"w{n}", i) for n in range(4) for i in range(100)}
+        assert find_double_claims(commits) == []

@@ -1,0 +1,114 @@
+"""Behaviour specific to the local file store: torn records, corruption, format, fork."""
+
+import multiprocessing
+import os
+
+import orjson
+import pytest
+
+import schedy
+from schedy.adapters.naming import stream_key
+from schedy.core.check import find_double_claims
+from schedy.core.codec import Commit, encode_commit
+from schedy.errors import CorruptLogError, NoJobError, UnsupportedFormatError
+
+from conftest import log_commits
+
+
+def log_file(db, name):
+    return db.path / "experiments" / stream_key(name) / "log.jsonl"
+
+
+def make(tmp_path, jobs=3):
+    db = schedy.SchedyDB(str(tmp_path / "db"))
+    exp = db.add_experiment(schedy.ManualSearch("e"))
+    for i in range(jobs):
+        exp.add_job({"i": i})
+    return db, exp
+
+
+def test_a_torn_last_record_is_ignored_by_readers_and_repaired_by_the_next_writer(tmp_path):
+    db, exp = make(tmp_path)
+    path = log_file(db, "e")
+    whole = path.read_bytes()
+    lines = whole.splitlines(keepends=True)
+    last = lines[-1]
+    for cut in range(1, len(last)):  # every byte offset inside the last commit
+        path.write_bytes(whole[: len(whole) - len(last) + cut])
+        reader = schedy.SchedyDB(str(db.path)).get_experiment("e")
+        assert len(reader.all_jobs()) == 2, f"cut at {cut}"
+        job = reader.add_job({"i": "new"})  # the writer cuts the torn bytes off first
+        assert job.job_id == "3"
+        after, prefix = path.read_bytes(), whole[: len(whole) - len(last)]
+        assert after.startswith(prefix) and after[len(prefix):].count(b"\n") == 1 and after.endswith(b"\n")
+        assert b'"i":2' not in after, "the torn bytes were cut off"
+        assert len(schedy.SchedyDB(str(db.path)).get_experiment("e").all_jobs()) == 3
+    assert path.read_bytes().endswith(b"\n")
+
+
+def test_a_damaged_commit_in_the_middle_is_a_clear_error(tmp_path):
+    db, exp = make(tmp_path)
+    path = log_file(db, "e")
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"i":1', b'"i":7')
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(CorruptLogError, match=r"experiment 'e': commit 3 is damaged"):
+        schedy.SchedyDB(str(db.path)).get_experiment("e")
+
+
+def test_a_missing_commit_is_a_clear_error(tmp_path):
+    db, exp = make(tmp_path)
+    path = log_file(db, "e")
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:2] + lines[3:]))
+    with pytest.raises(CorruptLogError, match="expected commit 3, found commit 4"):
+        schedy.SchedyDB(str(db.path)).get_experiment("e")
+
+
+def test_a_log_from_a_newer_format_is_refused(tmp_path):
+    db, exp = make(tmp_path, jobs=0)
+    path = log_file(db, "e")
+    event = {"type": "ExperimentCreated", "format": 2, "name": "future", "kind": "manual",
+             "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+    (db.path / "experiments" / stream_key("future")).mkdir()
+    log_file(db, "future").write_bytes(encode_commit(Commit(1, 0.0, "w", [event])))
+    with pytest.raises(UnsupportedFormatError, match="format 2.*upgrade Schedy"):
+        db.get_experiment("future")
+    assert path.exists()
+
+
+def test_a_database_marker_from_a_newer_format_is_refused(tmp_path):
+    (tmp_path / "SCHEDY").write_bytes(orjson.dumps({"format": 99}))
+    with pytest.raises(schedy.errors.DatabaseError, match="format 99"):
+        schedy.SchedyDB(str(tmp_path))
+
+
+def _drain(exp, out):
+    ids = []
+    while True:
+        try:
+            with exp.next_job() as job:
+                ids.append(job.job_id)
+        except NoJobError:
+            break
+    out.put(ids)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_children_sharing_the_parents_database_object_never_share_a_job(tmp_path):
+    """A child inherits the parent's open log file; flock must still exclude parent and children."""
+    db, exp = make(tmp_path, jobs=200)
+    exp.all_jobs()  # open the log in the parent before forking
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_drain, args=(exp, out)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    _drain(exp, out)
+    ids = [i for _ in range(4) for i in out.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=120)
+    assert sorted(ids, key=int) == [str(i) for i in range(1, 201)]
+    commits = log_commits(db, "e")
+    assert find_double_claims(commits) == []
+    assert len({c.worker for c in commits if any(e["type"] == "JobClaimed" for e in c.events)}) >= 2
