@@ -198,7 +198,7 @@ class Experiment:
         the block ends, CRASHED if it raises, and its results are pushed.
         """
         name, worker = self.name, self._require_db() and self._db.worker
-        job_id = self._transact(lambda s, v, now: decide.next_job(s, name, worker, v))
+        job_id = self._transact(lambda s, v, now: decide.next_job(s, name, worker, v, now))
         return self._job(job_id)
 
     def get_job(self, job_id):

@@ -66,14 +66,20 @@ class StreamView:
                 now = self.clock()
                 decision = decide(state, version, now)
                 if not decision.events:
-                    return decision.value
+                    return _outcome(decision)
                 commit = Commit(version, now, self.worker(), decision.events)
                 new_state = apply(state, commit, f"experiment {self.label!r}")
                 cursor = self.store.append(self.key, self.cursor, version, encode_commit(commit))
                 if cursor is not None:
                     self.state, self.cursor = new_state, cursor
-                    return decision.value
+                    return _outcome(decision)
             time.sleep(random.uniform(0, min(1.0, 0.005 * 2**attempt)))
         raise ConflictError(
             f"experiment {self.label!r}: gave up after {MAX_ATTEMPTS} attempts lost to concurrent writers; nothing was written"
         )
+
+
+def _outcome(decision):
+    if decision.error is not None:
+        raise decision.error
+    return decision.value

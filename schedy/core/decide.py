@@ -18,10 +18,15 @@ from .state import live, oldest_queued
 
 
 class Decision(NamedTuple):
-    """Events to append as one commit (none: append nothing), and the value to return to the caller."""
+    """Events to append as one commit (none: append nothing), then the value to return or the error to raise.
+
+    ``error`` lets a decision record something (for example, that the
+    experiment is finished) and still refuse the caller's request.
+    """
 
     events: list
     value: object = None
+    error: Exception = None
 
 
 def rng_for(state, version):
@@ -81,7 +86,7 @@ def add_job(state, name, hyperparameters, status, results):
     return Decision([ev.job_added(job_id, hyperparameters, status, results)], job_id)
 
 
-def next_job(state, name, worker, version):
+def next_job(state, name, worker, version, now):
     """Claim the oldest queued job, or the scheduler's new one; raise NoJobError if there is none."""
     require(state, name)
     if state.status != ev.RUNNING:
@@ -89,7 +94,7 @@ def next_job(state, name, worker, version):
     job_id = oldest_queued(state)
     if job_id is not None:
         return Decision([ev.job_claimed(job_id, worker)], job_id)
-    proposal = scheduler(state.kind).propose(state, rng_for(state, version))
+    proposal = scheduler(state.kind).propose(state, now, rng_for(state, version))
     if proposal is None:
         raise NoJobError(f"experiment {name!r} has no queued job")
     job_id = str(state.next_number)

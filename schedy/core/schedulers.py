@@ -4,7 +4,7 @@ A scheduler is a small object with three pure functions:
 
 * ``check_params(params)``: validate the log-form parameters of a definition;
 * ``check_job(params, hyperparameters)``: validate a job added by hand;
-* ``propose(state, rng)``: the new job to hand out when no queued job waits,
+* ``propose(state, now, rng)``: the new job to hand out when no queued job waits,
   as a dict of :func:`schedy.core.events.job_added` fields, or None.
 
 Population Based Training plugs in here as one more entry of ``SCHEDULERS``.
@@ -28,7 +28,7 @@ class ManualScheduler:
         pass
 
     @staticmethod
-    def propose(state, rng):
+    def propose(state, now, rng):
         return None
 
 
@@ -67,7 +67,7 @@ class RandomScheduler:
             )
 
     @classmethod
-    def propose(cls, state, rng):
+    def propose(cls, state, now, rng):
         hps = {name: values.encode(d.sample(rng)) for name, d in cls.distributions(state.params).items()}
         return {"hyperparameters": hps, "results": {}}
 
