@@ -197,7 +197,8 @@ class Experiment:
         Use it as ``with exp.next_job() as job:``: the job is marked DONE when
         the block ends, CRASHED if it raises, and its results are pushed.
         """
-        name, worker = self.name, self._require_db() and self._db.worker
+        self._require_db()
+        name, worker = self.name, self._db.worker
         job_id = self._transact(lambda s, v, now: decide.next_job(s, name, worker, v, now))
         return self._job(job_id)
 
@@ -330,16 +331,16 @@ class Job:
         res = values.encode_mapping(self.results, "results")
         status = ev.check_job_status(self.status)
         expected = self._version if safe else None
-        worker = exp._require_db() and exp._db.worker
-        name, job_id = exp.name, self.job_id
+        exp._require_db()
+        worker, name, job_id = exp._db.worker, exp.name, self.job_id
         exp._transact(lambda s, v, now: decide.update_job(s, name, job_id, worker, status, hps, res, expected))
         self._adopt()
 
     def try_run(self):
         """Claim this job (status RUNNING) for this worker; raise UnsafeUpdateError if another holds it or it changed."""
         exp = self.experiment
-        worker = exp._require_db() and exp._db.worker
-        name, job_id, expected = exp.name, self.job_id, self._version
+        exp._require_db()
+        worker, name, job_id, expected = exp._db.worker, exp.name, self.job_id, self._version
         exp._transact(lambda s, v, now: decide.claim_job(s, name, job_id, worker, expected))
         self._adopt()
 
