@@ -155,7 +155,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.workers < 1 or args.jobs < 1 or args.pause < 0:
         parser.error("--workers and --jobs must be at least 1, --pause not negative")
-    db_path = args.db if args.db is not None else tempfile.mkdtemp(prefix="schedy-demo-")
+    db_path = os.path.abspath(args.db) if args.db is not None else tempfile.mkdtemp(prefix="schedy-demo-")
     return run(db_path, args.workers, args.jobs, args.seed, args.pause)
 
 

@@ -53,7 +53,7 @@ class SchedyDB:
     """
 
     def __init__(self, path=None, *, worker=None, durable=True):
-        self.path = _local_path(default_path() if path is None else path)
+        self.path = _local_path(default_path() if path is None else path).absolute()
         self._store = FileLogStore(self.path, durable=durable)
         self._worker_name = worker
         self._worker = None
