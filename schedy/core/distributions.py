@@ -17,10 +17,24 @@ from . import values
 def _real(name, x):
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {type(x).__name__} {x!r}")
-    if not math.isfinite(x):
+    if isinstance(x, (int, np.integer)):
+        values.encode(int(x), name)  # refuses integers the log cannot hold
+    elif not math.isfinite(x):
         raise ValueError(f"{name} must be finite, got {x!r}")
     # Keep ints as ints so that a definition read back from the log equals the original.
     return int(x) if isinstance(x, (int, np.integer)) else float(x)
+
+
+def _mix(low, high, u):
+    """``low + u * (high - low)`` without overflow when the range exceeds the largest float."""
+    return float(low * (1.0 - u) + high * u)
+
+
+def _within(x, low, high):
+    """Keep a sample inside ``[low, high)`` despite floating-point rounding."""
+    if x >= high:
+        return math.nextafter(float(high), -math.inf)
+    return max(x, float(low))
 
 
 class Distribution:
@@ -56,7 +70,7 @@ class Uniform(Distribution):
             raise ValueError(f"Uniform needs low < high, got low={self.low!r}, high={self.high!r}")
 
     def sample(self, rng):
-        return float(rng.uniform(self.low, self.high))
+        return _within(_mix(self.low, self.high, rng.random()), self.low, self.high)
 
     def _args(self):
         return {"low": self.low, "high": self.high}
@@ -77,7 +91,8 @@ class LogUniform(Distribution):
             raise ValueError(f"LogUniform needs 0 < low < high, got low={self.low!r}, high={self.high!r}")
 
     def sample(self, rng):
-        return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        x = math.exp(_mix(math.log(self.low), math.log(self.high), rng.random()))
+        return _within(x, self.low, self.high)
 
     def _args(self):
         return {"low": self.low, "high": self.high}
@@ -139,8 +154,10 @@ class Choice(Distribution):
         if self.weights is None:
             i = int(rng.integers(len(self.values)))
         else:
-            total = float(sum(self.weights))
-            i = int(rng.choice(len(self.values), p=[w / total for w in self.weights]))
+            top = float(max(self.weights))  # scale first: a sum of huge weights would overflow
+            scaled = [w / top for w in self.weights]
+            total = sum(scaled)
+            i = int(rng.choice(len(self.values), p=[w / total for w in scaled]))
         return values.decode(values.encode(self.values[i]))
 
     def _args(self):
@@ -190,6 +207,8 @@ def from_log(d):
         return cls(args["low"], args["high"])
     except KeyError as e:
         raise ValueError(f"distribution {name!r} is missing the argument {e.args[0]!r}") from None
+    except TypeError as e:
+        raise ValueError(f"distribution {name!r} has an argument of the wrong type: {e}") from None
 
 
 def check_distributions(distributions):
