@@ -351,11 +351,13 @@ class Job:
         exp._transact(lambda s, v, now: decide.delete_job(s, name, job_id, ensure))
 
     def __enter__(self):
+        """Claim the job if it is not RUNNING yet (see :meth:`try_run`); return it."""
         if self.status != ev.RUNNING:
             self.try_run()
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        """Mark the job DONE, or CRASHED if the block raised (the exception propagates); push it with :meth:`put`."""
         self.status = ev.CRASHED if exc_type is not None else ev.DONE
         self.put()
         return False
