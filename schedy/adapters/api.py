@@ -13,9 +13,10 @@ from urllib.parse import unquote, urlparse
 
 from ..core import decide
 from ..core import events as ev
-from ..core import values
+from ..core import pbt, values
 from ..core.distributions import check_distributions
 from ..core.schedulers import RandomScheduler
+from ..core.state import lineage
 from ..errors import ExperimentNotFoundError, SchedyError
 from .filestore import FileLogStore
 from .naming import check_name, stream_key
@@ -213,6 +214,16 @@ class Experiment:
         decide.require(state, self.name)
         return [Job._from_state(self, j) for j in sorted(state.jobs.values(), key=lambda j: j.number)]
 
+    def lineage(self, job_id):
+        """The chain of jobs from generation 0 to ``job_id``, each continuing from the one before.
+
+        With PBT this is the hyperparameter schedule that produced a model:
+        ``[j.hyperparameters for j in exp.lineage(best.job_id)]``.
+        """
+        state = self._refresh()
+        decide.require_job(state, self.name, job_id)
+        return [Job._from_state(self, j) for j in lineage(state, job_id)]
+
     def push_updates(self):
         """Write the attributes changed on this object (``status``, distributions...) to the log."""
         view = self._require_db()
@@ -265,7 +276,52 @@ class RandomSearch(Experiment):
         self.distributions = RandomScheduler.distributions(params)
 
 
-KINDS = {cls._kind: cls for cls in (ManualSearch, RandomSearch)}
+class PopulationBasedTraining(Experiment):
+    """Population Based Training: each job is one training segment of a member of the population.
+
+    ``objective`` is ``schedy.pbt.MINIMIZE`` or ``MAXIMIZE`` and
+    ``result_name`` the result ranked by. ``exploit`` (``Truncate`` or
+    ``BinaryTournament``) decides when a member continues from a better one;
+    ``explore`` maps hyperparameter names to ``Perturb``, ``Resample``,
+    ``AddNoise`` or a list of them, applied to what was copied. With
+    ``initial_distributions`` and ``population_size``, the first
+    ``population_size`` jobs are sampled; otherwise the jobs you add form the
+    population. Each member trains at most ``max_generations`` segments.
+    See docs/pbt.md.
+    """
+
+    _kind = "pbt"
+
+    def __init__(self, name, objective, result_name, exploit, explore={}, initial_distributions={},
+                 population_size=None, status=Experiment.RUNNING, max_generations=None, seed=None):
+        super().__init__(name, status, seed)
+        self.objective = objective
+        self.result_name = result_name
+        self.exploit = exploit
+        self.explore = explore
+        self.initial_distributions = initial_distributions
+        self.population_size = population_size
+        self.max_generations = max_generations
+        self._params()  # refuse a bad definition now, not when it is added
+
+    def _config(self):
+        if not isinstance(self.explore, dict):
+            raise TypeError(f"explore must be a dict of hyperparameter name -> strategy, got {type(self.explore).__name__}")
+        explore = {n: list(v) if isinstance(v, tuple) else v for n, v in self.explore.items()}
+        return pbt.Config(self.objective, self.result_name, self.exploit, explore,
+                          check_distributions(self.initial_distributions), self.population_size, self.max_generations)
+
+    def _params(self):
+        return self._config().to_log()
+
+    def _load_params(self, params):
+        c = pbt.Config.from_log(params)
+        self.objective, self.result_name, self.exploit = c.objective, c.result_name, c.exploit
+        self.explore, self.initial_distributions = c.explore, c.initial_distributions
+        self.population_size, self.max_generations = c.population_size, c.max_generations
+
+
+KINDS = {cls._kind: cls for cls in (ManualSearch, RandomSearch, PopulationBasedTraining)}
 
 
 def _from_state(db, view):
@@ -303,6 +359,7 @@ class Job:
         self.results = {} if results is None else results
         self.generation = generation
         self.parent_id = parent_id
+        self.member = None
         self._version = None
 
     @classmethod
@@ -310,6 +367,7 @@ class Job:
         job = cls(js.job_id, exp, values.decode_mapping(js.hyperparameters), js.status,
                   values.decode_mapping(js.results), js.generation, js.parent)
         job._version = js.version
+        job.member = js.member
         return job
 
     def __repr__(self):

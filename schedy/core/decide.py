@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ExperimentNotFoundError, JobNotFoundError, NoJobError, ResourceExistsError, UnsafeUpdateError
 from . import events as ev
+from .pbt import FINISHED
 from .schedulers import scheduler
 from .state import live, oldest_queued
 
@@ -81,9 +82,11 @@ def delete_experiment(state, name, ensure=True):
 def add_job(state, name, hyperparameters, status, results):
     require(state, name)
     ev.check_job_status(status)
-    scheduler(state.kind).check_job(state.params, hyperparameters)
+    kind = scheduler(state.kind)
+    kind.check_job(state.params, hyperparameters)
+    kind.check_update(state, None, status, results)
     job_id = str(state.next_number)
-    return Decision([ev.job_added(job_id, hyperparameters, status, results)], job_id)
+    return Decision([ev.job_added(job_id, hyperparameters, status, results, **kind.on_add(state))], job_id)
 
 
 def next_job(state, name, worker, version, now):
@@ -95,8 +98,11 @@ def next_job(state, name, worker, version, now):
     if job_id is not None:
         return Decision([ev.job_claimed(job_id, worker)], job_id)
     proposal = scheduler(state.kind).propose(state, now, rng_for(state, version))
-    if proposal is None:
-        raise NoJobError(f"experiment {name!r} has no queued job")
+    if proposal == FINISHED:
+        return Decision([ev.experiment_updated(status=ev.DONE)],
+                        error=NoJobError(f"experiment {name!r} is finished: every member reached max_generations"))
+    if isinstance(proposal, str):
+        raise NoJobError(f"experiment {name!r} has no job to hand out: {proposal}")
     job_id = str(state.next_number)
     return Decision([ev.job_added(job_id, status=ev.QUEUED, **proposal), ev.job_claimed(job_id, worker)], job_id)
 
@@ -123,6 +129,7 @@ def update_job(state, name, job_id, worker, status, hyperparameters, results, ex
     job = require_job(state, name, job_id)
     _check_version(job, name, expected_version)
     ev.check_job_status(status)
+    scheduler(state.kind).check_update(state, job, status, results)
     events, changes = [], {}
     if status == ev.RUNNING and job.status != ev.RUNNING:
         # Every way into RUNNING is a claim, so the no-double-claim invariant covers puts too.

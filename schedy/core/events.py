@@ -49,9 +49,12 @@ def experiment_deleted():
     return {"type": EXPERIMENT_DELETED}
 
 
-def job_added(job_id, hyperparameters, status, results, generation=None, parent=None):
-    return {"type": JOB_ADDED, "job": job_id, "hyperparameters": hyperparameters, "status": status,
-            "results": results, "generation": generation, "parent": parent}
+def job_added(job_id, hyperparameters, status, results, generation=None, parent=None, member=None):
+    e = {"type": JOB_ADDED, "job": job_id, "hyperparameters": hyperparameters, "status": status,
+         "results": results, "generation": generation, "parent": parent}
+    if member is not None:
+        e["member"] = member
+    return e
 
 
 def job_claimed(job_id, worker):

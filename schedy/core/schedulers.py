@@ -1,38 +1,58 @@
-"""What each kind of experiment does when its queue is empty.
+"""What each kind of experiment decides beyond the shared queue.
 
-A scheduler is a small object with three pure functions:
-
-* ``check_params(params)``: validate the log-form parameters of a definition;
-* ``check_job(params, hyperparameters)``: validate a job added by hand;
-* ``propose(state, now, rng)``: the new job to hand out when no queued job waits,
-  as a dict of :func:`schedy.core.events.job_added` fields, or None.
-
-Population Based Training plugs in here as one more entry of ``SCHEDULERS``.
+A scheduler is a class of pure functions over log-form values. Add a kind by
+subclassing :class:`Scheduler` and listing it in ``SCHEDULERS``.
 """
 
-from . import distributions, values
+from . import distributions, pbt, values
+from . import events as ev
 
 
-class ManualScheduler:
+class Scheduler:
+    """The defaults: no parameters to check, nothing to propose."""
+
+    kind = None
+
+    @classmethod
+    def check_params(cls, params):
+        """Raise ValueError unless ``params`` is a valid definition of this kind."""
+
+    @classmethod
+    def check_job(cls, params, hyperparameters):
+        """Raise ValueError unless a job with ``hyperparameters`` may be added (or put) by hand."""
+
+    @classmethod
+    def on_add(cls, state):
+        """Extra ``JobAdded`` fields (generation, parent, member) of a job added by hand."""
+        return {}
+
+    @classmethod
+    def check_update(cls, state, job, status, results):
+        """Raise ValueError unless ``status`` and ``results`` are acceptable for ``job`` (None: a job being added)."""
+
+    @classmethod
+    def propose(cls, state, now, rng):
+        """The job to hand out when no queued job waits.
+
+        Return a dict of ``JobAdded`` fields (the job is claimed in the same
+        commit); or a string saying why there is none (``NoJobError``); or
+        :data:`schedy.core.pbt.FINISHED`, which marks the experiment DONE.
+        """
+        return "it has no queued job"
+
+
+class ManualScheduler(Scheduler):
     """Hands out only the jobs queued by hand."""
 
     kind = "manual"
 
-    @staticmethod
-    def check_params(params):
+    @classmethod
+    def check_params(cls, params):
         if params != {"scheduler": {"Manual": {}}}:
             raise ValueError(f"invalid manual search parameters {params!r}")
 
-    @staticmethod
-    def check_job(params, hyperparameters):
-        pass
 
-    @staticmethod
-    def propose(state, now, rng):
-        return None
-
-
-class RandomScheduler:
+class RandomScheduler(Scheduler):
     """Samples a new job from the distributions when the queue is empty."""
 
     kind = "random"
@@ -72,7 +92,49 @@ class RandomScheduler:
         return {"hyperparameters": hps, "results": {}}
 
 
-SCHEDULERS = {s.kind: s for s in (ManualScheduler, RandomScheduler)}
+class PBTScheduler(Scheduler):
+    """Population Based Training: each job is one training segment of a population member."""
+
+    kind = "pbt"
+
+    @classmethod
+    def check_params(cls, params):
+        pbt.Config.from_log(params)
+
+    @classmethod
+    def check_job(cls, params, hyperparameters):
+        config = pbt.Config.from_log(params)
+        missing = [n for n in config.explore if n not in hyperparameters]
+        if missing:
+            raise ValueError(f"a job of this PBT experiment must carry the hyperparameters it explores: "
+                             f"missing {', '.join(map(repr, missing))}")
+        for name, spec in config.explore.items():
+            pbt.check_explorable(name, values.decode(hyperparameters[name]), spec, config)
+
+    @classmethod
+    def on_add(cls, state):
+        return {"generation": 0, "parent": None, "member": len(state.members)}
+
+    @classmethod
+    def check_update(cls, state, job, status, results):
+        if status != ev.DONE or (job is not None and job.member is None):
+            return
+        name = pbt.Config.from_log(state.params).result_name
+        if name not in results:
+            what = "a job added as DONE" if job is None else f"job {job.job_id!r}"
+            raise ValueError(f"{what} of experiment {state.name!r} finished without its result {name!r}, "
+                             f"which PBT ranks members by; set job.results[{name!r}] before the job ends")
+        score = values.decode(results[name])
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise ValueError(f"the result {name!r} of {'a new job' if job is None else 'job ' + repr(job.job_id)} "
+                             f"must be a number, got {score!r}")
+
+    @classmethod
+    def propose(cls, state, now, rng):
+        return pbt.propose(state, now, rng, pbt.Config.from_log(state.params))
+
+
+SCHEDULERS = {s.kind: s for s in (ManualScheduler, RandomScheduler, PBTScheduler)}
 
 
 def scheduler(kind):

@@ -28,6 +28,7 @@ class JobState(NamedTuple):
     added: int  # commit that added the job
     claimed_at: Optional[float]  # commit time of the current or last claim
     queue_seq: Optional[int]  # identifies the job's current turn in the queue
+    member: Optional[int] = None  # PBT: the population member this job is a segment of
 
 
 class ExperimentState(NamedTuple):
@@ -46,6 +47,7 @@ class ExperimentState(NamedTuple):
     next_seq: int
     version: int
     created: int  # commit that created this incarnation of the experiment
+    members: object = pmap()  # PBT: PMap[member, PVector[job_id]], each member's segments in order
 
 
 def _queue_valid(state, entry):
@@ -79,7 +81,7 @@ def _created(state, e, c):
     return ExperimentState(
         name=e["name"], kind=e["kind"], params=e["params"], status=e["status"], seed=e["seed"],
         deleted=False, jobs=pmap(), next_number=state.next_number if state else 1,
-        queue=pvector(), queue_head=0, next_seq=0, version=c.version, created=c.version,
+        queue=pvector(), queue_head=0, next_seq=0, version=c.version, created=c.version, members=pmap(),
     )
 
 
@@ -97,10 +99,13 @@ def _job_added(state, e, c):
     if job_id in state.jobs:
         raise ValueError(f"job {job_id!r} added twice")
     number = int(job_id)
+    member = e.get("member")
     job = JobState(job_id, number, e["status"], e["hyperparameters"], e["results"], e.get("generation"),
-                   e.get("parent"), None, c.version, c.version, None, None)
+                   e.get("parent"), None, c.version, c.version, None, None, member)
     if job.status == ev.QUEUED:
         state, job = _enqueue(state, job)
+    if member is not None:
+        state = state._replace(members=state.members.set(member, state.members.get(member, pvector()).append(job_id)))
     return state._replace(jobs=state.jobs.set(job_id, job), next_number=max(state.next_number, number + 1))
 
 
@@ -173,3 +178,12 @@ def fold(commits, state=None, stream="the experiment"):
 def live(state):
     """True if the stream holds an experiment that exists (created and not deleted)."""
     return state is not None and not state.deleted
+
+
+def lineage(state, job_id):
+    """The jobs from generation 0 to ``job_id``, following parent links (it stops at a deleted job)."""
+    chain, job = [], state.jobs.get(job_id)
+    while job is not None:
+        chain.append(job)
+        job = state.jobs.get(job.parent) if job.parent is not None else None
+    return chain[::-1]

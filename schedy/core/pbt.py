@@ -1,0 +1,437 @@
+"""Population Based Training as a pure generation step.
+
+Each training segment of a member is one job. When a worker asks for work and
+no queued job waits, :func:`propose` picks the ready member that is furthest
+behind, ranks the population by the quality result of each member's latest
+finished segment, lets the member exploit (copy a better member's weights and
+hyperparameters) and explore (perturb what it copied), and returns the next
+segment as a new job. See docs/pbt.md for the full semantics.
+"""
+
+import math
+from dataclasses import dataclass
+
+from . import distributions, values
+from . import events as ev
+
+MINIMIZE = "min"
+MAXIMIZE = "max"
+FINISHED = "finished"  # propose() result: every member reached max_generations
+
+
+def _number(name, x, positive=False):
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        raise ValueError(f"{name} must be a finite number, got {x!r}")
+    if positive and not x > 0:
+        raise ValueError(f"{name} must be positive, got {x!r}")
+    return x
+
+
+def _bounds(owner, low, high):
+    if low is not None:
+        _number(f"{owner} low", low)
+    if high is not None:
+        _number(f"{owner} high", high)
+    if low is not None and high is not None and not low < high:
+        raise ValueError(f"{owner} needs low < high, got low={low!r}, high={high!r}")
+
+
+def _clamp(x, low, high, integer):
+    if low is not None:
+        x = max(x, math.ceil(low) if integer else low)
+    if high is not None:
+        x = min(x, math.floor(high) if integer else high)
+    return x
+
+
+def _better(a, b, objective):
+    """True if score ``a`` is strictly better than ``b``; NaN is worse than everything."""
+    if math.isnan(a):
+        return False
+    if math.isnan(b):
+        return True
+    return a < b if objective == MINIMIZE else a > b
+
+
+# -- exploit strategies -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Truncate:
+    """A member in the bottom ``proportion`` of the ranking continues from one drawn uniformly from the top ``proportion``."""
+
+    proportion: float = 0.2
+
+    def __post_init__(self):
+        _number("Truncate proportion", self.proportion)
+        if not 0 < self.proportion <= 0.5:
+            raise ValueError(f"Truncate needs 0 < proportion <= 0.5, got {self.proportion!r}")
+
+    def to_log(self):
+        return {"truncate": self.proportion}
+
+    def choose(self, ranking, member, own, rng, objective, eligible):
+        """The member to copy, or None: one drawn from the top, if ``member`` is in the bottom and worse."""
+        k = int(len(ranking) * self.proportion)
+        if k == 0 or member not in [m for m, _ in ranking[-k:]]:
+            return None
+        # Ties across the cut copy nothing: a member only ever copies a strictly better one.
+        better = [m for m, s in ranking[:k] if m in eligible and _better(s, own, objective)]
+        return better[int(rng.integers(len(better)))] if better else None
+
+
+@dataclass(frozen=True)
+class BinaryTournament:
+    """A member compares itself with one other member drawn at random and copies it if that one is better."""
+
+    def to_log(self):
+        return {"binaryTournament": {}}
+
+    def choose(self, ranking, member, own, rng, objective, eligible):
+        """The member to copy, or None: one other member drawn at random, if it is strictly better."""
+        others = [(m, s) for m, s in ranking if m != member and m in eligible]
+        if not others:
+            return None
+        m, s = others[int(rng.integers(len(others)))]
+        return m if _better(s, own, objective) else None
+
+
+def exploit_from_log(d):
+    if isinstance(d, dict) and len(d) == 1:
+        (name, arg), = d.items()
+        if name == "truncate":
+            return Truncate(arg)
+        if name == "binaryTournament":
+            return BinaryTournament()
+    raise ValueError(f"unknown exploit strategy {d!r}; expected {{'truncate': p}} or {{'binaryTournament': {{}}}}")
+
+
+# -- explore strategies -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Perturb:
+    """Multiply the value by a factor drawn uniformly in ``[min_factor, max_factor)``.
+
+    ``discrete=True`` draws one of the two factors instead (the paper's 0.8 or
+    1.2). ``low``/``high`` clamp the result. Integers stay integers and move
+    by at least 1. A hyperparameter whose initial distribution is a
+    ``Choice`` moves to a neighbouring value of the choice instead.
+    """
+
+    min_factor: float = 0.8
+    max_factor: float = 1.2
+    low: float = None
+    high: float = None
+    discrete: bool = False
+
+    def __post_init__(self):
+        _number("Perturb min_factor", self.min_factor, positive=True)
+        _number("Perturb max_factor", self.max_factor, positive=True)
+        if not self.min_factor <= self.max_factor:
+            raise ValueError(f"Perturb needs min_factor <= max_factor, got {self.min_factor!r} > {self.max_factor!r}")
+        _bounds("Perturb", self.low, self.high)
+        if not isinstance(self.discrete, bool):
+            raise TypeError(f"Perturb discrete must be True or False, got {self.discrete!r}")
+
+    def to_log(self):
+        args = {"minFactor": self.min_factor, "maxFactor": self.max_factor}
+        for key, val in (("low", self.low), ("high", self.high)):
+            if val is not None:
+                args[key] = val
+        if self.discrete:
+            args["discrete"] = True
+        return {"perturb": args}
+
+    def apply(self, value, rng, choices=None):
+        if choices is not None and value in choices and len(choices) > 1:
+            i = choices.index(value)
+            j = i + (1 if rng.random() < 0.5 else -1)
+            j = 1 if j < 0 else (len(choices) - 2 if j >= len(choices) else j)
+            return values.decode(values.encode(choices[j]))
+        if self.discrete:
+            factor = self.min_factor if rng.random() < 0.5 else self.max_factor
+        else:
+            factor = float(rng.uniform(self.min_factor, self.max_factor))
+        new = value * factor
+        if type(value) is int:
+            moved = round(new)
+            if moved == value and new != value:
+                moved = value + (1 if new > value else -1)
+            return int(_clamp(moved, self.low, self.high, True))
+        return float(_clamp(new, self.low, self.high, False))
+
+
+@dataclass(frozen=True)
+class Resample:
+    """With probability ``probability``, draw a fresh value from ``distribution`` (and skip the strategies after it)."""
+
+    distribution: distributions.Distribution
+    probability: float = 0.25
+
+    def __post_init__(self):
+        if not isinstance(self.distribution, distributions.Distribution):
+            raise TypeError(f"Resample needs a schedy.random distribution, got {type(self.distribution).__name__}")
+        _number("Resample probability", self.probability)
+        if not 0 <= self.probability <= 1:
+            raise ValueError(f"Resample probability must lie in [0, 1], got {self.probability!r}")
+
+    def to_log(self):
+        return {"resample": {"distribution": self.distribution.to_log(), "probability": self.probability}}
+
+
+@dataclass(frozen=True)
+class AddNoise:
+    """Add Gaussian noise of standard deviation ``scale`` (works where a factor cannot move a value, such as 0)."""
+
+    scale: float
+    low: float = None
+    high: float = None
+
+    def __post_init__(self):
+        _number("AddNoise scale", self.scale, positive=True)
+        _bounds("AddNoise", self.low, self.high)
+
+    def to_log(self):
+        args = {"scale": self.scale}
+        for key, val in (("low", self.low), ("high", self.high)):
+            if val is not None:
+                args[key] = val
+        return {"noise": args}
+
+    def apply(self, value, rng, choices=None):
+        new = value + float(rng.normal(0.0, self.scale))
+        if type(value) is int:
+            return int(_clamp(round(new), self.low, self.high, True))
+        return float(_clamp(new, self.low, self.high, False))
+
+
+EXPLORE_TYPES = (Perturb, Resample, AddNoise)
+
+
+def explore_from_log(d):
+    if isinstance(d, list):
+        return [explore_from_log(x) for x in d]
+    if isinstance(d, dict) and len(d) == 1:
+        (name, a), = d.items()
+        if isinstance(a, dict):
+            if name == "perturb":
+                return Perturb(a.get("minFactor", 0.8), a.get("maxFactor", 1.2), a.get("low"), a.get("high"),
+                               a.get("discrete", False))
+            if name == "resample":
+                return Resample(distributions.from_log(a["distribution"]), a.get("probability", 0.25))
+            if name == "noise":
+                return AddNoise(a["scale"], a.get("low"), a.get("high"))
+    raise ValueError(f"unknown explore strategy {d!r}; expected perturb, resample or noise")
+
+
+def _strategies(spec):
+    return spec if isinstance(spec, list) else [spec]
+
+
+def check_explorable(name, value, spec, config):
+    """Raise ValueError unless the strategies ``spec`` can explore ``value`` of hyperparameter ``name``."""
+    dist = config.initial_distributions.get(name)
+    for strategy in _strategies(spec):
+        if isinstance(strategy, Resample):
+            continue
+        if isinstance(strategy, Perturb) and isinstance(dist, distributions.Choice) and value in dist.values:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"hyperparameter {name!r} is explored by {type(strategy).__name__}, which needs a "
+                             f"number, but the job has {value!r}")
+
+
+def explore_value(value, spec, rng, choices=None):
+    """Apply one hyperparameter's explore strategies in order; a Resample that fires ends the chain."""
+    for strategy in _strategies(spec):
+        if isinstance(strategy, Resample):
+            if rng.random() < strategy.probability:
+                return strategy.distribution.sample(rng)
+        else:
+            value = strategy.apply(value, rng, choices)
+    return value
+
+
+# -- the definition -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Config:
+    """A PBT definition in Python form (what the log's params hold)."""
+
+    objective: str
+    result_name: str
+    exploit: object
+    explore: dict
+    initial_distributions: dict
+    population_size: int
+    max_generations: int
+
+    def __post_init__(self):
+        if self.objective not in (MINIMIZE, MAXIMIZE):
+            raise ValueError(f"objective must be schedy.pbt.MINIMIZE ('min') or MAXIMIZE ('max'), got {self.objective!r}")
+        if not isinstance(self.result_name, str) or not self.result_name:
+            raise ValueError(f"result_name must be a non-empty string, got {self.result_name!r}")
+        if not isinstance(self.exploit, (Truncate, BinaryTournament)):
+            raise TypeError(f"exploit must be schedy.pbt.Truncate(...) or BinaryTournament(), got {self.exploit!r}")
+        if not isinstance(self.explore, dict):
+            raise TypeError(f"explore must be a dict of hyperparameter name -> strategy, got {type(self.explore).__name__}")
+        for name, spec in self.explore.items():
+            if not isinstance(name, str):
+                raise TypeError(f"explore keys must be hyperparameter names (strings), got {name!r}")
+            strategies = _strategies(spec)
+            if not strategies or not all(isinstance(s, EXPLORE_TYPES) for s in strategies):
+                raise TypeError(f"explore of {name!r} must be Perturb, Resample, AddNoise or a list of them, got {spec!r}")
+        distributions.check_distributions(self.initial_distributions)
+        size = self.population_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"population_size must be a positive integer, got {size!r}")
+        if bool(self.initial_distributions) != (size is not None):
+            raise ValueError("initial_distributions and population_size go together: give both to sample the "
+                             "initial population, or neither and add its jobs with add_job")
+        missing = [n for n in self.explore if self.initial_distributions and n not in self.initial_distributions]
+        if missing:
+            raise ValueError(f"explore names {', '.join(map(repr, missing))}, which initial_distributions does not define")
+        for name, spec in self.explore.items():
+            dist = self.initial_distributions.get(name)
+            numeric = [s for s in _strategies(spec) if not isinstance(s, Resample)]
+            if numeric and dist is not None and not _numeric_dist(dist, numeric):
+                raise ValueError(f"explore of {name!r} changes numbers, but its initial distribution {dist!r} "
+                                 "does not give numbers")
+        g = self.max_generations
+        if g is not None and (isinstance(g, bool) or not isinstance(g, int) or g < 1):
+            raise ValueError(f"max_generations must be a positive integer, got {g!r}")
+
+    def to_log(self):
+        return {"scheduler": {"PBT": {
+            "objective": self.objective,
+            "qualityResultName": self.result_name,
+            "exploit": self.exploit.to_log(),
+            "explore": {n: ([s.to_log() for s in spec] if isinstance(spec, list) else spec.to_log())
+                        for n, spec in self.explore.items()},
+            "init": {n: d.to_log() for n, d in self.initial_distributions.items()},
+            "numParallel": self.population_size,
+            "maxGenerations": self.max_generations,
+        }}}
+
+    @classmethod
+    def from_log(cls, params):
+        try:
+            p = params["scheduler"]["PBT"]
+            return cls(
+                objective=p["objective"], result_name=p["qualityResultName"],
+                exploit=exploit_from_log(p["exploit"]),
+                explore={n: explore_from_log(s) for n, s in p.get("explore", {}).items()},
+                initial_distributions={n: distributions.from_log(d) for n, d in p.get("init", {}).items()},
+                population_size=p.get("numParallel"), max_generations=p.get("maxGenerations"),
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"invalid PBT parameters ({type(e).__name__}: {e})") from None
+
+
+def _is_number(x):
+    return not isinstance(x, bool) and isinstance(x, (int, float))
+
+
+def _numeric_dist(dist, strategies):
+    if isinstance(dist, (distributions.Uniform, distributions.LogUniform, distributions.Normal)):
+        return True
+    if isinstance(dist, distributions.Constant):
+        return _is_number(dist.value)
+    if isinstance(dist, distributions.Choice):
+        # Perturb moves along the choice; other numeric strategies need numbers.
+        return all(isinstance(s, Perturb) for s in strategies) or all(_is_number(v) for v in dist.values)
+    return False
+
+
+# -- the generation step ------------------------------------------------------------------------
+
+def score(job, config):
+    """The quality result of a finished job as a float (NaN if absent)."""
+    raw = job.results.get(config.result_name)
+    x = values.decode(raw) if raw is not None else math.nan
+    return float(x) if _is_number(x) else math.nan
+
+
+def rank(members, config):
+    """Sort ``[(member, score)]`` best first; NaN always last; ties keep member order."""
+    sign = 1.0 if config.objective == MINIMIZE else -1.0
+    return sorted(members, key=lambda ms: (math.isnan(ms[1]), sign * ms[1] if not math.isnan(ms[1]) else 0.0, ms[0]))
+
+
+def _member_jobs(state, history):
+    return [state.jobs[j] for j in history if j in state.jobs]
+
+
+def population(state, config):
+    """Per member: (member, latest job, latest DONE job or None), for members still in the population."""
+    out = []
+    for member in sorted(state.members):
+        jobs = _member_jobs(state, state.members[member])
+        if not jobs or jobs[-1].status == ev.PRUNED:
+            continue  # a pruned member leaves the population and is never copied
+        done = next((j for j in reversed(jobs) if j.status == ev.DONE), None)
+        out.append((member, jobs[-1], done))
+    return out
+
+
+def propose(state, now, rng, config):
+    """The next segment to hand out.
+
+    Returns a dict of ``JobAdded`` fields; :data:`FINISHED` when every member
+    has reached ``max_generations`` and none runs; or a string saying why no
+    job can be handed out yet (every member is busy, or there is no
+    population).
+    """
+    members = population(state, config)
+    if config.population_size is not None and len(state.members) < config.population_size:
+        hps = {n: values.encode(d.sample(rng)) for n, d in config.initial_distributions.items()}
+        return {"hyperparameters": hps, "results": {}, "generation": 0, "parent": None,
+                "member": len(state.members)}
+    if not members and state.members:
+        return FINISHED  # every member was pruned
+    if not members:
+        return "the population is empty: add its jobs with add_job, or give initial_distributions and population_size"
+    last = None if config.max_generations is None else config.max_generations - 1
+    ready = []
+    for member, latest, done in members:
+        if latest.status == ev.CRASHED:
+            ready.append((latest.generation, latest.version, member, latest, done))
+        elif latest.status == ev.DONE and (last is None or latest.generation < last):
+            ready.append((latest.generation + 1, latest.version, member, latest, done))
+    if not ready:
+        if all(latest.status == ev.DONE for _, latest, _ in members):
+            return FINISHED
+        return "every member of the population is running a segment; ask again when one finishes"
+    _, _, member, latest, done = min(ready, key=lambda r: r[:3])
+    if latest.status == ev.CRASHED:
+        # Redo the crashed segment from the checkpoint it started from.
+        parent = state.jobs.get(latest.parent) if latest.parent is not None else None
+        return {"hyperparameters": latest.hyperparameters, "results": _carry(parent, config),
+                "generation": latest.generation, "parent": latest.parent, "member": member}
+    ranking = rank([(m, score(d, config)) for m, _, d in members if d is not None], config)
+    # A copy continues its parent's lineage, so a donor must have a generation left to give.
+    eligible = {m for m, _, d in members if d is not None and (last is None or d.generation < last)}
+    donor = config.exploit.choose(ranking, member, score(latest, config), rng, config.objective, eligible)
+    source, hps = latest, latest.hyperparameters
+    if donor is not None:
+        source = next(d for m, _, d in members if m == donor)
+        hps = _explore(source.hyperparameters, config, rng)
+    return {"hyperparameters": hps, "results": _carry(source, config), "generation": source.generation + 1,
+            "parent": source.job_id, "member": member}
+
+
+def _carry(parent, config):
+    """Results a new segment starts with: its parent's (so ``model_path`` travels), minus the score."""
+    if parent is None:
+        return {}
+    return {k: v for k, v in parent.results.items() if k != config.result_name}
+
+
+def _explore(hps, config, rng):
+    out = dict(hps)
+    for name, spec in config.explore.items():
+        if name not in out:
+            continue
+        dist = config.initial_distributions.get(name)
+        choices = dist.values if isinstance(dist, distributions.Choice) else None
+        out[name] = values.encode(explore_value(values.decode(out[name]), spec, rng, choices))
+    return out
