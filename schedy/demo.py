@@ -1,21 +1,29 @@
-"""A random search run by several worker processes on one database, with no server.
+"""Population Based Training run by several worker processes on one database, with no server.
 
 Run it with::
 
-    python -m schedy.demo [--workers 4] [--jobs 40] [--db PATH] [--seed N]
+    python -m schedy.demo [--workers 4] [--population 8] [--generations 10] [--db PATH] [--seed N]
+
+The problem is the toy example of the PBT paper (Jaderberg et al., 2017,
+section 4.1): maximise Q(theta) = 1.2 - (theta0^2 + theta1^2), where each
+member trains theta by gradient ascent on the surrogate
+Q^(theta|h) = 1.2 - (h0 theta0^2 + h1 theta1^2), whose hyperparameters
+h = (h0, h1) are what PBT tunes. The weights theta are a numpy array: each
+segment loads them from ``job.results["model_path"]`` (the checkpoint of the
+job it continues from), takes a few steps, saves them to a new file named
+after its job id, and reports Q.
 
 The main process creates a database (a fresh temporary directory unless
-``--db`` is given) and a :class:`schedy.RandomSearch` over three
-hyperparameters, then starts the workers. Each worker opens its own
-:class:`schedy.SchedyDB` on the same directory and loops on
-``exp.next_job()``, evaluating a cheap toy objective. When enough jobs are
-DONE, the main process marks the experiment DONE: every worker's next
-``next_job()`` raises :class:`schedy.errors.NoJobError` and the worker stops.
-Jobs that were already running when the experiment was marked DONE still
-finish and report, so a few more jobs than the budget may end up DONE.
+``--db`` is given) and a :class:`schedy.PopulationBasedTraining` experiment
+(``Truncate`` + ``Perturb``), then starts the workers. Each worker opens its
+own :class:`schedy.SchedyDB` on the same directory and loops on
+``exp.next_job()``: when every member is busy, ``next_job()`` raises
+:class:`schedy.errors.NoJobError` while the experiment is RUNNING, and the
+worker retries shortly; when every member has trained its last generation,
+the experiment marks itself DONE and the workers stop.
 
-Finally it prints a leaderboard. The worker of each job is read straight from
-the log file, one JSON commit per line, as an auditor would read it.
+Finally it prints a leaderboard of the members, the hyperparameter schedule
+that produced the best model (``exp.lineage``), and the path of the log.
 """
 
 import argparse
@@ -28,32 +36,52 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 import schedy
 from schedy.adapters.naming import stream_key
 from schedy.errors import NoJobError, ResourceExistsError
-from schedy.random import Choice, Normal, Uniform
+from schedy.pbt import MAXIMIZE, Perturb, Truncate
+from schedy.random import Uniform
 
 EXPERIMENT = "demo"
-OPTIMIZER_PENALTY = {"adam": 0.0, "rmsprop": 0.3, "sgd": 1.0}
+THETA0 = (0.9, 0.9)  # the paper's starting point
+STEP = 0.02  # gradient ascent step size
 
 
-def objective(x, y, optimizer):
-    """The toy "training": a loss to minimise, smallest at x=1, y=-2 with adam."""
-    return (x - 1) ** 2 + (y + 2) ** 2 + OPTIMIZER_PENALTY[optimizer]
+def quality(theta):
+    """The real objective Q(theta), to maximise (at most 1.2, at theta = 0)."""
+    return float(1.2 - np.sum(theta ** 2))
 
 
-def worker(db_path, name, worker_name, pause):
-    """The loop every worker runs: claim a job, evaluate it, report; stop when the experiment is DONE."""
+def train_segment(job, checkpoints, steps):
+    """One segment: load theta from the parent's checkpoint, ascend the surrogate, save, report Q."""
+    start = job.results.get("model_path")  # absent in generation 0
+    theta = np.load(start) if start else np.array(THETA0)
+    h = np.array([job.hyperparameters["h0"], job.hyperparameters["h1"]])
+    for _ in range(steps):
+        theta = theta + STEP * (-2 * h * theta)  # the gradient of Q^(theta|h)
+    path = Path(checkpoints) / f"{job.job_id}.npy"  # never overwrite: other members may copy the parent
+    np.save(path, theta)
+    job.results["model_path"] = str(path)
+    job.results["Q"] = quality(theta)
+
+
+def worker(db_path, name, worker_name, checkpoints, steps, pause):
+    """The loop every worker runs: train segments until the experiment is DONE."""
     db = schedy.SchedyDB(db_path, worker=worker_name)
     exp = db.get_experiment(name)
     while True:
         try:
             job = exp.next_job()  # claimed for this worker alone
-        except NoJobError:  # the experiment was marked DONE
-            return
+        except NoJobError:
+            if exp.status == schedy.Experiment.DONE:  # every member reached max_generations
+                return
+            time.sleep(0.005)  # every member is running a segment: ask again soon
+            continue
         with job:  # marked DONE (with its results) at the end of the block, CRASHED if it raises
-            time.sleep(pause)  # pretend to train, so that the workers really interleave
-            job.results["loss"] = objective(**job.hyperparameters)
+            train_segment(job, checkpoints, steps)
+            time.sleep(pause)  # pretend training takes a while, so that the workers really interleave
 
 
 def log_path(db, name):
@@ -73,20 +101,18 @@ def claimants(path):
     return owner
 
 
-def done_count(exp):
-    return sum(job.status == schedy.Job.DONE for job in exp.all_jobs())
-
-
-def run(db_path, workers, budget, seed, pause, out=sys.stdout):
+def run(db_path, workers, population, generations, steps, seed, pause, top=5, out=sys.stdout):
     """Run the demo; return the process exit code."""
     db = schedy.SchedyDB(db_path)
-    exp = schedy.RandomSearch(
+    exp = schedy.PopulationBasedTraining(
         EXPERIMENT,
-        {
-            "x": Uniform(-5, 5),
-            "y": Normal(0, 2),
-            "optimizer": Choice(["adam", "rmsprop", "sgd"]),
-        },
+        objective=MAXIMIZE,
+        result_name="Q",
+        exploit=Truncate(0.25),
+        explore={"h0": Perturb(0.8, 1.2, high=1.0), "h1": Perturb(0.8, 1.2, high=1.0)},
+        initial_distributions={"h0": Uniform(0.0, 1.0), "h1": Uniform(0.0, 1.0)},
+        population_size=population,
+        max_generations=generations,
         seed=seed,
     )
     try:
@@ -95,52 +121,86 @@ def run(db_path, workers, budget, seed, pause, out=sys.stdout):
         print(f"error: the database {db.path} already holds an experiment named {EXPERIMENT!r}; "
               "use a fresh --db directory", file=sys.stderr)
         return 2
+    checkpoints = Path(db.path) / "checkpoints"
+    checkpoints.mkdir(exist_ok=True)
 
     print(f"Database: {db.path}", file=out)
-    print(f"Random search {EXPERIMENT!r} (seed {exp.seed}): {workers} workers, budget {budget} jobs", file=out)
+    print(f"Population Based Training {EXPERIMENT!r} (seed {exp.seed}): {workers} workers, population "
+          f"{population}, {generations} generations of {steps} steps", file=out)
+    print("Toy problem of the PBT paper: maximise Q(theta) = 1.2 - (theta0^2 + theta1^2) by gradient ascent on\n"
+          "Q^(theta|h) = 1.2 - (h0*theta0^2 + h1*theta1^2); PBT tunes h = (h0, h1) with Truncate(0.25) + Perturb",
+          file=out)
     start = time.monotonic()
     names = [f"worker-{i}" for i in range(workers)]
-    procs = [multiprocessing.Process(target=worker, args=(str(db.path), EXPERIMENT, n, pause), name=n)
-             for n in names]
+    procs = [multiprocessing.Process(target=worker, args=(str(db.path), EXPERIMENT, n, str(checkpoints), steps, pause),
+                                     name=n) for n in names]
     for p in procs:
         p.start()
     try:
-        while done_count(exp) < budget and any(p.is_alive() for p in procs):
-            time.sleep(0.005)
+        while any(p.is_alive() for p in procs):
+            if any(p.exitcode not in (None, 0) for p in procs):
+                break  # a worker failed: stop the others (its segment would stay RUNNING forever)
+            time.sleep(0.01)
     finally:
-        # Stop every worker through the log: from now on next_job() raises NoJobError.
-        exp.status = schedy.Experiment.DONE
-        exp.push_updates()
+        if any(p.is_alive() for p in procs):
+            # Stop every worker through the log: from now on next_job() raises NoJobError.
+            exp.status = schedy.Experiment.DONE
+            exp.push_updates()
         for p in procs:
             p.join()
     elapsed = time.monotonic() - start
 
     failed = [p.name for p in procs if p.exitcode != 0]
     jobs = exp.all_jobs()
+    by_id = {j.job_id: j for j in jobs}
     done = [j for j in jobs if j.status == schedy.Job.DONE]
     path = log_path(db, EXPERIMENT)
     owner = claimants(path)
+    exploits = [j for j in done if j.parent_id is not None and by_id[j.parent_id].member != j.member]
 
-    print(f"{len(done)} jobs DONE in {elapsed:.2f} s ({len(done) - budget} more than the budget: "
-          "jobs claimed before the experiment was marked DONE still finish and report)", file=out)
+    print(f"\n{len(done)} segments DONE in {elapsed:.2f} s; {len(exploits)} of them continued from a better "
+          "member (exploit, then explore)", file=out)
     per_worker = Counter(owner[j.job_id] for j in done)
-    print("Jobs per worker: " + ", ".join(f"{n}: {per_worker[n]}" for n in names), file=out)
+    print("Segments per worker: " + ", ".join(f"{n}: {per_worker[n]}" for n in names), file=out)
+    if not done:
+        print("error: no segment is DONE", file=sys.stderr)
+        return 1
 
-    print("\nLeaderboard (lowest loss first)", file=out)
-    header = f"{'rank':>4}  {'job':>4}  {'loss':>8}  {'x':>7}  {'y':>7}  {'optimizer':<9}  worker"
+    initial = max(j.results["Q"] for j in done if j.generation == 0)
+    final = {}
+    for j in done:  # each member's latest finished segment
+        final[j.member] = j
+    leaders = sorted(final.values(), key=lambda j: -j.results["Q"])[:top]
+    print(f"Best Q of the initial population (generation 0): {initial:.5f}; after PBT: "
+          f"{leaders[0].results['Q']:.5f} (the maximum is 1.2)", file=out)
+
+    print("\nLeaderboard (each member's final segment, highest Q first)", file=out)
+    header = f"{'rank':>4}  {'job':>4}  {'gen':>3}  {'member':>6}  {'Q':>8}  {'h0':>6}  {'h1':>6}  worker"
     print(header, file=out)
     print("-" * len(header), file=out)
-    for rank, job in enumerate(sorted(done, key=lambda j: j.results["loss"])[:5], 1):
-        hp = job.hyperparameters
-        print(f"{rank:>4}  {job.job_id:>4}  {job.results['loss']:>8.3f}  {hp['x']:>7.3f}  {hp['y']:>7.3f}  "
-              f"{hp['optimizer']:<9}  {owner[job.job_id]}", file=out)
+    for rank, j in enumerate(leaders, 1):
+        hp = j.hyperparameters
+        print(f"{rank:>4}  {j.job_id:>4}  {j.generation:>3}  {j.member:>6}  {j.results['Q']:>8.5f}  "
+              f"{hp['h0']:>6.3f}  {hp['h1']:>6.3f}  {owner[j.job_id]}", file=out)
 
-    print(f"\nLog file (one JSON commit per line; try: jq -c '.e[]' {path}):\n{path}", file=out)
+    best = leaders[0]
+    print(f"\nHyperparameter schedule of the best model (exp.lineage({best.job_id!r}); "
+          "a change of member is an exploit)", file=out)
+    header = f"{'gen':>3}  {'job':>4}  {'parent':>6}  {'member':>6}  {'Q':>8}  {'h0':>6}  {'h1':>6}"
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for j in exp.lineage(best.job_id):
+        hp = j.hyperparameters
+        print(f"{j.generation:>3}  {j.job_id:>4}  {j.parent_id or '-':>6}  {j.member:>6}  {j.results['Q']:>8.5f}  "
+              f"{hp['h0']:>6.3f}  {hp['h1']:>6.3f}", file=out)
+
+    print(f"\nCheckpoints (one .npy file per segment): {checkpoints}", file=out)
+    print(f"Log file (one JSON commit per line; try: jq -c '.e[]' {path}):\n{path}", file=out)
     if failed:
         print(f"error: worker process(es) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
-    if len(done) < budget:
-        print(f"error: only {len(done)} of {budget} jobs are DONE", file=sys.stderr)
+    if exp.status != schedy.Experiment.DONE or len(done) != len(jobs):
+        print("error: the search did not finish", file=sys.stderr)
         return 1
     return 0
 
@@ -148,15 +208,18 @@ def run(db_path, workers, budget, seed, pause, out=sys.stdout):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m schedy.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=4, help="number of worker processes (default: 4)")
-    parser.add_argument("--jobs", type=int, default=40, help="number of DONE jobs to reach (default: 40)")
+    parser.add_argument("--population", type=int, default=8, help="number of members (default: 8)")
+    parser.add_argument("--generations", type=int, default=10,
+                        help="segments per lineage, max_generations (default: 10)")
+    parser.add_argument("--steps", type=int, default=4, help="gradient steps per segment (default: 4)")
     parser.add_argument("--db", help="database directory (default: a fresh temporary directory, kept afterwards)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the random search (default: random)")
-    parser.add_argument("--pause", type=float, default=0.02, help="seconds each job 'trains' (default: 0.02)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the experiment (default: random)")
+    parser.add_argument("--pause", type=float, default=0.01, help="seconds each segment 'trains' (default: 0.01)")
     args = parser.parse_args(argv)
-    if args.workers < 1 or args.jobs < 1 or args.pause < 0:
-        parser.error("--workers and --jobs must be at least 1, --pause not negative")
+    if min(args.workers, args.population, args.generations, args.steps) < 1 or args.pause < 0:
+        parser.error("--workers, --population, --generations and --steps must be at least 1, --pause not negative")
     db_path = os.path.abspath(args.db) if args.db is not None else tempfile.mkdtemp(prefix="schedy-demo-")
-    return run(db_path, args.workers, args.jobs, args.seed, args.pause)
+    return run(db_path, args.workers, args.population, args.generations, args.steps, args.seed, args.pause)
 
 
 if __name__ == "__main__":

@@ -55,18 +55,20 @@ class SchedyDB:
 
     def __init__(self, path=None, *, worker=None, durable=True):
         self.path = _local_path(default_path() if path is None else path).absolute()
+        if worker is not None and (not isinstance(worker, str) or not worker):
+            raise TypeError(f"worker must be a non-empty string naming this worker, got {worker!r}")
+        if worker is not None:
+            values.encode(worker, "worker")  # refuses text that is not valid Unicode
         self._store = FileLogStore(self.path, durable=durable)
         self._worker_name = worker
-        self._worker = None
+        self._tag = secrets.token_hex(3)  # fixed at open, so threads never see two ids; the pid changes on fork
 
     @property
     def worker(self):
-        """The worker id written into this process's commits and claims."""
+        """The worker id written into this object's commits and claims: ``host:pid:tag`` unless given."""
         if self._worker_name is not None:
             return self._worker_name
-        if self._worker is None or self._worker[0] != os.getpid():
-            self._worker = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}")
-        return self._worker[1]
+        return f"{socket.gethostname()}:{os.getpid()}:{self._tag}"
 
     def __repr__(self):
         return f"SchedyDB({str(self.path)!r})"
@@ -78,6 +80,8 @@ class SchedyDB:
         """Create ``exp`` in the database and bind it; raise ResourceExistsError if the name is taken."""
         if not isinstance(exp, Experiment) or exp._kind is None:
             raise TypeError("add_experiment needs a ManualSearch, RandomSearch or PopulationBasedTraining")
+        if exp._view is not None:
+            raise ValueError(f"experiment {exp.name!r} is already in {exp._db!r}; create a new object to add it elsewhere")
         name = check_name(exp.name)
         status = ev.check_experiment_status(exp.status)
         params = exp._params()
@@ -151,11 +155,14 @@ class Experiment:
 
     def _bind(self, db, view):
         self._db, self._view = db, view
+        self._created = view.state.created
         self._synced = (view.state.status, view.state.params)
 
-    def _sync(self):
+    def _sync(self, state=None):
         """Adopt the log's status and parameters, except where this object holds unpushed changes."""
-        state = self._view.state
+        state = state or self._view.state
+        if state is None or state.deleted or state.created != self._created:
+            return state  # this object's experiment is gone: keep its attributes as they were
         synced_status, synced_params = self._synced
         if self.status == synced_status:
             self.status = state.status
@@ -174,23 +181,23 @@ class Experiment:
         return self._sync()
 
     def _transact(self, decision):
+        """Run ``decision`` through the append loop; return its value and the state right after it."""
+        view = self._require_db()
         try:
-            return self._require_db().transact(decision)
+            value, state = view.transact(decision)
         finally:
-            if self._view.state is not None:
-                self._sync()
-
-    def _job(self, job_id):
-        return Job._from_state(self, self._view.state.jobs[job_id])
+            self._sync()
+        return value, state
 
     def add_job(self, hyperparameters=None, status=ev.QUEUED, results=None):
         """Add a job; it is handed out by ``next_job()`` while its status is QUEUED. Return the Job."""
         hps = values.encode_mapping(hyperparameters, "hyperparameters")
         res = values.encode_mapping(results, "results")
         ev.check_job_status(status)
-        name = self.name
-        job_id = self._transact(lambda s, v, now: decide.add_job(s, name, hps, status, res))
-        return self._job(job_id)
+        self._require_db()
+        name, created = self.name, self._created
+        job_id, state = self._transact(lambda s, v, now: decide.add_job(s, name, hps, status, res, created))
+        return Job._from_state(self, state.jobs[job_id])
 
     def next_job(self):
         """Claim the next job for this worker and return it (RUNNING); raise NoJobError if there is none.
@@ -199,19 +206,19 @@ class Experiment:
         the block ends, CRASHED if it raises, and its results are pushed.
         """
         self._require_db()
-        name, worker = self.name, self._db.worker
-        job_id = self._transact(lambda s, v, now: decide.next_job(s, name, worker, v, now))
-        return self._job(job_id)
+        name, worker, created = self.name, self._db.worker, self._created
+        job_id, state = self._transact(lambda s, v, now: decide.next_job(s, name, worker, v, now, created))
+        return Job._from_state(self, state.jobs[job_id])
 
     def get_job(self, job_id):
         """Return the job ``job_id``; raise JobNotFoundError if there is none."""
         state = self._refresh()
-        return Job._from_state(self, decide.require_job(state, self.name, job_id))
+        return Job._from_state(self, decide.require_job(state, self.name, job_id, self._created))
 
     def all_jobs(self):
         """Return every job of the experiment, in the order they were added."""
         state = self._refresh()
-        decide.require(state, self.name)
+        decide.require(state, self.name, self._created)
         return [Job._from_state(self, j) for j in sorted(state.jobs.values(), key=lambda j: j.number)]
 
     def lineage(self, job_id):
@@ -221,7 +228,7 @@ class Experiment:
         ``[j.hyperparameters for j in exp.lineage(best.job_id)]``.
         """
         state = self._refresh()
-        decide.require_job(state, self.name, job_id)
+        decide.require_job(state, self.name, job_id, self._created)
         return [Job._from_state(self, j) for j in lineage(state, job_id)]
 
     def push_updates(self):
@@ -232,15 +239,16 @@ class Experiment:
         synced_status, synced_params = self._synced
         new_status = status if status != synced_status else None
         new_params = params if params != synced_params else None
-        name = self.name
-        view.transact(lambda s, v, now: decide.update_experiment(s, name, new_status, new_params))
-        self._synced = (view.state.status, view.state.params)
-        self._sync()
+        name, created = self.name, self._created
+        _, state = view.transact(lambda s, v, now: decide.update_experiment(s, name, new_status, new_params, created))
+        self._synced = (state.status, state.params)
+        self._sync(state)
 
     def delete(self, ensure=True):
         """Delete the experiment (its history stays in the log); with ``ensure``, raise if it is already gone."""
-        name = self.name
-        self._require_db().transact(lambda s, v, now: decide.delete_experiment(s, name, ensure))
+        view = self._require_db()
+        name, created = self.name, self._created
+        view.transact(lambda s, v, now: decide.delete_experiment(s, name, ensure, created))
 
 
 class ManualSearch(Experiment):
@@ -374,9 +382,14 @@ class Job:
         return (f"Job(id={self.job_id!r}, experiment={self.experiment.name!r}, status={self.status!r}, "
                 f"hyperparameters={self.hyperparameters!r}, results={self.results!r})")
 
-    def _adopt(self):
-        js = self.experiment._view.state.jobs[self.job_id]
+    def _adopt(self, state):
+        js = state.jobs[self.job_id]
         self.status, self._version = js.status, js.version
+
+    def _context(self):
+        exp = self.experiment
+        exp._require_db()
+        return exp.name, exp._db.worker, exp._created
 
     def put(self, safe=True):
         """Write this job's status, hyperparameters and results.
@@ -388,30 +401,34 @@ class Job:
         hps = values.encode_mapping(self.hyperparameters, "hyperparameters")
         res = values.encode_mapping(self.results, "results")
         status = ev.check_job_status(self.status)
-        expected = self._version if safe else None
-        exp._require_db()
-        worker, name, job_id = exp._db.worker, exp.name, self.job_id
-        exp._transact(lambda s, v, now: decide.update_job(s, name, job_id, worker, status, hps, res, expected))
-        self._adopt()
+        expected = (self._version or 0) if safe else None
+        name, worker, created = self._context()
+        job_id = self.job_id
+        _, state = exp._transact(
+            lambda s, v, now: decide.update_job(s, name, job_id, worker, status, hps, res, expected, created))
+        self._adopt(state)
 
     def try_run(self):
         """Claim this job (status RUNNING) for this worker; raise UnsafeUpdateError if another holds it or it changed."""
-        exp = self.experiment
-        exp._require_db()
-        worker, name, job_id, expected = exp._db.worker, exp.name, self.job_id, self._version
-        exp._transact(lambda s, v, now: decide.claim_job(s, name, job_id, worker, expected))
-        self._adopt()
+        name, worker, created = self._context()
+        job_id, expected = self.job_id, self._version or 0
+        _, state = self.experiment._transact(
+            lambda s, v, now: decide.claim_job(s, name, job_id, worker, expected, created))
+        self._adopt(state)
 
     def delete(self, ensure=True):
         """Delete this job; with ``ensure``, raise JobNotFoundError if it is already gone."""
-        exp = self.experiment
-        name, job_id = exp.name, self.job_id
-        exp._transact(lambda s, v, now: decide.delete_job(s, name, job_id, ensure))
+        name, _, created = self._context()
+        job_id = self.job_id
+        self.experiment._transact(lambda s, v, now: decide.delete_job(s, name, job_id, ensure, created))
 
     def __enter__(self):
-        """Claim the job if it is not RUNNING yet (see :meth:`try_run`); return it."""
-        if self.status != ev.RUNNING:
-            self.try_run()
+        """Start work on the job: claim it unless this worker already holds it (see :meth:`try_run`); return it."""
+        name, worker, created = self._context()
+        job_id, expected = self.job_id, self._version or 0
+        _, state = self.experiment._transact(
+            lambda s, v, now: decide.enter_job(s, name, job_id, worker, expected, created))
+        self._adopt(state)
         return self
 
     def __exit__(self, exc_type, exc, tb):

@@ -13,6 +13,7 @@ has to retry on this store. POSIX only.
 import fcntl
 import os
 import threading
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,8 +32,21 @@ class _Handle:
     def __init__(self, path, create):
         flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
         self.fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
-        self.pid = os.getpid()
         self.lock = threading.Lock()
+
+
+_STORES = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    # The child must not keep the parent's open log files: flock belongs to the open file description, so a
+    # shared one would not exclude parent and child, and would keep a dead parent's lock held.
+    for store in list(_STORES):
+        store._forget_handles()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class FileLogStore:
@@ -45,6 +59,16 @@ class FileLogStore:
         self._handles = {}
         self._guard = threading.Lock()
         self._open_root()
+        _STORES.add(self)
+
+    def _forget_handles(self):
+        for h in self._handles.values():
+            try:
+                os.close(h.fd)
+            except OSError:
+                pass
+        self._handles = {}
+        self._guard = threading.Lock()
 
     def _open_root(self):
         root = self.root
@@ -55,8 +79,12 @@ class FileLogStore:
             self._dir.mkdir(parents=True, exist_ok=True)
             if not marker.exists():
                 tmp = root / f".{_MARKER}.{os.getpid()}.tmp"
-                tmp.write_bytes(orjson.dumps({"format": FORMAT}))
+                with open(tmp, "wb") as f:
+                    f.write(orjson.dumps({"format": FORMAT}))
+                    f.flush()
+                    os.fsync(f.fileno())
                 os.replace(tmp, marker)
+                _fsync_dir(root)
         except NotADirectoryError:
             raise DatabaseError(f"the database path {str(root)!r} lies under a regular file") from None
         except PermissionError as e:
@@ -82,23 +110,13 @@ class FileLogStore:
     def _handle(self, key, create):
         with self._guard:
             h = self._handles.get(key)
-            if h is not None and h.pid != os.getpid():
-                # A forked child must not share the parent's open file description: flock would not exclude them.
-                h = None
             if h is None:
                 path = self._dir / key / _LOG
                 if create:
-                    new_dir = not path.parent.exists()
                     path.parent.mkdir(exist_ok=True)
-                    existed = path.exists()
                 elif not path.exists():
                     return None
-                h = _Handle(path, create)
-                if create and self.durable and (new_dir or not existed):
-                    _fsync_dir(path.parent)
-                    if new_dir:
-                        _fsync_dir(self._dir)
-                self._handles[key] = h
+                self._handles[key] = h = _Handle(path, create)
             return h
 
     def read(self, key, cursor):
@@ -147,11 +165,17 @@ class FileLogStore:
             while view:
                 n = os.write(h.fd, view)
                 view = view[n:]
-            if self.durable:
-                _fdatasync(h.fd)
         except BaseException:
+            # The line has no final newline yet, so no reader has taken it: cutting it off is safe.
             os.ftruncate(h.fd, cursor)
             raise
+        # From here the line is complete and readers (who take no lock) may already have folded it, so it
+        # must stay even if the sync fails: the caller gets the error, the log keeps the commit.
+        if self.durable:
+            _fdatasync(h.fd)
+            if cursor == 0:
+                _fsync_dir(self._dir / key)  # the first commit also makes the new file's name durable
+                _fsync_dir(self._dir)
         return cursor + len(data)
 
     def initial_cursor(self):
@@ -162,8 +186,7 @@ class FileLogStore:
         """Close every open file."""
         with self._guard:
             for h in self._handles.values():
-                if h.pid == os.getpid():
-                    os.close(h.fd)
+                os.close(h.fd)
             self._handles.clear()
 
 

@@ -12,7 +12,7 @@ import threading
 import time
 
 from ..core.codec import BadRecord, Commit, decode_commit, encode_commit
-from ..core.state import apply
+from ..core.state import apply, fold
 from ..errors import ConflictError, CorruptLogError
 
 MAX_ATTEMPTS = 50
@@ -35,30 +35,31 @@ class StreamView:
             self._lock, self._pid = threading.RLock(), os.getpid()
         return self._lock
 
-    def _fold_records(self, records):
-        state = self.state
-        for rec in records:
-            expected = state.version + 1 if state else 1
+    def _commits(self, records, first):
+        for version, rec in enumerate(records, first):
             try:
-                commit = decode_commit(rec)
+                yield decode_commit(rec)
             except BadRecord as e:
                 raise CorruptLogError(
-                    f"experiment {self.label!r}: commit {expected} is damaged ({e}) in {self.store.describe(self.key)}"
+                    f"experiment {self.label!r}: commit {version} is damaged ({e}) in {self.store.describe(self.key)}"
                 ) from None
-            state = apply(state, commit, f"experiment {self.label!r}")
-        return state
 
     def refresh(self):
         """Read and fold the commits appended since the last read; return the state."""
         with self._guard():
             records, cursor = self.store.read(self.key, self.cursor)
             if records:
-                self.state = self._fold_records(records)
+                first = self.state.version + 1 if self.state else 1
+                self.state = fold(self._commits(records, first), self.state, f"experiment {self.label!r}")
             self.cursor = cursor
             return self.state
 
     def transact(self, decide):
-        """Append the events of ``decide(state, version, now)`` as commit ``version``; return the decision's value."""
+        """Append the events of ``decide(state, version, now)`` as commit ``version``.
+
+        Return the decision's value and the state right after it (or raise the
+        decision's error once its events are written).
+        """
         for attempt in range(MAX_ATTEMPTS):
             with self._guard(), self.store.exclusive(self.key):
                 state = self.refresh()
@@ -66,13 +67,13 @@ class StreamView:
                 now = self.clock()
                 decision = decide(state, version, now)
                 if not decision.events:
-                    return _outcome(decision)
+                    return _outcome(decision), state
                 commit = Commit(version, now, self.worker(), decision.events)
                 new_state = apply(state, commit, f"experiment {self.label!r}")
                 cursor = self.store.append(self.key, self.cursor, version, encode_commit(commit))
                 if cursor is not None:
                     self.state, self.cursor = new_state, cursor
-                    return _outcome(decision)
+                    return _outcome(decision), new_state
             time.sleep(random.uniform(0, min(1.0, 0.005 * 2**attempt)))
         raise ConflictError(
             f"experiment {self.label!r}: gave up after {MAX_ATTEMPTS} attempts lost to concurrent writers; nothing was written"

@@ -29,7 +29,10 @@ class BadRecord(ValueError):
 
 
 def encode_commit(commit):
-    """Return the bytes of ``commit`` as one log line, newline included."""
+    """Return the bytes of ``commit`` as one log line, newline included; raise ValueError if it is not a valid commit."""
+    v, t, w, e = commit
+    if type(v) is not int or v < 1 or type(t) not in (int, float) or type(w) is not str or type(e) is not list:
+        raise ValueError(f"not a valid commit: version {v!r}, time {t!r}, worker {w!r}, events of type {type(e).__name__}")
     body = orjson.dumps({"v": commit.version, "t": commit.time, "w": commit.worker, "e": commit.events})
     head = body[:-1]
     return b'%s,"crc":"%08x"}\n' % (head, zlib.crc32(head))

@@ -35,17 +35,29 @@ def rng_for(state, version):
     return np.random.default_rng([state.seed, version])
 
 
-def require(state, name):
-    """Raise ExperimentNotFoundError unless the stream holds a live experiment."""
+def require(state, name, incarnation=None):
+    """Raise ExperimentNotFoundError unless the stream holds a live experiment.
+
+    ``incarnation`` (the commit that created the experiment the caller knows)
+    keeps an object read before a deletion from writing into a new experiment
+    of the same name.
+    """
     if not live(state):
         raise ExperimentNotFoundError(f"no experiment named {name!r}")
+    if incarnation is not None and state.created != incarnation:
+        raise ExperimentNotFoundError(
+            f"the experiment {name!r} this object refers to was deleted; a new one of that name exists now "
+            f"(get it again with db.get_experiment)"
+        )
     return state
 
 
-def require_job(state, name, job_id):
+def require_job(state, name, job_id, incarnation=None):
     """Return the job ``job_id``; raise JobNotFoundError if it does not exist."""
-    require(state, name)
-    job = state.jobs.get(job_id) if isinstance(job_id, str) else None
+    if not isinstance(job_id, str):
+        raise TypeError(f"a job id is a string such as '1', got {type(job_id).__name__} {job_id!r}")
+    require(state, name, incarnation)
+    job = state.jobs.get(job_id)
     if job is None:
         raise JobNotFoundError(f"experiment {name!r} has no job {job_id!r} (it was never added or was deleted)")
     return job
@@ -59,9 +71,9 @@ def create_experiment(state, name, kind, params, status, seed):
     return Decision([ev.experiment_created(name, kind, params, status, seed)])
 
 
-def update_experiment(state, name, status=None, params=None):
+def update_experiment(state, name, status=None, params=None, incarnation=None):
     """Change the status and/or parameters; None leaves a field as it is."""
-    require(state, name)
+    require(state, name, incarnation)
     changes = {}
     if status is not None and status != state.status:
         changes["status"] = ev.check_experiment_status(status)
@@ -71,16 +83,16 @@ def update_experiment(state, name, status=None, params=None):
     return Decision([ev.experiment_updated(**changes)] if changes else [])
 
 
-def delete_experiment(state, name, ensure=True):
-    if not live(state):
+def delete_experiment(state, name, ensure=True, incarnation=None):
+    if not live(state) or incarnation is not None and state.created != incarnation:
         if ensure:
             raise ExperimentNotFoundError(f"no experiment named {name!r} to delete (never created, or already deleted)")
         return Decision([])
     return Decision([ev.experiment_deleted()])
 
 
-def add_job(state, name, hyperparameters, status, results):
-    require(state, name)
+def add_job(state, name, hyperparameters, status, results, incarnation=None):
+    require(state, name, incarnation)
     ev.check_job_status(status)
     kind = scheduler(state.kind)
     kind.check_job(state.params, hyperparameters)
@@ -89,9 +101,9 @@ def add_job(state, name, hyperparameters, status, results):
     return Decision([ev.job_added(job_id, hyperparameters, status, results, **kind.on_add(state))], job_id)
 
 
-def next_job(state, name, worker, version, now):
+def next_job(state, name, worker, version, now, incarnation=None):
     """Claim the oldest queued job, or the scheduler's new one; raise NoJobError if there is none."""
-    require(state, name)
+    require(state, name, incarnation)
     if state.status != ev.RUNNING:
         raise NoJobError(f"experiment {name!r} is {state.status}: no more jobs are handed out")
     job_id = oldest_queued(state)
@@ -108,6 +120,11 @@ def next_job(state, name, worker, version, now):
 
 
 def _check_version(job, name, expected_version):
+    if expected_version == 0:
+        raise UnsafeUpdateError(
+            f"this copy of job {job.job_id!r} of experiment {name!r} was not read from the log, so a safe write "
+            f"cannot tell what it would overwrite; get the job with exp.get_job, or put(safe=False)"
+        )
     if expected_version is not None and job.version != expected_version:
         raise UnsafeUpdateError(
             f"job {job.job_id!r} of experiment {name!r} changed in the log (commit {job.version}) since this "
@@ -115,18 +132,27 @@ def _check_version(job, name, expected_version):
         )
 
 
-def claim_job(state, name, job_id, worker, expected_version=None):
+def claim_job(state, name, job_id, worker, expected_version=None, incarnation=None):
     """Claim a given job for ``worker`` (``Job.try_run``); refuse if someone holds it or it changed."""
-    job = require_job(state, name, job_id)
+    job = require_job(state, name, job_id, incarnation)
     _check_version(job, name, expected_version)
     if job.worker is not None:
         raise UnsafeUpdateError(f"job {job_id!r} of experiment {name!r} is already claimed by {job.worker}")
     return Decision([ev.job_claimed(job_id, worker)], job_id)
 
 
-def update_job(state, name, job_id, worker, status, hyperparameters, results, expected_version=None):
+def enter_job(state, name, job_id, worker, expected_version=None, incarnation=None):
+    """Start work on a job (``with job:``): nothing to write if ``worker`` holds it as this copy knows it, else claim it."""
+    job = require_job(state, name, job_id, incarnation)
+    if job.worker == worker and job.version == expected_version:
+        return Decision([], job_id)
+    return claim_job(state, name, job_id, worker, expected_version, incarnation)
+
+
+def update_job(state, name, job_id, worker, status, hyperparameters, results, expected_version=None,
+               incarnation=None):
     """Write a job's status, hyperparameters and results (``Job.put``); only the changed fields are logged."""
-    job = require_job(state, name, job_id)
+    job = require_job(state, name, job_id, incarnation)
     _check_version(job, name, expected_version)
     ev.check_job_status(status)
     scheduler(state.kind).check_update(state, job, status, results)
@@ -146,9 +172,9 @@ def update_job(state, name, job_id, worker, status, hyperparameters, results, ex
     return Decision(events, job_id)
 
 
-def delete_job(state, name, job_id, ensure=True):
+def delete_job(state, name, job_id, ensure=True, incarnation=None):
     try:
-        require_job(state, name, job_id)
+        require_job(state, name, job_id, incarnation)
     except JobNotFoundError:
         if ensure:
             raise
