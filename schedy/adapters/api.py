@@ -281,7 +281,7 @@ class RandomSearch(Experiment):
         return {"scheduler": {"RandomSearch": {"distributions": {n: d.to_log() for n, d in dists.items()}}}}
 
     def _load_params(self, params):
-        self.distributions = RandomScheduler.distributions(params)
+        self.distributions = dict(RandomScheduler.distributions(params))
 
 
 class PopulationBasedTraining(Experiment):
@@ -325,7 +325,8 @@ class PopulationBasedTraining(Experiment):
     def _load_params(self, params):
         c = pbt.Config.from_log(params)
         self.objective, self.result_name, self.exploit = c.objective, c.result_name, c.exploit
-        self.explore, self.initial_distributions = c.explore, c.initial_distributions
+        self.explore = {n: list(v) if isinstance(v, list) else v for n, v in c.explore.items()}
+        self.initial_distributions = dict(c.initial_distributions)
         self.population_size, self.max_generations = c.population_size, c.max_generations
 
 

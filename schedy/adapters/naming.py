@@ -3,15 +3,18 @@
 Lowercase ASCII letters, digits, ``_`` and ``-`` stay as they are; every other
 byte of the UTF-8 name becomes ``%XX`` (uppercase letters too, so that names
 differing only in case stay apart on case-insensitive file systems). No key
-contains ``/``, ``.`` or NUL, so no name can escape the store's root. Keys too
-long for a file name keep a readable prefix and end with ``~`` and a SHA-256
-digest of the name; the name itself is always in the log.
+contains ``/``, ``.`` or NUL, so no name can escape the store's root. A key
+longer than 200 characters is cut to its first 134 characters, minus a
+trailing incomplete escape (a ``%`` among the last two characters and what
+follows it), then ``~`` and the 64 hex digits of the SHA-256 of the UTF-8
+name are appended. The name itself is always in the log.
 """
 
 import hashlib
 
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_-")
 MAX_KEY = 200
+_PREFIX = 134
 
 
 def check_name(name):
@@ -32,5 +35,9 @@ def stream_key(name):
     raw = check_name(name).encode("utf-8")
     key = "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in raw)
     if len(key) > MAX_KEY:
-        key = key[: MAX_KEY - 66].rstrip("%0123456789ABCDEF") + "~" + hashlib.sha256(raw).hexdigest()
+        prefix = key[:_PREFIX]
+        cut = prefix.find("%", _PREFIX - 2)
+        if cut != -1:
+            prefix = prefix[:cut]
+        key = prefix + "~" + hashlib.sha256(raw).hexdigest()
     return key

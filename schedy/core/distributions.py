@@ -218,6 +218,7 @@ def check_distributions(distributions):
     for name, dist in distributions.items():
         if not isinstance(name, str):
             raise TypeError(f"hyperparameter names must be strings, got {name!r}")
+        values.encode(name, "hyperparameter name")
         if not isinstance(dist, Distribution):
             raise TypeError(
                 f"distribution of {name!r} must be one of schedy.random's distributions, got {type(dist).__name__}"

@@ -7,6 +7,29 @@ subclassing :class:`Scheduler` and listing it in ``SCHEDULERS``.
 from . import distributions, pbt, values
 from . import events as ev
 
+_parsed = {}
+
+
+def parsed(params, parse):
+    """``parse(params)``, remembered while ``params`` is the same object: a claim must not re-parse the definition.
+
+    Callers must not mutate the result.
+    """
+    key = (id(params), parse)
+    hit = _parsed.get(key)
+    if hit is not None and hit[0] is params:  # holding params keeps its id from being reused
+        return hit[1]
+    result = parse(params)
+    if len(_parsed) >= 256:
+        _parsed.clear()
+    _parsed[key] = (params, result)
+    return result
+
+
+def _random_distributions(params):
+    dists = params["scheduler"]["RandomSearch"]["distributions"]
+    return {name: distributions.from_log(d) for name, d in dists.items()}
+
 
 class Scheduler:
     """The defaults: no parameters to check, nothing to propose."""
@@ -59,9 +82,8 @@ class RandomScheduler(Scheduler):
 
     @staticmethod
     def distributions(params):
-        """Return the dict of name -> Distribution of random-search parameters."""
-        dists = params["scheduler"]["RandomSearch"]["distributions"]
-        return {name: distributions.from_log(d) for name, d in dists.items()}
+        """Return the dict of name -> Distribution of random-search parameters (shared: do not mutate)."""
+        return parsed(params, _random_distributions)
 
     @classmethod
     def check_params(cls, params):
@@ -99,11 +121,11 @@ class PBTScheduler(Scheduler):
 
     @classmethod
     def check_params(cls, params):
-        pbt.Config.from_log(params)
+        parsed(params, pbt.Config.from_log)
 
     @classmethod
     def check_job(cls, params, hyperparameters):
-        config = pbt.Config.from_log(params)
+        config = parsed(params, pbt.Config.from_log)
         missing = [n for n in config.explore if n not in hyperparameters]
         if missing:
             raise ValueError(f"a job of this PBT experiment must carry the hyperparameters it explores: "
@@ -119,7 +141,7 @@ class PBTScheduler(Scheduler):
     def check_update(cls, state, job, status, results):
         if status != ev.DONE or (job is not None and job.member is None):
             return
-        name = pbt.Config.from_log(state.params).result_name
+        name = parsed(state.params, pbt.Config.from_log).result_name
         if name not in results:
             what = "a job added as DONE" if job is None else f"job {job.job_id!r}"
             raise ValueError(f"{what} of experiment {state.name!r} finished without its result {name!r}, "
@@ -131,7 +153,7 @@ class PBTScheduler(Scheduler):
 
     @classmethod
     def propose(cls, state, now, rng):
-        return pbt.propose(state, now, rng, pbt.Config.from_log(state.params))
+        return pbt.propose(state, now, rng, parsed(state.params, pbt.Config.from_log))
 
 
 SCHEDULERS = {s.kind: s for s in (ManualScheduler, RandomScheduler, PBTScheduler)}

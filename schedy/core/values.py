@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+MAX_DEPTH = 100  # nesting deeper than this is refused (orjson itself stops at 255)
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -29,7 +30,7 @@ def _float_escape(x):
     return {"$f": "Infinity" if x > 0 else "-Infinity"}
 
 
-def encode(value, where="value"):
+def encode(value, where="value", depth=0):
     """Return the log form of ``value``; raise TypeError or ValueError naming ``where`` if it cannot be stored."""
     t = type(value)
     if value is None or t is bool or t is str:
@@ -42,6 +43,8 @@ def encode(value, where="value"):
         return value
     if t is float:
         return value if math.isfinite(value) else _float_escape(value)
+    if depth >= MAX_DEPTH and (t in (dict, list, tuple) or isinstance(value, (Mapping, list, tuple, np.ndarray))):
+        raise ValueError(f"{where}: nested deeper than {MAX_DEPTH} levels (or contains itself); cannot be stored")
     if t is dict or isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
@@ -50,14 +53,14 @@ def encode(value, where="value"):
                 _check_str(k, where)
             else:
                 raise TypeError(f"{where}: dict keys must be strings, got {type(k).__name__} {k!r}")
-            out[k] = encode(v, f"{where}[{k!r}]")
+            out[k] = encode(v, f"{where}[{k!r}]", depth + 1)
         if len(out) == 1 and next(iter(out)).startswith("$"):
             return {"$d": out}
         return out
     if t is list or t is tuple:
-        return [encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [encode(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, np.ndarray):
-        return encode(value.tolist(), where)
+        return encode(value.tolist(), where, depth)
     if isinstance(value, np.generic):
         item = value.item()
         if isinstance(item, (bool, int, float, str)):
@@ -71,7 +74,7 @@ def encode(value, where="value"):
     elif isinstance(value, str):
         return encode(str(value), where)
     elif isinstance(value, (list, tuple)):
-        return encode(list(value), where)
+        return encode(list(value), where, depth)
     raise TypeError(
         f"{where}: cannot store a value of type {t.__name__}; Schedy stores None, booleans, "
         "numbers, strings, lists and dicts with string keys (numpy scalars and arrays included)"
