@@ -419,3 +419,83 @@ def test_threads_with_separate_and_shared_databases_never_share_a_job(db, db_pat
     assert errors == []
     assert sorted(done, key=int) == [str(i) for i in range(1, 121)]
     assert find_double_claims(log_commits(db, "threads")) == []
+
+
+# -- objects that must not write where they do not belong ---------------------------------------
+
+def test_worker_names_must_be_non_empty_text(db_path):
+    for bad in (123, "", None.__class__):
+        with pytest.raises(TypeError, match="worker"):
+            schedy.SchedyDB(db_path, worker=bad)
+    schedy.SchedyDB(db_path, worker="gpu-node-7")  # a good name opens
+
+
+def test_a_with_block_on_a_job_another_worker_holds_is_refused(db, db_path):
+    exp = db.add_experiment(schedy.ManualSearch("held"))
+    exp.add_job({"i": 1})
+    mine = exp.next_job()
+    theirs = schedy.SchedyDB(db_path).get_experiment("held").get_job(mine.job_id)
+    assert theirs.status == "RUNNING"
+    with pytest.raises(UnsafeUpdateError, match="already claimed"):
+        with theirs:
+            pytest.fail("the block must not run")
+    with mine:
+        mine.results["loss"] = 1.0
+    assert exp.get_job(mine.job_id).results == {"loss": 1.0}
+    assert find_double_claims(log_commits(db, "held")) == []
+
+
+def test_an_object_from_before_a_deletion_cannot_write_into_the_new_experiment(db):
+    old = db.add_experiment(random_exp("again"))
+    old_job = old.add_job({"lr": 0.01, "layers": 1})
+    old.delete()
+    new = db.add_experiment(schedy.ManualSearch("again"))
+    n = log_size(db, "again")
+    with pytest.raises(ExperimentNotFoundError, match="deleted"):
+        old.add_job({"lr": 0.5, "layers": 2})
+    with pytest.raises(ExperimentNotFoundError):
+        old.all_jobs()
+    with pytest.raises(ExperimentNotFoundError):
+        old_job.put(safe=False)
+    old.delete(ensure=False)
+    assert log_size(db, "again") == n
+    assert new.all_jobs() == [] and type(db.get_experiment("again")) is schedy.ManualSearch
+
+
+def test_a_safe_put_of_a_job_built_by_hand_is_refused(db):
+    exp = db.add_experiment(schedy.ManualSearch("byhand"))
+    held = exp.next_job() if False else exp.add_job({"x": 1})
+    n = log_size(db, "byhand")
+    with pytest.raises(UnsafeUpdateError, match="not read from the log"):
+        schedy.Job(held.job_id, exp, {"x": 999}, status="DONE").put()
+    assert log_size(db, "byhand") == n
+    schedy.Job(held.job_id, exp, {"x": 999}, status="DONE").put(safe=False)
+    assert exp.get_job(held.job_id).hyperparameters == {"x": 999}
+
+
+def test_an_experiment_object_belongs_to_one_database(tmp_path):
+    a, b = schedy.SchedyDB(str(tmp_path / "a")), schedy.SchedyDB(str(tmp_path / "b"))
+    exp = a.add_experiment(schedy.ManualSearch("e"))
+    with pytest.raises(ValueError, match="already in"):
+        b.add_experiment(exp)
+    assert list(b.get_experiments()) == []
+
+
+def test_job_ids_are_strings(db):
+    exp = db.add_experiment(schedy.ManualSearch("ids"))
+    exp.add_job({})
+    with pytest.raises(TypeError, match="string"):
+        exp.get_job(1)
+
+
+def test_values_nested_too_deep_or_cyclic_are_refused_before_writing(db):
+    exp = db.add_experiment(schedy.ManualSearch("deep"))
+    cyclic = []
+    cyclic.append(cyclic)
+    deep = {}
+    for _ in range(500):
+        deep = {"x": deep}
+    for bad in (cyclic, deep):
+        with pytest.raises(ValueError, match="nested deeper"):
+            exp.add_job({"v": bad})
+    assert log_size(db, "deep") == 1

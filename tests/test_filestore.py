@@ -112,3 +112,42 @@ def test_forked_children_sharing_the_parents_database_object_never_share_a_job(t
     commits = log_commits(db, "e")
     assert find_double_claims(commits) == []
     assert len({c.worker for c in commits if any(e["type"] == "JobClaimed" for e in c.events)}) >= 2
+
+
+def test_a_failed_sync_keeps_the_complete_line_so_readers_never_diverge(tmp_path, monkeypatch):
+    import errno
+
+    from schedy.adapters import filestore
+
+    db, exp = make(tmp_path, jobs=2)
+    reader = schedy.SchedyDB(str(db.path)).get_experiment("e")
+
+    def failing_sync(fd):
+        reader.all_jobs()  # another process reads (without a lock) between the write and the sync
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(filestore, "_fdatasync", failing_sync)
+    with pytest.raises(OSError):
+        exp.next_job()
+    monkeypatch.undo()
+    other = schedy.SchedyDB(str(db.path)).get_experiment("e")
+    second = other.next_job()  # must not take the job whose claim is already in the log
+    assert second.job_id == "2"
+    assert reader._refresh() == other._view.state == schedy.SchedyDB(str(db.path)).get_experiment("e")._view.state
+    assert find_double_claims(log_commits(db, "e")) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_keep_the_parents_log_open(tmp_path):
+    db, exp = make(tmp_path)
+    exp.all_jobs()
+    store = db._store
+    assert store._handles
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(w, b"%d" % len(store._handles))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(r, 16) == b"0"
+    assert store._handles, "the parent keeps its own handles"
