@@ -142,11 +142,15 @@ class Perturb:
         return {"perturb": args}
 
     def apply(self, value, rng, choices=None):
-        if choices is not None and value in choices and len(choices) > 1:
+        if choices is not None and value in choices:
+            if len(choices) == 1:
+                return value
             i = choices.index(value)
             j = i + (1 if rng.random() < 0.5 else -1)
             j = 1 if j < 0 else (len(choices) - 2 if j >= len(choices) else j)
             return values.decode(values.encode(choices[j]))
+        if not _is_number(value):
+            return value  # e.g. a value a Resample drew from outside the initial Choice: nothing to multiply
         if self.discrete:
             factor = self.min_factor if rng.random() < 0.5 else self.max_factor
         else:
@@ -198,6 +202,8 @@ class AddNoise:
         return {"noise": args}
 
     def apply(self, value, rng, choices=None):
+        if not _is_number(value):
+            return value
         new = value + float(rng.normal(0.0, self.scale))
         if type(value) is int:
             return int(_clamp(round(new), self.low, self.high, True))
@@ -403,8 +409,8 @@ def propose(state, now, rng, config):
         return "every member of the population is running a segment; ask again when one finishes"
     _, _, member, latest, done = min(ready, key=lambda r: r[:3])
     if latest.status == ev.CRASHED:
-        # Redo the crashed segment from the checkpoint it started from.
-        parent = state.jobs.get(latest.parent) if latest.parent is not None else None
+        # Redo the crashed segment from the checkpoint it started from (for generation 0, what it was added with).
+        parent = state.jobs.get(latest.parent) if latest.parent is not None else latest
         return {"hyperparameters": latest.hyperparameters, "results": _carry(parent, config),
                 "generation": latest.generation, "parent": latest.parent, "member": member}
     ranking = rank([(m, score(d, config)) for m, _, d in members if d is not None], config)
