@@ -409,9 +409,8 @@ def propose(state, now, rng, config):
         return "every member of the population is running a segment; ask again when one finishes"
     _, _, member, latest, done = min(ready, key=lambda r: r[:3])
     if latest.status == ev.CRASHED:
-        # Redo the crashed segment from the checkpoint it started from (for generation 0, what it was added with).
-        parent = state.jobs.get(latest.parent) if latest.parent is not None else latest
-        return {"hyperparameters": latest.hyperparameters, "results": _carry(parent, config),
+        # Redo the crashed segment from where it started: what it was added with, not what the crash left.
+        return {"hyperparameters": latest.hyperparameters, "results": _without_score(latest.initial_results, config),
                 "generation": latest.generation, "parent": latest.parent, "member": member}
     ranking = rank([(m, score(d, config)) for m, _, d in members if d is not None], config)
     # A copy continues its parent's lineage, so a donor must have a generation left to give.
@@ -427,9 +426,11 @@ def propose(state, now, rng, config):
 
 def _carry(parent, config):
     """Results a new segment starts with: its parent's (so ``model_path`` travels), minus the score."""
-    if parent is None:
-        return {}
-    return {k: v for k, v in parent.results.items() if k != config.result_name}
+    return {} if parent is None else _without_score(parent.results, config)
+
+
+def _without_score(results, config):
+    return {k: v for k, v in results.items() if k != config.result_name}
 
 
 def _explore(hps, config, rng):

@@ -29,6 +29,7 @@ class JobState(NamedTuple):
     claimed_at: Optional[float]  # commit time of the current or last claim
     queue_seq: Optional[int]  # identifies the job's current turn in the queue
     member: Optional[int] = None  # PBT: the population member this job is a segment of
+    initial_results: Optional[dict] = None  # the results the job was added with (PBT redoes a crash from them)
 
 
 class ExperimentState(NamedTuple):
@@ -101,7 +102,7 @@ def _job_added(state, e, c):
     number = int(job_id)
     member = e.get("member")
     job = JobState(job_id, number, e["status"], e["hyperparameters"], e["results"], e.get("generation"),
-                   e.get("parent"), None, c.version, c.version, None, None, member)
+                   e.get("parent"), None, c.version, c.version, None, None, member, e["results"])
     if job.status == ev.QUEUED:
         state, job = _enqueue(state, job)
     if member is not None:
