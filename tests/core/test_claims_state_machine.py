@@ -154,6 +154,7 @@ class ClaimProtocol(RuleBasedStateMachine):
             assert head.status == ev.DONE or (self.kind == "manual" and oldest_queued(head) is None)
             return
         job_id = d.value
+        assert self.log.states[-2].status == ev.RUNNING  # decided on a RUNNING experiment
         head = self.log.head_state
         job = head.jobs[job_id]
         assert job.worker == w.name and job.status == ev.RUNNING
@@ -422,6 +423,10 @@ def test_delete_releases():
     ]
     assert find_double_claims(log) == []
     fold(log)
+    # The checker reads any commits, even ones the fold would refuse: a deletion releases that very id.
+    odd = [C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})), C(2, ev.job_claimed("1", "a")),
+           C(3, ev.job_deleted("1")), C(4, ev.job_claimed("1", "b"))]
+    assert find_double_claims(odd) == []
 
 
 def test_recreation_releases():
