@@ -1,4 +1,18 @@
-"""Shared fixtures: every API test runs against every log store listed in STORES."""
+"""Shared fixtures: every API test runs against every log store listed in STORES.
+
+The S3 store is tested against a real S3 API over HTTP on loopback: a moto
+server in its own process, started once per test session (or the one named by
+``SCHEDY_TEST_S3_ENDPOINT``). Its address and dummy credentials are exported
+as the usual AWS_* variables, so worker subprocesses reach it too.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
 
 import pytest
 
@@ -7,18 +21,87 @@ from schedy.adapters.naming import stream_key
 from schedy.core.codec import decode_commit
 
 
-def _file_db(tmp_path):
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """The endpoint of a running S3-compatible server on loopback."""
+    given = os.environ.get("SCHEDY_TEST_S3_ENDPOINT")
+    proc = None
+    if given:
+        endpoint = given
+    else:
+        port = _free_port()
+        endpoint = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(endpoint + "/", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    raise RuntimeError("the local S3 server (moto) did not start")
+                time.sleep(0.1)
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "schedy-test", "AWS_SECRET_ACCESS_KEY": "schedy-test",
+           "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield endpoint
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    if proc is not None:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def new_bucket(endpoint):
+    """Create a fresh bucket on the test server and return its name."""
+    name = f"schedy-{uuid.uuid4().hex[:12]}"
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{name}", method="PUT"), timeout=10)
+    return name
+
+
+def _file_db(request, tmp_path):
     return str(tmp_path / "db")
 
 
-# One line per store: a function from a fresh temporary directory to a SchedyDB location.
-STORES = {"file": _file_db}
+def _memory_db(request, tmp_path):
+    return f"memory://{uuid.uuid4().hex}/db"
+
+
+def _s3_db(request, tmp_path):
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return f"s3://{new_bucket(endpoint)}/team/db"
+
+
+# One line per store: a function from (request, a fresh temporary directory) to a SchedyDB location.
+STORES = {"file": _file_db, "memory": _memory_db, "s3": _s3_db}
+# Stores that other processes can open (memory:// lives inside one process).
+SHARED_STORES = {"file", "s3"}
 
 
 @pytest.fixture(params=sorted(STORES))
 def db_path(request, tmp_path):
     """A fresh database location on each store."""
-    return STORES[request.param](tmp_path)
+    return STORES[request.param](request, tmp_path)
+
+
+@pytest.fixture
+def shared_db_path(request, db_path):
+    """Like ``db_path``, but skips stores that other processes cannot open."""
+    if request.node.callspec.params["db_path"] not in SHARED_STORES:
+        pytest.skip("this store lives inside one process")
+    return db_path
 
 
 @pytest.fixture

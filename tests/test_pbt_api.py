@@ -37,7 +37,8 @@ def run_to_the_end(exp, loss):
         jobs += 1
 
 
-def test_every_parameter_round_trips_through_the_log_in_another_process(db, db_path):
+def test_every_parameter_round_trips_through_the_log_in_another_process(db, shared_db_path):
+    db_path = shared_db_path
     exp = schedy.PopulationBasedTraining(
         "full", MAXIMIZE, "acc", BinaryTournament(),
         explore={"lr": [Resample(LogUniform(1e-4, 1e-1), 0.3), Perturb(0.5, 2.0, low=1e-5, high=1, discrete=True)],

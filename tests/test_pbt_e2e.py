@@ -44,7 +44,8 @@ def start_workers(db_path, name, checkpoints, sync, count, pause):
     return [out.split() for out, _ in outputs]
 
 
-def test_worker_processes_run_pbt_and_beat_the_initial_population(db, db_path, tmp_path):
+def test_worker_processes_run_pbt_and_beat_the_initial_population(db, shared_db_path, tmp_path):
+    db_path = shared_db_path
     exp = schedy.PopulationBasedTraining(
         "pbt-e2e", MINIMIZE, "loss", Truncate(0.25),
         explore={"lr": Perturb(0.8, 1.2, high=0.2)},

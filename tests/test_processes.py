@@ -14,7 +14,8 @@ from conftest import log_commits
 WORKER = Path(__file__).with_name("_worker.py")
 
 
-def test_four_processes_drain_a_queue_of_500_jobs_each_exactly_once(db, db_path):
+def test_four_processes_drain_a_queue_of_500_jobs_each_exactly_once(db, shared_db_path):
+    db_path = shared_db_path
     exp = schedy.ManualSearch("drain")
     db.add_experiment(exp)
     for i in range(500):
@@ -41,7 +42,8 @@ def test_four_processes_drain_a_queue_of_500_jobs_each_exactly_once(db, db_path)
     assert [c.version for c in commits] == list(range(1, len(commits) + 1))
 
 
-def test_processes_sampling_random_jobs_never_share_one(db, db_path):
+def test_processes_sampling_random_jobs_never_share_one(db, shared_db_path):
+    db_path = shared_db_path
     exp = schedy.RandomSearch("sampled", {"i": schedy.random.Choice(range(1000))})
     db.add_experiment(exp)
     script = (

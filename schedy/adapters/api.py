@@ -32,34 +32,68 @@ def default_path():
     return os.path.join(data, "schedy")
 
 
-def _local_path(location):
+OBJECT_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "azure", "memory")
+
+
+def _open_store(location, durable, snapshot_every, options):
+    """The log store for ``location``: a directory or file:// URL, or an object store URL."""
     location = os.fspath(location)
-    if "://" not in location:
-        return Path(location)
+    scheme = urlparse(location).scheme if "://" in location else ""
+    if scheme in ("", "file"):
+        if options:
+            raise TypeError(f"options {sorted(options)} apply to object storage only, not to a local directory")
+        if scheme == "file":
+            url = urlparse(location)
+            if url.netloc not in ("", "localhost"):
+                raise ValueError(f"a file:// URL must name a local path, got host {url.netloc!r} in {location!r}")
+            location = unquote(url.path)
+        path = Path(location).absolute()
+        return path, FileLogStore(path, durable=durable, snapshot_every=snapshot_every)
+    if scheme not in OBJECT_SCHEMES:
+        raise ValueError(f"unsupported database URL scheme {scheme!r} in {location!r}; use a directory, file://, "
+                         f"s3://, gs://, az:// or memory://")
+    from .objectstore import ObjectLogStore, memory_store
+
     url = urlparse(location)
-    if url.scheme == "file":
-        if url.netloc not in ("", "localhost"):
-            raise ValueError(f"a file:// URL must name a local path, got host {url.netloc!r} in {location!r}")
-        return Path(unquote(url.path))
-    raise ValueError(f"unsupported database URL scheme {url.scheme!r} in {location!r}; use a directory or file:// URL")
+    shown = url._replace(netloc=url.hostname or "").geturl()  # never show credentials written into the URL
+    if scheme == "memory":
+        store, prefix = memory_store(url.netloc), url.path
+    else:
+        from obstore.store import from_url
+
+        opts = dict(options)
+        client = dict(opts.pop("client_options", {}))
+        if str(opts.get("endpoint", "")).startswith("http://"):
+            client.setdefault("allow_http", True)
+        bucket_url = url._replace(path="").geturl()
+        store, prefix = from_url(bucket_url, client_options=client or None, **opts), url.path
+    return shown, ObjectLogStore(store, prefix, location=shown, snapshot_every=snapshot_every)
 
 
 class SchedyDB:
-    """A Schedy database: a directory (or ``file://`` URL) holding one log per experiment.
+    """A Schedy database: one log per experiment, in a directory or on object storage.
 
-    ``path`` defaults to ``$SCHEDY_DB``, else ``~/.local/share/schedy``.
-    ``worker`` names this process in the log (default: host, pid and a random
-    tag). ``durable=False`` skips fsync: faster, but the last commits may be
-    lost on power failure.
+    ``path`` is a directory or ``file://`` URL, or ``s3://bucket/prefix``,
+    ``gs://bucket/prefix``, ``az://account/container/prefix`` or
+    ``memory://name`` (in this process only). It defaults to ``$SCHEDY_DB``,
+    else ``~/.local/share/schedy``. Object-store ``options`` (``endpoint``,
+    ``region``, ``access_key_id``...) are passed to obstore; credentials also
+    come from the usual environment variables and are never logged.
+    ``worker`` names this worker in the log (default: host, pid and a random
+    tag). ``durable=False`` skips fsync on local disk: faster, but the last
+    commits may be lost on power failure. A snapshot of each experiment is
+    stored every ``snapshot_every`` commits.
     """
 
-    def __init__(self, path=None, *, worker=None, durable=True):
-        self.path = _local_path(default_path() if path is None else path).absolute()
+    def __init__(self, path=None, *, worker=None, durable=True, snapshot_every=1000, **options):
+        if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
+            raise ValueError(f"snapshot_every must be a positive integer, got {snapshot_every!r}")
         if worker is not None and (not isinstance(worker, str) or not worker):
             raise TypeError(f"worker must be a non-empty string naming this worker, got {worker!r}")
         if worker is not None:
             values.encode(worker, "worker")  # refuses text that is not valid Unicode
-        self._store = FileLogStore(self.path, durable=durable)
+        self.path, self._store = _open_store(default_path() if path is None else path, durable, snapshot_every,
+                                             options)
         self._worker_name = worker
         self._tag = secrets.token_hex(3)  # fixed at open, so threads never see two ids; the pid changes on fork
 

@@ -52,9 +52,10 @@ if hasattr(os, "register_at_fork"):
 class FileLogStore:
     """Log store on a local directory. ``durable=False`` skips fsync (faster, may lose the last commits on power loss)."""
 
-    def __init__(self, root, durable=True):
+    def __init__(self, root, durable=True, snapshot_every=1000):
         self.root = Path(root)
         self.durable = durable
+        self.snapshot_every = snapshot_every
         self._dir = self.root / "experiments"
         self._handles = {}
         self._guard = threading.Lock()
@@ -181,6 +182,33 @@ class FileLogStore:
     def initial_cursor(self):
         """The cursor of a stream read from its beginning."""
         return 0
+
+    def last_record_tail(self, key, cursor):
+        """The final bytes of the record that ends at byte ``cursor`` (for checking a snapshot)."""
+        h = self._handle(key, create=False)
+        if h is None or cursor < 19:
+            return b""
+        return os.pread(h.fd, 19, cursor - 19).rstrip(b"\n")
+
+    def write_snapshot(self, key, version, data):
+        """Replace the stream's snapshot with ``data`` (atomically: a reader sees the old one or the new one)."""
+        folder = self._dir / key
+        tmp = folder / f".snapshot.{os.getpid()}.{threading.get_ident()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            os.write(fd, data)
+            if self.durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, folder / "snapshot.json")
+
+    def latest_snapshot(self, key):
+        """The bytes of the stream's snapshot, or None."""
+        try:
+            return (self._dir / key / "snapshot.json").read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
     def close(self):
         """Close every open file."""

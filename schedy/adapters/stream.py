@@ -6,16 +6,19 @@ cursor after the last commit it read. Every write is
 append its events as the next commit; on conflict, catch up and decide again.
 """
 
+import logging
 import os
 import random
 import threading
 import time
 
 from ..core.codec import BadRecord, Commit, decode_commit, encode_commit
+from ..core.snapshot import commit_crc, decode_snapshot, encode_snapshot
 from ..core.state import apply, fold
 from ..errors import ConflictError, CorruptLogError
 
 MAX_ATTEMPTS = 50
+log = logging.getLogger("schedy")
 
 
 class StreamView:
@@ -27,6 +30,7 @@ class StreamView:
         self.clock = clock
         self.state = None
         self.cursor = store.initial_cursor()
+        self.snapshot = None  # how the last open went: None, "used", or why the snapshot was not used
         self._lock = threading.RLock()
         self._pid = os.getpid()
 
@@ -44,9 +48,27 @@ class StreamView:
                     f"experiment {self.label!r}: commit {version} is damaged ({e}) in {self.store.describe(self.key)}"
                 ) from None
 
+    def _open_from_snapshot(self):
+        """Start from the stream's newest snapshot if it checks out; otherwise say why and start from commit 1."""
+        try:
+            data = self.store.latest_snapshot(self.key)
+            if data is None:
+                return
+            state, cursor, crc = decode_snapshot(data)
+            tail = self.store.last_record_tail(self.key, cursor)
+            if tail[-10:-2] != crc.encode("ascii"):
+                raise BadRecord(f"the log no longer holds commit {state.version} as the snapshot saw it")
+        except (BadRecord, OSError, ValueError) as e:
+            self.snapshot = f"ignored: {e}"
+            log.warning("experiment %r: snapshot ignored, replaying the whole log (%s)", self.label, e)
+            return
+        self.state, self.cursor, self.snapshot = state, cursor, "used"
+
     def refresh(self):
         """Read and fold the commits appended since the last read; return the state."""
         with self._guard():
+            if self.state is None and self.cursor == self.store.initial_cursor():
+                self._open_from_snapshot()
             records, cursor = self.store.read(self.key, self.cursor)
             if records:
                 first = self.state.version + 1 if self.state else 1
@@ -70,14 +92,25 @@ class StreamView:
                     return _outcome(decision), state
                 commit = Commit(version, now, self.worker(), decision.events)
                 new_state = apply(state, commit, f"experiment {self.label!r}")
-                cursor = self.store.append(self.key, self.cursor, version, encode_commit(commit))
+                line = encode_commit(commit)
+                cursor = self.store.append(self.key, self.cursor, version, line)
                 if cursor is not None:
                     self.state, self.cursor = new_state, cursor
+                    if version % self.store.snapshot_every == 0:
+                        self._write_snapshot(new_state, cursor, line)
                     return _outcome(decision), new_state
             time.sleep(random.uniform(0, min(1.0, 0.005 * 2**attempt)))
         raise ConflictError(
             f"experiment {self.label!r}: gave up after {MAX_ATTEMPTS} attempts lost to concurrent writers; nothing was written"
         )
+
+
+    def _write_snapshot(self, state, cursor, line):
+        # A snapshot only saves time: failing to write one must not fail the commit it follows.
+        try:
+            self.store.write_snapshot(self.key, state.version, encode_snapshot(state, cursor, commit_crc(line)))
+        except Exception as e:  # noqa: BLE001
+            log.warning("experiment %r: could not write a snapshot at commit %d (%s)", self.label, state.version, e)
 
 
 def _outcome(decision):

@@ -1,0 +1,171 @@
+"""The log on object storage (S3, GCS, Azure, S3-compatible, in-memory) through obstore.
+
+Layout under the database prefix::
+
+    experiments/<key>/log/<version, 20 digits>.json   one object per commit (the commit's line)
+    experiments/<key>/snapshots/<version, 20 digits>.json
+
+Appending commit ``v`` is a put-if-absent of its object, so two writers can
+never both write ``v``; the loser reads the new commits and decides again.
+There is no lock: :meth:`exclusive` does nothing. The cursor of a stream is
+the version of the last commit read.
+"""
+
+import secrets
+import threading
+from contextlib import nullcontext
+
+import obstore
+from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+from ..core.events import FORMAT
+from ..errors import CorruptLogError, DatabaseError
+
+_MEMORY = {}
+_MEMORY_GUARD = threading.Lock()
+_WIDTH = 20
+
+
+def memory_store(name):
+    """The in-process store named ``name`` (``memory://name``): every SchedyDB of this process on it shares it."""
+    from obstore.store import MemoryStore
+
+    with _MEMORY_GUARD:
+        return _MEMORY.setdefault(name, MemoryStore())
+
+
+def _conflict(e):
+    # S3 and GCS report a lost create as "already exists"; Azure as a failed precondition.
+    return isinstance(e, (AlreadyExistsError, PreconditionError))
+
+
+class ObjectLogStore:
+    """Log store on an obstore ``store``; ``prefix`` is the database's folder inside it."""
+
+    def __init__(self, store, prefix="", location="object store", snapshot_every=1000):
+        self.store = store
+        self.prefix = prefix.strip("/")
+        self.location = location
+        self.snapshot_every = snapshot_every
+        self._check_conditional_writes()
+
+    def _path(self, *parts):
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def _log(self, key, version=None):
+        return self._path("experiments", key, "log", "" if version is None else f"{version:0{_WIDTH}d}.json")
+
+    def _check_conditional_writes(self):
+        """Refuse a store that does not honour put-if-absent: it could hand one job to two workers."""
+        probe = self._path(".schedy-probe", secrets.token_hex(8))
+        try:
+            obstore.put(self.store, probe, b"1", mode="create")
+            try:
+                obstore.put(self.store, probe, b"2", mode="create")
+            except Exception as e:  # noqa: BLE001 - any refusal of the second create is what we want
+                if not _conflict(e):
+                    raise
+            else:
+                raise DatabaseError(
+                    f"{self.location} accepted a second create of the same object: it does not support conditional "
+                    "writes, so Schedy cannot guarantee that no job is handed to two workers"
+                )
+        except DatabaseError:
+            raise
+        except Exception as e:  # noqa: BLE001 - report the store's own error, which names no credential
+            raise DatabaseError(f"cannot use {self.location}: {type(e).__name__}: {_first_line(e)}") from None
+        finally:
+            try:
+                obstore.delete(self.store, probe)
+            except Exception:  # noqa: BLE001 - a leftover probe object is harmless
+                pass
+        try:
+            obstore.put(self.store, self._path("SCHEDY"), b'{"format": %d}' % FORMAT, mode="create")
+        except Exception as e:  # noqa: BLE001
+            if not _conflict(e):
+                raise
+
+    def describe(self, key):
+        return f"{self.location} {self._log(key)}"
+
+    def initial_cursor(self):
+        return 0
+
+    def keys(self):
+        listing = obstore.list_with_delimiter(self.store, self._path("experiments") + "/")
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in listing["common_prefixes"])
+
+    def _versions_after(self, key, cursor):
+        prefix = self._log(key)
+        offset = self._log(key, cursor) if cursor else None
+        found = []
+        for batch in obstore.list(self.store, prefix, offset=offset) if offset else obstore.list(self.store, prefix):
+            for meta in batch:
+                name = meta["path"].rsplit("/", 1)[-1]
+                stem = name[:-5] if name.endswith(".json") else ""
+                if not stem.isdigit():
+                    raise CorruptLogError(f"{self.describe(key)}: unexpected object {meta['path']!r} in the log")
+                if int(stem) > cursor:
+                    found.append(int(stem))
+        return sorted(found)  # listings are not guaranteed to be sorted
+
+    def read(self, key, cursor):
+        """Return the records of the commits after version ``cursor``, and the version of the last one."""
+        versions = self._versions_after(key, cursor)
+        records = []
+        for expected, v in enumerate(versions, cursor + 1):
+            if v != expected:
+                raise CorruptLogError(f"{self.describe(key)}: commit {expected} is missing (the log jumps to {v})")
+            try:
+                records.append(bytes(obstore.get(self.store, self._log(key, v)).bytes()).rstrip(b"\n"))
+            except FileNotFoundError:
+                raise CorruptLogError(f"{self.describe(key)}: commit {v} disappeared while it was read") from None
+        return records, cursor + len(records)
+
+    def exclusive(self, key):
+        return nullcontext()
+
+    def append(self, key, cursor, version, data):
+        """Put commit ``version`` if absent; return the new cursor, or None if another writer got there first."""
+        path = self._log(key, version)
+        try:
+            obstore.put(self.store, path, data, mode="create")
+        except Exception as e:  # noqa: BLE001
+            if not _conflict(e):
+                raise
+            # A create whose reply was lost may have landed and been retried: it is ours if the bytes are ours.
+            existing = bytes(obstore.get(self.store, path).bytes())
+            if existing != data:
+                return None
+        return version
+
+    def last_record_tail(self, key, cursor):
+        """The final bytes of the record that ends at ``cursor`` (for checking a snapshot)."""
+        try:
+            return bytes(obstore.get(self.store, self._log(key, cursor)).bytes()).rstrip(b"\n")[-18:]
+        except FileNotFoundError:
+            return b""
+
+    def write_snapshot(self, key, version, data):
+        """Store a snapshot taken at ``version`` (written once; a second writer's copy is identical)."""
+        try:
+            obstore.put(self.store, self._path("experiments", key, "snapshots", f"{version:0{_WIDTH}d}.json"), data,
+                        mode="create")
+        except Exception as e:  # noqa: BLE001
+            if not _conflict(e):
+                raise
+
+    def latest_snapshot(self, key):
+        """The bytes of the newest snapshot of ``key``, or None."""
+        prefix = self._path("experiments", key, "snapshots") + "/"
+        paths = sorted(m["path"] for batch in obstore.list(self.store, prefix) for m in batch)
+        if not paths:
+            return None
+        try:
+            return bytes(obstore.get(self.store, paths[-1]).bytes())
+        except FileNotFoundError:
+            return None
+
+
+def _first_line(e):
+    return str(e).splitlines()[0][:300] if str(e) else ""

@@ -1,0 +1,71 @@
+"""Snapshots: the folded state of a stream at one commit, as one checksummed JSON line.
+
+A snapshot is an optimisation only: opening a stream from its newest
+snapshot plus the commits after it must give the state folding from commit 1
+gives. The line has the same CRC tail as a commit (see
+:mod:`schedy.core.codec`); ``cursor`` is the store's position right after the
+snapshot's commit and ``commit_crc`` that commit's own CRC, so a reader can
+check that the log still holds the commit the snapshot was taken at.
+"""
+
+import zlib
+
+import orjson
+from pyrsistent import pmap, pvector
+
+from .codec import BadRecord
+from .events import FORMAT
+from .state import ExperimentState, JobState
+
+_TAIL = len(b',"crc":"00000000"}')
+
+
+def _job_row(j):
+    return list(j)
+
+
+def encode_snapshot(state, cursor, commit_crc):
+    """Return the bytes (newline included) of a snapshot of ``state``."""
+    body = {
+        "format": FORMAT, "version": state.version, "cursor": cursor, "commit_crc": commit_crc,
+        "experiment": [state.name, state.kind, state.params, state.status, state.seed, state.deleted,
+                       state.next_number, state.queue_head, state.next_seq, state.version, state.created],
+        "jobs": [_job_row(j) for j in sorted(state.jobs.values(), key=lambda j: j.number)],
+        "queue": [list(entry) for entry in state.queue],
+        "members": [[m, list(ids)] for m, ids in sorted(state.members.items())],
+    }
+    head = orjson.dumps(body)[:-1]
+    return b'%s,"crc":"%08x"}\n' % (head, zlib.crc32(head))
+
+
+def decode_snapshot(data):
+    """Return ``(state, cursor, commit_crc)`` from snapshot bytes; raise BadRecord if they are damaged."""
+    line = data.rstrip(b"\n")
+    if len(line) <= _TAIL or line[-_TAIL:-10] != b',"crc":"' or line[-2:] != b'"}':
+        raise BadRecord("the snapshot does not end with a CRC field")
+    if b"%08x" % zlib.crc32(line[:-_TAIL]) != line[-10:-2]:
+        raise BadRecord("the snapshot's CRC does not match its content")
+    try:
+        d = orjson.loads(line)
+        if d["format"] > FORMAT:
+            raise BadRecord(f"the snapshot has format {d['format']}, newer than this Schedy's {FORMAT}")
+        (name, kind, params, status, seed, deleted, next_number, queue_head, next_seq, version, created) = d["experiment"]
+        jobs = pmap({row[0]: JobState(*row) for row in d["jobs"]})
+        state = ExperimentState(
+            name=name, kind=kind, params=params, status=status, seed=seed, deleted=deleted, jobs=jobs,
+            next_number=next_number, queue=pvector(tuple(e) for e in d["queue"]), queue_head=queue_head,
+            next_seq=next_seq, version=version, created=created,
+            members=pmap({m: pvector(ids) for m, ids in d["members"]}),
+        )
+        if state.version != d["version"]:
+            raise BadRecord("the snapshot's version does not match its state")
+        return state, d["cursor"], d["commit_crc"]
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, BadRecord):
+            raise
+        raise BadRecord(f"the snapshot is not a valid state ({type(e).__name__}: {e})") from None
+
+
+def commit_crc(line):
+    """The CRC field (8 hex digits) of an encoded commit line."""
+    return line.rstrip(b"\n")[-10:-2].decode("ascii")
