@@ -151,3 +151,23 @@ def test_a_forked_child_does_not_keep_the_parents_log_open(tmp_path):
     os.waitpid(pid, 0)
     assert os.read(r, 16) == b"0"
     assert store._handles, "the parent keeps its own handles"
+
+
+def test_files_are_private_to_their_owner_unless_configured(tmp_path):
+    old = os.umask(0o022)
+    try:
+        db, exp = make(tmp_path, jobs=1)
+        log = log_file(db, "e")
+        assert oct(log.stat().st_mode & 0o777) == "0o600"
+        assert oct(log.parent.stat().st_mode & 0o777) == "0o700"
+        assert oct(db.path.stat().st_mode & 0o777) == "0o700"
+        assert oct((db.path / "SCHEDY").stat().st_mode & 0o777) == "0o600"
+        team = schedy.SchedyDB(str(tmp_path / "team"), file_mode=0o660)
+        team.add_experiment(schedy.ManualSearch("shared"))
+        assert oct(log_file(team, "shared").stat().st_mode & 0o777) == "0o640"  # the umask still applies
+        assert oct((tmp_path / "team").stat().st_mode & 0o777) == "0o750"
+    finally:
+        os.umask(old)
+    with pytest.raises(ValueError, match="file_mode"):
+        schedy.SchedyDB(str(tmp_path / "bad"), file_mode="rw")
+    assert not (tmp_path / "bad").exists()

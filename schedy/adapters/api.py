@@ -35,7 +35,7 @@ def default_path():
 OBJECT_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "azure", "memory")
 
 
-def _open_store(location, durable, snapshot_every, options):
+def _open_store(location, durable, snapshot_every, file_mode, options):
     """The log store for ``location``: a directory or file:// URL, or an object store URL."""
     location = os.fspath(location)
     scheme = urlparse(location).scheme if "://" in location else ""
@@ -48,11 +48,14 @@ def _open_store(location, durable, snapshot_every, options):
                 raise ValueError(f"a file:// URL must name a local path, got host {url.netloc!r} in {location!r}")
             location = unquote(url.path)
         path = Path(location).absolute()
-        return path, FileLogStore(path, durable=durable, snapshot_every=snapshot_every)
+        return path, FileLogStore(path, durable=durable, snapshot_every=snapshot_every, file_mode=file_mode)
     if scheme not in OBJECT_SCHEMES:
         raise ValueError(f"unsupported database URL scheme {scheme!r} in {location!r}; use a directory, file://, "
                          f"s3://, gs://, az:// or memory://")
-    from .objectstore import ObjectLogStore, memory_store
+    try:
+        from .objectstore import ObjectLogStore, memory_store
+    except ImportError:
+        raise ImportError(f"{scheme}:// databases need obstore: pip install 'schedy[cloud]'") from None
 
     url = urlparse(location)
     shown = url._replace(netloc=url.hostname or "").geturl()  # never show credentials written into the URL
@@ -82,10 +85,12 @@ class SchedyDB:
     ``worker`` names this worker in the log (default: host, pid and a random
     tag). ``durable=False`` skips fsync on local disk: faster, but the last
     commits may be lost on power failure. A snapshot of each experiment is
-    stored every ``snapshot_every`` commits.
+    stored every ``snapshot_every`` commits. On local disk, new files are
+    created with ``file_mode`` (default ``0o600``, directories ``0o700``: the
+    owner only).
     """
 
-    def __init__(self, path=None, *, worker=None, durable=True, snapshot_every=1000, **options):
+    def __init__(self, path=None, *, worker=None, durable=True, snapshot_every=1000, file_mode=0o600, **options):
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
             raise ValueError(f"snapshot_every must be a positive integer, got {snapshot_every!r}")
         if worker is not None and (not isinstance(worker, str) or not worker):
@@ -93,7 +98,7 @@ class SchedyDB:
         if worker is not None:
             values.encode(worker, "worker")  # refuses text that is not valid Unicode
         self.path, self._store = _open_store(default_path() if path is None else path, durable, snapshot_every,
-                                             options)
+                                             file_mode, options)
         self._worker_name = worker
         self._tag = secrets.token_hex(3)  # fixed at open, so threads never see two ids; the pid changes on fork
 

@@ -29,9 +29,9 @@ _LOG = "log.jsonl"
 class _Handle:
     """An open log file of one process: the fd, and a lock for the threads sharing it."""
 
-    def __init__(self, path, create):
+    def __init__(self, path, create, mode):
         flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
-        self.fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+        self.fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), mode)
         self.lock = threading.Lock()
 
 
@@ -50,11 +50,20 @@ if hasattr(os, "register_at_fork"):
 
 
 class FileLogStore:
-    """Log store on a local directory. ``durable=False`` skips fsync (faster, may lose the last commits on power loss)."""
+    """Log store on a local directory.
 
-    def __init__(self, root, durable=True, snapshot_every=1000):
+    ``durable=False`` skips fsync (faster, may lose the last commits on power
+    loss). New files get ``file_mode`` (default 0o600: the owner only) and new
+    directories the same bits plus search (0o700), within the process umask.
+    """
+
+    def __init__(self, root, durable=True, snapshot_every=1000, file_mode=0o600):
+        if isinstance(file_mode, bool) or not isinstance(file_mode, int) or not 0 <= file_mode <= 0o777:
+            raise ValueError(f"file_mode must be permission bits such as 0o600, got {file_mode!r}")
         self.root = Path(root)
         self.durable = durable
+        self.file_mode = file_mode
+        self.dir_mode = file_mode | (file_mode & 0o444) >> 2
         self.snapshot_every = snapshot_every
         self._dir = self.root / "experiments"
         self._handles = {}
@@ -77,10 +86,12 @@ class FileLogStore:
             raise DatabaseError(f"the database path {str(root)!r} is a regular file, not a directory")
         marker = root / _MARKER
         try:
-            self._dir.mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True, mode=self.dir_mode)
+            self._dir.mkdir(exist_ok=True, mode=self.dir_mode)
             if not marker.exists():
                 tmp = root / f".{_MARKER}.{os.getpid()}.tmp"
-                with open(tmp, "wb") as f:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.file_mode)
+                with open(fd, "wb") as f:
                     f.write(orjson.dumps({"format": FORMAT}))
                     f.flush()
                     os.fsync(f.fileno())
@@ -114,10 +125,10 @@ class FileLogStore:
             if h is None:
                 path = self._dir / key / _LOG
                 if create:
-                    path.parent.mkdir(exist_ok=True)
+                    path.parent.mkdir(exist_ok=True, mode=self.dir_mode)
                 elif not path.exists():
                     return None
-                self._handles[key] = h = _Handle(path, create)
+                self._handles[key] = h = _Handle(path, create, self.file_mode)
             return h
 
     def read(self, key, cursor):
@@ -194,7 +205,7 @@ class FileLogStore:
         """Replace the stream's snapshot with ``data`` (atomically: a reader sees the old one or the new one)."""
         folder = self._dir / key
         tmp = folder / f".snapshot.{os.getpid()}.{threading.get_ident()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), self.file_mode)
         try:
             os.write(fd, data)
             if self.durable:
