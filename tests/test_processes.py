@@ -21,7 +21,7 @@ def test_four_processes_drain_a_queue_of_500_jobs_each_exactly_once(db, shared_d
     for i in range(500):
         exp.add_job({"i": i})
 
-    procs = [subprocess.Popen([sys.executable, str(WORKER), db_path, "drain", f"w{n}"],
+    procs = [subprocess.Popen([sys.executable, str(WORKER), db_path, "drain", f"w{n}", "0.002"],
                               stdout=subprocess.PIPE, text=True) for n in range(4)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0]

@@ -47,6 +47,7 @@ class ObjectLogStore:
         self.prefix = prefix.strip("/")
         self.location = location
         self.snapshot_every = snapshot_every
+        self._won = {}  # key -> (version, bytes) of the commit that beat our last append
         self._check_conditional_writes()
 
     def _path(self, *parts):
@@ -111,8 +112,13 @@ class ObjectLogStore:
 
     def read(self, key, cursor):
         """Return the records of the commits after version ``cursor``, and the version of the last one."""
-        versions = self._versions_after(key, cursor)
         records = []
+        won = self._won.pop(key, None)
+        if won is not None and won[0] == cursor + 1:
+            # The commit that beat our last append was read to compare it with ours: no need to GET it again.
+            records.append(won[1].rstrip(b"\n"))
+            cursor += 1
+        versions = self._versions_after(key, cursor)
         for expected, v in enumerate(versions, cursor + 1):
             if v != expected:
                 raise CorruptLogError(f"{self.describe(key)}: commit {expected} is missing (the log jumps to {v})")
@@ -120,7 +126,7 @@ class ObjectLogStore:
                 records.append(bytes(obstore.get(self.store, self._log(key, v)).bytes()).rstrip(b"\n"))
             except FileNotFoundError:
                 raise CorruptLogError(f"{self.describe(key)}: commit {v} disappeared while it was read") from None
-        return records, cursor + len(records)
+        return records, cursor + len(versions)
 
     def exclusive(self, key):
         return nullcontext()
@@ -136,6 +142,7 @@ class ObjectLogStore:
             # A create whose reply was lost may have landed and been retried: it is ours if the bytes are ours.
             existing = bytes(obstore.get(self.store, path).bytes())
             if existing != data:
+                self._won[key] = (version, existing)
                 return None
         return version
 

@@ -99,7 +99,8 @@ class StreamView:
                     if version % self.store.snapshot_every == 0:
                         self._write_snapshot(new_state, cursor, line)
                     return _outcome(decision), new_state
-            time.sleep(random.uniform(0, min(1.0, 0.005 * 2**attempt)))
+            if attempt:  # a lost race means another writer progressed: retry at once, then back off with jitter
+                time.sleep(random.uniform(0, min(1.0, 0.002 * 2**attempt)))
         raise ConflictError(
             f"experiment {self.label!r}: gave up after {MAX_ATTEMPTS} attempts lost to concurrent writers; nothing was written"
         )
