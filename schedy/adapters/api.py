@@ -38,27 +38,29 @@ OBJECT_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "azure", "memory")
 def _open_store(location, durable, snapshot_every, file_mode, options):
     """The log store for ``location``: a directory or file:// URL, or an object store URL."""
     location = os.fspath(location)
-    scheme = urlparse(location).scheme if "://" in location else ""
+    url = urlparse(location) if "://" in location else None
+    scheme = url.scheme if url else ""
+    shown = url._replace(netloc=url.hostname or "").geturl() if url else location  # never show credentials
     if scheme in ("", "file"):
         if options:
             raise TypeError(f"options {sorted(options)} apply to object storage only, not to a local directory")
         if scheme == "file":
-            url = urlparse(location)
             if url.netloc not in ("", "localhost"):
-                raise ValueError(f"a file:// URL must name a local path, got host {url.netloc!r} in {location!r}")
+                raise ValueError(f"a file:// URL must name a local path, got host {url.hostname!r} in {shown!r}")
             location = unquote(url.path)
         path = Path(location).absolute()
         return path, FileLogStore(path, durable=durable, snapshot_every=snapshot_every, file_mode=file_mode)
     if scheme not in OBJECT_SCHEMES:
-        raise ValueError(f"unsupported database URL scheme {scheme!r} in {location!r}; use a directory, file://, "
+        raise ValueError(f"unsupported database URL scheme {scheme!r} in {shown!r}; use a directory, file://, "
                          f"s3://, gs://, az:// or memory://")
+    endpoint = options.get("endpoint")
+    if endpoint is not None and not str(endpoint).startswith(("http://", "https://")):
+        raise ValueError(f"endpoint must be an http:// or https:// URL, got {str(endpoint)[:80]!r}")
     try:
         from .objectstore import ObjectLogStore, memory_store
     except ImportError:
         raise ImportError(f"{scheme}:// databases need obstore: pip install 'schedy[cloud]'") from None
 
-    url = urlparse(location)
-    shown = url._replace(netloc=url.hostname or "").geturl()  # never show credentials written into the URL
     if scheme == "memory":
         store, prefix = memory_store(url.netloc), url.path
     else:

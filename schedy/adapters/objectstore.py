@@ -16,6 +16,7 @@ import threading
 from contextlib import nullcontext
 
 import obstore
+import orjson
 from obstore.exceptions import AlreadyExistsError, PreconditionError
 
 from ..core.events import FORMAT
@@ -71,20 +72,29 @@ class ObjectLogStore:
                     f"{self.location} accepted a second create of the same object: it does not support conditional "
                     "writes, so Schedy cannot guarantee that no job is handed to two workers"
                 )
+            try:
+                obstore.put(self.store, self._path("SCHEDY"), b'{"format": %d}' % FORMAT, mode="create")
+            except Exception as e:  # noqa: BLE001
+                if not _conflict(e):
+                    raise
+                marker = bytes(obstore.get(self.store, self._path("SCHEDY")).bytes())
+                fmt = orjson.loads(marker).get("format") if marker.startswith(b"{") else None
+                if not isinstance(fmt, int) or fmt > FORMAT:
+                    raise DatabaseError(f"the database at {self.location} has format {fmt!r}; this Schedy reads "
+                                        f"up to {FORMAT}") from None
         except DatabaseError:
             raise
-        except Exception as e:  # noqa: BLE001 - report the store's own error, which names no credential
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # noqa: BLE001 - obstore's Rust panics derive from BaseException
             raise DatabaseError(f"cannot use {self.location}: {type(e).__name__}: {_first_line(e)}") from None
         finally:
             try:
                 obstore.delete(self.store, probe)
-            except Exception:  # noqa: BLE001 - a leftover probe object is harmless
-                pass
-        try:
-            obstore.put(self.store, self._path("SCHEDY"), b'{"format": %d}' % FORMAT, mode="create")
-        except Exception as e:  # noqa: BLE001
-            if not _conflict(e):
+            except (KeyboardInterrupt, SystemExit):
                 raise
+            except BaseException:  # noqa: BLE001 - a leftover probe object is harmless
+                pass
 
     def describe(self, key):
         return f"{self.location} {self._log(key)}"

@@ -9,6 +9,7 @@ append its events as the next commit; on conflict, catch up and decide again.
 import logging
 import os
 import random
+import secrets
 import threading
 import time
 
@@ -30,7 +31,7 @@ class StreamView:
         self.clock = clock
         self.state = None
         self.cursor = store.initial_cursor()
-        self.snapshot = None  # how the last open went: None, "used", or why the snapshot was not used
+        self.snapshot = None  # how opening went: None (no snapshot due), "used", or "ignored: <why>"
         self._lock = threading.RLock()
         self._pid = os.getpid()
 
@@ -58,7 +59,7 @@ class StreamView:
             tail = self.store.last_record_tail(self.key, cursor)
             if tail[-10:-2] != crc.encode("ascii"):
                 raise BadRecord(f"the log no longer holds commit {state.version} as the snapshot saw it")
-        except (BadRecord, OSError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - whatever is wrong with a snapshot, the log is the truth
             self.snapshot = f"ignored: {e}"
             log.warning("experiment %r: snapshot ignored, replaying the whole log (%s)", self.label, e)
             return
@@ -67,13 +68,18 @@ class StreamView:
     def refresh(self):
         """Read and fold the commits appended since the last read; return the state."""
         with self._guard():
-            if self.state is None and self.cursor == self.store.initial_cursor():
+            opening = self.state is None and self.cursor == self.store.initial_cursor()
+            if opening:
                 self._open_from_snapshot()
             records, cursor = self.store.read(self.key, self.cursor)
             if records:
                 first = self.state.version + 1 if self.state else 1
                 self.state = fold(self._commits(records, first), self.state, f"experiment {self.label!r}")
             self.cursor = cursor
+            if opening and self.snapshot is None and self.state and self.state.version >= self.store.snapshot_every:
+                self.snapshot = f"ignored: missing (the log has {self.state.version} commits)"
+                log.warning("experiment %r: no snapshot found although the log has %d commits; replayed it all",
+                            self.label, self.state.version)
             return self.state
 
     def transact(self, decide):
@@ -92,7 +98,7 @@ class StreamView:
                     return _outcome(decision), state
                 commit = Commit(version, now, self.worker(), decision.events)
                 new_state = apply(state, commit, f"experiment {self.label!r}")
-                line = encode_commit(commit)
+                line = encode_commit(commit, token=secrets.token_hex(8))
                 cursor = self.store.append(self.key, self.cursor, version, line)
                 if cursor is not None:
                     self.state, self.cursor = new_state, cursor

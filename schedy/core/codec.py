@@ -28,12 +28,19 @@ class BadRecord(ValueError):
     """A line that is not a valid commit; ``reason`` says why."""
 
 
-def encode_commit(commit):
-    """Return the bytes of ``commit`` as one log line, newline included; raise ValueError if it is not a valid commit."""
+def encode_commit(commit, token=None):
+    """Return the bytes of ``commit`` as one log line, newline included; raise ValueError if it is not a valid commit.
+
+    ``token`` (a string unique to this attempt) makes the bytes of two writers' commits differ even when
+    everything else is equal, so a writer can recognise its own commit by reading it back.
+    """
     v, t, w, e = commit
     if type(v) is not int or v < 1 or type(t) not in (int, float) or type(w) is not str or type(e) is not list:
         raise ValueError(f"not a valid commit: version {v!r}, time {t!r}, worker {w!r}, events of type {type(e).__name__}")
-    body = orjson.dumps({"v": commit.version, "t": commit.time, "w": commit.worker, "e": commit.events})
+    fields = {"v": v, "t": t, "w": w, "e": e}
+    if token is not None:
+        fields["k"] = token
+    body = orjson.dumps(fields)
     head = body[:-1]
     return b'%s,"crc":"%08x"}\n' % (head, zlib.crc32(head))
 

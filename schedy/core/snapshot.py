@@ -59,7 +59,10 @@ def decode_snapshot(data):
         )
         if state.version != d["version"]:
             raise BadRecord("the snapshot's version does not match its state")
-        return state, d["cursor"], d["commit_crc"]
+        cursor, crc = d["cursor"], d["commit_crc"]
+        if type(cursor) is not int or cursor < 0 or type(crc) is not str or len(crc) != 8:
+            raise BadRecord("the snapshot's cursor or commit CRC is malformed")
+        return state, cursor, crc
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, BadRecord):
             raise

@@ -14,11 +14,28 @@ import pytest
 from schedy.core.check import find_double_claims
 from schedy.core.codec import Commit, decode_commit, encode_commit
 from schedy.core.decide import Decision
+from schedy.core.snapshot import commit_crc, encode_snapshot
+from schedy.core.state import fold
 from schedy.adapters.stream import StreamView
 
 
 def record(version, text="x"):
     return encode_commit(Commit(version, float(version), "w", [{"type": "Test", "text": text}]))
+
+
+CREATE = {"type": "ExperimentCreated", "format": 1, "name": "s", "kind": "manual",
+          "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+
+
+def add_job(s, v, now):
+    return Decision([{"type": "JobAdded", "job": str(s.next_number), "hyperparameters": {"v": v},
+                      "status": "QUEUED", "results": {}}])
+
+
+def replay(store, key):
+    """The state of ``key`` folded from commit 1, ignoring every snapshot."""
+    records, _ = store.read(key, store.initial_cursor())
+    return fold(decode_commit(r) for r in records)
 
 
 class LogStoreConformance:
@@ -126,3 +143,67 @@ class LogStoreConformance:
         seen = {(e["hyperparameters"]["w"], e["hyperparameters"]["i"]) for c in commits[1:] for e in c.events}
         assert seen == {(f"w{n}", i) for n in range(4) for i in range(100)}
         assert find_double_claims(commits) == []
+
+    # -- snapshots: write_snapshot / latest_snapshot / last_record_tail, and the view that uses them --
+
+    def test_a_stream_without_snapshot_has_none(self, store):
+        assert store.latest_snapshot("nothing") is None
+        self.append(store, "s", store.initial_cursor(), 1)
+        assert store.latest_snapshot("s") is None
+
+    def test_the_newest_snapshot_is_returned_to_every_handle(self, store):
+        cursor = store.initial_cursor()
+        for v in range(1, 5):
+            cursor = self.append(store, "s", cursor, v)
+        store.write_snapshot("s", 2, b"snapshot at 2\n")
+        assert store.latest_snapshot("s") == b"snapshot at 2\n"
+        store.write_snapshot("s", 4, b"snapshot at 4\n")
+        assert store.latest_snapshot("s") == b"snapshot at 4\n"
+        assert self.reopen(store).latest_snapshot("s") == b"snapshot at 4\n"
+        assert store.latest_snapshot("other") is None
+
+    def test_snapshots_are_neither_records_nor_streams(self, store):
+        c1 = self.append(store, "s", store.initial_cursor(), 1)
+        store.write_snapshot("s", 1, b"snapshot\n")
+        records, end = store.read("s", store.initial_cursor())
+        assert [decode_commit(r).version for r in records] == [1] and end == c1
+        assert store.keys() == ["s"]
+        assert self.append(store, "s", c1, 2) is not None
+
+    def test_the_tail_of_the_record_at_a_cursor_ends_with_its_crc(self, store):
+        cursor, cursors = store.initial_cursor(), []
+        for v in range(1, 4):
+            cursor = self.append(store, "s", cursor, v, f"text {v}")
+            cursors.append(cursor)
+        for v, c in enumerate(cursors, 1):
+            tail = self.reopen(store).last_record_tail("s", c)
+            assert tail[-10:-2] == commit_crc(record(v, f"text {v}")).encode("ascii")
+        assert store.last_record_tail("s", store.initial_cursor()) == b""
+        assert store.last_record_tail("nothing", cursors[-1]) == b""
+
+    def test_a_view_opens_from_the_newest_snapshot_with_the_state_of_a_full_replay(self, store):
+        store.snapshot_every = 3
+        writer = StreamView(store, "s", "s", lambda: "w")
+        writer.transact(lambda s, v, now: Decision([CREATE]))
+        for _ in range(7):
+            writer.transact(add_job)  # commits 1..8: snapshots at 3 and 6
+        other = self.reopen(store)
+        latest = other.latest_snapshot("s")
+        assert latest is not None and b'"version":6' in latest
+        reader = StreamView(other, "s", "s", lambda: "r")
+        assert reader.refresh() == replay(other, "s") == writer.state
+        assert reader.snapshot == "used"
+        assert reader.state.version == 8 and len(reader.state.jobs) == 7
+
+    def test_a_snapshot_that_does_not_match_the_log_is_ignored(self, store, caplog):
+        writer = StreamView(store, "s", "s", lambda: "w")
+        writer.transact(lambda s, v, now: Decision([CREATE]))
+        for _ in range(3):
+            writer.transact(add_job)
+        # A well-formed snapshot of the current state, but naming a commit CRC the log does not hold.
+        store.write_snapshot("s", 4, encode_snapshot(writer.state, writer.cursor, "00000000"))
+        reader = StreamView(self.reopen(store), "s", "s", lambda: "r")
+        with caplog.at_level("WARNING", logger="schedy"):
+            assert reader.refresh() == writer.state
+        assert reader.snapshot.startswith("ignored")
+        assert any(r.name == "schedy" and "snapshot" in r.getMessage() for r in caplog.records)

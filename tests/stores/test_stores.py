@@ -1,8 +1,14 @@
 """Every log store runs the same conformance suite: one class per store."""
 
+import uuid
+
+import pytest
 from conformance import LogStoreConformance
+from conftest import new_bucket
+from obstore.store import MemoryStore, from_url
 
 from schedy.adapters.filestore import FileLogStore
+from schedy.adapters.objectstore import ObjectLogStore
 
 
 class TestFileLogStore(LogStoreConformance):
@@ -14,3 +20,36 @@ class TestFileLogStore(LogStoreConformance):
 
     def subprocess_store_expr(self, store):
         return f"__import__('schedy.adapters.filestore', fromlist=['x']).FileLogStore({str(store.root)!r})"
+
+
+class TestMemoryLogStore(LogStoreConformance):
+    """obstore's in-process MemoryStore; a reopened handle shares the same MemoryStore object."""
+
+    def make_store(self, tmp_path):
+        return ObjectLogStore(MemoryStore(), f"db-{uuid.uuid4().hex[:8]}", location="memory store")
+
+    def reopen(self, store):
+        return ObjectLogStore(store.store, store.prefix, location=store.location)
+
+
+class TestS3LogStore(LogStoreConformance):
+    """A real S3 API over HTTP (the moto server of conftest), a fresh bucket per test."""
+
+    @pytest.fixture(autouse=True)
+    def _s3(self, request):
+        self.endpoint = request.getfixturevalue("s3_endpoint")  # also exports AWS_* for subprocesses
+
+    def make_store(self, tmp_path):
+        return self.reopen_bucket(new_bucket(self.endpoint))
+
+    def reopen_bucket(self, bucket):
+        s3 = from_url(f"s3://{bucket}", endpoint=self.endpoint, client_options={"allow_http": True})
+        return ObjectLogStore(s3, "team/db", location=f"s3://{bucket}/team/db")
+
+    def reopen(self, store):
+        return self.reopen_bucket(store.location.split("/")[2])
+
+    def subprocess_store_expr(self, store):
+        bucket = store.location.split("/")[2]
+        return ("__import__('schedy.adapters.objectstore', fromlist=['x']).ObjectLogStore("
+                f"__import__('obstore.store', fromlist=['x']).from_url({'s3://' + bucket!r}), 'team/db')")
