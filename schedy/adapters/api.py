@@ -79,7 +79,8 @@ class SchedyDB:
     """A Schedy database: one log per experiment, in a directory or on object storage.
 
     ``path`` is a directory or ``file://`` URL, or ``s3://bucket/prefix``,
-    ``gs://bucket/prefix``, ``az://account/container/prefix`` or
+    ``gs://bucket/prefix``, ``az://container/prefix`` (the account from
+    ``AZURE_STORAGE_ACCOUNT_NAME`` or the ``account_name`` option) or
     ``memory://name`` (in this process only). It defaults to ``$SCHEDY_DB``,
     else ``~/.local/share/schedy``. Object-store ``options`` (``endpoint``,
     ``region``, ``access_key_id``...) are passed to obstore; credentials also
@@ -221,11 +222,11 @@ class Experiment:
         self._require_db().refresh()
         return self._sync()
 
-    def _transact(self, decision):
+    def _transact(self, decision, cached_ok=False):
         """Run ``decision`` through the append loop; return its value and the state right after it."""
         view = self._require_db()
         try:
-            value, state = view.transact(decision)
+            value, state = view.transact(decision, cached_ok)
         finally:
             self._sync()
         return value, state
@@ -469,7 +470,7 @@ class Job:
         name, worker, created = self._context()
         job_id, expected = self.job_id, self._version or 0
         _, state = self.experiment._transact(
-            lambda s, v, now: decide.enter_job(s, name, job_id, worker, expected, created))
+            lambda s, v, now: decide.enter_job(s, name, job_id, worker, expected, created), cached_ok=True)
         self._adopt(state)
         return self
 

@@ -35,6 +35,19 @@ def memory_store(name):
         return _MEMORY.setdefault(name, MemoryStore())
 
 
+_POOL = None
+
+
+def _pool():
+    global _POOL
+    with _MEMORY_GUARD:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="schedy-get")
+        return _POOL
+
+
 def _conflict(e):
     # S3 and GCS report a lost create as "already exists"; Azure as a failed precondition.
     return isinstance(e, (AlreadyExistsError, PreconditionError))
@@ -132,10 +145,19 @@ class ObjectLogStore:
         for expected, v in enumerate(versions, cursor + 1):
             if v != expected:
                 raise CorruptLogError(f"{self.describe(key)}: commit {expected} is missing (the log jumps to {v})")
+
+        def fetch(v):
             try:
-                records.append(bytes(obstore.get(self.store, self._log(key, v)).bytes()).rstrip(b"\n"))
+                return bytes(obstore.get(self.store, self._log(key, v)).bytes()).rstrip(b"\n")
             except FileNotFoundError:
                 raise CorruptLogError(f"{self.describe(key)}: commit {v} disappeared while it was read") from None
+
+        # Fetch many commits at once: one round trip each, one after another, would make a writer that fell
+        # behind (or a reader opening a long log) slower than the writers it has to catch up with.
+        if len(versions) > 1:
+            records.extend(_pool().map(fetch, versions))
+        else:
+            records.extend(fetch(v) for v in versions)
         return records, cursor + len(versions)
 
     def exclusive(self, key):

@@ -82,12 +82,24 @@ class StreamView:
                             self.label, self.state.version)
             return self.state
 
-    def transact(self, decide):
+    def transact(self, decide, cached_ok=False):
         """Append the events of ``decide(state, version, now)`` as commit ``version``.
 
         Return the decision's value and the state right after it (or raise the
-        decision's error once its events are written).
+        decision's error once its events are written). With ``cached_ok``, a
+        decision that writes nothing on the state as last read is taken
+        without reading the log first (entering a job this worker just
+        claimed costs no request).
         """
+        if cached_ok and self.state is not None:
+            with self._guard():
+                state = self.state
+                try:
+                    decision = decide(state, state.version + 1, self.clock())
+                except Exception:  # noqa: BLE001 - decide again on the fresh log below
+                    decision = None
+                if decision is not None and not decision.events and decision.error is None:
+                    return decision.value, state
         for attempt in range(MAX_ATTEMPTS):
             with self._guard(), self.store.exclusive(self.key):
                 state = self.refresh()
