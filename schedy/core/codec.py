@@ -40,17 +40,26 @@ def encode_commit(commit, token=None):
     fields = {"v": v, "t": t, "w": w, "e": e}
     if token is not None:
         fields["k"] = token
-    body = orjson.dumps(fields)
-    head = body[:-1]
+    return seal(fields)
+
+
+def seal(obj):
+    """Serialise the dict ``obj`` as one JSON line ending with the CRC field of its bytes, newline included."""
+    head = orjson.dumps(obj)[:-1]
     return b'%s,"crc":"%08x"}\n' % (head, zlib.crc32(head))
 
 
-def decode_commit(line):
-    """Parse one log line (without its newline) into a :class:`Commit`; raise BadRecord if it is damaged."""
+def check_seal(line):
+    """Raise BadRecord unless ``line`` (without its newline) ends with the right CRC field."""
     if len(line) <= _TAIL or line[-_TAIL:-10] != _TAIL_PREFIX or line[-2:] != b'"}':
         raise BadRecord("the line does not end with a CRC field")
     if b"%08x" % zlib.crc32(line[:-_TAIL]) != line[-10:-2]:
         raise BadRecord("the CRC does not match the content")
+
+
+def decode_commit(line):
+    """Parse one log line (without its newline) into a :class:`Commit`; raise BadRecord if it is damaged."""
+    check_seal(line)
     try:
         d = orjson.loads(line)
     except orjson.JSONDecodeError as e:

@@ -8,20 +8,12 @@ snapshot's commit and ``commit_crc`` that commit's own CRC, so a reader can
 check that the log still holds the commit the snapshot was taken at.
 """
 
-import zlib
-
 import orjson
 from pyrsistent import pmap, pvector
 
-from .codec import BadRecord
+from .codec import BadRecord, check_seal, seal
 from .events import FORMAT
 from .state import ExperimentState, JobState
-
-_TAIL = len(b',"crc":"00000000"}')
-
-
-def _job_row(j):
-    return list(j)
 
 
 def encode_snapshot(state, cursor, commit_crc):
@@ -30,21 +22,17 @@ def encode_snapshot(state, cursor, commit_crc):
         "format": FORMAT, "version": state.version, "cursor": cursor, "commit_crc": commit_crc,
         "experiment": [state.name, state.kind, state.params, state.status, state.seed, state.deleted,
                        state.next_number, state.queue_head, state.next_seq, state.version, state.created],
-        "jobs": [_job_row(j) for j in sorted(state.jobs.values(), key=lambda j: j.number)],
+        "jobs": [list(j) for j in sorted(state.jobs.values(), key=lambda j: j.number)],
         "queue": [list(entry) for entry in state.queue],
         "members": [[m, list(ids)] for m, ids in sorted(state.members.items())],
     }
-    head = orjson.dumps(body)[:-1]
-    return b'%s,"crc":"%08x"}\n' % (head, zlib.crc32(head))
+    return seal(body)
 
 
 def decode_snapshot(data):
     """Return ``(state, cursor, commit_crc)`` from snapshot bytes; raise BadRecord if they are damaged."""
     line = data.rstrip(b"\n")
-    if len(line) <= _TAIL or line[-_TAIL:-10] != b',"crc":"' or line[-2:] != b'"}':
-        raise BadRecord("the snapshot does not end with a CRC field")
-    if b"%08x" % zlib.crc32(line[:-_TAIL]) != line[-10:-2]:
-        raise BadRecord("the snapshot's CRC does not match its content")
+    check_seal(line)
     try:
         d = orjson.loads(line)
         if d["format"] > FORMAT:
