@@ -5,9 +5,11 @@ up with the log first; every method that writes goes through the append loop
 (:class:`~schedy.adapters.stream.StreamView`), where the pure core decides.
 """
 
+import logging
 import os
 import secrets
 import socket
+import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -17,7 +19,7 @@ from ..core import pbt, values
 from ..core.distributions import check_distributions
 from ..core.schedulers import RandomScheduler
 from ..core.state import lineage
-from ..errors import ExperimentNotFoundError, SchedyError
+from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError, UnsafeUpdateError
 from .filestore import FileLogStore
 from .naming import check_name, stream_key
 from .stream import StreamView
@@ -129,7 +131,8 @@ class SchedyDB:
         params = exp._params()
         seed = _check_seed(exp.seed) if exp.seed is not None else secrets.randbits(63)
         view = self._view(name)
-        view.transact(lambda s, v, now: decide.create_experiment(s, name, exp._kind, params, status, seed))
+        lease = ev.check_lease(exp.lease)
+        view.transact(lambda s, v, now: decide.create_experiment(s, name, exp._kind, params, status, seed, lease))
         exp.seed = seed
         exp._bind(self, view)
         return exp
@@ -164,17 +167,20 @@ class Experiment:
 
     ``status`` is ``Experiment.RUNNING`` or ``Experiment.DONE``; ``seed``
     (default: drawn at random when the experiment is added, then recorded)
-    makes every sampled value reproducible.
+    makes every sampled value reproducible. ``lease`` is how many seconds a
+    claim lasts unless renewed (default 120): a job whose worker stopped
+    renewing it is handed out again.
     """
 
     RUNNING = ev.RUNNING
     DONE = ev.DONE
     _kind = None
 
-    def __init__(self, name, status=RUNNING, seed=None):
+    def __init__(self, name, status=RUNNING, seed=None, lease=None):
         self.name = check_name(name)
         self.status = ev.check_experiment_status(status)
         self.seed = None if seed is None else _check_seed(seed)
+        self.lease = ev.DEFAULT_LEASE if lease is None else ev.check_lease(lease)
         self._db = None
         self._view = None
         self._synced = None
@@ -188,7 +194,7 @@ class Experiment:
 
     def __eq__(self, other):
         return (type(self) is type(other) and self.name == other.name and self.status == other.status
-                and self.seed == other.seed and self._params() == other._params())
+                and self.seed == other.seed and self.lease == other.lease and self._params() == other._params())
 
     __hash__ = None
 
@@ -198,19 +204,21 @@ class Experiment:
     def _bind(self, db, view):
         self._db, self._view = db, view
         self._created = view.state.created
-        self._synced = (view.state.status, view.state.params)
+        self._synced = (view.state.status, view.state.params, view.state.lease)
 
     def _sync(self, state=None):
         """Adopt the log's status and parameters, except where this object holds unpushed changes."""
         state = state or self._view.state
         if state is None or state.deleted or state.created != self._created:
             return state  # this object's experiment is gone: keep its attributes as they were
-        synced_status, synced_params = self._synced
+        synced_status, synced_params, synced_lease = self._synced
         if self.status == synced_status:
             self.status = state.status
+        if self.lease == synced_lease:
+            self.lease = state.lease
         if state.params != synced_params and self._params() == synced_params:
             self._load_params(state.params)
-        self._synced = (state.status, state.params)
+        self._synced = (state.status, state.params, state.lease)
         return state
 
     def _require_db(self):
@@ -274,16 +282,19 @@ class Experiment:
         return [Job._from_state(self, j) for j in lineage(state, job_id)]
 
     def push_updates(self):
-        """Write the attributes changed on this object (``status``, distributions...) to the log."""
+        """Write the attributes changed on this object (``status``, ``lease``, distributions...) to the log."""
         view = self._require_db()
         status = ev.check_experiment_status(self.status)
         params = self._params()
-        synced_status, synced_params = self._synced
+        lease = ev.check_lease(self.lease)
+        synced_status, synced_params, synced_lease = self._synced
         new_status = status if status != synced_status else None
         new_params = params if params != synced_params else None
+        new_lease = lease if lease != synced_lease else None
         name, created = self.name, self._created
-        _, state = view.transact(lambda s, v, now: decide.update_experiment(s, name, new_status, new_params, created))
-        self._synced = (state.status, state.params)
+        _, state = view.transact(
+            lambda s, v, now: decide.update_experiment(s, name, new_status, new_params, created, new_lease))
+        self._synced = (state.status, state.params, state.lease)
         self._sync(state)
 
     def delete(self, ensure=True):
@@ -314,8 +325,8 @@ class RandomSearch(Experiment):
 
     _kind = "random"
 
-    def __init__(self, name, distributions, status=Experiment.RUNNING, seed=None):
-        super().__init__(name, status, seed)
+    def __init__(self, name, distributions, status=Experiment.RUNNING, seed=None, lease=None):
+        super().__init__(name, status, seed, lease)
         self.distributions = check_distributions(distributions)
 
     def _params(self):
@@ -343,8 +354,8 @@ class PopulationBasedTraining(Experiment):
     _kind = "pbt"
 
     def __init__(self, name, objective, result_name, exploit, explore={}, initial_distributions={},
-                 population_size=None, status=Experiment.RUNNING, max_generations=None, seed=None):
-        super().__init__(name, status, seed)
+                 population_size=None, status=Experiment.RUNNING, max_generations=None, seed=None, lease=None):
+        super().__init__(name, status, seed, lease)
         self.objective = objective
         self.result_name = result_name
         self.exploit = exploit
@@ -381,7 +392,7 @@ def _from_state(db, view):
     if cls is None:
         raise SchedyError(f"experiment {state.name!r} is of kind {state.kind!r}, which this version of Schedy does not know")
     exp = cls.__new__(cls)
-    exp.name, exp.status, exp.seed = state.name, state.status, state.seed
+    exp.name, exp.status, exp.seed, exp.lease = state.name, state.status, state.seed, state.lease
     exp._load_params(state.params)
     exp._bind(db, view)
     return exp
@@ -448,7 +459,7 @@ class Job:
         name, worker, created = self._context()
         job_id = self.job_id
         _, state = exp._transact(
-            lambda s, v, now: decide.update_job(s, name, job_id, worker, status, hps, res, expected, created))
+            lambda s, v, now: decide.update_job(s, name, job_id, worker, status, hps, res, expected, created, now))
         self._adopt(state)
 
     def try_run(self):
@@ -456,7 +467,7 @@ class Job:
         name, worker, created = self._context()
         job_id, expected = self.job_id, self._version or 0
         _, state = self.experiment._transact(
-            lambda s, v, now: decide.claim_job(s, name, job_id, worker, expected, created))
+            lambda s, v, now: decide.claim_job(s, name, job_id, worker, expected, created, now))
         self._adopt(state)
 
     def delete(self, ensure=True):
@@ -465,17 +476,62 @@ class Job:
         job_id = self.job_id
         self.experiment._transact(lambda s, v, now: decide.delete_job(s, name, job_id, ensure, created))
 
+    def _renew(self):
+        """Extend this worker's lease on the job; raise UnsafeUpdateError if it lost the job."""
+        name, worker, created = self._context()
+        job_id = self.job_id
+        self.experiment._transact(lambda s, v, now: decide.heartbeat(s, name, job_id, worker, now, created))
+
     def __enter__(self):
-        """Start work on the job: claim it unless this worker already holds it (see :meth:`try_run`); return it."""
+        """Start work on the job: claim it unless this worker already holds it (see :meth:`try_run`); return it.
+
+        Until the block ends, a daemon thread renews the claim's lease every
+        quarter of the experiment's lease.
+        """
         name, worker, created = self._context()
         job_id, expected = self.job_id, self._version or 0
         _, state = self.experiment._transact(
-            lambda s, v, now: decide.enter_job(s, name, job_id, worker, expected, created), cached_ok=True)
+            lambda s, v, now: decide.enter_job(s, name, job_id, worker, expected, created, now), cached_ok=True)
         self._adopt(state)
+        self._heartbeat = _Heartbeat(self, state.lease / 4)
+        self._heartbeat.start()
         return self
 
     def __exit__(self, exc_type, exc, tb):
         """Mark the job DONE, or CRASHED if the block raised (the exception propagates); push it with :meth:`put`."""
+        beat = getattr(self, "_heartbeat", None)
+        if beat is not None:
+            beat.stop()
+            self._heartbeat = None
         self.status = ev.CRASHED if exc_type is not None else ev.DONE
         self.put()
         return False
+
+
+log = logging.getLogger("schedy")
+
+
+class _Heartbeat(threading.Thread):
+    """Renews a job's lease while its ``with`` block runs; stops when the block ends or the job is lost."""
+
+    def __init__(self, job, interval):
+        super().__init__(name=f"schedy-lease-{job.job_id}", daemon=True)
+        self.job, self.interval = job, interval
+        self._done = threading.Event()
+        self.lost = None  # the error that told this worker it no longer holds the job
+
+    def run(self):
+        while not self._done.wait(self.interval):
+            try:
+                self.job._renew()
+            except (UnsafeUpdateError, JobNotFoundError, ExperimentNotFoundError) as e:
+                self.lost = e
+                log.warning("job %r: lease lost (%s); its final report will be refused", self.job.job_id, e)
+                return
+            except Exception as e:  # noqa: BLE001 - a failed renewal is retried at the next beat
+                log.warning("job %r: could not renew its lease (%s)", self.job.job_id, e)
+
+    def stop(self):
+        self._done.set()
+        if self is not threading.current_thread():
+            self.join()

@@ -17,8 +17,9 @@ class DoubleClaim(NamedTuple):
 def find_double_claims(commits):
     """Return every claim made while another claim on the same job was unreleased.
 
-    A claim is released by a status change away from RUNNING, by the deletion
-    of the job, or by a new incarnation of the experiment.
+    A claim is released by a status change away from RUNNING, by the expiry of
+    its lease, by the deletion of the job, or by a new incarnation of the
+    experiment.
     """
     holders, found = {}, []
     for c in commits:
@@ -29,7 +30,8 @@ def find_double_claims(commits):
                 if holder is not None:
                     found.append(DoubleClaim(c.version, e["job"], holder, e["worker"]))
                 holders[e["job"]] = e["worker"]
-            elif kind == ev.JOB_UPDATED and e.get("status", ev.RUNNING) != ev.RUNNING or kind == ev.JOB_DELETED:
+            elif (kind == ev.JOB_UPDATED and e.get("status", ev.RUNNING) != ev.RUNNING
+                  or kind in (ev.JOB_DELETED, ev.JOB_LEASE_EXPIRED)):
                 holders.pop(e["job"], None)
             elif kind == ev.EXPERIMENT_CREATED:
                 holders.clear()

@@ -11,11 +11,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ExperimentNotFoundError, JobNotFoundError, NoJobError, ResourceExistsError, UnsafeUpdateError
+from ..errors import (ExperimentNotFoundError, JobNotFoundError, NoJobError, ResourceExistsError, SchedyError,
+                      UnsafeUpdateError)
 from . import events as ev
+from .codec import Commit
 from .pbt import FINISHED
 from .schedulers import scheduler
-from .state import live, oldest_queued
+from .state import apply, live, oldest_queued
 
 
 class Decision(NamedTuple):
@@ -63,18 +65,53 @@ def require_job(state, name, job_id, incarnation=None):
     return job
 
 
-def create_experiment(state, name, kind, params, status, seed):
+def create_experiment(state, name, kind, params, status, seed, lease=ev.DEFAULT_LEASE):
     if live(state):
         raise ResourceExistsError(f"an experiment named {name!r} already exists")
     scheduler(kind).check_params(params)
     ev.check_experiment_status(status)
-    return Decision([ev.experiment_created(name, kind, params, status, seed)])
+    return Decision([ev.experiment_created(name, kind, params, status, seed, ev.check_lease(lease))])
 
 
-def update_experiment(state, name, status=None, params=None, incarnation=None):
-    """Change the status and/or parameters; None leaves a field as it is."""
+def expire_leases(state, now):
+    """Record every claim whose lease lapsed before ``now``: the events, and the state after them.
+
+    Whichever worker next writes records them; the job is handed out again
+    (or, with PBT, redone), and the old holder's writes are refused from then
+    on, since the job's version changed.
+    """
+    if now is None or not state.claims:
+        return state, []
+    lapsed = sorted(j for j, until in state.claims.items() if until < now)
+    if not lapsed:
+        return state, []
+    status = scheduler(state.kind).expired_status
+    events = [ev.job_lease_expired(j, state.jobs[j].worker, status) for j in lapsed]
+    return apply(state, Commit(state.version + 1, now, "", events)), events
+
+
+def _after_expiries(state, now, rest):
+    """Expire lapsed leases, then decide ``rest(state)`` on the result, in one commit."""
+    state, expired = expire_leases(state, now)
+    try:
+        d = rest(state)
+    except SchedyError as e:
+        if expired:
+            return Decision(expired, error=e)  # record the expiries even when the request is refused
+        raise
+    return Decision(expired + d.events, d.value, d.error)
+
+
+def _lease_until(state, now):
+    return None if now is None else now + state.lease
+
+
+def update_experiment(state, name, status=None, params=None, incarnation=None, lease=None):
+    """Change the status, parameters and/or lease; None leaves a field as it is."""
     require(state, name, incarnation)
     changes = {}
+    if lease is not None and ev.check_lease(lease) != state.lease:
+        changes["lease"] = float(lease)
     if status is not None and status != state.status:
         changes["status"] = ev.check_experiment_status(status)
     if params is not None and params != state.params:
@@ -104,11 +141,16 @@ def add_job(state, name, hyperparameters, status, results, incarnation=None):
 def next_job(state, name, worker, version, now, incarnation=None):
     """Claim the oldest queued job, or the scheduler's new one; raise NoJobError if there is none."""
     require(state, name, incarnation)
+    return _after_expiries(state, now, lambda s: _next_job(s, name, worker, version, now))
+
+
+def _next_job(state, name, worker, version, now):
+    until = _lease_until(state, now)
     if state.status != ev.RUNNING:
         raise NoJobError(f"experiment {name!r} is {state.status}: no more jobs are handed out")
     job_id = oldest_queued(state)
     if job_id is not None:
-        return Decision([ev.job_claimed(job_id, worker)], job_id)
+        return Decision([ev.job_claimed(job_id, worker, until)], job_id)
     proposal = scheduler(state.kind).propose(state, now, rng_for(state, version))
     if proposal == FINISHED:
         return Decision([ev.experiment_updated(status=ev.DONE)],
@@ -116,7 +158,8 @@ def next_job(state, name, worker, version, now, incarnation=None):
     if isinstance(proposal, str):
         raise NoJobError(f"experiment {name!r} has no job to hand out: {proposal}")
     job_id = str(state.next_number)
-    return Decision([ev.job_added(job_id, status=ev.QUEUED, **proposal), ev.job_claimed(job_id, worker)], job_id)
+    return Decision([ev.job_added(job_id, status=ev.QUEUED, **proposal), ev.job_claimed(job_id, worker, until)],
+                    job_id)
 
 
 def _check_version(job, name, expected_version):
@@ -132,34 +175,66 @@ def _check_version(job, name, expected_version):
         )
 
 
-def claim_job(state, name, job_id, worker, expected_version=None, incarnation=None):
+def claim_job(state, name, job_id, worker, expected_version=None, incarnation=None, now=None):
     """Claim a given job for ``worker`` (``Job.try_run``); refuse if someone holds it or it changed."""
-    job = require_job(state, name, job_id, incarnation)
+    require(state, name, incarnation)
+    return _after_expiries(state, now, lambda s: _claim_job(s, name, job_id, worker, expected_version, now))
+
+
+def _claim_job(state, name, job_id, worker, expected_version, now):
+    job = require_job(state, name, job_id)
     _check_version(job, name, expected_version)
     if job.worker is not None:
         raise UnsafeUpdateError(f"job {job_id!r} of experiment {name!r} is already claimed by {job.worker}")
-    return Decision([ev.job_claimed(job_id, worker)], job_id)
+    return Decision([ev.job_claimed(job_id, worker, _lease_until(state, now))], job_id)
 
 
-def enter_job(state, name, job_id, worker, expected_version=None, incarnation=None):
+def enter_job(state, name, job_id, worker, expected_version=None, incarnation=None, now=None):
     """Start work on a job (``with job:``): nothing to write if ``worker`` holds it as this copy knows it, else claim it."""
-    job = require_job(state, name, job_id, incarnation)
-    if job.worker == worker and job.version == expected_version:
-        return Decision([], job_id)
-    return claim_job(state, name, job_id, worker, expected_version, incarnation)
+    require(state, name, incarnation)
+
+    def rest(s):
+        job = require_job(s, name, job_id)
+        if job.worker == worker and job.version == expected_version:
+            return Decision([], job_id)
+        return _claim_job(s, name, job_id, worker, expected_version, now)
+
+    return _after_expiries(state, now, rest)
+
+
+def heartbeat(state, name, job_id, worker, now, incarnation=None):
+    """Renew ``worker``'s lease on a job it holds; raise UnsafeUpdateError if it no longer holds it."""
+    require(state, name, incarnation)
+
+    def rest(s):
+        job = require_job(s, name, job_id)
+        if job.worker != worker:
+            raise UnsafeUpdateError(f"job {job_id!r} of experiment {name!r} is no longer held by {worker}")
+        return Decision([ev.job_heartbeat(job_id, worker, _lease_until(s, now))], job_id)
+
+    return _after_expiries(state, now, rest)
 
 
 def update_job(state, name, job_id, worker, status, hyperparameters, results, expected_version=None,
-               incarnation=None):
-    """Write a job's status, hyperparameters and results (``Job.put``); only the changed fields are logged."""
-    job = require_job(state, name, job_id, incarnation)
+               incarnation=None, now=None):
+    """Write a job's status, hyperparameters and results (``Job.put``); only the changed fields are logged.
+
+    A holder's put that keeps the job RUNNING also renews its lease.
+    """
+    require(state, name, incarnation)
+    return _after_expiries(state, now, lambda s: _update_job(s, name, job_id, worker, status, hyperparameters,
+                                                             results, expected_version, now))
+
+
+def _update_job(state, name, job_id, worker, status, hyperparameters, results, expected_version, now):
+    job = require_job(state, name, job_id)
     _check_version(job, name, expected_version)
     ev.check_job_status(status)
     scheduler(state.kind).check_update(state, job, status, results)
     events, changes = [], {}
     if status == ev.RUNNING and job.status != ev.RUNNING:
         # Every way into RUNNING is a claim, so the no-double-claim invariant covers puts too.
-        events.append(ev.job_claimed(job_id, worker))
+        events.append(ev.job_claimed(job_id, worker, _lease_until(state, now)))
     elif status != job.status:
         changes["status"] = status
     if hyperparameters != job.hyperparameters:
@@ -169,6 +244,8 @@ def update_job(state, name, job_id, worker, status, hyperparameters, results, ex
         changes["results"] = results
     if changes:
         events.append(ev.job_updated(job_id, **changes))
+    if status == ev.RUNNING and job.worker == worker and now is not None and (events or job.lease_until is not None):
+        events.append(ev.job_heartbeat(job_id, worker, _lease_until(state, now)))
     return Decision(events, job_id)
 
 

@@ -16,6 +16,11 @@ JOB_ADDED = "JobAdded"
 JOB_CLAIMED = "JobClaimed"
 JOB_UPDATED = "JobUpdated"
 JOB_DELETED = "JobDeleted"
+JOB_HEARTBEAT = "JobHeartbeat"
+JOB_LEASE_EXPIRED = "JobLeaseExpired"
+
+DEFAULT_LEASE = 120.0
+"""Seconds a claim lasts unless renewed; a running ``with`` block renews it every quarter of that."""
 
 QUEUED, RUNNING, CRASHED, PRUNED, DONE = "QUEUED", "RUNNING", "CRASHED", "PRUNED", "DONE"
 JOB_STATUSES = (QUEUED, RUNNING, CRASHED, PRUNED, DONE)
@@ -36,9 +41,18 @@ def check_experiment_status(status):
     return status
 
 
-def experiment_created(name, kind, params, status, seed):
+def experiment_created(name, kind, params, status, seed, lease=DEFAULT_LEASE):
     return {"type": EXPERIMENT_CREATED, "format": FORMAT, "name": name, "kind": kind,
-            "params": params, "status": status, "seed": seed}
+            "params": params, "status": status, "seed": seed, "lease": lease}
+
+
+def check_lease(lease):
+    """Return ``lease`` (seconds) if it is a positive finite number, else raise TypeError or ValueError."""
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)):
+        raise TypeError(f"a lease is a number of seconds, got {type(lease).__name__} {lease!r}")
+    if not 0 < lease < float("inf"):
+        raise ValueError(f"a lease must be a positive number of seconds, got {lease!r}")
+    return float(lease)
 
 
 def experiment_updated(**changes):
@@ -57,8 +71,20 @@ def job_added(job_id, hyperparameters, status, results, generation=None, parent=
     return e
 
 
-def job_claimed(job_id, worker):
-    return {"type": JOB_CLAIMED, "job": job_id, "worker": worker}
+def job_claimed(job_id, worker, lease_until=None):
+    e = {"type": JOB_CLAIMED, "job": job_id, "worker": worker}
+    if lease_until is not None:
+        e["lease_until"] = lease_until
+    return e
+
+
+def job_heartbeat(job_id, worker, lease_until):
+    return {"type": JOB_HEARTBEAT, "job": job_id, "worker": worker, "lease_until": lease_until}
+
+
+def job_lease_expired(job_id, worker, status):
+    """The claim of ``worker`` on ``job_id`` lapsed; the job becomes ``status`` (QUEUED to hand it out again)."""
+    return {"type": JOB_LEASE_EXPIRED, "job": job_id, "worker": worker, "status": status}
 
 
 def job_updated(job_id, **changes):

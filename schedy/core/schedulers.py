@@ -35,6 +35,7 @@ class Scheduler:
     """The defaults: no parameters to check, nothing to propose."""
 
     kind = None
+    expired_status = ev.QUEUED  # what a job whose claim lapsed becomes: handed out again
 
     @classmethod
     def check_params(cls, params):
@@ -118,6 +119,7 @@ class PBTScheduler(Scheduler):
     """Population Based Training: each job is one training segment of a population member."""
 
     kind = "pbt"
+    expired_status = ev.CRASHED  # the segment is redone from where it started, like a crash
 
     @classmethod
     def check_params(cls, params):

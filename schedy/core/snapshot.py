@@ -25,6 +25,8 @@ def encode_snapshot(state, cursor, commit_crc):
         "jobs": [list(j) for j in sorted(state.jobs.values(), key=lambda j: j.number)],
         "queue": [list(entry) for entry in state.queue],
         "members": [[m, list(ids)] for m, ids in sorted(state.members.items())],
+        "lease": state.lease,
+        "claims": sorted([j, until] for j, until in state.claims.items()),
     }
     return seal(body)
 
@@ -44,6 +46,7 @@ def decode_snapshot(data):
             next_number=next_number, queue=pvector(tuple(e) for e in d["queue"]), queue_head=queue_head,
             next_seq=next_seq, version=version, created=created,
             members=pmap({m: pvector(ids) for m, ids in d["members"]}),
+            lease=float(d["lease"]), claims=pmap({j: until for j, until in d["claims"]}),
         )
         if state.version != d["version"]:
             raise BadRecord("the snapshot's version does not match its state")

@@ -30,6 +30,7 @@ class JobState(NamedTuple):
     queue_seq: Optional[int]  # identifies the job's current turn in the queue
     member: Optional[int] = None  # PBT: the population member this job is a segment of
     initial_results: Optional[dict] = None  # the results the job was added with (PBT redoes a crash from them)
+    lease_until: Optional[float] = None  # while claimed: when the claim lapses unless renewed
 
 
 class ExperimentState(NamedTuple):
@@ -49,6 +50,8 @@ class ExperimentState(NamedTuple):
     version: int
     created: int  # commit that created this incarnation of the experiment
     members: object = pmap()  # PBT: PMap[member, PVector[job_id]], each member's segments in order
+    lease: float = ev.DEFAULT_LEASE  # seconds a claim lasts unless renewed
+    claims: object = pmap()  # PMap[job_id, lease_until] of the jobs claimed now, to find lapsed leases fast
 
 
 def _queue_valid(state, entry):
@@ -83,11 +86,12 @@ def _created(state, e, c):
         name=e["name"], kind=e["kind"], params=e["params"], status=e["status"], seed=e["seed"],
         deleted=False, jobs=pmap(), next_number=state.next_number if state else 1,
         queue=pvector(), queue_head=0, next_seq=0, version=c.version, created=c.version, members=pmap(),
+        lease=float(e.get("lease", ev.DEFAULT_LEASE)), claims=pmap(),
     )
 
 
 def _updated(state, e, c):
-    changes = {k: e[k] for k in ("status", "params") if k in e}
+    changes = {k: e[k] for k in ("status", "params", "lease") if k in e}
     return state._replace(**changes)
 
 
@@ -112,8 +116,24 @@ def _job_added(state, e, c):
 
 def _job_claimed(state, e, c):
     job = state.jobs[e["job"]]
-    job = job._replace(status=ev.RUNNING, worker=e["worker"], version=c.version, claimed_at=c.time, queue_seq=None)
-    return state._replace(jobs=state.jobs.set(job.job_id, job))
+    until = e.get("lease_until")
+    job = job._replace(status=ev.RUNNING, worker=e["worker"], version=c.version, claimed_at=c.time, queue_seq=None,
+                       lease_until=until)
+    claims = state.claims.set(job.job_id, until) if until is not None else state.claims.discard(job.job_id)
+    return state._replace(jobs=state.jobs.set(job.job_id, job), claims=claims)
+
+
+def _job_heartbeat(state, e, c):
+    # A renewal does not change the job's version: the holder's safe writes stay valid.
+    job = state.jobs[e["job"]]._replace(lease_until=e["lease_until"])
+    return state._replace(jobs=state.jobs.set(job.job_id, job), claims=state.claims.set(job.job_id, e["lease_until"]))
+
+
+def _job_lease_expired(state, e, c):
+    job = state.jobs[e["job"]]._replace(status=e["status"], worker=None, lease_until=None, version=c.version)
+    if job.status == ev.QUEUED:
+        state, job = _enqueue(state, job)
+    return state._replace(jobs=state.jobs.set(job.job_id, job), claims=state.claims.discard(job.job_id))
 
 
 def _job_updated(state, e, c):
@@ -122,7 +142,8 @@ def _job_updated(state, e, c):
     job = job._replace(version=c.version, **changes)
     if "status" in e:
         if job.status != ev.RUNNING:
-            job = job._replace(worker=None)
+            job = job._replace(worker=None, lease_until=None)
+            state = state._replace(claims=state.claims.discard(job.job_id))
         if job.status == ev.QUEUED and job.queue_seq is None:
             state, job = _enqueue(state, job)
         elif job.status != ev.QUEUED:
@@ -131,7 +152,7 @@ def _job_updated(state, e, c):
 
 
 def _job_deleted(state, e, c):
-    return state._replace(jobs=state.jobs.remove(e["job"]))
+    return state._replace(jobs=state.jobs.remove(e["job"]), claims=state.claims.discard(e["job"]))
 
 
 _APPLY = {
@@ -142,6 +163,8 @@ _APPLY = {
     ev.JOB_CLAIMED: _job_claimed,
     ev.JOB_UPDATED: _job_updated,
     ev.JOB_DELETED: _job_deleted,
+    ev.JOB_HEARTBEAT: _job_heartbeat,
+    ev.JOB_LEASE_EXPIRED: _job_lease_expired,
 }
 
 

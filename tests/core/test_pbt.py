@@ -204,7 +204,9 @@ class Sim:
         self.state = None
         self.exploits = 0
         self.added_with = {}  # job id -> the results its JobAdded event carried
-        self.append(decide.create_experiment(None, NAME, "pbt", cfg.to_log(), ev.RUNNING, seed).events, "op")
+        # Leases long enough never to lapse here: these runs test PBT, not crash recovery.
+        self.append(decide.create_experiment(None, NAME, "pbt", cfg.to_log(), ev.RUNNING, seed, lease=1e9).events,
+                    "op")
 
     @property
     def version(self):
@@ -300,11 +302,13 @@ class Sim:
         assert job.status == ev.RUNNING and job.worker == worker and job.version == self.version
         queued = oldest_queued(before)
         if queued is not None:  # queued jobs are handed out first, oldest first
-            assert d.events == [ev.job_claimed(queued, worker)] and d.value == queued
+            lease_until = self.state.jobs[queued].lease_until
+            assert d.events == [ev.job_claimed(queued, worker, lease_until)] and d.value == queued
             return
         added, claimed = d.events
         assert added["type"] == ev.JOB_ADDED and added["job"] == d.value == str(before.next_number)
-        assert claimed == ev.job_claimed(d.value, worker)
+        assert claimed == ev.job_claimed(d.value, worker, job.lease_until)
+        assert job.lease_until == self.commits[-1].time + before.lease
         if cfg.max_generations is not None:
             assert job.generation < cfg.max_generations
         m = Model(before, cfg)
