@@ -1,5 +1,6 @@
 """Workers killed with SIGKILL mid-job: their jobs come back when the lease lapses, and none is done twice."""
 
+import os
 import random
 import signal
 import subprocess
@@ -141,3 +142,36 @@ def test_the_kills_did_interrupt_jobs():
     if len(EXPIRED) < 20:
         pytest.skip("the seeded crash runs did not all run in this session")
     assert sum(1 for n in EXPIRED.values() if n) >= 5, EXPIRED
+
+
+def test_shortening_the_lease_while_a_job_runs_does_not_lose_it(tmp_path):
+    db = schedy.SchedyDB(str(tmp_path / "db"), worker="a")
+    exp = db.add_experiment(schedy.ManualSearch("shrink", lease=2))
+    exp.add_job({"i": 1})
+    admin = schedy.SchedyDB(str(tmp_path / "db"), worker="admin").get_experiment("shrink")
+    other = schedy.SchedyDB(str(tmp_path / "db"), worker="b").get_experiment("shrink")
+    with exp.next_job() as job:
+        admin.lease = 0.2
+        admin.push_updates()
+        time.sleep(1.2)  # six new leases long: only beats at the new pace keep the job
+        with pytest.raises(schedy.errors.NoJobError):
+            other.next_job()
+        job.results["loss"] = 1.0
+    assert exp.get_job(job.job_id).results == {"loss": 1.0}
+    assert not [e for c in log_commits(db, "shrink") for e in c.events if e["type"] == ev.JOB_LEASE_EXPIRED]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_reads_an_object_store_log(tmp_path):
+    db = schedy.SchedyDB("memory://fork-pool/db")
+    exp = db.add_experiment(schedy.ManualSearch("many"))
+    for i in range(40):
+        exp.add_job({"i": i})
+    schedy.SchedyDB("memory://fork-pool/db").get_experiment("many").all_jobs()  # the parent's fetch pool runs
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - reports through its exit status
+        signal.alarm(20)
+        jobs = schedy.SchedyDB("memory://fork-pool/db").get_experiment("many").all_jobs()
+        os._exit(0 if len(jobs) == 40 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

@@ -479,8 +479,9 @@ class Job:
     def _renew(self):
         """Extend this worker's lease on the job; raise UnsafeUpdateError if it lost the job."""
         name, worker, created = self._context()
-        job_id = self.job_id
-        self.experiment._transact(lambda s, v, now: decide.heartbeat(s, name, job_id, worker, now, created))
+        job_id, claimed_at = self.job_id, self._claimed_at
+        self.experiment._transact(
+            lambda s, v, now: decide.heartbeat(s, name, job_id, worker, now, created, claimed_at))
 
     def __enter__(self):
         """Start work on the job: claim it unless this worker already holds it (see :meth:`try_run`); return it.
@@ -493,7 +494,8 @@ class Job:
         _, state = self.experiment._transact(
             lambda s, v, now: decide.enter_job(s, name, job_id, worker, expected, created, now), cached_ok=True)
         self._adopt(state)
-        self._heartbeat = _Heartbeat(self, state.lease / 4)
+        self._claimed_at = state.jobs[job_id].claimed_at
+        self._heartbeat = _Heartbeat(self)
         self._heartbeat.start()
         return self
 
@@ -514,14 +516,18 @@ log = logging.getLogger("schedy")
 class _Heartbeat(threading.Thread):
     """Renews a job's lease while its ``with`` block runs; stops when the block ends or the job is lost."""
 
-    def __init__(self, job, interval):
+    def __init__(self, job):
         super().__init__(name=f"schedy-lease-{job.job_id}", daemon=True)
-        self.job, self.interval = job, interval
+        self.job = job
         self._done = threading.Event()
         self.lost = None  # the error that told this worker it no longer holds the job
 
+    def interval(self):
+        # Read the lease at every beat: an operator may shorten it while the job runs.
+        return min(self.job.experiment._view.state.lease / 4, threading.TIMEOUT_MAX)
+
     def run(self):
-        while not self._done.wait(self.interval):
+        while not self._done.wait(self.interval()):
             try:
                 self.job._renew()
             except (UnsafeUpdateError, JobNotFoundError, ExperimentNotFoundError) as e:

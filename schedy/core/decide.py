@@ -202,13 +202,17 @@ def enter_job(state, name, job_id, worker, expected_version=None, incarnation=No
     return _after_expiries(state, now, rest)
 
 
-def heartbeat(state, name, job_id, worker, now, incarnation=None):
-    """Renew ``worker``'s lease on a job it holds; raise UnsafeUpdateError if it no longer holds it."""
+def heartbeat(state, name, job_id, worker, now, incarnation=None, claimed_at=None):
+    """Renew ``worker``'s lease on a job it holds; raise UnsafeUpdateError if it no longer holds it.
+
+    ``claimed_at`` (the time of the claim being renewed) tells a claim apart from a later claim of the
+    same job by the same worker. The job's version is not checked: the holder's own puts change it.
+    """
     require(state, name, incarnation)
 
     def rest(s):
         job = require_job(s, name, job_id)
-        if job.worker != worker:
+        if job.worker != worker or (claimed_at is not None and job.claimed_at != claimed_at):
             raise UnsafeUpdateError(f"job {job_id!r} of experiment {name!r} is no longer held by {worker}")
         return Decision([ev.job_heartbeat(job_id, worker, _lease_until(s, now))], job_id)
 

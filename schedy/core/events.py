@@ -50,8 +50,8 @@ def check_lease(lease):
     """Return ``lease`` (seconds) if it is a positive finite number, else raise TypeError or ValueError."""
     if isinstance(lease, bool) or not isinstance(lease, (int, float)):
         raise TypeError(f"a lease is a number of seconds, got {type(lease).__name__} {lease!r}")
-    if not 0 < lease < float("inf"):
-        raise ValueError(f"a lease must be a positive number of seconds, got {lease!r}")
+    if not 0.1 <= lease < float("inf"):
+        raise ValueError(f"a lease must be a finite number of seconds, at least 0.1, got {lease!r}")
     return float(lease)
 
 

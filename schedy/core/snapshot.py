@@ -12,7 +12,7 @@ import orjson
 from pyrsistent import pmap, pvector
 
 from .codec import BadRecord, check_seal, seal
-from .events import FORMAT
+from .events import DEFAULT_LEASE, FORMAT
 from .state import ExperimentState, JobState
 
 
@@ -46,7 +46,8 @@ def decode_snapshot(data):
             next_number=next_number, queue=pvector(tuple(e) for e in d["queue"]), queue_head=queue_head,
             next_seq=next_seq, version=version, created=created,
             members=pmap({m: pvector(ids) for m, ids in d["members"]}),
-            lease=float(d["lease"]), claims=pmap({j: until for j, until in d["claims"]}),
+            # Snapshots taken before leases existed have neither field: the default lease, no leased claim.
+            lease=float(d.get("lease", DEFAULT_LEASE)), claims=pmap({j: until for j, until in d.get("claims", [])}),
         )
         if state.version != d["version"]:
             raise BadRecord("the snapshot's version does not match its state")
