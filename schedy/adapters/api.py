@@ -73,7 +73,13 @@ def _open_store(location, durable, snapshot_every, file_mode, options):
         if str(opts.get("endpoint", "")).startswith("http://"):
             client.setdefault("allow_http", True)
         bucket_url = url._replace(path="").geturl()
-        store, prefix = from_url(bucket_url, client_options=client or None, **opts), url.path
+        try:
+            store = from_url(bucket_url, client_options=client or None, **opts)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # noqa: BLE001 - obstore's own errors (and Rust panics) name no credential
+            raise ValueError(f"cannot configure {shown}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+        prefix = url.path
     return shown, ObjectLogStore(store, prefix, location=shown, snapshot_every=snapshot_every)
 
 

@@ -31,7 +31,15 @@ class _Handle:
 
     def __init__(self, path, create, mode):
         flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
-        self.fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), mode)
+        try:
+            self.fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), mode)
+            self.writable = True
+        except PermissionError:
+            if create:
+                raise
+            # A reader with read access only (a shared, group-readable database) can still read.
+            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            self.writable = False
         self.lock = threading.Lock()
 
 
@@ -122,6 +130,9 @@ class FileLogStore:
     def _handle(self, key, create):
         with self._guard:
             h = self._handles.get(key)
+            if h is not None and create and not h.writable:
+                os.close(h.fd)
+                h = None  # reopen for writing: raises PermissionError if this process may only read
             if h is None:
                 path = self._dir / key / _LOG
                 if create:
@@ -220,6 +231,74 @@ class FileLogStore:
             return (self._dir / key / "snapshot.json").read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
+
+    # -- maintenance (schedy.maintenance: verify and repair) -----------------------------------------------
+
+    def scan(self, key):
+        """Everything stream ``key`` holds, for ``schedy verify``: ``(records, torn, strays)``, or None if it has no log.
+
+        ``records`` lists ``(offset, where, line)`` for every complete line (without its newline), ``torn`` is
+        the bytes after the last newline (a torn record) and ``strays`` is always empty on this store. The file
+        is opened read-only and no lock is taken, so a read-only database can be checked.
+        """
+        path = self._dir / key / _LOG
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        end = data.rfind(b"\n") + 1
+        records, offset = [], 0
+        for number, line in enumerate(data[: end - 1].split(b"\n") if end else [], 1):
+            records.append((offset, f"line {number} (byte {offset}) of {path}", line))
+            offset += len(line) + 1
+        return records, data[end:], []
+
+    def snapshot_records(self, key):
+        """``[(where, bytes)]`` of the stream's snapshot (none or one on this store)."""
+        path = self._dir / key / "snapshot.json"
+        try:
+            return [(str(path), path.read_bytes())]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def set_aside(self, key, offset, name):
+        """Move the bytes of the log from ``offset`` to its end into ``experiments/<key>/<name>``, then cut the log.
+
+        Must be called inside :meth:`exclusive`. The bytes are appended verbatim to the file ``name`` (created if
+        needed), which is fsynced (with its directory) before the log is truncated, then the log is fsynced too.
+        Return ``(path, position, size)``: where the bytes went, at which byte of that file, and how many.
+        """
+        h = self._handle(key, create=False)
+        size = os.fstat(h.fd).st_size
+        chunks, pos = [], offset
+        while pos < size:
+            chunk = os.pread(h.fd, size - pos, pos)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            pos += len(chunk)
+        data = b"".join(chunks)
+        dest = self._dir / key / name
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), self.file_mode)
+        try:
+            position = os.fstat(fd).st_size
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(self._dir / key)
+        os.ftruncate(h.fd, offset)
+        os.fsync(h.fd)
+        return str(dest), position, len(data)
+
+    def set_aside_snapshot(self, key, where, name):
+        """Rename the snapshot ``where`` (as :meth:`snapshot_records` named it) to ``experiments/<key>/<name>``; return the new path."""
+        dest = self._dir / key / name
+        os.replace(where, dest)
+        _fsync_dir(self._dir / key)
+        return str(dest)
 
     def close(self):
         """Close every open file."""

@@ -11,6 +11,7 @@ There is no lock: :meth:`exclusive` does nothing. The cursor of a stream is
 the version of the last commit read.
 """
 
+import os
 import secrets
 import threading
 from contextlib import nullcontext
@@ -46,6 +47,16 @@ def _pool():
 
             _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="schedy-get")
         return _POOL
+
+
+def _reset_after_fork():
+    # A forked child inherits the pool without its threads; it must build its own.
+    global _POOL, _MEMORY_GUARD
+    _POOL, _MEMORY_GUARD = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _conflict(e):
@@ -154,10 +165,11 @@ class ObjectLogStore:
 
         # Fetch many commits at once: one round trip each, one after another, would make a writer that fell
         # behind (or a reader opening a long log) slower than the writers it has to catch up with.
-        if len(versions) > 1:
-            records.extend(_pool().map(fetch, versions))
-        else:
-            records.extend(fetch(v) for v in versions)
+        try:
+            fetched = list(_pool().map(fetch, versions)) if len(versions) > 1 else None
+        except RuntimeError:  # the pool is shut down (the interpreter is exiting): fetch one at a time
+            fetched = None
+        records.extend(fetched if fetched is not None else (fetch(v) for v in versions))
         return records, cursor + len(versions)
 
     def exclusive(self, key):
@@ -204,6 +216,89 @@ class ObjectLogStore:
             return bytes(obstore.get(self.store, paths[-1]).bytes())
         except FileNotFoundError:
             return None
+
+    # -- maintenance (schedy.maintenance: verify and repair) -----------------------------------------------
+
+    def _get(self, path):
+        return bytes(obstore.get(self.store, path).bytes())
+
+    def scan(self, key):
+        """Everything stream ``key`` holds, for ``schedy verify``: ``(records, torn, strays)``, or None if it has no log.
+
+        ``records`` lists ``(version, where, bytes)`` for every object of the log folder named after a version,
+        sorted by that version (missing versions are simply absent); ``torn`` is always empty on this store;
+        ``strays`` lists ``(where, path)`` of the other objects in the log folder, which readers refuse.
+        """
+        prefix = self._log(key)
+        named, strays = [], []
+        for batch in obstore.list(self.store, prefix):
+            for meta in batch:
+                path = meta["path"]
+                name = path.rsplit("/", 1)[-1]
+                stem = name[:-5] if name.endswith(".json") else ""
+                if stem.isdigit() and path == self._log(key, int(stem)):
+                    named.append((int(stem), path))
+                else:
+                    strays.append((f"{self.location} {path}", path))
+        if not named and not strays:
+            return None
+        named.sort()
+
+        def fetch(item):
+            try:
+                return self._get(item[1]).rstrip(b"\n")
+            except FileNotFoundError:
+                return None  # deleted since the listing: reported as missing
+
+        found = list(_pool().map(fetch, named)) if len(named) > 1 else [fetch(item) for item in named]
+        records = [(v, f"{self.location} {path}", data) for (v, path), data in zip(named, found) if data is not None]
+        return records, b"", strays
+
+    def snapshot_records(self, key):
+        """``[(where, bytes)]`` of every snapshot of the stream, oldest first (readers use the newest)."""
+        prefix = self._path("experiments", key, "snapshots") + "/"
+        out = []
+        for path in sorted(m["path"] for batch in obstore.list(self.store, prefix) for m in batch):
+            try:
+                out.append((path, self._get(path)))
+            except FileNotFoundError:
+                pass
+        return out
+
+    def log_path(self, key, version):
+        """The path of commit ``version``'s object."""
+        return self._log(key, version)
+
+    def folder_path(self, key, folder):
+        """The path of the folder ``folder`` beside the stream's log."""
+        return self._path("experiments", key, folder)
+
+    def set_aside(self, key, paths, folder):
+        """Copy each object of ``paths`` to ``experiments/<key>/<folder>/``, check every copy, then delete the originals.
+
+        A log object keeps its name (``<folder>/<version>.json``); other objects keep their path relative to
+        ``experiments/<key>/`` (``<folder>/snapshots/<version>.json``). Nothing is deleted unless every copy
+        reads back identical; the originals are deleted newest first, so the log stays a run of consecutive
+        commits while this runs. Return the destination paths, in the order of ``paths``.
+        """
+        base = self._path("experiments", key) + "/"
+        log = self._log(key) + "/"
+        moves = []
+        for path in paths:
+            rel = path[len(log):] if path.startswith(log) else path[len(base):] if path.startswith(base) else path
+            moves.append((path, self._path("experiments", key, folder, rel)))
+        for path, dest in moves:
+            data = self._get(path)
+            try:
+                obstore.put(self.store, dest, data, mode="create")
+            except Exception as e:  # noqa: BLE001
+                if not _conflict(e):
+                    raise
+            if self._get(dest) != data:
+                raise DatabaseError(f"{self.location}: {dest!r} already holds other bytes; nothing was deleted")
+        for path, _ in sorted(moves, key=lambda m: m[0], reverse=True):
+            obstore.delete(self.store, path)
+        return [dest for _, dest in moves]
 
 
 def _first_line(e):

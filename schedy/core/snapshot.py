@@ -12,7 +12,8 @@ import orjson
 from pyrsistent import pmap, pvector
 
 from .codec import BadRecord, check_seal, seal
-from .events import DEFAULT_LEASE, FORMAT
+from .events import DEFAULT_LEASE, EXPERIMENT_STATUSES, FORMAT, JOB_STATUSES
+from .schedulers import scheduler
 from .state import ExperimentState, JobState
 
 
@@ -54,11 +55,37 @@ def decode_snapshot(data):
         cursor, crc = d["cursor"], d["commit_crc"]
         if type(cursor) is not int or cursor < 0 or type(crc) is not str or len(crc) != 8:
             raise BadRecord("the snapshot's cursor or commit CRC is malformed")
+        _check_state(state)
         return state, cursor, crc
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, BadRecord):
             raise
         raise BadRecord(f"the snapshot is not a valid state ({type(e).__name__}: {e})") from None
+
+
+_OPT_INT, _OPT_STR, _OPT_NUM, _OPT_DICT = (int, type(None)), (str, type(None)), (int, float, type(None)), (dict, type(None))
+_JOB_TYPES = (str, int, str, dict, dict, _OPT_INT, _OPT_STR, _OPT_STR, int, int, _OPT_NUM, _OPT_INT, _OPT_INT,
+              _OPT_DICT, _OPT_NUM)
+
+
+def _check_state(state):
+    """Raise BadRecord unless every field of a decoded state has the type the fold gives it."""
+    ok = (type(state.name) is str and type(state.params) is dict and type(state.seed) is int
+          and type(state.deleted) is bool and state.status in EXPERIMENT_STATUSES
+          and all(type(x) is int for x in (state.next_number, state.queue_head, state.next_seq, state.version,
+                                              state.created))
+          and all(type(e) is tuple and len(e) == 2 and type(e[0]) is int and type(e[1]) is str for e in state.queue)
+          and all(type(m) is int and all(type(j) is str for j in ids) for m, ids in state.members.items())
+          and all(type(j) is str and type(t) in (int, float) for j, t in state.claims.items()))
+    for key, job in state.jobs.items():
+        ok = ok and len(job) == len(_JOB_TYPES) and key == job.job_id and job.status in JOB_STATUSES and all(
+            type(v) in (t if isinstance(t, tuple) else (t,)) and type(v) is not bool for v, t in zip(job, _JOB_TYPES))
+    if not ok:
+        raise BadRecord("the snapshot holds a field of the wrong type")
+    try:
+        scheduler(state.kind).check_params(state.params)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise BadRecord(f"the snapshot's experiment definition is invalid ({e})") from None
 
 
 def commit_crc(line):

@@ -11,6 +11,7 @@ from pyrsistent import pmap, pvector
 
 from ..errors import CorruptLogError, UnsupportedFormatError
 from . import events as ev
+from .schedulers import scheduler
 
 
 class JobState(NamedTuple):
@@ -75,9 +76,94 @@ def _enqueue(state, job):
     return state._replace(queue=state.queue.append((seq, job.job_id)), next_seq=seq + 1), job._replace(queue_seq=seq)
 
 
+def _text(e, k, optional=False):
+    if not (optional and e.get(k) is None) and type(e.get(k)) is not str:
+        raise ValueError(f"field {k!r} must be a string, got {e.get(k)!r}")
+
+
+def _integer(e, k, optional=False, low=0):
+    x = e.get(k)
+    if not (optional and x is None) and (type(x) is not int or x < low):
+        raise ValueError(f"field {k!r} must be an integer >= {low}, got {x!r}")
+
+
+def _number(e, k, optional=False):
+    x = e.get(k)
+    if not (optional and x is None) and type(x) not in (int, float):
+        raise ValueError(f"field {k!r} must be a number, got {x!r}")
+
+
+def _mapping(e, k, optional=False):
+    if not (optional and k not in e) and type(e.get(k)) is not dict:
+        raise ValueError(f"field {k!r} must be an object, got {e.get(k)!r}")
+
+
+def _one_of(e, k, allowed, optional=False):
+    if not (optional and k not in e) and e.get(k) not in allowed:
+        raise ValueError(f"field {k!r} must be one of {', '.join(allowed)}, got {e.get(k)!r}")
+
+
+def _job_id(e):
+    j = e.get("job")
+    if type(j) is not str or not j.isdigit() or str(int(j)) != j:
+        raise ValueError(f"field 'job' must be a job id such as '1', got {j!r}")
+
+
+def _check_event(state, e):
+    """Raise ValueError unless the fields of event ``e`` have the types the fold relies on."""
+    kind = e["type"]
+    if kind == ev.EXPERIMENT_CREATED:
+        fmt = e.get("format", 1)
+        if type(fmt) is not int or fmt < 1:
+            raise ValueError(f"field 'format' must be an integer >= 1, got {fmt!r}")
+        if fmt > ev.FORMAT:
+            return  # refused as a newer format by _created
+        _text(e, "name")
+        _text(e, "kind")
+        _mapping(e, "params")
+        scheduler(e["kind"]).check_params(e["params"])
+        _one_of(e, "status", ev.EXPERIMENT_STATUSES)
+        _integer(e, "seed")
+        if e["seed"] >= 2**63:
+            raise ValueError(f"field 'seed' must be below 2**63, got {e['seed']!r}")
+        _number(e, "lease", optional=True)
+    elif kind == ev.EXPERIMENT_UPDATED:
+        _one_of(e, "status", ev.EXPERIMENT_STATUSES, optional=True)
+        _mapping(e, "params", optional=True)
+        if "params" in e:
+            scheduler(state.kind).check_params(e["params"])
+        _number(e, "lease", optional=True)
+    elif kind == ev.EXPERIMENT_DELETED:
+        pass
+    else:
+        _job_id(e)
+        if kind == ev.JOB_ADDED:
+            _mapping(e, "hyperparameters")
+            _mapping(e, "results")
+            _one_of(e, "status", ev.JOB_STATUSES)
+            _integer(e, "generation", optional=True)
+            _text(e, "parent", optional=True)
+            _integer(e, "member", optional=True)
+        elif kind == ev.JOB_CLAIMED:
+            _text(e, "worker")
+            _number(e, "lease_until", optional=True)
+        elif kind == ev.JOB_UPDATED:
+            _one_of(e, "status", ev.JOB_STATUSES, optional=True)
+            _mapping(e, "hyperparameters", optional=True)
+            _mapping(e, "results", optional=True)
+        elif kind == ev.JOB_HEARTBEAT:
+            _text(e, "worker")
+            _number(e, "lease_until")
+        elif kind == ev.JOB_LEASE_EXPIRED:
+            _text(e, "worker", optional=True)
+            _one_of(e, "status", ev.JOB_STATUSES)
+        if kind != ev.JOB_ADDED and e["job"] not in state.jobs:
+            raise ValueError(f"job {e['job']!r} does not exist")
+
+
 def _created(state, e, c):
     fmt = e.get("format", 1)
-    if type(fmt) is not int or fmt > ev.FORMAT:
+    if fmt > ev.FORMAT:
         raise UnsupportedFormatError(
             f"commit {c.version} was written in log format {fmt!r}, but this version of Schedy reads "
             f"formats up to {ev.FORMAT}; upgrade Schedy to read this experiment"
@@ -181,7 +267,10 @@ def apply(state, commit, stream="the experiment"):
         if handler is None:
             raise CorruptLogError(f"{stream}: commit {commit.version} has an unknown event type {kind!r}")
         try:
+            _check_event(state, e)
             state = handler(state, e, commit)
+        except UnsupportedFormatError as x:
+            raise UnsupportedFormatError(f"{stream}: {x}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as x:
             raise CorruptLogError(
                 f"{stream}: commit {commit.version} has a malformed {kind} event ({type(x).__name__}: {x})"

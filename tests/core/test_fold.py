@@ -427,12 +427,19 @@ def test_event_before_creation_raises():
         apply(None, Commit(1, 1.0, "w", [ev.job_added("1", {}, "QUEUED", {})]))
 
 
-@pytest.mark.parametrize("fmt", [999, 2, "1", None, 1.0])
+@pytest.mark.parametrize("fmt", [999, 2])
 def test_unsupported_format_raises(fmt):
     with pytest.raises(UnsupportedFormatError, match=f"format {fmt!r}"):
         apply(None, created(format=fmt))
     with pytest.raises(UnsupportedFormatError):
         apply(base(), created(version=3, format=fmt))
+
+
+@pytest.mark.parametrize("fmt", ["1", None, 1.0, 0])
+def test_a_format_that_is_not_a_version_number_is_corruption_not_a_newer_format(fmt):
+    with pytest.raises(CorruptLogError, match="format") as caught:
+        apply(None, created(format=fmt))
+    assert not isinstance(caught.value, UnsupportedFormatError)
 
 
 def test_supported_format():

@@ -1,0 +1,98 @@
+"""The ``schedy`` command line (also ``python -m schedy``).
+
+Each command is a small click function that opens the database with
+:func:`open_db`, calls the library, and prints. The database comes from
+``--db``, else ``$SCHEDY_DB``, else the default of ``SchedyDB()``. Exit
+status: 0 when the command did what was asked and everything it checked
+holds, 1 when it found a problem or failed (the message says which), 2 for a
+usage error.
+
+To add a command, decorate a function with ``@main.command()`` and
+``@db_option``, and turn Schedy's errors into messages with ``failures()``.
+"""
+
+import sys
+from contextlib import contextmanager
+
+import click
+
+from . import __version__, maintenance
+from .adapters.api import default_path
+from .errors import SchedyError
+
+
+def db_option(f):
+    """The ``--db PATH`` option every command takes (``$SCHEDY_DB`` by default)."""
+    return click.option(
+        "--db", "db", metavar="PATH", envvar="SCHEDY_DB", show_envvar=True,
+        help="The database: a directory, or an s3://, gs://, az:// URL. Default: $SCHEDY_DB, else "
+             "~/.local/share/schedy.")(f)
+
+
+def open_db(location):
+    """The database at ``location`` (None: the default), which must already exist if it is a directory."""
+    return maintenance.open_database(default_path() if location is None else location)
+
+
+@contextmanager
+def failures():
+    """Turn Schedy's errors and OS errors into a one-line message and exit status 1."""
+    try:
+        yield
+    except (SchedyError, OSError, ValueError, TypeError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="schedy")
+def main():
+    """Schedy: hyperparameter searches coordinated through an append-only log, with no server."""
+
+
+@main.command(short_help="Check logs: records, order, fold, claims, snapshots.")
+@click.argument("experiment", required=False)
+@db_option
+def verify(experiment, db):
+    """Check the log of EXPERIMENT (default: every experiment).
+
+    Reads every record and reports every problem: damaged or missing
+    commits, a fold that fails, a job claimed twice, a snapshot that
+    disagrees with its log, a torn last record (a warning). Prints one line
+    per experiment; exits with 0 only if everything holds.
+    """
+    with failures():
+        report = maintenance.verify(open_db(db), experiment)
+    click.echo(str(report))
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command(short_help="Move the damaged end of a log aside.")
+@click.argument("experiment")
+@db_option
+@click.option("--dry-run", is_flag=True, help="Only say what would be done.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def repair(experiment, db, dry_run, yes):
+    """Keep the commits of EXPERIMENT before its first damaged one; move the rest aside.
+
+    Nothing is deleted: the damaged record and every later one are copied
+    to a damaged-<UTC time> file (or folder) beside the log before the log
+    is cut. Stop the workers of the experiment first. Asks for confirmation
+    unless -y is given; declining changes nothing.
+    """
+    with failures():
+        database = open_db(db)
+        plan = maintenance.repair(database, experiment, dry_run=True)
+    click.echo(str(plan))
+    if dry_run or not plan.changed:
+        sys.exit(0 if dry_run or not plan.unrepaired else 1)
+    if not yes and not click.confirm("Move these records aside and cut the log?", default=False):
+        click.echo("Nothing changed.")
+        sys.exit(1)
+    with failures():
+        done = maintenance.repair(database, experiment)
+        if done.set_aside != plan.set_aside or done.torn != plan.torn:
+            click.echo("The log changed since the plan above; this is what was done:")
+        click.echo(str(done))
+        after = maintenance.verify(database, experiment)
+    click.echo(str(after.experiments[0]))
+    sys.exit(0 if after.ok else 1)

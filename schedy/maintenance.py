@@ -1,0 +1,519 @@
+"""Checking and repairing logs: ``verify`` and ``repair`` (also ``schedy verify`` and ``schedy repair``).
+
+``verify(db, name=None)`` reads every record of every experiment (or of the
+one named) and reports every problem it can find, instead of stopping at the
+first one as a reader must::
+
+    from schedy.maintenance import verify, repair
+
+    report = verify(db)            # db: a SchedyDB, or its location
+    if not report.ok:
+        print(report)              # one line per experiment, then its problems
+
+It checks, for each experiment: the CRC and the shape of every record;
+that versions run 1, 2, 3... with none missing; that folding the log
+succeeds; that no job was claimed by two workers at once; that each snapshot
+the readers would use gives the state a replay of the log gives; and it
+reports a torn last record (left by a crash mid-append) as a warning.
+
+``repair(db, name)`` keeps every commit before the first damaged one and
+moves the damaged record and everything after it aside (never deletes it):
+on the local file store the bytes are appended verbatim to
+``experiments/<key>/damaged-<UTC time>.jsonl``, fsynced before the log is cut,
+under the log's exclusive lock; on object storage each object is copied to
+``experiments/<key>/damaged-<UTC time>/`` and checked before it is deleted.
+Snapshots that no longer describe the kept log are moved aside too. See
+docs/repair.md.
+"""
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional
+from urllib.parse import unquote, urlparse
+
+from .adapters.api import SchedyDB
+from .adapters.filestore import FileLogStore
+from .adapters.naming import stream_key
+from .core.check import find_double_claims
+from .core.codec import BadRecord, decode_commit
+from .core.snapshot import decode_snapshot
+from .core.state import apply
+from .errors import CorruptLogError, DatabaseError, ExperimentNotFoundError, UnsupportedFormatError
+
+ERROR, WARNING = "error", "warning"
+
+
+# -- reports ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of :func:`verify`: an ``error`` (the log breaks an invariant) or a ``warning``."""
+
+    severity: str
+    message: str
+    commit: Optional[int] = None  # the commit it concerns, when there is one
+
+    def __str__(self):
+        return f"{self.severity}: {self.message}"
+
+
+@dataclass
+class ExperimentReport:
+    """What :func:`verify` found in one experiment's log."""
+
+    name: str  # the experiment's name as its log gives it (or as the store key spells it, if unreadable)
+    key: str  # the store key of its stream
+    location: str  # where its log lives
+    commits: int  # complete records in the log
+    intact: int  # commits 1..intact read, follow each other and fold: what repair would keep
+    problems: List[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self):
+        return [p for p in self.problems if p.severity == ERROR]
+
+    @property
+    def warnings(self):
+        return [p for p in self.problems if p.severity == WARNING]
+
+    @property
+    def ok(self):
+        """True if no invariant is broken (warnings allowed)."""
+        return not self.errors
+
+    def summary(self):
+        """One line: name, commits, OK or how many problems."""
+        commits = f"{self.commits} commit{'' if self.commits == 1 else 's'}"
+        if self.ok:
+            w = len(self.warnings)
+            return f"{self.name}: {commits}, OK" + (f" ({w} warning{'' if w == 1 else 's'})" if w else "")
+        e = len(self.errors)
+        return f"{self.name}: {commits}, {e} error{'' if e == 1 else 's'}"
+
+    def __str__(self):
+        return "\n".join([self.summary(), *(f"  {p}" for p in self.problems)])
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify` found: one :class:`ExperimentReport` per experiment checked."""
+
+    database: str
+    experiments: List[ExperimentReport]
+
+    @property
+    def ok(self):
+        """True if every experiment checked holds every invariant (warnings allowed)."""
+        return all(e.ok for e in self.experiments)
+
+    def __getitem__(self, name):
+        """The report of the experiment ``name``."""
+        for e in self.experiments:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def __str__(self):
+        lines = [str(e) for e in self.experiments]
+        bad = sum(not e.ok for e in self.experiments)
+        n = len(self.experiments)
+        tail = f"{n} experiment{'' if n == 1 else 's'} checked in {self.database}"
+        lines.append(tail + (f": {bad} with errors" if bad else ": all OK"))
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """One record :func:`repair` moved out of the log."""
+
+    version: Optional[int]  # the commit the record holds, or None if it cannot be read
+    due: int  # the commit that was due where the record stood (the previous one plus 1)
+    where: str  # where it was
+    size: int  # its bytes (without the newline)
+
+    def __str__(self):
+        if self.version is None:
+            what = f"an unreadable record where commit {self.due} was due"
+        elif self.version != self.due:
+            what = f"commit {self.version} (found where commit {self.due} was due)"
+        else:
+            what = f"commit {self.version}"
+        return f"{what}: {self.size} bytes from {self.where}"
+
+
+@dataclass
+class RepairReport:
+    """What :func:`repair` did (or, with ``dry_run``, would do) to one experiment."""
+
+    name: str
+    key: str
+    location: str
+    dry_run: bool
+    kept: int  # commits 1..kept stay in the log
+    set_aside: List[SetAside] = field(default_factory=list)
+    torn: int = 0  # bytes of a torn last record set aside
+    strays: List[str] = field(default_factory=list)  # objects in the log folder that are not commits, set aside
+    snapshots: List[str] = field(default_factory=list)  # snapshots set aside
+    destination: Optional[str] = None  # where the records went
+    destination_offset: Optional[int] = None  # file store: byte of the destination file where they start
+    snapshot_destinations: List[str] = field(default_factory=list)
+    unrepaired: List[Problem] = field(default_factory=list)  # errors repair does not fix (double claims)
+
+    @property
+    def changed(self):
+        """True if the repair moves (or, in a dry run, would move) anything."""
+        return bool(self.set_aside or self.torn or self.strays or self.snapshots)
+
+    def __str__(self):
+        would = "would " if self.dry_run else ""
+        lines = [f"experiment {self.name!r} ({self.location}):"]
+        if not self.changed:
+            lines.append({0: "  nothing to repair: the log is empty", 1: "  nothing to repair: commit 1 is intact"}.get(
+                self.kept, f"  nothing to repair: commits 1-{self.kept} are intact"))
+        else:
+            keep = "would keep" if self.dry_run else "kept"
+            kept = {0: "no commit", 1: "commit 1"}.get(self.kept, f"commits 1-{self.kept}")
+            lines.append(f"  {keep} {kept}")
+            moved = "would set aside" if self.dry_run else "set aside"
+            for r in self.set_aside:
+                lines.append(f"  {moved} {r}")
+            if self.torn:
+                lines.append(f"  {moved} a torn last record of {self.torn} bytes")
+            for s in self.strays:
+                lines.append(f"  {moved} {s} (not a commit)")
+            if self.destination:
+                at = f" (from byte {self.destination_offset})" if self.destination_offset else ""
+                lines.append(f"  {'to' if self.dry_run else 'into'} {self.destination}{at}")
+            for s, d in zip(self.snapshots, self.snapshot_destinations or [None] * len(self.snapshots)):
+                lines.append(f"  {moved} the snapshot {s}" + (f" -> {d}" if d else ""))
+        for p in self.unrepaired:
+            lines.append(f"  not repaired ({p.severity}): {p.message}")
+        return "\n".join(lines)
+
+
+# -- reading a stream ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Analysis:
+    report: ExperimentReport
+    records: list  # (pos, where, data)
+    cut: Optional[int]  # index in records of the first record outside the intact prefix
+    cut_commit: int  # the commit number that record stood for
+    record_commits: list  # for each record: (the commit number it stood for, the version it claims or None)
+    torn: bytes
+    strays: list
+    bad_snapshots: list  # (where, why) of snapshots repair must move aside
+    newer_format: Optional[str]  # the message of an UnsupportedFormatError met while folding
+    shown: dict  # snapshot location -> how reports show it
+
+
+def open_database(db):
+    """A SchedyDB for ``db`` (a SchedyDB or a location); a local location must already hold a database."""
+    if isinstance(db, SchedyDB):
+        return db
+    location = os.fspath(db)
+    if "://" not in location or location.startswith("file://"):
+        path = unquote(urlparse(location).path) if location.startswith("file://") else location
+        if not os.path.isfile(os.path.join(path, "SCHEDY")):
+            raise DatabaseError(f"there is no Schedy database at {path!r}")
+    return SchedyDB(location)
+
+
+def _name_from_key(key):
+    if "~" in key:
+        return None
+    try:
+        return unquote(key, errors="strict")
+    except UnicodeDecodeError:
+        return None
+
+
+def _tail_at(store, records, cursor):
+    """The CRC field a reader finds at ``cursor`` when it checks a snapshot (mirrors ``last_record_tail``)."""
+    if isinstance(store, FileLogStore):
+        # The log file is the records' lines, each newline-terminated: find the line that ends at the cursor.
+        for pos, _, data in records:
+            end = pos + len(data) + 1
+            if end == cursor:
+                return data[-18:][-10:-2]
+            if end > cursor:
+                break
+        return b""
+    for v, _, data in records:
+        if v == cursor:
+            return data[-18:][-10:-2]
+    return b""
+
+
+def _first_difference(a, b):
+    """A short description of where two experiment states differ."""
+    for f in a._fields:
+        x, y = getattr(a, f), getattr(b, f)
+        if x != y:
+            if f == "jobs":
+                for job_id in sorted(set(x) | set(y), key=lambda j: (len(str(j)), str(j))):
+                    if x.get(job_id) != y.get(job_id):
+                        return f"job {job_id!r}"
+            return f"field {f!r}"
+    return "nothing"
+
+
+def _analyse(db, key, label=None):
+    store = db._store
+    found = store.scan(key)
+    if found is None:
+        return None
+    records, torn, strays = found
+    slotted = not isinstance(store, FileLogStore)  # object stores name each record after its version
+    problems = []
+    state, intact, cut, cut_commit = None, 0, None, 1
+    good = []  # commits of the intact prefix
+    record_commits = []
+    name = label
+    newer = None
+    snapshots = store.snapshot_records(key)
+    decoded_snapshots = []
+    shown = {where: where if not slotted else f"{store.location} {where}" for where, _ in snapshots}
+    for where, data in snapshots:
+        try:
+            decoded = decode_snapshot(data)
+            if type(decoded[0].version) is not int:
+                raise BadRecord(f"its version is {decoded[0].version!r}")
+            decoded_snapshots.append((where, decoded, None))
+        except Exception as e:  # noqa: BLE001 - whatever is wrong with a snapshot, readers ignore it
+            decoded_snapshots.append((where, None, str(e) if isinstance(e, BadRecord) else f"{type(e).__name__}: {e}"))
+    wanted = {s[0].version for _, s, _ in decoded_snapshots if s is not None}
+    states_at = {}
+    stream = f"experiment {label!r}" if label is not None else f"stream {key!r}"
+
+    def broken(index, commit):
+        nonlocal cut, cut_commit
+        if cut is None:
+            cut, cut_commit = index, commit
+
+    expected = 1
+    for index, (pos, where, data) in enumerate(records):
+        if slotted and pos != expected:
+            if pos > expected:
+                missing = f"commit {expected}" if pos == expected + 1 else f"commits {expected}-{pos - 1}"
+                problems.append(Problem(ERROR, f"{missing} missing: the log jumps from {expected - 1} to {pos}",
+                                        expected))
+                broken(index, expected)
+            expected = pos
+        try:
+            commit = decode_commit(data)
+        except BadRecord as e:
+            problems.append(Problem(ERROR, f"commit {expected} is damaged ({e}) at {where}", expected))
+            record_commits.append((expected, None))
+            broken(index, expected)
+            expected += 1
+            continue
+        record_commits.append((expected, commit.version))
+        if commit.version != expected:
+            if slotted:
+                why = f"the object of commit {expected} holds commit {commit.version}"
+            elif commit.version > expected:
+                gap = f"commit {expected} is" if commit.version == expected + 1 else \
+                    f"commits {expected}-{commit.version - 1} are"
+                why = f"{gap} missing: {where} holds commit {commit.version}"
+            else:
+                why = f"commit {commit.version} appears again (or out of order) at {where}, where commit " \
+                      f"{expected} was due"
+            problems.append(Problem(ERROR, why, expected))
+            broken(index, expected)
+            if slotted:
+                expected += 1  # the object stood where commit `expected` was due
+            elif commit.version > expected:
+                expected = commit.version + 1  # the missing ones are reported; go on from the one found
+            continue
+        expected += 1
+        if cut is not None:
+            continue
+        try:
+            state = apply(state, commit, stream)
+        except Exception as e:  # noqa: BLE001 - CorruptLogError, or anything else the fold should have turned into one
+            msg = str(e) if isinstance(e, CorruptLogError) else \
+                f"commit {commit.version} cannot be folded ({type(e).__name__}: {e})"
+            if msg.startswith(stream + ": "):
+                msg = msg[len(stream) + 2:]
+            if isinstance(e, UnsupportedFormatError) and newer is None:
+                newer = msg
+            problems.append(Problem(ERROR, f"{msg} (the fold stops here)", commit.version))
+            broken(index, commit.version)
+            continue
+        good.append(commit)
+        intact = commit.version
+        if commit.version in wanted:
+            states_at[commit.version] = state
+        for e in commit.events:
+            if e.get("type") == "ExperimentCreated" and type(e.get("name")) is str:
+                name = e["name"] if label is None else name
+    if cut is not None and len(records) - cut > 1:
+        problems.append(Problem(WARNING, f"the fold stops at commit {cut_commit}: the {len(records) - cut} records "
+                                         f"from there on were checked only for damage and order"))
+    if torn:
+        problems.append(Problem(WARNING, f"a torn last record of {len(torn)} bytes follows commit {len(records)} "
+                                         f"(a crash mid-append): readers ignore it, the next writer cuts it off"))
+    for where, _ in strays:
+        problems.append(Problem(ERROR, f"unexpected object in the log: {where}"))
+    try:
+        double = find_double_claims(good)
+    except Exception as e:  # noqa: BLE001 - the events folded, so this would be a bug of the checker
+        problems.append(Problem(ERROR, f"the claims cannot be checked ({type(e).__name__}: {e})"))
+        double = []
+    for c in double:
+        problems.append(Problem(ERROR, f"double claim: commit {c.version} gives job {c.job_id!r} to {c.worker!r} while "
+                                       f"{c.holder!r} still holds it", c.version))
+    # Snapshots: a reader uses one when the log still holds, at its cursor, the commit it was taken at.
+    bad_snapshots = []
+    for where, decoded, why in decoded_snapshots:
+        if decoded is None:
+            problems.append(Problem(WARNING, f"snapshot {shown[where]} cannot be read ({why}): readers ignore it"))
+            bad_snapshots.append((where, why))
+            continue
+        snap, cursor, crc = decoded
+        v = snap.version
+        if _tail_at(store, records, cursor) != crc.encode("ascii", "replace"):
+            problems.append(Problem(WARNING, f"snapshot {shown[where]} of commit {v} is stale: the log no longer holds that "
+                                             f"commit as the snapshot saw it, so readers ignore it", v))
+            bad_snapshots.append((where, "stale"))
+            continue
+        if slotted:
+            at = cursor
+        else:
+            ends = [pos + len(data) + 1 for pos, _, data in records]
+            at = None
+            if cursor in ends:
+                due, version = record_commits[ends.index(cursor)]
+                at = due if version is None else version
+        if at != v:
+            problems.append(Problem(ERROR, f"snapshot {shown[where]} says commit {v} but points at commit {at}: readers "
+                                           f"would use it", v))
+            bad_snapshots.append((where, "misplaced"))
+        elif v > intact:
+            problems.append(Problem(WARNING, f"snapshot {shown[where]} of commit {v} lies after the damage at commit "
+                                             f"{cut_commit}: readers that open from it do not see the damage", v))
+            bad_snapshots.append((where, "after the damage"))
+        elif states_at.get(v) != snap:
+            diff = _first_difference(snap, states_at[v]) if v in states_at else "everything"
+            problems.append(Problem(ERROR, f"snapshot {shown[where]} of commit {v} disagrees with the log (replaying "
+                                           f"commits 1-{v} gives another {diff}): readers would use it", v))
+            bad_snapshots.append((where, "disagrees"))
+    if name is None:
+        name = _name_from_key(key) or key
+    report = ExperimentReport(name=name, key=key, location=store.describe(key), commits=len(records), intact=intact,
+                              problems=problems)
+    return _Analysis(report, records, cut, cut_commit, record_commits, torn, strays, bad_snapshots, newer, shown)
+
+
+# -- verify -------------------------------------------------------------------------------------------------
+
+
+def verify(db, name=None):
+    """Check every experiment of ``db`` (a SchedyDB or a location), or only ``name``; return a :class:`VerifyReport`.
+
+    Never stops at the first problem where it can go on: every record is
+    checked, and every problem is listed. Raises ExperimentNotFoundError if
+    ``name`` has no log, DatabaseError if a local ``db`` location holds no
+    database.
+    """
+    db = open_database(db)
+    if name is not None:
+        key = stream_key(name)
+        analysis = _analyse(db, key, name)
+        if analysis is None:
+            raise ExperimentNotFoundError(f"no experiment named {name!r} in {db.path}")
+        return VerifyReport(str(db.path), [analysis.report])
+    reports = []
+    for key in db._store.keys():
+        analysis = _analyse(db, key)
+        if analysis is not None:
+            reports.append(analysis.report)
+    return VerifyReport(str(db.path), reports)
+
+
+# -- repair -------------------------------------------------------------------------------------------------
+
+
+def _stamp():
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def repair(db, name, *, dry_run=False):
+    """Keep the commits of ``name`` before its first damaged one; move that record and every later one aside.
+
+    Nothing is deleted: on the file store the bytes go, verbatim, to
+    ``experiments/<key>/damaged-<UTC time>.jsonl`` (fsynced before the log is
+    cut, under the log's exclusive lock); on object storage the objects are
+    copied to ``experiments/<key>/damaged-<UTC time>/`` and checked before
+    they are deleted. A torn last record is set aside too, and so is every
+    snapshot that readers would not use or that disagrees with the kept log.
+    Double claims are reported (``unrepaired``) but not touched: the records
+    are intact, and cutting them would lose work. With ``dry_run``, nothing
+    changes and the report says what would be done. Refuses
+    (UnsupportedFormatError) to cut a log written in a newer format: upgrade
+    Schedy instead. Return a :class:`RepairReport`.
+    """
+    db = open_database(db)
+    key = stream_key(name)
+    store = db._store
+    if store.scan(key) is None:
+        raise ExperimentNotFoundError(f"no experiment named {name!r} in {db.path}")
+    if dry_run or not isinstance(store, FileLogStore):
+        return _repair(db, key, name, dry_run)
+    with store.exclusive(key):
+        return _repair(db, key, name, dry_run)
+
+
+def _repair(db, key, name, dry_run):
+    store = db._store
+    a = _analyse(db, key, name)
+    if a.newer_format is not None:
+        raise UnsupportedFormatError(f"experiment {name!r}: {a.newer_format}; this log was written by a newer Schedy. "
+                                     f"Upgrade Schedy rather than repair it: nothing was changed")
+    report = RepairReport(name=name, key=key, location=a.report.location, dry_run=dry_run,
+                          kept=a.cut_commit - 1 if a.cut is not None else a.report.intact)
+    if a.cut is not None:
+        for (pos, where, data), (due, version) in zip(a.records[a.cut:], a.record_commits[a.cut:]):
+            report.set_aside.append(SetAside(version, due, where, len(data)))
+    report.torn = len(a.torn)
+    report.strays = [where for where, _ in a.strays]
+    report.snapshots = [a.shown[where] for where, _ in a.bad_snapshots]
+    report.unrepaired = [p for p in a.report.errors if p.message.startswith("double claim")]
+    if not report.changed:
+        return report
+    stamp = _stamp()
+    records_moved = bool(report.set_aside or report.torn or report.strays)
+    if isinstance(store, FileLogStore):
+        target = f"damaged-{stamp}.jsonl"
+        if records_moved:
+            report.destination = os.path.join(os.path.dirname(store.describe(key)), target)
+        if dry_run:
+            return report
+        if records_moved:
+            offset = a.records[a.cut][0] if a.cut is not None else (
+                a.records[-1][0] + len(a.records[-1][2]) + 1 if a.records else 0)
+            report.destination, report.destination_offset, _ = store.set_aside(key, offset, target)
+        for where, _ in a.bad_snapshots:
+            target, n = f"damaged-{stamp}.snapshot.json", 1
+            while os.path.exists(os.path.join(os.path.dirname(where), target)):
+                n += 1
+                target = f"damaged-{stamp}-{n}.snapshot.json"
+            report.snapshot_destinations.append(store.set_aside_snapshot(key, where, target))
+        return report
+    folder = f"damaged-{stamp}"
+    if records_moved:
+        report.destination = f"{store.location} {store.folder_path(key, folder)}/"
+    if dry_run:
+        return report
+    paths = [store.log_path(key, pos) for pos, _, _ in a.records[a.cut:]] if a.cut is not None else []
+    paths += [path for _, path in a.strays]
+    if paths:
+        store.set_aside(key, paths, folder)
+    if a.bad_snapshots:
+        moved = store.set_aside(key, [where for where, _ in a.bad_snapshots], folder)
+        report.snapshot_destinations = [f"{store.location} {d}" for d in moved]
+    return report
