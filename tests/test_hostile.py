@@ -308,17 +308,23 @@ def test_an_unknown_object_store_option_is_a_type_or_value_error():
 # -- enormous values ----------------------------------------------------------------------------------------
 
 
-def test_an_enormous_string_is_stored_whole_there_is_no_size_bound(tmp_path):
-    """No bound exists: a 100 MB hyperparameter is one 100 MB log line that every reader loads (see the docs)."""
+def test_an_enormous_value_is_refused_before_anything_is_written(tmp_path):
+    """Hyperparameters or results over 1 MiB as JSON are a ValueError naming them: every reader would load them."""
     db = schedy.SchedyDB(str(tmp_path / "db"))
     exp = db.add_experiment(schedy.ManualSearch("big"))
-    big = "é" * (50 * 2**20)  # 50 Mi characters, 100 MiB of UTF-8
-    job = exp.add_job({"blob": big})
     log = tmp_path / "db" / "experiments" / "big" / "log.jsonl"
-    assert log.stat().st_size > 100 * 2**20
-    assert schedy.SchedyDB(str(tmp_path / "db")).get_experiment("big").get_job(job.job_id).hyperparameters == \
-        {"blob": big}
-    del big
+    before = log.read_bytes()
+    with pytest.raises(ValueError, match=r"hyperparameters take \d+ bytes .* limit of 1048576"):
+        exp.add_job({"blob": "é" * (50 * 2**20)})  # 100 MiB of UTF-8
+    job = exp.add_job({"i": 1})
+    job.results["curve"] = list(range(300_000))
+    with pytest.raises(ValueError, match="results take"):
+        job.put()
+    assert log.read_bytes().startswith(before) and b"curve" not in log.read_bytes()
+    job.results = {"curve_path": "curves/1.npy"}  # what to do instead
+    job.put()
+    fits = "x" * 1_000_000  # just under the bound: stored whole
+    assert exp.add_job({"blob": fits}).hyperparameters == {"blob": fits}
 
 
 def test_an_enormous_experiment_name_gets_a_short_key(tmp_path):

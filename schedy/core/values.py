@@ -17,8 +17,10 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+import orjson
 
 MAX_DEPTH = 100  # nesting deeper than this is refused (orjson itself stops at 255)
+MAX_BYTES = 1 << 20  # hyperparameters or results larger than this (as JSON) are refused: every reader loads them
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -111,7 +113,12 @@ def encode_mapping(value, where):
     if not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a dict of name -> value, got {type(value).__name__}")
     out = encode(value, where)
-    return out["$d"] if len(out) == 1 and "$d" in out else out
+    out = out["$d"] if len(out) == 1 and "$d" in out else out
+    size = len(orjson.dumps(out))
+    if size > MAX_BYTES:
+        raise ValueError(f"{where} take {size} bytes as JSON, more than the limit of {MAX_BYTES}: every worker reads "
+                         "every commit, so store large data (weights, curves) in files and put their paths here")
+    return out
 
 
 def decode_mapping(value):
