@@ -121,3 +121,31 @@ def log_size(db, name):
     store = db._store
     records, _ = store.read(stream_key(name), store.initial_cursor())
     return len(records)
+
+
+SCHEDY_EXE = os.path.join(os.path.dirname(sys.executable), "schedy")
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Run the installed ``schedy`` executable in a subprocess on a fresh local database.
+
+    ``cli("list", "-t")`` returns the CompletedProcess (text output, never
+    raises on a non-zero exit). ``cli.db`` is the database path, also in
+    ``$SCHEDY_DB`` of the child; ``env=`` adds variables, ``input=`` feeds
+    stdin, ``cwd=`` sets the directory (default: the test's tmp_path).
+    Output is at least 200 columns wide so rich tables are not cut.
+    """
+    if not os.path.exists(SCHEDY_EXE):
+        pytest.fail(f"the schedy executable is not installed next to {sys.executable}: pip install -e .")
+    db = str(tmp_path / "db")
+
+    def run(*args, input=None, env=None, cwd=None, timeout=120):
+        full = dict(os.environ, SCHEDY_DB=db, COLUMNS="200", PYTHONIOENCODING="utf-8")
+        full.pop("NO_COLOR", None)
+        full.update(env or {})
+        return subprocess.run([SCHEDY_EXE, *map(str, args)], input=input, env=full, cwd=cwd or tmp_path,
+                              capture_output=True, text=True, timeout=timeout)
+
+    run.db = db
+    return run
