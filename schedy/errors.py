@@ -48,3 +48,7 @@ class UnsupportedFormatError(CorruptLogError):
 
 class ConflictError(SchedyError):
     """An append lost the race to other writers too many times in a row."""
+
+
+class ReadOnlyError(SchedyError):
+    """A write through an experiment opened ``as_of`` a past moment: such a view of the log cannot change it."""

@@ -1,14 +1,25 @@
-"""The documentation runs: every ```python block of README.md and docs/*.md is executed.
+"""The documentation runs: every ```python and ```console block of README.md and docs/*.md is executed.
 
-Blocks of one file run in order in one shared namespace (``__name__`` is
-``"__main__"``, as in a script), in a fresh temporary directory, with
-``SCHEDY_DB`` and ``XDG_DATA_HOME`` pointing into it, so the examples must be
-self-contained. Snippets that must not run are fenced as ```bash or ```text.
-A traceback points at the line of the Markdown file.
+Blocks of one file run in document order, in a fresh temporary directory,
+with ``SCHEDY_DB`` and ``XDG_DATA_HOME`` pointing into it, so the examples
+must be self-contained. Python blocks share one namespace (``__name__`` is
+``"__main__"``, as in a script). In a console block, each line starting with
+``$ `` is a shell command (a line ending in a backslash continues it) run
+with bash in that directory, the installed ``schedy`` first on the PATH; the
+lines after it, up to the next command, are its expected output (standard
+output and error together, trailing spaces ignored). In expected output,
+``...`` matches any text within a line, and a line that is only ``...``
+matches any number of lines. A command must exit with status 0 unless its
+expected output ends with the line ``[exit status N]``. Snippets that must
+not run are fenced as ```bash or ```text. A failure points at the line of
+the Markdown file.
 """
 
 import ast
+import os
 import re
+import subprocess
+import sys
 import traceback
 from pathlib import Path
 
@@ -30,6 +41,66 @@ def python_blocks(path):
             line = text.count("\n", 0, m.start("body")) + 1
             blocks.append((len(blocks) + 1, line, m.group("body")))
     return blocks
+
+
+def runnable_blocks(path):
+    """Return (kind, first line number, text) for each ```python and ```console block, in order."""
+    text = path.read_text(encoding="utf-8")
+    return [(m.group("info").strip(), text.count("\n", 0, m.start("body")) + 1, m.group("body"))
+            for m in FENCE.finditer(text) if m.group("info").strip() in ("python", "console")]
+
+
+def console_steps(body, first_line):
+    """Parse a console block into (line number, command, expected output lines)."""
+    steps, lines, i = [], body.splitlines(), 0
+    while i < len(lines):
+        if not lines[i].startswith("$ "):
+            raise ValueError(f"line {first_line + i}: a console block must start with a `$ ` command line")
+        number, command = first_line + i, lines[i][2:]
+        while command.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            command = command + "\n" + lines[i]  # bash joins the lines
+        i += 1
+        expected = []
+        while i < len(lines) and not lines[i].startswith("$ "):
+            expected.append(lines[i].rstrip())
+            i += 1
+        steps.append((number, command, expected))
+    return steps
+
+
+def _line_matches(pattern, line):
+    parts = [re.escape(p) for p in pattern.split("...")]
+    return re.fullmatch(".*".join(parts), line, re.S) is not None
+
+
+def output_matches(expected, actual):
+    """True if ``actual`` lines match ``expected`` lines (``...`` wildcards, see the module docstring)."""
+    if not expected:
+        return not actual
+    head, rest = expected[0], expected[1:]
+    if head == "...":
+        return any(output_matches(rest, actual[k:]) for k in range(len(actual) + 1))
+    return bool(actual) and _line_matches(head, actual[0]) and output_matches(rest, actual[1:])
+
+
+def run_console(path, line, body, work, env):
+    for number, command, expected in console_steps(body, line):
+        status = 0
+        if expected and re.fullmatch(r"\[exit status \d+\]", expected[-1]):
+            status = int(expected[-1][13:-1])
+            expected = expected[:-1]
+        done = subprocess.run(["bash", "-c", command], cwd=work, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=300)
+        actual = [x.rstrip() for x in done.stdout.splitlines()]
+        while expected and not expected[-1]:
+            expected = expected[:-1]
+        while actual and not actual[-1]:
+            actual = actual[:-1]
+        if done.returncode != status or not output_matches(expected, actual):
+            pytest.fail(f"{rel(path)}: line {number}: `{command}` exited with {done.returncode} (expected {status}); "
+                        f"output:\n" + "\n".join(actual) + "\n--- expected:\n" + "\n".join(expected),
+                        pytrace=False)
 
 
 def rel(path):
@@ -56,14 +127,19 @@ def test_python_blocks_are_complete_code(path):
 
 
 @pytest.mark.parametrize("path", DOCS, ids=rel)
-def test_python_blocks_run(path, tmp_path, monkeypatch):
+def test_examples_run(path, tmp_path, monkeypatch):
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setenv("SCHEDY_DB", str(tmp_path / "schedy-db"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    env = dict(os.environ, COLUMNS="100", PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    env.pop("NO_COLOR", None)
     namespace = {"__name__": "__main__"}
-    for index, line, code in python_blocks(path):
+    for kind, line, code in runnable_blocks(path):
+        if kind == "console":
+            run_console(path, line, code, work, env)
+            continue
         # Pad with blank lines so that tracebacks name the line of the Markdown file.
         compiled = compile("\n" * (line - 1) + code, str(path), "exec")
         error = None
@@ -72,7 +148,15 @@ def test_python_blocks_run(path, tmp_path, monkeypatch):
         except Exception:
             error = traceback.format_exc()
         if error is not None:
-            pytest.fail(f"{rel(path)}: python block {index} (line {line}) raised:\n{error}", pytrace=False)
+            pytest.fail(f"{rel(path)}: python block at line {line} raised:\n{error}", pytrace=False)
+
+
+def test_console_output_matching():
+    """The matcher itself: wildcards within a line and across lines, and mismatches."""
+    assert output_matches(["a ... c"], ["a b c"]) and not output_matches(["a ... c"], ["a b d"])
+    assert output_matches(["x", "...", "z"], ["x", "1", "2", "z"]) and output_matches(["x", "...", "z"], ["x", "z"])
+    assert not output_matches(["x"], ["x", "y"]) and not output_matches(["x", "y"], ["x"])
+    assert console_steps("$ a \\\n  b\nout\n$ c\n", 10) == [(10, "a \\\n  b", ["out"]), (13, "c", [])]
 
 
 def test_readme_quickstart_has_exactly_the_two_commands():

@@ -13,16 +13,16 @@ import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..core import decide
+from ..core import audit, decide
 from ..core import events as ev
 from ..core import pbt, values
 from ..core.distributions import check_distributions
 from ..core.schedulers import RandomScheduler
-from ..core.state import lineage
+from ..core.state import fold, lineage
 from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError, UnsafeUpdateError
 from .filestore import FileLogStore
 from .naming import check_name, stream_key
-from .stream import StreamView
+from .stream import FrozenView, StreamView
 
 
 def default_path():
@@ -143,9 +143,23 @@ class SchedyDB:
         exp._bind(self, view)
         return exp
 
-    def get_experiment(self, name):
-        """Return the experiment ``name``, rebuilt from the log, as its own subclass."""
+    def get_experiment(self, name, as_of=None):
+        """Return the experiment ``name``, rebuilt from the log, as its own subclass.
+
+        With ``as_of``, return it as it was at that moment of its log, read
+        only (writing raises ReadOnlyError): an int is a commit version (the
+        state right after that commit), a float a Unix time, a datetime or
+        ISO 8601 string a time (UTC unless it says otherwise). By time, the
+        state is the one after the last commit stamped at or before it.
+        """
         view = self._view(name)
+        if as_of is not None:
+            moment = audit.as_of_point(as_of)
+            commits = audit.commits_until(view.commits(), moment)
+            state = fold(commits, None, f"experiment {name!r}")
+            if state is None or state.name != name or state.deleted:
+                raise ExperimentNotFoundError(f"no experiment named {name!r} as of {moment}")
+            return _from_state(self, FrozenView(name, state, commits, moment))
         state = view.refresh()
         if state is None or state.name != name:
             state = None
@@ -287,6 +301,61 @@ class Experiment:
         decide.require_job(state, self.name, job_id, self._created)
         return [Job._from_state(self, j) for j in lineage(state, job_id)]
 
+    @property
+    def as_of(self):
+        """The commit version this object shows if it was opened ``as_of`` a past moment (read only), else None."""
+        view = self._view
+        return view.state.version if isinstance(view, FrozenView) else None
+
+    def history(self, job_id=None):
+        """Every commit of this experiment, oldest first: ``Commit(version, time, worker, events)``.
+
+        ``time`` is in seconds since the Unix epoch; ``events`` are dicts in
+        the log's form (docs/log-format.md). With ``job_id``, only the commits
+        about that job, each with only its events about that job. The history
+        starts at the commit that created this experiment (an older
+        experiment of the same name is not included) and, when opened
+        ``as_of``, ends at that moment.
+        """
+        view = self._require_db()
+        commits = audit.incarnation(view.commits(), self._created)
+        if job_id is None:
+            return commits
+        if not isinstance(job_id, str):
+            raise TypeError(f"a job id is a string such as '1', got {type(job_id).__name__} {job_id!r}")
+        mine = [c for c in (audit.about_job(c, job_id) for c in commits) if c is not None]
+        if not mine:
+            raise JobNotFoundError(f"experiment {self.name!r} never had a job {job_id!r}")
+        return mine
+
+    def _job_rows(self):
+        """One dict per job (see :func:`schedy.core.audit.job_rows`) and the state they describe."""
+        view = self._require_db()
+        commits = audit.incarnation(view.commits(), self._created)
+        state = fold(commits, None, f"experiment {self.name!r}") if commits else None
+        decide.require(state, self.name, self._created)
+        return audit.job_rows(state, commits)
+
+    def to_dataframe(self):
+        """A pandas DataFrame with one row per job, in the order jobs were added (needs ``schedy[export]``).
+
+        Columns: ``job_id``, ``status``, ``generation``, ``parent_id``,
+        ``member``, ``added_at``, ``claimed_at`` (the last claim),
+        ``claimed_by``, ``finished_at`` (when it last became DONE, CRASHED or
+        PRUNED), ``claims``, ``lease_expiries``, then ``hp.<name>`` for each
+        hyperparameter and ``result.<name>`` for each result. Times are UTC
+        pandas timestamps.
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_dataframe needs pandas: pip install 'schedy[export]'") from None
+        rows = [flat_row(r) for r in self._job_rows()]
+        frame = pd.DataFrame(rows, columns=_columns(rows))
+        for col in TIME_COLUMNS:
+            frame[col] = pd.to_datetime(frame[col], unit="s", utc=True)
+        return frame
+
     def push_updates(self):
         """Write the attributes changed on this object (``status``, ``lease``, distributions...) to the log."""
         view = self._require_db()
@@ -387,6 +456,28 @@ class PopulationBasedTraining(Experiment):
         self.explore = {n: list(v) if isinstance(v, list) else v for n, v in c.explore.items()}
         self.initial_distributions = dict(c.initial_distributions)
         self.population_size, self.max_generations = c.population_size, c.max_generations
+
+
+TIME_COLUMNS = ("added_at", "claimed_at", "finished_at")
+FIXED_COLUMNS = ("job_id", "status", "generation", "parent_id", "member", "added_at", "claimed_at", "claimed_by",
+                 "finished_at", "claims", "lease_expiries")
+
+
+def flat_row(row):
+    """A job row with its hyperparameters and results spread into ``hp.<name>`` and ``result.<name>`` keys."""
+    flat = {k: v for k, v in row.items() if k not in ("hyperparameters", "results")}
+    flat.update({f"hp.{k}": v for k, v in row["hyperparameters"].items()})
+    flat.update({f"result.{k}": v for k, v in row["results"].items()})
+    return flat
+
+
+def _columns(rows):
+    seen = dict.fromkeys(FIXED_COLUMNS)
+    for r in rows:
+        seen.update(dict.fromkeys(k for k in r if k.startswith("hp.")))
+    for r in rows:
+        seen.update(dict.fromkeys(k for k in r if k.startswith("result.")))
+    return list(seen)
 
 
 KINDS = {cls._kind: cls for cls in (ManualSearch, RandomSearch, PopulationBasedTraining)}

@@ -16,7 +16,7 @@ import time
 from ..core.codec import BadRecord, Commit, decode_commit, encode_commit
 from ..core.snapshot import commit_crc, decode_snapshot, encode_snapshot
 from ..core.state import apply, fold
-from ..errors import ConflictError, CorruptLogError
+from ..errors import ConflictError, CorruptLogError, ReadOnlyError
 
 MAX_ATTEMPTS = 50
 log = logging.getLogger("schedy")
@@ -82,6 +82,11 @@ class StreamView:
                             self.label, self.state.version)
             return self.state
 
+    def commits(self):
+        """Every commit of the stream, read and decoded afresh (history; the cached state is untouched)."""
+        records, _ = self.store.read(self.key, self.store.initial_cursor())
+        return list(self._commits(records, 1))
+
     def transact(self, decide, cached_ok=False):
         """Append the events of ``decide(state, version, now)`` as commit ``version``.
 
@@ -123,7 +128,6 @@ class StreamView:
             f"experiment {self.label!r}: gave up after {MAX_ATTEMPTS} attempts lost to concurrent writers; nothing was written"
         )
 
-
     def _write_snapshot(self, state, cursor, line):
         # A snapshot only saves time: failing to write one must not fail the commit it follows.
         try:
@@ -136,3 +140,22 @@ def _outcome(decision):
     if decision.error is not None:
         raise decision.error
     return decision.value
+
+
+class FrozenView:
+    """A stream as it was at one moment of its log: reads return that state, writes raise ReadOnlyError."""
+
+    def __init__(self, label, state, commits, moment):
+        self.label, self.state, self.moment = label, state, moment
+        self._commits = tuple(commits)
+        self.snapshot = None
+
+    def refresh(self):
+        return self.state
+
+    def commits(self):
+        return list(self._commits)
+
+    def transact(self, decide, cached_ok=False):
+        raise ReadOnlyError(f"experiment {self.label!r} as of {self.moment} is a read-only view of the past; "
+                            f"open it without as_of to change it")

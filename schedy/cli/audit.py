@@ -1,5 +1,184 @@
-"""(being written)"""
+"""``schedy history``, ``schedy lineage`` and ``schedy export``: read an experiment's log, at any moment."""
 
-import click  # noqa: F401
+import csv
+import os
 
-from . import db_option, failures, main, open_db  # noqa: F401
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from ..adapters.api import PopulationBasedTraining, TIME_COLUMNS, _columns, flat_row
+from ..core import audit, values
+from . import db_option, failures, main, open_db
+
+
+def as_of_option(f):
+    return click.option(
+        "--as-of", "as_of", metavar="MOMENT",
+        help="Show the experiment as it was at MOMENT: a commit version (e.g. 120) or a UTC time in ISO 8601 "
+             "(e.g. 2026-11-29T18:05:00Z; a time without zone is UTC).")(f)
+
+
+def _experiment(db, name, as_of):
+    return open_db(db).get_experiment(name, as_of=as_of)
+
+
+def _json_line(obj):
+    # NaN and infinities have no JSON spelling; orjson writes them as null.
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+@main.command(short_help="Every commit of an experiment: when, by whom, what.")
+@click.argument("experiment")
+@click.argument("job", required=False)
+@db_option
+@as_of_option
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per commit and line: version, time, worker, events (as in the log).")
+def history(experiment, job, db, as_of, as_json):
+    """Print the history of EXPERIMENT: every commit with its time (UTC), worker and events.
+
+    With JOB, only the commits about that job, each with only its events
+    about that job. Events are described in words; --json prints them
+    exactly as the log holds them (docs/log-format.md), for machines.
+    """
+    with failures():
+        commits = _experiment(db, experiment, as_of).history(job)
+    out = click.get_text_stream("stdout")
+    for c in commits:
+        if as_json:
+            out.write(_json_line({"version": c.version, "time": c.time, "worker": c.worker,
+                                  "events": list(c.events)}) + "\n")
+        else:
+            out.write(f"#{c.version}  {audit.utc(c.time)}  {c.worker}\n")
+            for e in c.events:
+                out.write(f"    {audit.describe(e)}\n")
+
+
+def _text(value):
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else audit.show(values.encode(value))
+
+
+@main.command(short_help="The chain of jobs that led to a job: its hyperparameter schedule.")
+@click.argument("experiment")
+@click.argument("job")
+@db_option
+@as_of_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per job and line, generation 0 first.")
+def lineage(experiment, job, db, as_of, as_json):
+    """Print the lineage of JOB in EXPERIMENT: from generation 0 to JOB, each job continuing from the one before.
+
+    With Population Based Training this is the hyperparameter schedule that
+    produced the model of JOB: one row per segment with its hyperparameters
+    and its score (the result the experiment ranks by). Other experiments
+    have no parents, so the lineage of a job is the job itself.
+    """
+    with failures():
+        exp = _experiment(db, experiment, as_of)
+        chain = exp.lineage(job)
+    score = exp.result_name if isinstance(exp, PopulationBasedTraining) else None
+    if as_json:
+        for j in chain:
+            click.echo(_json_line({"job_id": j.job_id, "generation": j.generation, "parent_id": j.parent_id,
+                                   "member": j.member, "status": j.status, "hyperparameters": j.hyperparameters,
+                                   "results": j.results}))
+        return
+    hps = list(dict.fromkeys(k for j in chain for k in j.hyperparameters))
+    results = [score] if score else list(dict.fromkeys(k for j in chain for k in j.results))
+    table = Table(title=f"lineage of job {job} in {experiment}")
+    for col in ("generation", "job", "member", "status", *hps, *results):
+        table.add_column(col, justify="right" if col in ("generation", "job", "member") else "left")
+    for j in chain:
+        table.add_row(_text(j.generation), j.job_id, _text(j.member), j.status,
+                      *(_text(j.hyperparameters.get(h)) for h in hps), *(_text(j.results.get(r)) for r in results))
+    Console(soft_wrap=False).print(table)
+
+
+def _csv_cell(column, value):
+    if value is None:
+        return ""
+    if column in TIME_COLUMNS:
+        return audit.utc(value)
+    return value if isinstance(value, str) else _text(value)
+
+
+def _write_csv(rows, out):
+    flat = [flat_row(r) for r in rows]
+    columns = _columns(flat)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for r in flat:
+        writer.writerow([_csv_cell(c, r.get(c)) for c in columns])
+
+
+def _write_jsonl(rows, out):
+    for r in rows:
+        r = {k: audit.utc(v) if k in TIME_COLUMNS and v is not None else v for k, v in r.items()}
+        out.write(_json_line(r) + "\n")
+
+
+@main.command(short_help="Write an experiment's jobs as CSV, JSON lines or Parquet.")
+@click.argument("experiment")
+@db_option
+@as_of_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="csv", show_default=True,
+              help="csv and parquet: one column per field, hyperparameter (hp.NAME) and result (result.NAME); "
+                   "jsonl: one object per job with hyperparameters and results as objects.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write to FILE (replaced only once complete) instead of standard output; required for parquet.")
+def export(experiment, db, as_of, fmt, output):
+    """Write one row per job of EXPERIMENT, in the order jobs were added.
+
+    Fields: job_id, status, generation, parent_id, member, added_at,
+    claimed_at (the last claim), claimed_by, finished_at (when it last became
+    DONE, CRASHED or PRUNED), claims, lease_expiries, then the hyperparameters
+    and results. Times are UTC, in ISO 8601. In CSV, values other than
+    strings are written as JSON (lists, true, NaN); in JSON lines, NaN and
+    infinities become null. Parquet needs pandas and pyarrow (pip install
+    'schedy[export]').
+    """
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("parquet is binary: give a file with -o FILE")
+    with failures():
+        exp = _experiment(db, experiment, as_of)
+        if fmt == "parquet":
+            frame = exp.to_dataframe()
+            _check_parquet()
+        rows = exp._job_rows() if fmt != "parquet" else None
+        if output is None:
+            (_write_csv if fmt == "csv" else _write_jsonl)(rows, click.get_text_stream("stdout"))
+            return
+        tmp = f"{output}.{os.getpid()}.tmp"
+        try:
+            if fmt == "parquet":
+                _parquet(frame).to_parquet(tmp, index=False)
+            else:
+                with open(tmp, "w", encoding="utf-8", newline="") as f:
+                    (_write_csv if fmt == "csv" else _write_jsonl)(rows, f)
+            os.replace(tmp, output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    click.echo(f"wrote {len(frame) if fmt == 'parquet' else len(rows)} jobs to {output}", err=True)
+
+
+def _check_parquet():
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise ImportError("parquet export needs pyarrow: pip install 'schedy[export]'") from None
+
+
+def _parquet(frame):
+    """``frame`` with every column Parquet cannot type (lists, mixed types) turned into JSON text."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            kinds = {type(v) for v in frame[col] if v is not None and v == v}
+            if len(kinds) > 1 or kinds & {list, dict}:
+                frame[col] = [None if v is None else _text(v) for v in frame[col]]
+    return frame
+
