@@ -1,5 +1,689 @@
-"""(being written)"""
+"""``schedy add``, ``rm``, ``show``, ``list`` and ``push``: manage experiments and jobs from a shell.
 
-import click  # noqa: F401
+Values on the command line are JSON. Values printed are shown the same way
+everywhere: a string as it is (as a JSON string if it is empty or holds a
+tab, newline or other unprintable character, so that a value is always one
+line), anything else as JSON (``[1, 2]``, ``true``, ``null``, ``NaN``).
+Everything parsed from the command line is checked before the database is
+opened: a bad value is a usage error (exit status 2) that writes nothing.
+"""
 
-from . import db_option, failures, main, open_db  # noqa: F401
+import dataclasses
+import json
+import os
+import sys
+from collections import Counter
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..adapters.api import Job, ManualSearch, PopulationBasedTraining, RandomSearch, SchedyDB, default_path
+from ..core import events as ev
+from ..core import pbt as core_pbt
+from ..pbt import BinaryTournament, Truncate
+from ..random import Choice, Constant, LogUniform, Normal, Uniform
+from . import db_option, failures, main, open_db
+
+KINDS = {"manual": ManualSearch, "random": RandomSearch, "pbt": PopulationBasedTraining}
+
+# The names `schedy add` takes for DIST; each PARAMS key is a constructor argument of the class.
+DISTRIBUTIONS = {"uniform": Uniform, "loguniform": LogUniform, "normal": Normal, "choice": Choice,
+                 "constant": Constant}
+# The log form's names (docs/pbt.md), used inside a Resample strategy.
+LOG_DISTRIBUTIONS = {"uniform": Uniform, "loguniform": LogUniform, "normal": Normal, "choice": Choice,
+                     "const": Constant}
+# Arguments of each explore strategy in log form, and which of them are required. The core's reader
+# ignores unknown keys, so a misspelt "min_factor" would silently mean the default: check them here.
+EXPLORE_ARGS = {"perturb": (("minFactor", "maxFactor", "low", "high", "discrete"), ()),
+                "resample": (("distribution", "probability"), ("distribution",)),
+                "noise": (("scale", "low", "high"), ("scale",))}
+CATEGORIES = ("schedy", "hyperparameter", "result")
+
+
+# -- showing values -----------------------------------------------------------------------------
+
+def show_value(value):
+    """``value`` as one line of text: a printable string as it is, anything else as JSON."""
+    if isinstance(value, str) and value and value.isprintable():
+        return value
+    return json.dumps(value, separators=(", ", ": "), ensure_ascii=False, allow_nan=True)
+
+
+def compact(value):
+    """``value`` as JSON without spaces: the arguments of a distribution or a strategy."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+
+
+def show_distribution(dist):
+    """A distribution as ``schedy add`` takes it: ``DIST PARAMS``, e.g. ``loguniform {"low":0.001,"high":0.1}``."""
+    name = next(n for n, cls in DISTRIBUTIONS.items() if type(dist) is cls)
+    args = {f.name: getattr(dist, f.name) for f in dataclasses.fields(dist)}
+    if args.get("weights", 0) is None:
+        del args["weights"]
+    return f"{name} {compact(args)}"
+
+
+def show_strategy(spec):
+    """An explore strategy (or a list of them) or an exploit strategy in its log form, as ``--explore`` takes it."""
+    return compact([s.to_log() for s in spec] if isinstance(spec, list) else spec.to_log())
+
+
+def kind_of(exp):
+    return next(k for k, cls in KINDS.items() if isinstance(exp, cls))
+
+
+def distributions_of(exp):
+    """The distributions of a random search, or the initial distributions of PBT ({} otherwise)."""
+    if isinstance(exp, RandomSearch):
+        return exp.distributions
+    if isinstance(exp, PopulationBasedTraining):
+        return exp.initial_distributions
+    return {}
+
+
+def render(renderable):
+    """Print a rich renderable, without the spaces rich pads its lines with."""
+    # Into a file or a pipe, fold nothing (unless COLUMNS says how wide): rich would assume 80 columns.
+    unbounded = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    # Names and values are data: never read them as rich markup, emoji codes or things to colour.
+    console = Console(highlight=False, markup=False, emoji=False, width=100_000 if unbounded else None)
+    with console.capture() as captured:
+        console.print(renderable)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()).strip("\n"))
+
+
+def _grid(rows):
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")  # a long value continues on the next line, never cut
+    for key, value in rows:
+        grid.add_row(Text(key), Text(value) if isinstance(value, str) else value)
+    return grid
+
+
+def _mapping(m, how=show_value):
+    return _grid([(k, how(v)) for k, v in m.items()]) if m else "none"
+
+
+def _plural(n, word):
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def describe_experiment(exp, jobs):
+    """A rich renderable describing ``exp`` and counting ``jobs`` by status."""
+    counts = Counter(j.status for j in jobs)
+    by_status = ", ".join(f"{counts[s]} {s}" for s in ev.JOB_STATUSES if counts[s])
+    rows = [("experiment", exp.name), ("kind", kind_of(exp)), ("status", exp.status), ("seed", str(exp.seed)),
+            ("lease", f"{exp.lease:g} s")]
+    if isinstance(exp, RandomSearch):
+        rows.append(("distributions", _mapping(exp.distributions, show_distribution)))
+    if isinstance(exp, PopulationBasedTraining):
+        rows += [("objective", exp.objective), ("result", exp.result_name), ("exploit", show_strategy(exp.exploit)),
+                 ("explore", _mapping(exp.explore, show_strategy)),
+                 ("initial", _mapping(exp.initial_distributions, show_distribution)),
+                 ("population size", "not set: the jobs pushed form the population" if exp.population_size is None
+                  else str(exp.population_size)),
+                 ("max generations", "no limit" if exp.max_generations is None else str(exp.max_generations))]
+    rows.append(("jobs", f"{len(jobs)} ({by_status})" if jobs else "0"))
+    return _grid(rows)
+
+
+def describe_job(job):
+    """A rich renderable describing ``job``."""
+    rows = [("job", job.job_id), ("experiment", job.experiment.name), ("status", job.status)]
+    if job.member is not None:  # a PBT segment
+        rows += [("generation", str(job.generation)), ("parent", job.parent_id or "none"), ("member", str(job.member))]
+    rows += [("hyperparameters", _mapping(job.hyperparameters)), ("results", _mapping(job.results))]
+    return _grid(rows)
+
+
+# -- parsing the command line -------------------------------------------------------------------
+
+def parse_json(text, what):
+    """The JSON value ``text``; a usage error naming ``what`` if it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise click.UsageError(f"{what}: not valid JSON ({e.msg} at column {e.colno}): {shown!r}") from None
+    except RecursionError:
+        raise click.UsageError(f"{what}: nested too deeply") from None
+
+
+def _check_keys(what, args, allowed, required):
+    unknown = [k for k in args if k not in allowed]
+    missing = [k for k in required if k not in args]
+    if unknown or missing:
+        problem = "; ".join(filter(None, [unknown and f"unknown {', '.join(map(repr, unknown))}",
+                                          missing and f"missing {', '.join(map(repr, missing))}"]))
+        raise click.UsageError(f"{what} takes {', '.join(allowed)}: {problem}")
+
+
+def _arguments(cls):
+    """The constructor arguments of a distribution class, in order: (all, required)."""
+    fields = dataclasses.fields(cls)
+    return [f.name for f in fields], [f.name for f in fields if f.default is dataclasses.MISSING]
+
+
+def parse_distribution(hp, dist, text):
+    """The distribution of hyperparameter ``hp`` from the words ``DIST PARAMS``."""
+    cls = DISTRIBUTIONS.get(dist)
+    if cls is None:
+        raise click.UsageError(f"unknown distribution {dist!r} for {hp!r}; use one of {', '.join(DISTRIBUTIONS)}")
+    args = parse_json(text, f"the parameters of {hp!r}")
+    if not isinstance(args, dict):
+        raise click.UsageError(f"the parameters of {hp!r} must be a JSON object such as "
+                               f"'{{\"low\": 0, \"high\": 1}}', got {text!r}")
+    _check_keys(f"{dist} (for {hp!r})", args, *_arguments(cls))
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as e:
+        raise click.UsageError(f"bad parameters for {hp!r}: {e}") from None
+
+
+def _status(text, statuses, what):
+    """``text`` as one of ``statuses``, in any case; a usage error otherwise."""
+    if text.upper() not in statuses:
+        raise click.UsageError(f"unknown {what} status {text!r}; use one of {', '.join(statuses)}")
+    return text.upper()
+
+
+def parse_triplets(words):
+    """``HP DIST PARAMS`` triplets as a dict of hyperparameter name -> distribution."""
+    if len(words) % 3:
+        rest = words[len(words) - len(words) % 3:]
+        raise click.UsageError(f"distributions are HP DIST PARAMS triplets; the last one is incomplete: "
+                               f"{' '.join(rest)!r}")
+    dists = {}
+    for i in range(0, len(words), 3):
+        hp, dist, text = words[i:i + 3]
+        if hp in dists:
+            raise click.UsageError(f"hyperparameter {hp!r} is given twice")
+        dists[hp] = parse_distribution(hp, dist, text)
+    return dists
+
+
+def parse_exploit(text):
+    """An exploit strategy: ``truncate``, ``tournament`` or the log form (``{"truncate": 0.25}``)."""
+    if text == "truncate":
+        return Truncate()
+    if text in ("tournament", "binaryTournament"):
+        return BinaryTournament()
+    if not text.lstrip().startswith("{"):
+        raise click.UsageError(f"unknown --exploit {text!r}; use truncate, tournament, "
+                               "'{\"truncate\": PROPORTION}' or '{\"binaryTournament\": {}}'")
+    spec = parse_json(text, "--exploit")
+    if isinstance(spec, dict) and spec.get("binaryTournament", {}) != {}:
+        raise click.UsageError(f"--exploit: binaryTournament takes no arguments, got {text!r}")
+    try:
+        return core_pbt.exploit_from_log(spec)
+    except (TypeError, ValueError) as e:
+        raise click.UsageError(f"--exploit: {e}") from None
+
+
+def _check_strategy(hp, spec):
+    what = f"--explore {hp!r}"
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in EXPLORE_ARGS:
+        raise click.UsageError(f"{what}: a strategy is one of {', '.join(EXPLORE_ARGS)} such as "
+                               f"'{{\"perturb\": {{}}}}', got {compact(spec)}")
+    (name, args), = spec.items()
+    if not isinstance(args, dict):
+        raise click.UsageError(f"{what}: the arguments of {name} must be a JSON object, got {compact(args)}")
+    _check_keys(f"{what}: {name}", args, *EXPLORE_ARGS[name])
+    dist = args.get("distribution")
+    if name == "resample" and isinstance(dist, dict) and len(dist) == 1:
+        (dname, dargs), = dist.items()
+        if dname in LOG_DISTRIBUTIONS and dname != "const" and isinstance(dargs, dict):
+            _check_keys(f"{what}: the {dname} distribution", dargs, *_arguments(LOG_DISTRIBUTIONS[dname]))
+
+
+def parse_explore(hp, text):
+    """The explore strategies of ``hp``: a log-form strategy or list of them, or the word ``perturb``."""
+    spec = {"perturb": {}} if text == "perturb" else parse_json(text, f"--explore {hp!r}")
+    strategies = spec if isinstance(spec, list) else [spec]
+    if not strategies:
+        raise click.UsageError(f"--explore {hp!r}: the list of strategies is empty")
+    for s in strategies:
+        _check_strategy(hp, s)
+    try:
+        return core_pbt.explore_from_log(spec)
+    except (TypeError, ValueError) as e:
+        raise click.UsageError(f"--explore {hp!r}: {e}") from None
+
+
+def build_experiment(name, kind, words, status, seed, lease, pbt_options):
+    """The experiment the arguments of ``schedy add`` describe; a usage error for any bad value."""
+    given = [opt for opt, value in pbt_options.items() if value not in (None, ())]
+    if kind != "pbt" and given:
+        raise click.UsageError(f"{given[0]} applies to pbt experiments only")
+    if kind == "manual" and words:
+        raise click.UsageError(f"a manual experiment takes no distributions, got {' '.join(words)!r}")
+    dists = parse_triplets(words)
+    common = {"status": status, "seed": seed, "lease": lease}
+    try:
+        if kind == "manual":
+            return ManualSearch(name, **common)
+        if kind == "random":
+            if not dists:
+                raise click.UsageError("a random search needs at least one HP DIST PARAMS triplet")
+            return RandomSearch(name, dists, **common)
+        return _build_pbt(name, dists, pbt_options, common)
+    except (TypeError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+
+
+def _build_pbt(name, dists, opts, common):
+    if opts["--objective"] is None:
+        raise click.UsageError("a pbt experiment needs --objective min or max")
+    if not opts["--result"]:
+        raise click.UsageError("a pbt experiment needs --result NAME: the result that ranks the population")
+    if bool(dists) != (opts["--population-size"] is not None):
+        raise click.UsageError("give HP DIST PARAMS triplets together with --population-size to sample the "
+                               "population, or neither and push its jobs yourself")
+    explore = {}
+    for hp, text in opts["--explore"]:
+        if hp in explore:
+            raise click.UsageError(f"--explore {hp!r} is given twice; chain strategies in one JSON list")
+        if dists and hp not in dists:
+            raise click.UsageError(f"--explore {hp!r}: {hp!r} has no initial distribution (the triplets define "
+                                   f"{', '.join(map(repr, dists))})")
+        explore[hp] = parse_explore(hp, text)
+    return PopulationBasedTraining(
+        name, objective=opts["--objective"], result_name=opts["--result"],
+        exploit=parse_exploit(opts["--exploit"] or "truncate"), explore=explore, initial_distributions=dists,
+        population_size=opts["--population-size"], max_generations=opts["--max-generations"], **common)
+
+
+# -- add ----------------------------------------------------------------------------------------
+
+@main.command(short_help="Create an experiment: manual queue, random search or PBT.")
+@click.argument("name")
+@click.argument("kind", type=click.Choice(list(KINDS)), metavar="manual|random|pbt")
+@click.argument("distributions", nargs=-1, metavar="[HP DIST PARAMS]...")
+@click.option("-s", "--status", default=ev.RUNNING, metavar="RUNNING|DONE", show_default=True,
+              callback=lambda ctx, param, value: _status(value, ev.EXPERIMENT_STATUSES, "experiment"),
+              help="RUNNING hands out jobs; DONE does not (any case).")
+@click.option("--seed", type=int, metavar="N",
+              help="Seed of every sampled value, in [0, 2**63), for reproducible searches. Default: drawn at "
+                   "random, then recorded and shown.")
+@click.option("--lease", type=float, metavar="SECONDS",
+              help="How long a claim lasts unless its worker renews it (at least 0.1). Default: 120.")
+@click.option("--objective", type=click.Choice(["min", "max"]), help="pbt: minimize or maximize the result.")
+@click.option("--result", "result_name", metavar="NAME", help="pbt: the result that ranks the population.")
+@click.option("--exploit", metavar="STRATEGY",
+              help="pbt: truncate (the default, proportion 0.2), tournament, or the log form "
+                   "'{\"truncate\": 0.25}' / '{\"binaryTournament\": {}}'.")
+@click.option("--explore", nargs=2, multiple=True, metavar="HP STRATEGY",
+              help="pbt: how HP changes after a member copies a better one (repeatable, once per HP). STRATEGY is "
+                   "perturb (factor 0.8 to 1.2), or the log form of docs/pbt.md, or a JSON list of them.")
+@click.option("--population-size", type=click.IntRange(min=1), metavar="N",
+              help="pbt: sample N members from the triplets (give both or neither).")
+@click.option("--max-generations", type=click.IntRange(min=1), metavar="N",
+              help="pbt: each member trains at most N segments. Default: no limit.")
+@db_option
+def add(name, kind, distributions, status, seed, lease, objective, result_name, exploit, explore, population_size,
+        max_generations, db):
+    """Create the experiment NAME, then print it.
+
+    \b
+    manual  a queue of jobs you add with `schedy push`.
+    random  random search: hands out queued jobs first, else samples a new
+            job from the distributions.
+    pbt     Population Based Training (docs/pbt.md): each job is a training
+            segment of a member; members that do badly continue from better
+            ones.
+
+    Random search and pbt take distributions as HP DIST PARAMS triplets:
+    PARAMS is a JSON object of the arguments of DIST (pbt samples its initial
+    population from them, with --population-size):
+
+    \b
+      uniform     {"low": L, "high": H}          on [L, H)
+      loguniform  {"low": L, "high": H}          log-uniform, 0 < L < H
+      normal      {"mean": M, "std": S}          S > 0
+      choice      {"values": [...], "weights": [...]}   weights optional
+      constant    {"value": V}
+
+    \b
+    Examples:
+      schedy add queue manual
+      schedy add mnist random lr loguniform '{"low": 1e-4, "high": 0.1}' \\
+          layers choice '{"values": [2, 3, 4]}' --seed 7
+      schedy add cifar pbt lr loguniform '{"low": 1e-4, "high": 0.1}' \\
+          --objective min --result loss --exploit '{"truncate": 0.25}' \\
+          --explore lr '{"perturb": {"minFactor": 0.8, "maxFactor": 1.2, "high": 0.1}}' \\
+          --population-size 8 --max-generations 20
+
+    Explore strategies (log form; several apply in order if given as a JSON
+    list): {"perturb": {"minFactor": F, "maxFactor": F, "low": X, "high": X,
+    "discrete": true}}, {"resample": {"distribution": {"loguniform": {"low":
+    L, "high": H}}, "probability": P}}, {"noise": {"scale": S, "low": X,
+    "high": X}}; every argument is optional except resample's distribution
+    and noise's scale.
+
+    The database is created if it does not exist. Exit status: 0 when the
+    experiment was created, 1 when the database refused it (e.g. the name is
+    taken), 2 for a bad argument (nothing is written).
+    """
+    pbt_options = {"--objective": objective, "--result": result_name, "--exploit": exploit, "--explore": explore,
+                   "--population-size": population_size, "--max-generations": max_generations}
+    exp = build_experiment(name, kind, distributions, status, seed, lease, pbt_options)
+    location = default_path() if db is None else db
+    new = "://" not in location and not os.path.isfile(os.path.join(location, "SCHEDY"))
+    with failures():
+        database = SchedyDB(location)
+        database.add_experiment(exp)
+    if new:
+        click.echo(f"Created the database {database.path}.", err=True)
+    render(describe_experiment(exp, []))
+
+
+# -- rm -----------------------------------------------------------------------------------------
+
+@main.command(short_help="Delete an experiment or a job.")
+@click.argument("name")
+@click.argument("job", required=False)
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+def rm(name, job, force, db):
+    """Delete the experiment NAME with all its jobs, or only its job JOB.
+
+    Prints what it will delete and asks for confirmation [y/N] unless -f is
+    given. Declining deletes nothing and exits with status 1. The log keeps
+    the history of what is deleted; a deleted experiment's name can be used
+    again. Exit status 1 also when NAME or JOB does not exist.
+    """
+    with failures():
+        exp = open_db(db).get_experiment(name)
+        if job is None:
+            target, jobs = exp, exp.all_jobs()
+            what = f"experiment {name!r} and its {_plural(len(jobs), 'job')}"
+        else:
+            target = exp.get_job(job)
+            what = f"job {job!r} of experiment {name!r}"
+    if not force:
+        render(describe_experiment(exp, jobs) if job is None else describe_job(target))
+        if not click.confirm(f"Delete {what}?", default=False):
+            click.echo("Nothing deleted.")
+            sys.exit(1)
+    with failures():
+        target.delete()
+    click.echo(f"Deleted {what}.")
+
+
+# -- show ---------------------------------------------------------------------------------------
+
+@main.command(short_help="Describe an experiment or a job.")
+@click.argument("name")
+@click.argument("job", required=False)
+@db_option
+def show(name, job, db):
+    """Describe the experiment NAME, or its job JOB.
+
+    An experiment: its kind, status, seed, lease, the parameters of its
+    scheduler (distributions; for pbt the objective, result, exploit and
+    explore strategies, initial distributions, population size and maximum
+    generations, in the form `schedy add` takes them) and how many jobs it
+    has in each status. A job: its status, for pbt its generation, parent
+    job and member, then its hyperparameters and results. Exit status 1 if
+    NAME or JOB does not exist.
+    """
+    with failures():
+        exp = open_db(db).get_experiment(name)
+        shown = describe_experiment(exp, exp.all_jobs()) if job is None else describe_job(exp.get_job(job))
+    render(shown)
+
+
+# -- list ---------------------------------------------------------------------------------------
+
+class Listing:
+    """Rows mapping (category, name) to a value, for ``schedy list``.
+
+    ``columns`` are the schedy fields first, then hyperparameters, then
+    results, each in order of first appearance.
+    """
+
+    def __init__(self, fixed, rows):
+        self.rows = rows
+        seen = dict.fromkeys(fixed)
+        for category in CATEGORIES[1:]:
+            for row in rows:
+                seen.update((c, None) for c in row if c[0] == category)
+        self.columns = list(seen)
+
+    def header(self, column):
+        """``name``, or ``category.name`` when another category has a field of that name."""
+        shared = sum(1 for c in self.columns if c[1] == column[1]) > 1
+        return f"{column[0]}.{column[1]}" if shared else column[1]
+
+    def resolve(self, field, option):
+        """The column named by ``field``; a usage error naming ``option`` if it is unknown or ambiguous."""
+        category, dot, name = field.partition(".")
+        if dot and category in CATEGORIES and (category, name) in self.columns:
+            return category, name
+        matches = [c for c in self.columns if c[1] == field]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise click.BadParameter(f"field {field!r} is ambiguous: say {' or '.join(f'{c}.{n}' for c, n in matches)}",
+                                     param_hint=option)
+        raise click.BadParameter(f"unknown field {field!r}; the fields are "
+                                 f"{', '.join(self.header(c) for c in self.columns)}", param_hint=option)
+
+    def sort(self, columns, decreasing):
+        """Sort by ``columns`` in order; missing values (and NaN) last, in either direction."""
+        if not columns and decreasing:
+            self.rows.reverse()
+        # Stable passes from the last key to the first give the lexicographic order.
+        for column in reversed(columns):
+            present = [r for r in self.rows if _sortable(r.get(column, _MISSING))]
+            absent = [r for r in self.rows if not _sortable(r.get(column, _MISSING))]
+            self.rows = sorted(present, key=lambda r: _order(r[column]), reverse=decreasing) + absent
+
+
+_MISSING = object()
+
+
+def _sortable(value):
+    return value is not _MISSING and value == value  # NaN != NaN
+
+
+def _order(value):
+    # Numbers by value, then strings, then anything else by its text: values of mixed types still sort.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return 0, value, ""
+    if isinstance(value, str):
+        return 1, 0, value
+    return 2, 0, show_value(value)
+
+
+def _job_number(job_id):
+    # Job ids are numbers as text ("10"): keep them numbers so that they sort as numbers.
+    return int(job_id) if job_id is not None and job_id.isdigit() else job_id
+
+
+def experiment_listing(exps):
+    rows = []
+    for exp in exps:
+        row = {("schedy", "name"): exp.name, ("schedy", "status"): exp.status, ("schedy", "kind"): kind_of(exp)}
+        row.update((("hyperparameter", hp), show_distribution(d)) for hp, d in distributions_of(exp).items())
+        rows.append(row)
+    fixed = [("schedy", "name"), ("schedy", "status"), ("schedy", "kind")]
+    return Listing(fixed, rows), fixed
+
+
+def job_listing(exp, jobs):
+    fixed = [("schedy", "id"), ("schedy", "status")]
+    pbt = isinstance(exp, PopulationBasedTraining)
+    if pbt:
+        fixed += [("schedy", "generation"), ("schedy", "parent"), ("schedy", "member")]
+    rows = []
+    for job in jobs:
+        row = {("schedy", "id"): _job_number(job.job_id), ("schedy", "status"): job.status}
+        if pbt:
+            for field, value in (("generation", job.generation), ("parent", _job_number(job.parent_id)),
+                                 ("member", job.member)):
+                if value is not None:  # a generation-0 job has no parent: an empty cell, not null
+                    row[("schedy", field)] = value
+        row.update((("hyperparameter", k), v) for k, v in job.hyperparameters.items())
+        row.update((("result", k), v) for k, v in job.results.items())
+        rows.append(row)
+    return Listing(fixed, rows), fixed[:2]
+
+
+@main.command(name="list", short_help="List experiments, or the jobs of one.")
+@click.argument("name", required=False)
+@click.option("-t", "--table", is_flag=True, help="A table of every field, with headers.")
+@click.option("-p", "--paragraphs", is_flag=True, help="One paragraph of 'field: value' lines per row.")
+@click.option("-s", "--sort", "sort_fields", multiple=True, metavar="FIELD",
+              help="Sort by FIELD (repeatable: by the first, then the next...). Missing values and NaN come last.")
+@click.option("-d", "--decreasing", is_flag=True, help="Sort in decreasing order (alone: reverse the listing).")
+@click.option("-f", "--field", "fields", multiple=True, metavar="FIELD",
+              help="Show FIELD (repeatable, in that order) instead of the default ones.")
+@db_option
+def list_(name, table, paragraphs, sort_fields, decreasing, fields, db):
+    """List the experiments, or with NAME the jobs of experiment NAME.
+
+    Experiments have the fields name, status, kind, and one field per
+    hyperparameter holding its distribution (random search; for pbt the
+    initial distribution). Jobs have the fields id, status (for pbt also
+    generation, parent and member), one per hyperparameter and one per
+    result. Experiments come in the order of the database, jobs in the order
+    they were added.
+
+    A FIELD is a name, or category.name where the category is schedy,
+    hyperparameter or result; say category.name when two categories have a
+    field of that name (e.g. a hyperparameter and a result both called x).
+    Naming an unknown or ambiguous field is a usage error (exit status 2).
+
+    \b
+    Output:
+      (default)  one line per row, fields separated by a tab, no headers:
+                 name, status, kind (experiments) or id, status (jobs),
+                 or the fields given with -f. Meant for scripts.
+      -t         a table of every field (or those of -f), with headers.
+      -p         a paragraph per row: one 'field: value' line per field
+                 that has a value, a blank line between paragraphs.
+
+    A string is shown as it is, any other value as JSON; a missing value is
+    an empty cell. Exit status 1 if NAME does not exist.
+    """
+    if table and paragraphs:
+        raise click.UsageError("-t and -p are two layouts: give one")
+    with failures():
+        database = open_db(db)
+        if name is None:
+            listing, default = experiment_listing(database.get_experiments())
+        else:
+            exp = database.get_experiment(name)
+            listing, default = job_listing(exp, exp.all_jobs())
+    keys = [listing.resolve(f, "'-s' / '--sort'") for f in sort_fields]
+    chosen = [listing.resolve(f, "'-f' / '--field'") for f in fields]
+    listing.sort(keys, decreasing)
+    columns = chosen or (listing.columns if table or paragraphs else default)
+    cells = [[r.get(c, _MISSING) for c in columns] for r in listing.rows]
+    text = [[("" if v is _MISSING else show_value(v)) for v in row] for row in cells]
+    if table:
+        out = Table(box=box.SIMPLE_HEAD)
+        for i, c in enumerate(columns):
+            numeric = all(row[i] is _MISSING or _order(row[i])[0] == 0 for row in cells)
+            out.add_column(Text(listing.header(c)), justify="right" if numeric and cells else "left", overflow="fold")
+        for row in text:
+            out.add_row(*map(Text, row))
+        render(out)
+    elif paragraphs:
+        blocks = ["\n".join(f"{listing.header(c)}: {t}" for c, v, t in zip(columns, row, trow) if v is not _MISSING)
+                  for row, trow in zip(cells, text)]
+        if blocks:
+            click.echo("\n\n".join(blocks))
+    else:
+        for row in text:
+            click.echo("\t".join(row))
+
+
+# -- push ---------------------------------------------------------------------------------------
+
+PUSH_OPTIONS = {"-p": "hyperparameter", "--hyperparameters": "hyperparameter", "-r": "result", "--results": "result"}
+STATUS_OPTIONS = ("-s", "--status")
+
+
+def parse_push(words):
+    """Hyperparameters, results and status from the words after NAME; a usage error for anything wrong."""
+    found = {"hyperparameter": {}, "result": {}}
+    status, category, option, pairs, i = None, None, None, 0, 0
+    while i < len(words):
+        word = words[i]
+        name, eq, inline = word.partition("=") if word.startswith("--") else (word, "", "")
+        if name in PUSH_OPTIONS or name in STATUS_OPTIONS:
+            if category is not None and pairs == 0:
+                raise click.UsageError(f"{option} is not followed by any name value pair")
+            option, pairs = name, 0
+        if name in PUSH_OPTIONS and not eq:
+            category, i = PUSH_OPTIONS[name], i + 1
+        elif name in STATUS_OPTIONS:
+            if status is not None:
+                raise click.UsageError("the status is given twice")
+            if eq:
+                value, i = inline, i + 1
+            elif i + 1 < len(words):
+                value, i = words[i + 1], i + 2
+            else:
+                raise click.UsageError(f"{name} needs a status: one of {', '.join(ev.JOB_STATUSES)}")
+            status, category = _status(value, ev.JOB_STATUSES, "job"), None
+        elif word.startswith("-"):
+            # Here a name is expected, and a name never starts with '-' (a value may: -1 is JSON).
+            raise click.UsageError(f"unknown option {word!r}; push takes -p, -r, -s and --db")
+        elif category is None:
+            raise click.UsageError(f"unexpected {word!r}: name value pairs follow -p or -r")
+        else:
+            if i + 1 >= len(words) or words[i + 1] in PUSH_OPTIONS or words[i + 1] in STATUS_OPTIONS:
+                raise click.UsageError(f"{category} {word!r} has no value")
+            if word in found[category]:
+                raise click.UsageError(f"{category} {word!r} is given twice")
+            found[category][word] = parse_json(words[i + 1], f"{category} {word!r}")
+            pairs, i = pairs + 1, i + 2
+    if category is not None and pairs == 0:
+        raise click.UsageError(f"{option} is not followed by any name value pair")
+    return found["hyperparameter"], found["result"], status or Job.QUEUED
+
+
+@main.command(short_help="Add a job to an experiment.",
+              context_settings={"ignore_unknown_options": True},
+              options_metavar="[--db PATH]")
+@click.argument("name")
+@click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="[-p HP VALUE...] [-r RESULT VALUE...] [-s STATUS]")
+@db_option
+def push(name, words, db):
+    """Add a job to the experiment NAME and print it.
+
+    \b
+    -p, --hyperparameters HP VALUE [HP VALUE ...]
+                       the job's hyperparameters
+    -r, --results RESULT VALUE [RESULT VALUE ...]
+                       the job's results
+    -s, --status QUEUED|RUNNING|CRASHED|PRUNED|DONE
+                       the job's status (default QUEUED: workers will run it)
+    --db PATH          the database (default: $SCHEDY_DB)
+
+    Each VALUE is JSON: 0.01, 3, '[512, 256]', '"adam"' (a string needs its
+    quotes), true, null, NaN. -p and -r may be repeated: -p a 1 b 2 is -p a 1
+    -p b 2. A name may not start with '-'. A random search's job must have
+    exactly the hyperparameters of its distributions; a pbt job must have the
+    hyperparameters it explores, and a DONE one its result.
+
+    \b
+    Example:
+      schedy push mnist -p lr 0.01 layers 3 -r loss 0.25 -s DONE
+
+    Exit status: 0 when the job was added, 1 when the experiment refused it
+    or does not exist, 2 for a bad argument (nothing is written).
+    """
+    if name.startswith("-"):
+        raise click.UsageError(f"NAME comes first: schedy push NAME -p ..., got {name!r} where NAME goes")
+    hyperparameters, results, status = parse_push(words)
+    with failures():
+        job = open_db(db).get_experiment(name).add_job(hyperparameters, status, results)
+    render(describe_job(job))
