@@ -142,7 +142,8 @@ def cli(tmp_path):
 
     def run(*args, input=None, env=None, cwd=None, timeout=120):
         full = dict(os.environ, SCHEDY_DB=db, COLUMNS="200", PYTHONIOENCODING="utf-8")
-        full.pop("NO_COLOR", None)
+        for var in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+            full.pop(var, None)  # rich would treat the pipe as a terminal, or drop colours tests do not expect
         full.update(env or {})
         return subprocess.run([SCHEDY_EXE, *map(str, args)], input=input, env=full, cwd=cwd or tmp_path,
                               capture_output=True, text=True, timeout=timeout)

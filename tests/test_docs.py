@@ -134,7 +134,8 @@ def test_examples_run(path, tmp_path, monkeypatch):
     monkeypatch.setenv("SCHEDY_DB", str(tmp_path / "schedy-db"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     env = dict(os.environ, COLUMNS="100", PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    env.pop("NO_COLOR", None)
+    for var in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        env.pop(var, None)
     namespace = {"__name__": "__main__"}
     for kind, line, code in runnable_blocks(path):
         if kind == "console":

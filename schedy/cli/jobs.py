@@ -41,6 +41,7 @@ EXPLORE_ARGS = {"perturb": (("minFactor", "maxFactor", "low", "high", "discrete"
                 "resample": (("distribution", "probability"), ("distribution",)),
                 "noise": (("scale", "low", "high"), ("scale",))}
 CATEGORIES = ("schedy", "hyperparameter", "result")
+CATEGORY_ALIASES = {"hp": "hyperparameter"}  # the prefix of `schedy export` columns (hp.lr) works here too
 
 
 # -- showing values -----------------------------------------------------------------------------
@@ -462,6 +463,7 @@ class Listing:
     def resolve(self, field, option):
         """The column named by ``field``; a usage error naming ``option`` if it is unknown or ambiguous."""
         category, dot, name = field.partition(".")
+        category = CATEGORY_ALIASES.get(category, category)
         if dot and category in CATEGORIES and (category, name) in self.columns:
             return category, name
         matches = [c for c in self.columns if c[1] == field]
@@ -555,7 +557,7 @@ def list_(name, table, paragraphs, sort_fields, decreasing, fields, db):
     they were added.
 
     A FIELD is a name, or category.name where the category is schedy,
-    hyperparameter or result; say category.name when two categories have a
+    hyperparameter (or hp, as in schedy export) or result; say category.name when two categories have a
     field of that name (e.g. a hyperparameter and a result both called x).
     Naming an unknown or ambiguous field is a usage error (exit status 2).
 
