@@ -210,8 +210,8 @@ class _Analysis:
     shown: dict  # snapshot location -> how reports show it
 
 
-def open_database(db):
-    """A SchedyDB for ``db`` (a SchedyDB or a location); a local location must already hold a database."""
+def open_database(db, **options):
+    """A SchedyDB for ``db`` (a SchedyDB or a location, opened with ``options``); a local location must already hold a database."""
     if isinstance(db, SchedyDB):
         return db
     location = os.fspath(db)
@@ -219,7 +219,7 @@ def open_database(db):
         path = unquote(urlparse(location).path) if location.startswith("file://") else location
         if not os.path.isfile(os.path.join(path, "SCHEDY")):
             raise DatabaseError(f"there is no Schedy database at {path!r}")
-    return SchedyDB(location)
+    return SchedyDB(location, **options)
 
 
 def _name_from_key(key):

@@ -167,9 +167,10 @@ def test_a_random_search_runs_as_many_jobs_as_asked(cli):
 
 def test_once_runs_one_job_and_an_empty_queue_is_success(cli):
     exp = manual(cli, "q", {"x": 1}, {"x": 2}, {"x": 3})
-    once = cli("run", "--once", "q", PY, SCRIPT, "train", "%h")
+    once = cli("run", "--once", "--worker", "slurm-4711", "q", PY, SCRIPT, "train", "%h")
     assert once.returncode == 0, once.stderr
     assert statuses(exp) == ["DONE", "QUEUED", "QUEUED"]
+    assert {c.worker for c in exp.history("1")[1:]} == {"slurm-4711"}  # the claim and the report
     assert once.stdout.splitlines()[-1] == "stopped after 1 job: 1 done, 0 failed"
     assert cli("run", "q", PY, SCRIPT, "train", "%h").returncode == 0
     assert statuses(exp) == ["DONE"] * 3

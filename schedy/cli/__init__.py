@@ -30,9 +30,9 @@ def db_option(f):
              "~/.local/share/schedy.")(f)
 
 
-def open_db(location):
+def open_db(location, **options):
     """The database at ``location`` (None: the default), which must already exist if it is a directory."""
-    return maintenance.open_database(default_path() if location is None else location)
+    return maintenance.open_database(default_path() if location is None else location, **options)
 
 
 @contextmanager

@@ -688,12 +688,14 @@ class Runner:
               help="A command that exits with 0 without a results block is DONE, with no new results.")
 @click.option("--ignore-errors", is_flag=True,
               help="Go on with the next job after a failure (the exit status is still 1).")
-def run(name, command, db, once, max_jobs, allow_empty_results, ignore_errors):
+@click.option("--worker", metavar="ID",
+              help="Name this worker in the log (e.g. after a cluster job id). Default: host:pid:tag.")
+def run(name, command, db, once, max_jobs, allow_empty_results, ignore_errors, worker):
     args = check_command(command)
     if once:
         max_jobs = 1
     with failures():
-        database = open_db(db)
+        database = open_db(db, worker=worker)
         exp = database.get_experiment(name)
         # The command gets the location as given for a URL (database.path hides any credentials in it).
         location = str(database.path) if isinstance(database.path, Path) else (db or default_path())
