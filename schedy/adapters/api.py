@@ -155,7 +155,13 @@ class SchedyDB:
         view = self._view(name)
         if as_of is not None:
             moment = audit.as_of_point(as_of)
-            commits = audit.commits_until(view.commits(), moment)
+            commits = view.commits()
+            if not commits:
+                raise ExperimentNotFoundError(f"no experiment named {name!r}")
+            try:
+                commits = audit.commits_until(commits, moment)
+            except ValueError as e:
+                raise ValueError(f"experiment {name!r}: {e}") from None
             state = fold(commits, None, f"experiment {name!r}")
             if state is None or state.name != name or state.deleted:
                 raise ExperimentNotFoundError(f"no experiment named {name!r} as of {moment}")
@@ -329,12 +335,13 @@ class Experiment:
         return mine
 
     def _job_rows(self):
-        """One dict per job (see :func:`schedy.core.audit.job_rows`) and the state they describe."""
+        """One dict per job (see :func:`schedy.core.audit.job_rows`), from one reading of the log."""
         view = self._require_db()
-        commits = audit.incarnation(view.commits(), self._created)
-        state = fold(commits, None, f"experiment {self.name!r}") if commits else None
+        commits = view.commits()
+        # Fold from commit 1: an incarnation's commits alone do not start at version 1.
+        state = fold(commits, None, f"experiment {self.name!r}")
         decide.require(state, self.name, self._created)
-        return audit.job_rows(state, commits)
+        return audit.job_rows(state, audit.incarnation(commits, self._created))
 
     def to_dataframe(self):
         """A pandas DataFrame with one row per job, in the order jobs were added (needs ``schedy[export]``).
@@ -344,17 +351,11 @@ class Experiment:
         ``claimed_by``, ``finished_at`` (when it last became DONE, CRASHED or
         PRUNED), ``claims``, ``lease_expiries``, then ``hp.<name>`` for each
         hyperparameter and ``result.<name>`` for each result. Times are UTC
-        pandas timestamps.
+        pandas timestamps (microseconds); ``generation``, ``member`` and
+        integer hyperparameters and results are nullable integers (``Int64``),
+        so a job without a value does not turn the others into floats.
         """
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError("to_dataframe needs pandas: pip install 'schedy[export]'") from None
-        rows = [flat_row(r) for r in self._job_rows()]
-        frame = pd.DataFrame(rows, columns=_columns(rows))
-        for col in TIME_COLUMNS:
-            frame[col] = pd.to_datetime(frame[col], unit="s", utc=True)
-        return frame
+        return job_frame(self._job_rows())
 
     def push_updates(self):
         """Write the attributes changed on this object (``status``, ``lease``, distributions...) to the log."""
@@ -469,6 +470,35 @@ def flat_row(row):
     flat.update({f"hp.{k}": v for k, v in row["hyperparameters"].items()})
     flat.update({f"result.{k}": v for k, v in row["results"].items()})
     return flat
+
+
+def job_frame(rows):
+    """The DataFrame of job rows (``Experiment._job_rows()``); see :meth:`Experiment.to_dataframe`."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("to_dataframe needs pandas: pip install 'schedy[export]'") from None
+    rows = [flat_row(r) for r in rows]
+    columns = _columns(rows)
+    frame = pd.DataFrame(rows, columns=columns)
+    for col in columns[len(FIXED_COLUMNS):]:
+        # pandas would turn integers into floats where some job lacks the value (2**53 + 1 would change):
+        # integer and boolean columns are nullable instead.
+        present = [r[col] for r in rows if r.get(col) is not None]
+        kinds = {type(v) for v in present}
+        dtype = None
+        if kinds == {bool}:
+            dtype = "boolean"
+        elif kinds == {int}:
+            dtype = ("Int64" if all(-(2**63) <= v < 2**63 for v in present)
+                     else "UInt64" if all(0 <= v < 2**64 for v in present) else None)
+        if dtype is not None:
+            frame[col] = pd.array([r.get(col) for r in rows], dtype=dtype)
+    # The fixed columns have one dtype whatever the rows hold (none, all None, some None).
+    for col in TIME_COLUMNS:  # to the microsecond: a float of seconds holds no more
+        micros = frame[col].astype("float64").mul(1e6).round()
+        frame[col] = pd.to_datetime(micros, unit="us", utc=True).dt.as_unit("us")
+    return frame.astype({"generation": "Int64", "member": "Int64", "claims": "int64", "lease_expiries": "int64"})
 
 
 def _columns(rows):

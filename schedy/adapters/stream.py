@@ -13,6 +13,8 @@ import secrets
 import threading
 import time
 
+import orjson
+
 from ..core.codec import BadRecord, Commit, decode_commit, encode_commit
 from ..core.snapshot import commit_crc, decode_snapshot, encode_snapshot
 from ..core.state import apply, fold
@@ -154,7 +156,8 @@ class FrozenView:
         return self.state
 
     def commits(self):
-        return list(self._commits)
+        # Copies: the frozen state shares its values with these commits' events, and a caller may change them.
+        return [c._replace(events=orjson.loads(orjson.dumps(c.events))) for c in self._commits]
 
     def transact(self, decide, cached_ok=False):
         raise ReadOnlyError(f"experiment {self.label!r} as of {self.moment} is a read-only view of the past; "

@@ -1,21 +1,34 @@
 """``schedy history``, ``schedy lineage`` and ``schedy export``: read an experiment's log, at any moment."""
 
 import csv
+import errno
 import os
+from contextlib import contextmanager
 
 import click
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from ..adapters.api import PopulationBasedTraining, TIME_COLUMNS, _columns, flat_row
+from ..adapters.api import PopulationBasedTraining, TIME_COLUMNS, _columns, flat_row, job_frame
 from ..core import audit, values
 from . import db_option, failures, main, open_db
 
 
+def _check_moment(ctx, param, value):
+    """Refuse a MOMENT that is neither a version nor a time as a usage error (exit status 2), before any reading."""
+    if value is not None:
+        try:
+            audit.as_of_point(value)
+        except (TypeError, ValueError) as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
 def as_of_option(f):
     return click.option(
-        "--as-of", "as_of", metavar="MOMENT",
+        "--as-of", "as_of", metavar="MOMENT", callback=_check_moment,
         help="Show the experiment as it was at MOMENT: a commit version (e.g. 120) or a UTC time in ISO 8601 "
              "(e.g. 2026-11-29T18:05:00Z; a time without zone is UTC).")(f)
 
@@ -27,6 +40,20 @@ def _experiment(db, name, as_of):
 def _json_line(obj):
     # NaN and infinities have no JSON spelling; orjson writes them as null.
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+@contextmanager
+def _writing():
+    """Report a failure to write standard output (a full disk) as a message, exit status 1.
+
+    A reader that stops early (``| head``) is left to click, which ends quietly.
+    """
+    try:
+        yield
+    except OSError as e:
+        if e.errno == errno.EPIPE:
+            raise
+        raise click.ClickException(f"cannot write the output: {e}") from None
 
 
 @main.command(short_help="Every commit of an experiment: when, by whom, what.")
@@ -46,20 +73,27 @@ def history(experiment, job, db, as_of, as_json):
     with failures():
         commits = _experiment(db, experiment, as_of).history(job)
     out = click.get_text_stream("stdout")
-    for c in commits:
-        if as_json:
-            out.write(_json_line({"version": c.version, "time": c.time, "worker": c.worker,
-                                  "events": list(c.events)}) + "\n")
-        else:
-            out.write(f"#{c.version}  {audit.utc(c.time)}  {c.worker}\n")
-            for e in c.events:
-                out.write(f"    {audit.describe(e)}\n")
+    with _writing():
+        for c in commits:
+            if as_json:
+                out.write(_json_line({"version": c.version, "time": c.time, "worker": c.worker,
+                                      "events": list(c.events)}) + "\n")
+            else:
+                out.write(f"#{c.version}  {audit.utc(c.time)}  {audit.label(c.worker)}\n")
+                for e in c.events:
+                    out.write(f"    {audit.describe(e)}\n")
+        out.flush()  # here, not when click's stream is collected (which would swallow an error such as a full disk)
 
 
 def _text(value):
     if value is None:
         return ""
     return value if isinstance(value, str) else audit.show(values.encode(value))
+
+
+def _cell(value):
+    """A value for a table on a terminal: like :func:`_text`, but a string that is not printable is escaped."""
+    return Text(audit.label(value) if isinstance(value, str) else _text(value))
 
 
 @main.command(short_help="The chain of jobs that led to a job: its hyperparameter schedule.")
@@ -81,25 +115,34 @@ def lineage(experiment, job, db, as_of, as_json):
         chain = exp.lineage(job)
     score = exp.result_name if isinstance(exp, PopulationBasedTraining) else None
     if as_json:
-        for j in chain:
-            click.echo(_json_line({"job_id": j.job_id, "generation": j.generation, "parent_id": j.parent_id,
-                                   "member": j.member, "status": j.status, "hyperparameters": j.hyperparameters,
-                                   "results": j.results}))
+        with _writing():
+            for j in chain:
+                click.echo(_json_line({"job_id": j.job_id, "generation": j.generation, "parent_id": j.parent_id,
+                                       "member": j.member, "status": j.status, "hyperparameters": j.hyperparameters,
+                                       "results": j.results}))
         return
     hps = list(dict.fromkeys(k for j in chain for k in j.hyperparameters))
     results = [score] if score else list(dict.fromkeys(k for j in chain for k in j.results))
-    table = Table(title=f"lineage of job {job} in {experiment}")
-    for col in ("generation", "job", "member", "status", *hps, *results):
-        table.add_column(col, justify="right" if col in ("generation", "job", "member") else "left")
+    # Names and values come from the log: Text cells, so "[red]" or ":smile:" in them is shown, not interpreted.
+    table = Table(title=Text(f"lineage of job {job} in {audit.label(experiment)}"))
+    for col in ("generation", "job", "member", "status"):
+        table.add_column(col, justify="right" if col != "status" else "left")
+    for col in (*hps, *results):
+        table.add_column(Text(audit.label(col)), justify="left")
     for j in chain:
-        table.add_row(_text(j.generation), j.job_id, _text(j.member), j.status,
-                      *(_text(j.hyperparameters.get(h)) for h in hps), *(_text(j.results.get(r)) for r in results))
-    Console(soft_wrap=False).print(table)
+        table.add_row(_cell(j.generation), _cell(j.job_id), _cell(j.member), _cell(j.status),
+                      *(_cell(j.hyperparameters.get(h)) for h in hps), *(_cell(j.results.get(r)) for r in results))
+    with _writing():
+        Console(soft_wrap=False, markup=False, emoji=False, highlight=False).print(table)
 
 
-def _csv_cell(column, value):
+def _csv_cell(row, column):
+    if column not in row:
+        return ""  # a job without this hyperparameter or result
+    value = row[column]
     if value is None:
-        return ""
+        # A hyperparameter or result set to None is JSON null, like every other value that is not a string.
+        return "null" if column.startswith(("hp.", "result.")) else ""
     if column in TIME_COLUMNS:
         return audit.utc(value)
     return value if isinstance(value, str) else _text(value)
@@ -111,7 +154,7 @@ def _write_csv(rows, out):
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for r in flat:
-        writer.writerow([_csv_cell(c, r.get(c)) for c in columns])
+        writer.writerow([_csv_cell(r, c) for c in columns])
 
 
 def _write_jsonl(rows, out):
@@ -144,25 +187,33 @@ def export(experiment, db, as_of, fmt, output):
         raise click.UsageError("parquet is binary: give a file with -o FILE")
     with failures():
         exp = _experiment(db, experiment, as_of)
+        rows = exp._job_rows()
         if fmt == "parquet":
-            frame = exp.to_dataframe()
-            _check_parquet()
-        rows = exp._job_rows() if fmt != "parquet" else None
-        if output is None:
-            (_write_csv if fmt == "csv" else _write_jsonl)(rows, click.get_text_stream("stdout"))
-            return
-        tmp = f"{output}.{os.getpid()}.tmp"
-        try:
-            if fmt == "parquet":
-                _parquet(frame).to_parquet(tmp, index=False)
-            else:
-                with open(tmp, "w", encoding="utf-8", newline="") as f:
-                    (_write_csv if fmt == "csv" else _write_jsonl)(rows, f)
-            os.replace(tmp, output)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    click.echo(f"wrote {len(frame) if fmt == 'parquet' else len(rows)} jobs to {output}", err=True)
+            try:
+                _check_parquet()
+                frame = _parquet(job_frame(rows), [flat_row(r) for r in rows])
+            except ImportError as e:
+                raise click.ClickException(str(e)) from None
+        if output is not None:
+            tmp = f"{output}.{os.getpid()}.tmp"
+            try:
+                if fmt == "parquet":
+                    frame.to_parquet(tmp, index=False)
+                else:
+                    with open(tmp, "w", encoding="utf-8", newline="") as f:
+                        (_write_csv if fmt == "csv" else _write_jsonl)(rows, f)
+                os.replace(tmp, output)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+    if output is None:
+        # Outside failures(): a reader that stops early (`| head`) is not an error to report; click ends quietly.
+        out = click.get_text_stream("stdout")
+        with _writing():
+            (_write_csv if fmt == "csv" else _write_jsonl)(rows, out)
+            out.flush()
+        return
+    click.echo(f"wrote {len(rows)} jobs to {output}", err=True)
 
 
 def _check_parquet():
@@ -172,13 +223,21 @@ def _check_parquet():
         raise ImportError("parquet export needs pyarrow: pip install 'schedy[export]'") from None
 
 
-def _parquet(frame):
-    """``frame`` with every column Parquet cannot type (lists, mixed types) turned into JSON text."""
-    frame = frame.copy()
+INT64 = range(-(2**63), 2**63)
+
+
+def _parquet(frame, flat):
+    """``frame`` with every column Parquet cannot type (lists, mixed types, integers beyond int64) turned into text.
+
+    ``flat`` are the rows of the frame (:func:`flat_row`): the frame cannot tell a job without the
+    hyperparameter (null) from one whose value is NaN ("NaN").
+    """
     for col in frame.columns:
         if frame[col].dtype == object:
-            kinds = {type(v) for v in frame[col] if v is not None and v == v}
-            if len(kinds) > 1 or kinds & {list, dict}:
-                frame[col] = [None if v is None else _text(v) for v in frame[col]]
+            present = [r[col] for r in flat if r.get(col) is not None]
+            kinds = {type(v) for v in present}
+            if (len(kinds) > 1 or kinds & {list, dict}
+                    or kinds == {int} and any(v not in INT64 for v in present)):
+                frame[col] = [None if r.get(col) is None else _text(r[col]) for r in flat]
     return frame
 

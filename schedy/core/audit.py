@@ -39,7 +39,7 @@ def as_of_point(value):
         raise TypeError(f"as_of must be a commit version (int) or a time, got {value!r}")
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             value = int(text)
         else:
             try:
@@ -95,7 +95,7 @@ def incarnation(commits, created):
 
 def about_job(commit, job_id):
     """``commit`` with only its events about job ``job_id``, or None if it has none."""
-    mine = tuple(e for e in commit.events if e.get("job") == job_id)
+    mine = [e for e in commit.events if e.get("job") == job_id]
     return commit._replace(events=mine) if mine else None
 
 
@@ -154,17 +154,46 @@ def job_rows(state, commits):
 
 
 def utc(t):
-    """``t`` (seconds since the epoch) as an ISO 8601 UTC time with milliseconds, e.g. 2026-11-29T18:05:00.123Z."""
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``t`` (seconds since the epoch) as an ISO 8601 UTC time with milliseconds, e.g. 2026-11-29T18:05:00.123Z.
+
+    A time no calendar date can hold (a hand-written log may say anything)
+    is shown as the number it is, so that a history can always be printed.
+    """
+    try:
+        return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):
+        return f"{t!r} (seconds since the epoch)"
+
+
+def _escape(ch):
+    code = ord(ch)
+    if code > 0xFFFF:  # JSON spells it as a surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
 
 
 def show(value):
-    """A log-form value as compact text for people: JSON, with NaN and Infinity spelled out."""
-    return json.dumps(values.decode(value), separators=(", ", ": "), ensure_ascii=False, allow_nan=True)
+    """A log-form value as compact text for people: JSON, with NaN and Infinity spelled out.
+
+    Characters that are not printable (line and paragraph separators, C1
+    controls...) are escaped too, so the text stays on one line and cannot
+    drive a terminal.
+    """
+    text = json.dumps(values.decode(value), separators=(", ", ": "), ensure_ascii=False, allow_nan=True)
+    return text if text.isprintable() else "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def label(text):
+    """A name from the log (worker, hyperparameter...) as it is if it is printable, else as a Python literal.
+
+    So a name cannot break a line of output or send control sequences to a terminal.
+    """
+    return "None" if text is None else text if text.isprintable() else repr(text)
 
 
 def _mapping(m):
-    return ", ".join(f"{k}={show(v)}" for k, v in m.items()) if m else "none"
+    return ", ".join(f"{label(k)}={show(v)}" for k, v in m.items()) if m else "none"
 
 
 def describe(event):
@@ -190,11 +219,11 @@ def describe(event):
         return f"job {job} added ({event['status']}{origin}): {_mapping(event['hyperparameters'])}{results}"
     if kind == ev.JOB_CLAIMED:
         until = f" until {utc(event['lease_until'])}" if event.get("lease_until") is not None else ""
-        return f"job {job} claimed by {event['worker']}{until}"
+        return f"job {job} claimed by {label(event['worker'])}{until}"
     if kind == ev.JOB_HEARTBEAT:
-        return f"job {job} lease renewed by {event['worker']} until {utc(event['lease_until'])}"
+        return f"job {job} lease renewed by {label(event['worker'])} until {utc(event['lease_until'])}"
     if kind == ev.JOB_LEASE_EXPIRED:
-        return f"job {job}: lease of {event['worker']} expired; job {event['status']}"
+        return f"job {job}: lease of {label(event.get('worker'))} expired; job {event['status']}"
     if kind == ev.JOB_UPDATED:
         changes = [f"status {event['status']}"] if "status" in event else []
         changes += [f"hyperparameters {_mapping(event['hyperparameters'])}"] if "hyperparameters" in event else []
