@@ -114,3 +114,20 @@ def test_python_dash_m_schedy_in_a_real_process(tmp_path):
     fixed = schedy_cli("repair", "e", "-y", "--db", str(db.path))
     assert fixed.returncode == 0 and "kept commit 1\n" in fixed.stdout, fixed.stdout + fixed.stderr
     assert log_file(db, "e").read_bytes().count(b"\n") == 1
+
+
+def test_the_installed_executable_verifies_and_repairs(cli):
+    db, _ = make(cli.db, jobs=2)
+    ok = cli("verify")
+    assert ok.returncode == 0 and "e: 3 commits, OK" in ok.stdout, ok.stderr
+    flip(db, "e", 2)
+    bad = cli("verify", "e")
+    assert bad.returncode == 1 and "commit 2 is damaged" in bad.stdout
+    declined = cli("repair", "e", input="n\n")
+    assert declined.returncode == 1 and "Nothing changed." in declined.stdout
+    assert log_file(db, "e").read_bytes().count(b"\n") == 3
+    fixed = cli("repair", "e", "-y")
+    assert fixed.returncode == 0 and "kept commit 1\n" in fixed.stdout, fixed.stdout + fixed.stderr
+    assert cli("verify").returncode == 0
+    missing = cli("verify", "nope")
+    assert missing.returncode == 1 and "nope" in missing.stderr
