@@ -27,7 +27,7 @@ def db_option(f):
     return click.option(
         "--db", "db", metavar="PATH", envvar="SCHEDY_DB", show_envvar=True,
         help="The database: a directory, or an s3://, gs://, az:// URL. Default: $SCHEDY_DB, else "
-             "~/.local/share/schedy.")(f)
+             "$XDG_DATA_HOME/schedy (~/.local/share/schedy).")(f)
 
 
 def open_db(location, **options):

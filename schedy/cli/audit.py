@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import click
 import orjson
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -91,8 +92,14 @@ def _text(value):
     return value if isinstance(value, str) else audit.show(values.encode(value))
 
 
+def _is_number(value):
+    return value is None or isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _cell(value):
     """A value for a table on a terminal: like :func:`_text`, but a string that is not printable is escaped."""
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return Text(format(value, ".7g"))  # a table is for reading: --json has every digit
     return Text(audit.label(value) if isinstance(value, str) else _text(value))
 
 
@@ -124,13 +131,17 @@ def lineage(experiment, job, db, as_of, as_json):
     hps = list(dict.fromkeys(k for j in chain for k in j.hyperparameters))
     results = [score] if score else list(dict.fromkeys(k for j in chain for k in j.results))
     # Names and values come from the log: Text cells, so "[red]" or ":smile:" in them is shown, not interpreted.
-    table = Table(title=Text(f"lineage of job {job} in {audit.label(experiment)}"))
-    for col in ("generation", "job", "member", "status"):
-        table.add_column(col, justify="right" if col != "status" else "left")
+    table = Table(title=Text(f"lineage of job {job} in {audit.label(experiment)}"), title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    for col in ("generation", "job", "parent", "member"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("status")
     for col in (*hps, *results):
-        table.add_column(Text(audit.label(col)), justify="left")
+        numeric = all(_is_number(j.hyperparameters.get(col) if col in hps else j.results.get(col)) for j in chain)
+        table.add_column(Text(audit.label(col)), justify="right" if numeric else "left", no_wrap=numeric,
+                         overflow="fold")
     for j in chain:
-        table.add_row(_cell(j.generation), _cell(j.job_id), _cell(j.member), _cell(j.status),
+        table.add_row(_cell(j.generation), _cell(j.job_id), _cell(j.parent_id), _cell(j.member), _cell(j.status),
                       *(_cell(j.hyperparameters.get(h)) for h in hps), *(_cell(j.results.get(r)) for r in results))
     with _writing():
         Console(soft_wrap=False, markup=False, emoji=False, highlight=False).print(table)

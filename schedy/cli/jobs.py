@@ -53,6 +53,11 @@ def show_value(value):
     return json.dumps(value, separators=(", ", ": "), ensure_ascii=False, allow_nan=True)
 
 
+def _short(x):
+    """A float in at most 7 significant digits, for tables (scripts get every digit without -t)."""
+    return show_value(x) if x != x or x in (float("inf"), float("-inf")) else format(x, ".7g")
+
+
 def compact(value):
     """``value`` as JSON without spaces: the arguments of a distribution or a strategy."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
@@ -592,7 +597,10 @@ def list_(name, table, paragraphs, sort_fields, decreasing, fields, db):
         out = Table(box=box.SIMPLE_HEAD)
         for i, c in enumerate(columns):
             numeric = all(row[i] is _MISSING or _order(row[i])[0] == 0 for row in cells)
-            out.add_column(Text(listing.header(c)), justify="right" if numeric and cells else "left", overflow="fold")
+            # A number cut across two lines reads as two numbers: keep numbers whole, and short.
+            out.add_column(Text(listing.header(c)), justify="right" if numeric and cells else "left",
+                           overflow="fold", no_wrap=bool(numeric and cells))
+        text = [[_short(v) if isinstance(v, float) else t for v, t in zip(row, trow)] for row, trow in zip(cells, text)]
         for row in text:
             out.add_row(*map(Text, row))
         render(out)
