@@ -2,10 +2,10 @@
 
 ``MINIMIZE`` / ``MAXIMIZE`` set the objective; ``Truncate`` and
 ``BinaryTournament`` decide when a member exploits (continues from a better
-member); ``Perturb``, ``Resample`` and ``AddNoise`` explore the copied
+member), ``Keep`` never does (a baseline); ``Perturb``, ``Resample`` and ``AddNoise`` explore the copied
 hyperparameters. All are immutable values that compare by value.
 """
 
-from .core.pbt import MAXIMIZE, MINIMIZE, AddNoise, BinaryTournament, Perturb, Resample, Truncate
+from .core.pbt import MAXIMIZE, MINIMIZE, AddNoise, BinaryTournament, Keep, Perturb, Resample, Truncate
 
-__all__ = ["MINIMIZE", "MAXIMIZE", "Truncate", "BinaryTournament", "Perturb", "Resample", "AddNoise"]
+__all__ = ["MINIMIZE", "MAXIMIZE", "Truncate", "BinaryTournament", "Keep", "Perturb", "Resample", "AddNoise"]

@@ -12,7 +12,6 @@ import re
 import math
 import os
 import subprocess
-from datetime import datetime, timezone
 
 import pandas as pd
 import pytest
@@ -22,17 +21,7 @@ from schedy.core import audit
 
 from conftest import SCHEDY_EXE, log_commits, log_size
 
-T0 = datetime(2026, 11, 29, 18, 0, tzinfo=timezone.utc).timestamp()
-FIXED = ["job_id", "status", "generation", "parent_id", "member", "added_at", "claimed_at", "claimed_by",
-         "finished_at", "claims", "lease_expiries"]
-
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
+from test_audit_api import FIXED, T0, Clock  # one clock and one column list for both files
 
 
 def open_db(path, worker, clock=None):

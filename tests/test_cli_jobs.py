@@ -366,3 +366,16 @@ def test_help_is_a_reference(command, fragments):
     text = " ".join(result.output.split())
     for fragment in fragments:
         assert " ".join(fragment.split()) in text, fragment
+
+
+@pytest.mark.parametrize("spelling", ["keep", '{"keep": {}}'])
+def test_add_pbt_with_the_keep_baseline(tmp_path, spelling):
+    db = str(tmp_path / "db")
+    result = CliRunner().invoke(main, ["add", "base", "pbt", "--objective", "min", "--result", "loss",
+                                       "--exploit", spelling, "--seed", "1", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert schedy.SchedyDB(db).get_experiment("base").exploit == schedy.pbt.Keep()
+    assert 'exploit {"keep":{}}' in words(result.output)
+    bad = CliRunner().invoke(main, ["add", "b2", "pbt", "--objective", "min", "--result", "loss",
+                                    "--exploit", '{"keep": 1}', "--db", db])
+    assert bad.exit_code == 2 and "keep takes no arguments" in bad.output

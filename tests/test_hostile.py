@@ -166,9 +166,9 @@ CASES = [
      "unknown experiment status"),
     ("PBT objective", pbt(objective="up"), ValueError, "objective must be schedy.pbt.MINIMIZE"),
     ("PBT result_name int", pbt(result_name=5), ValueError, "result_name must be a non-empty string"),
-    ("PBT exploit None", pbt(exploit=None), TypeError, "exploit must be schedy.pbt.Truncate(...) or BinaryTournament()"),
+    ("PBT exploit None", pbt(exploit=None), TypeError, "exploit must be schedy.pbt.Truncate(...), BinaryTournament() or Keep()"),
     ("PBT exploit a number", pbt(exploit=0.2), TypeError,
-     "exploit must be schedy.pbt.Truncate(...) or BinaryTournament()"),
+     "exploit must be schedy.pbt.Truncate(...), BinaryTournament() or Keep()"),
     ("PBT explore list", pbt(explore=[Perturb()]), TypeError, "explore must be a dict of hyperparameter name"),
     ("PBT explore value", pbt(explore={"lr": 5}), TypeError, "must be Perturb, Resample, AddNoise or a list of them"),
     ("PBT explore key int", pbt(explore={1: Perturb()}), TypeError, "explore keys must be hyperparameter names"),
@@ -713,19 +713,26 @@ FORBIDDEN_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "mar
                      "jsonpickle", "importlib", "subprocess", "code", "codeop", "runpy"}
 
 
+# `schedy run` exists to start the user's training command, given on its own command line. Values from the log
+# only become separate arguments of it (no shell): test_cli_run.py checks that they arrive verbatim.
+ALLOWED = {"schedy/cli/run.py": {"subprocess"}}
+
+
 def test_the_package_never_evaluates_or_unpickles_anything():
     """Scans the source of every module of the package: no eval/exec/compile, no pickle, marshal, shelve, yaml,
-    no dynamic import, no subprocess. Logs are parsed by orjson into plain values and nothing else."""
+    no dynamic import, no subprocess (except in ALLOWED). Logs are parsed by orjson into plain values and nothing
+    else."""
     found = []
     for path in sorted((ROOT / "schedy").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        forbidden = FORBIDDEN_MODULES - ALLOWED.get(path.relative_to(ROOT).as_posix(), set())
         for node in ast.walk(tree):
             where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FORBIDDEN_CALLS:
                 found.append(f"{where} calls {node.func.id}()")
             elif isinstance(node, ast.Import):
-                found += [f"{where} imports {a.name}" for a in node.names if a.name.split(".")[0] in FORBIDDEN_MODULES]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in FORBIDDEN_MODULES:
+                found += [f"{where} imports {a.name}" for a in node.names if a.name.split(".")[0] in forbidden]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in forbidden:
                 found.append(f"{where} imports from {node.module}")
             elif isinstance(node, ast.Attribute) and node.attr in {"system", "popen", "loads"} and \
                     isinstance(node.value, ast.Name) and node.value.id not in {"orjson", "json"}:

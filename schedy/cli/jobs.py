@@ -23,7 +23,7 @@ from rich.text import Text
 from ..adapters.api import Job, ManualSearch, PopulationBasedTraining, RandomSearch, SchedyDB, default_path
 from ..core import events as ev
 from ..core import pbt as core_pbt
-from ..pbt import BinaryTournament, Truncate
+from ..pbt import BinaryTournament, Keep, Truncate
 from ..random import Choice, Constant, LogUniform, Normal, Uniform
 from . import db_option, failures, main, open_db
 
@@ -213,17 +213,20 @@ def parse_triplets(words):
 
 
 def parse_exploit(text):
-    """An exploit strategy: ``truncate``, ``tournament`` or the log form (``{"truncate": 0.25}``)."""
+    """An exploit strategy: ``truncate``, ``tournament``, ``keep`` or the log form (``{"truncate": 0.25}``)."""
     if text == "truncate":
         return Truncate()
     if text in ("tournament", "binaryTournament"):
         return BinaryTournament()
+    if text == "keep":
+        return Keep()
     if not text.lstrip().startswith("{"):
-        raise click.UsageError(f"unknown --exploit {text!r}; use truncate, tournament, "
+        raise click.UsageError(f"unknown --exploit {text!r}; use truncate, tournament, keep, "
                                "'{\"truncate\": PROPORTION}' or '{\"binaryTournament\": {}}'")
     spec = parse_json(text, "--exploit")
-    if isinstance(spec, dict) and spec.get("binaryTournament", {}) != {}:
-        raise click.UsageError(f"--exploit: binaryTournament takes no arguments, got {text!r}")
+    for name in ("binaryTournament", "keep"):
+        if isinstance(spec, dict) and spec.get(name, {}) != {}:
+            raise click.UsageError(f"--exploit: {name} takes no arguments, got {text!r}")
     try:
         return core_pbt.exploit_from_log(spec)
     except (TypeError, ValueError) as e:
@@ -320,8 +323,8 @@ def _build_pbt(name, dists, opts, common):
 @click.option("--objective", type=click.Choice(["min", "max"]), help="pbt: minimize or maximize the result.")
 @click.option("--result", "result_name", metavar="NAME", help="pbt: the result that ranks the population.")
 @click.option("--exploit", metavar="STRATEGY",
-              help="pbt: truncate (the default, proportion 0.2), tournament, or the log form "
-                   "'{\"truncate\": 0.25}' / '{\"binaryTournament\": {}}'.")
+              help="pbt: truncate (the default, proportion 0.2), tournament, keep (never copy: a baseline), "
+                   "or the log form '{\"truncate\": 0.25}' / '{\"binaryTournament\": {}}' / '{\"keep\": {}}'.")
 @click.option("--explore", nargs=2, multiple=True, metavar="HP STRATEGY",
               help="pbt: how HP changes after a member copies a better one (repeatable, once per HP). STRATEGY is "
                    "perturb (factor 0.8 to 1.2), or the log form of docs/pbt.md, or a JSON list of them.")

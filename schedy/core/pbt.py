@@ -95,6 +95,23 @@ class BinaryTournament:
         return m if _better(s, own, objective) else None
 
 
+@dataclass(frozen=True)
+class Keep:
+    """Every member continues from its own last segment, never another's; explore then changes its own values.
+
+    With ``explore``, an explore-only baseline (every segment perturbs the
+    member's own hyperparameters); without, each member trains on with the
+    values it started with, like a grid search run in segments.
+    """
+
+    def to_log(self):
+        return {"keep": {}}
+
+    def choose(self, ranking, member, own, rng, objective, eligible):
+        """Always ``member`` itself."""
+        return member
+
+
 def exploit_from_log(d):
     if isinstance(d, dict) and len(d) == 1:
         (name, arg), = d.items()
@@ -102,7 +119,10 @@ def exploit_from_log(d):
             return Truncate(arg)
         if name == "binaryTournament":
             return BinaryTournament()
-    raise ValueError(f"unknown exploit strategy {d!r}; expected {{'truncate': p}} or {{'binaryTournament': {{}}}}")
+        if name == "keep":
+            return Keep()
+    raise ValueError(f"unknown exploit strategy {d!r}; expected {{'truncate': p}}, {{'binaryTournament': {{}}}} "
+                     f"or {{'keep': {{}}}}")
 
 
 # -- explore strategies -------------------------------------------------------------------------
@@ -276,8 +296,9 @@ class Config:
             raise ValueError(f"objective must be schedy.pbt.MINIMIZE ('min') or MAXIMIZE ('max'), got {self.objective!r}")
         if not isinstance(self.result_name, str) or not self.result_name:
             raise ValueError(f"result_name must be a non-empty string, got {self.result_name!r}")
-        if not isinstance(self.exploit, (Truncate, BinaryTournament)):
-            raise TypeError(f"exploit must be schedy.pbt.Truncate(...) or BinaryTournament(), got {self.exploit!r}")
+        if not isinstance(self.exploit, (Truncate, BinaryTournament, Keep)):
+            raise TypeError(f"exploit must be schedy.pbt.Truncate(...), BinaryTournament() or Keep(), "
+                            f"got {self.exploit!r}")
         if not isinstance(self.explore, dict):
             raise TypeError(f"explore must be a dict of hyperparameter name -> strategy, got {type(self.explore).__name__}")
         for name, spec in self.explore.items():
@@ -363,19 +384,27 @@ def rank(members, config):
     return sorted(members, key=lambda ms: (math.isnan(ms[1]), sign * ms[1] if not math.isnan(ms[1]) else 0.0, ms[0]))
 
 
-def _member_jobs(state, history):
-    return [state.jobs[j] for j in history if j in state.jobs]
-
-
 def population(state, config):
     """Per member: (member, latest job, latest DONE job or None), for members still in the population."""
-    out = []
+    out, jobs = [], state.jobs
     for member in sorted(state.members):
-        jobs = _member_jobs(state, state.members[member])
-        if not jobs or jobs[-1].status == ev.PRUNED:
+        # Walk back from the newest segment and stop at the first DONE one: the cost of a decision
+        # is the population size, not the length of the run.
+        latest = done = None
+        for job_id in reversed(state.members[member]):
+            job = jobs.get(job_id)
+            if job is None:
+                continue  # a deleted segment
+            if latest is None:
+                latest = job
+                if job.status == ev.PRUNED:
+                    break
+            if job.status == ev.DONE:
+                done = job
+                break
+        if latest is None or latest.status == ev.PRUNED:
             continue  # a pruned member leaves the population and is never copied
-        done = next((j for j in reversed(jobs) if j.status == ev.DONE), None)
-        out.append((member, jobs[-1], done))
+        out.append((member, latest, done))
     return out
 
 

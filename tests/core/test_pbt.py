@@ -1101,3 +1101,49 @@ def test_bad_params_are_refused_by_create_experiment(pbt_params):
         **pbt_params}}}
     with pytest.raises(ValueError):
         decide.create_experiment(None, NAME, "pbt", params, ev.RUNNING, 1)
+
+
+# ---------------------------------------------------------------- Keep: a baseline that never exploits
+
+def _run_keep(explore, segments=24, members=3, seed=4):
+    """Drive the real decisions of a Keep experiment, each member reporting a score; return the final state."""
+    from schedy.core.pbt import Keep
+
+    cfg = Config(objective="min", result_name="loss", exploit=Keep(), explore=explore,
+                 initial_distributions={"lr": LogUniform(1e-3, 1.0)}, population_size=members, max_generations=None)
+    assert pbt.exploit_from_log(cfg.to_log()["scheduler"]["PBT"]["exploit"]) == Keep()
+    state, version = None, 0
+
+    def commit(events):
+        nonlocal state, version
+        version += 1
+        state = apply(state, Commit(version, float(version), "w", events))
+
+    commit(decide.create_experiment(None, NAME, "pbt", cfg.to_log(), ev.RUNNING, seed, lease=1e9).events)
+    for i in range(segments):
+        d = decide.next_job(state, NAME, "w", version + 1, float(version + 1))
+        commit(d.events)
+        job = state.jobs[d.value]
+        # The best member by far is member 0: a truncation would make the others copy it.
+        loss = values.encode(float(job.member * 10 + 1))
+        commit(decide.update_job(state, NAME, job.job_id, "w", ev.DONE, job.hyperparameters,
+                                 {**job.results, "loss": loss}, None, None, float(version + 1)).events)
+    return state
+
+
+def test_keep_never_copies_another_member_and_explores_its_own_values():
+    state = _run_keep({"lr": Perturb(0.5, 2.0)})
+    later = [j for j in state.jobs.values() if j.generation]
+    assert len(later) == 21
+    for job in later:
+        parent = state.jobs[job.parent]
+        assert parent.member == job.member and parent.generation == job.generation - 1
+        assert job.hyperparameters["lr"] != parent.hyperparameters["lr"]  # explored from its own value
+
+
+def test_keep_without_explore_trains_each_member_on_with_its_first_values():
+    state = _run_keep({})
+    first = {j.member: j.hyperparameters for j in state.jobs.values() if j.generation == 0}
+    for job in state.jobs.values():
+        assert job.hyperparameters == first[job.member]
+        assert job.parent is None or state.jobs[job.parent].member == job.member
