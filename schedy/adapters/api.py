@@ -5,7 +5,6 @@ up with the log first; every method that writes goes through the append loop
 (:class:`~schedy.adapters.stream.StreamView`), where the pure core decides.
 """
 
-import logging
 import os
 import secrets
 import socket
@@ -19,7 +18,8 @@ from ..core import pbt, values
 from ..core.distributions import check_distributions
 from ..core.schedulers import RandomScheduler
 from ..core.state import fold, lineage
-from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError, UnsafeUpdateError
+from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError
+from . import leases
 from .filestore import FileLogStore
 from .naming import check_name, stream_key
 from .stream import FrozenView, StreamView
@@ -112,13 +112,17 @@ class SchedyDB:
                                              file_mode, options)
         self._worker_name = worker
         self._tag = secrets.token_hex(3)  # fixed at open, so threads never see two ids; the pid changes on fork
+        self._worker_id = (None, None)
 
     @property
     def worker(self):
         """The worker id written into this object's commits and claims: ``host:pid:tag`` unless given."""
         if self._worker_name is not None:
             return self._worker_name
-        return f"{socket.gethostname()}:{os.getpid()}:{self._tag}"
+        pid = os.getpid()
+        if self._worker_id[0] != pid:  # computed once per process: every commit asks for it
+            self._worker_id = (pid, f"{socket.gethostname()}:{pid}:{self._tag}")
+        return self._worker_id[1]
 
     def __repr__(self):
         return f"SchedyDB({str(self.path)!r})"
@@ -550,6 +554,8 @@ class Job:
         self.parent_id = parent_id
         self.member = None
         self._version = None
+        self._lease_lock = threading.Lock()  # a renewal and the end of the `with` block never overlap
+        self._lease_lost = None  # why this worker lost the job while its `with` block ran, if it did
 
     @classmethod
     def _from_state(cls, exp, js):
@@ -613,8 +619,9 @@ class Job:
     def __enter__(self):
         """Start work on the job: claim it unless this worker already holds it (see :meth:`try_run`); return it.
 
-        Until the block ends, a daemon thread renews the claim's lease every
-        quarter of the experiment's lease.
+        Until the block ends, the lease of the claim is renewed every quarter
+        of the experiment's lease (by one daemon thread for all the jobs of the
+        process: :mod:`schedy.adapters.leases`).
         """
         name, worker, created = self._context()
         job_id, expected = self.job_id, self._version or 0
@@ -622,49 +629,13 @@ class Job:
             lambda s, v, now: decide.enter_job(s, name, job_id, worker, expected, created, now), cached_ok=True)
         self._adopt(state)
         self._claimed_at = state.jobs[job_id].claimed_at
-        self._heartbeat = _Heartbeat(self)
-        self._heartbeat.start()
+        self._lease_lost = None
+        leases.keeper.hold(self)
         return self
 
     def __exit__(self, exc_type, exc, tb):
         """Mark the job DONE, or CRASHED if the block raised (the exception propagates); push it with :meth:`put`."""
-        beat = getattr(self, "_heartbeat", None)
-        if beat is not None:
-            beat.stop()
-            self._heartbeat = None
+        leases.keeper.release(self)
         self.status = ev.CRASHED if exc_type is not None else ev.DONE
         self.put()
         return False
-
-
-log = logging.getLogger("schedy")
-
-
-class _Heartbeat(threading.Thread):
-    """Renews a job's lease while its ``with`` block runs; stops when the block ends or the job is lost."""
-
-    def __init__(self, job):
-        super().__init__(name=f"schedy-lease-{job.job_id}", daemon=True)
-        self.job = job
-        self._done = threading.Event()
-        self.lost = None  # the error that told this worker it no longer holds the job
-
-    def interval(self):
-        # Read the lease at every beat: an operator may shorten it while the job runs.
-        return min(self.job.experiment._view.state.lease / 4, threading.TIMEOUT_MAX)
-
-    def run(self):
-        while not self._done.wait(self.interval()):
-            try:
-                self.job._renew()
-            except (UnsafeUpdateError, JobNotFoundError, ExperimentNotFoundError) as e:
-                self.lost = e
-                log.warning("job %r: lease lost (%s); its final report will be refused", self.job.job_id, e)
-                return
-            except Exception as e:  # noqa: BLE001 - a failed renewal is retried at the next beat
-                log.warning("job %r: could not renew its lease (%s)", self.job.job_id, e)
-
-    def stop(self):
-        self._done.set()
-        if self is not threading.current_thread():
-            self.join()
