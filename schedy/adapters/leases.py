@@ -14,6 +14,7 @@ from ..errors import ExperimentNotFoundError, JobNotFoundError, UnsafeUpdateErro
 
 log = logging.getLogger("schedy")
 LOST = (UnsafeUpdateError, JobNotFoundError, ExperimentNotFoundError)
+IDLE_WAKE = 30.0  # seconds: a quarter of the default lease
 
 
 class LeaseKeeper:
@@ -29,6 +30,7 @@ class LeaseKeeper:
         self._cond = threading.Condition()
         self._due = {}  # job -> clock reading of its next renewal
         self._thread = None
+        self._wake_at = float("inf")  # when the thread wakes up next unless notified
 
     def hold(self, job):
         """Start renewing ``job`` (its ``_renew()`` raises one of LOST when the worker no longer holds it)."""
@@ -36,8 +38,9 @@ class LeaseKeeper:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="schedy-leases", daemon=True)
                 self._thread.start()
-            self._due[job] = self._clock() + _interval(job)
-            self._cond.notify()
+            due = self._due[job] = self._clock() + _interval(job)
+            if due < self._wake_at:  # waking the thread for nothing costs a worker as much as a commit
+                self._cond.notify()
 
     def release(self, job):
         """Stop renewing ``job``; once this returns, no renewal of it is running or will start."""
@@ -51,8 +54,12 @@ class LeaseKeeper:
                 now = self._clock()
                 due = [j for j, t in self._due.items() if t <= now]
                 if not due:
-                    self._cond.wait(min(self._due.values()) - now if self._due else None)
+                    # With no job, still wake up now and then: a job held next then needs no notify (a worker
+                    # alternates between holding one job and none, thousands of times a second).
+                    self._wake_at = min(self._due.values()) if self._due else now + IDLE_WAKE
+                    self._cond.wait(self._wake_at - now)
                     continue
+                self._wake_at = now
             for job in due:
                 self._renew(job)
 

@@ -12,6 +12,7 @@ import orjson
 from pyrsistent import pmap, pvector
 
 from .codec import BadRecord, check_seal, seal
+from .jobtable import JobTable
 from .events import DEFAULT_LEASE, EXPERIMENT_STATUSES, FORMAT, JOB_STATUSES
 from .schedulers import scheduler
 from .state import ExperimentState, JobState
@@ -41,7 +42,7 @@ def decode_snapshot(data):
         if d["format"] > FORMAT:
             raise BadRecord(f"the snapshot has format {d['format']}, newer than this Schedy's {FORMAT}")
         (name, kind, params, status, seed, deleted, next_number, queue_head, next_seq, version, created) = d["experiment"]
-        jobs = pmap({row[0]: JobState(*row) for row in d["jobs"]})
+        jobs = JobTable.of((row[0], JobState(*row)) for row in d["jobs"])
         state = ExperimentState(
             name=name, kind=kind, params=params, status=status, seed=seed, deleted=deleted, jobs=jobs,
             next_number=next_number, queue=pvector(tuple(e) for e in d["queue"]), queue_head=queue_head,

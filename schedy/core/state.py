@@ -11,7 +11,11 @@ from pyrsistent import pmap, pvector
 
 from ..errors import CorruptLogError, UnsupportedFormatError
 from . import events as ev
+from .jobtable import JobTable
 from .schedulers import scheduler
+
+
+QUEUE_SLACK = 64  # stale queue entries kept before they are dropped
 
 
 class JobState(NamedTuple):
@@ -43,7 +47,7 @@ class ExperimentState(NamedTuple):
     status: str
     seed: int
     deleted: bool
-    jobs: object  # PMap[str, JobState]
+    jobs: object  # JobTable: job id -> JobState
     next_number: int  # number of the next job added; never reused, even across deletions
     queue: object  # PVector[(queue_seq, job_id)]; entries go stale instead of being removed
     queue_head: int  # index of the first entry that may still be valid
@@ -170,7 +174,7 @@ def _created(state, e, c):
         )
     return ExperimentState(
         name=e["name"], kind=e["kind"], params=e["params"], status=e["status"], seed=e["seed"],
-        deleted=False, jobs=pmap(), next_number=state.next_number if state else 1,
+        deleted=False, jobs=JobTable(), next_number=state.next_number if state else 1,
         queue=pvector(), queue_head=0, next_seq=0, version=c.version, created=c.version, members=pmap(),
         lease=float(e.get("lease", ev.DEFAULT_LEASE)), claims=pmap(),
     )
@@ -278,7 +282,12 @@ def apply(state, commit, stream="the experiment"):
     q, head = state.queue, state.queue_head
     while head < len(q) and not _queue_valid(state, q[head]):
         head += 1
-    return state._replace(version=commit.version, queue_head=head)
+    if head >= QUEUE_SLACK and head * 2 >= len(q):
+        # Drop the entries no job can use any more, as a function of the state alone (so a snapshot and a
+        # replay agree): a random search enqueues every job it samples, and a long queue costs memory and
+        # garbage-collector time at every commit.
+        q, head = pvector(q[head:]), 0
+    return state._replace(version=commit.version, queue=q, queue_head=head)
 
 
 def fold(commits, state=None, stream="the experiment"):

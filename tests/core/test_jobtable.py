@@ -1,0 +1,60 @@
+"""JobTable behaves as an immutable dict of job id -> job, whatever the order of changes."""
+
+import gc
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schedy.core.jobtable import BLOCK, JobTable
+
+ids = st.integers(1, 3 * BLOCK + 5).map(str)
+ops = st.lists(st.tuples(st.sampled_from(["set", "remove", "discard"]), ids, st.integers()), max_size=80)
+
+
+@given(ops)
+def test_a_table_is_an_immutable_dict(changes):
+    table, model, versions = JobTable(), {}, []
+    for op, job_id, value in changes:
+        before, before_model = table, dict(model)
+        if op == "set":
+            table = table.set(job_id, value)
+            model[job_id] = value
+        elif job_id in model:
+            table = table.remove(job_id) if op == "remove" else table.discard(job_id)
+            del model[job_id]
+        else:
+            assert table.discard(job_id) is table
+            try:
+                table.remove(job_id)
+                raise AssertionError("removing a missing job must raise")
+            except KeyError:
+                pass
+        assert dict(before.items()) == before_model  # the old version never changes
+        versions.append((table, dict(model)))
+    for t, m in versions:
+        assert len(t) == len(m) and dict(t.items()) == m and sorted(t) == sorted(m) and sorted(t.keys()) == sorted(m)
+        assert sorted(t.values()) == sorted(m.values())
+        assert all(job_id in t and t[job_id] == v and t.get(job_id) == v for job_id, v in m.items())
+        # Equal contents are equal tables, however they were reached.
+        assert t == JobTable.of(m.items()) and t == m
+
+
+def test_ids_that_are_not_job_numbers_are_never_found():
+    table = JobTable().set("1", "a")
+    for bad in ("01", "x", "", "١", "1.0", None, 1, "9" * 100_000):
+        assert bad not in table and table.get(bad) is None
+    assert table.get("2", "default") == "default"
+    try:
+        table.set("x", "b")
+        raise AssertionError("a job id must be a number")
+    except ValueError:
+        pass
+
+
+def test_a_change_leaves_little_for_the_garbage_collector_to_walk():
+    """The reason for the blocks: a new version holds no young container of the size of the table."""
+    table = JobTable.of((str(n), (n,)) for n in range(1, 20 * BLOCK))
+    gc.collect()
+    table = table.set("7", ("changed",))
+    young = [o for o in gc.get_objects(0) if hasattr(o, "__len__") and o is not table]
+    assert max(len(o) for o in young) <= 2 * BLOCK
