@@ -20,6 +20,7 @@ from ..core.schedulers import RandomScheduler
 from ..core.state import fold, lineage
 from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError
 from . import leases
+from .bulk import collector_paused
 from .filestore import FileLogStore
 from .naming import check_name, stream_key
 from .stream import FrozenView, StreamView
@@ -299,7 +300,8 @@ class Experiment:
         """Return every job of the experiment, in the order they were added."""
         state = self._refresh()
         decide.require(state, self.name, self._created)
-        return [Job._from_state(self, j) for j in sorted(state.jobs.values(), key=lambda j: j.number)]
+        with collector_paused():
+            return [Job._from_state(self, j) for j in sorted(state.jobs.values(), key=lambda j: j.number)]
 
     def lineage(self, job_id):
         """The chain of jobs from generation 0 to ``job_id``, each continuing from the one before.
@@ -554,7 +556,6 @@ class Job:
         self.parent_id = parent_id
         self.member = None
         self._version = None
-        self._lease_lock = threading.Lock()  # a renewal and the end of the `with` block never overlap
         self._lease_lost = None  # why this worker lost the job while its `with` block ran, if it did
 
     @classmethod
@@ -630,6 +631,7 @@ class Job:
         self._adopt(state)
         self._claimed_at = state.jobs[job_id].claimed_at
         self._lease_lost = None
+        self._lease_lock = threading.Lock()  # a renewal and the end of the `with` block never overlap
         leases.keeper.hold(self)
         return self
 

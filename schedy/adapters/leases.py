@@ -44,6 +44,8 @@ class LeaseKeeper:
 
     def release(self, job):
         """Stop renewing ``job``; once this returns, no renewal of it is running or will start."""
+        if not hasattr(job, "_lease_lock"):
+            return  # never held
         with job._lease_lock:
             with self._cond:
                 self._due.pop(job, None)

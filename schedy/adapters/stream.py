@@ -12,13 +12,16 @@ import random
 import secrets
 import threading
 import time
+from contextlib import nullcontext
 
 import orjson
 
 from ..core.codec import BadRecord, Commit, decode_commit, encode_commit
+from ..core import snapshot as snapshots
 from ..core.snapshot import commit_crc, decode_snapshot, encode_snapshot
 from ..core.state import apply, fold
 from ..errors import ConflictError, CorruptLogError, ReadOnlyError
+from .bulk import collector_paused
 
 MAX_ATTEMPTS = 50
 log = logging.getLogger("schedy")
@@ -72,13 +75,16 @@ class StreamView:
         with self._guard():
             opening = self.state is None and self.cursor == self.store.initial_cursor()
             if opening:
-                self._open_from_snapshot()
+                with collector_paused():
+                    self._open_from_snapshot()
             records, cursor = self.store.read(self.key, self.cursor)
             if records:
                 first = self.state.version + 1 if self.state else 1
-                self.state = fold(self._commits(records, first), self.state, f"experiment {self.label!r}")
+                with collector_paused() if len(records) > 100 else nullcontext():
+                    self.state = fold(self._commits(records, first), self.state, f"experiment {self.label!r}")
             self.cursor = cursor
-            if opening and self.snapshot is None and self.state and self.state.version >= self.store.snapshot_every:
+            if (opening and self.snapshot is None and self.state
+                    and self.state.version >= snapshots.interval(self.state, self.store.snapshot_every)):
                 self.snapshot = f"ignored: missing (the log has {self.state.version} commits)"
                 log.warning("experiment %r: no snapshot found although the log has %d commits; replayed it all",
                             self.label, self.state.version)
@@ -121,7 +127,7 @@ class StreamView:
                 cursor = self.store.append(self.key, self.cursor, version, line)
                 if cursor is not None:
                     self.state, self.cursor = new_state, cursor
-                    if version % self.store.snapshot_every == 0:
+                    if snapshots.due(new_state, self.store.snapshot_every):
                         self._write_snapshot(new_state, cursor, line)
                     return _outcome(decision), new_state
             if attempt:  # a lost race means another writer progressed: retry at once, then back off with jitter
@@ -133,7 +139,9 @@ class StreamView:
     def _write_snapshot(self, state, cursor, line):
         # A snapshot only saves time: failing to write one must not fail the commit it follows.
         try:
-            self.store.write_snapshot(self.key, state.version, encode_snapshot(state, cursor, commit_crc(line)))
+            with collector_paused():
+                data = encode_snapshot(state, cursor, commit_crc(line))
+            self.store.write_snapshot(self.key, state.version, data)
         except Exception as e:  # noqa: BLE001
             log.warning("experiment %r: could not write a snapshot at commit %d (%s)", self.label, state.version, e)
 

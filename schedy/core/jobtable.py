@@ -1,17 +1,20 @@
 """The immutable table of an experiment's jobs: job id -> JobState, in blocks of consecutive job numbers.
 
+Each version of the table is a small dict of blocks, each block a dict of at
+most ``BLOCK`` jobs; a change copies the block it touches and the dict of
+blocks, and shares every other block with the version before. Nothing is
+ever mutated after it is built, so versions are values, as with pyrsistent.
+
 Why not one pyrsistent ``pmap``: each commit makes a new version of the table,
 and Python's cyclic garbage collector, at every young-generation collection,
 walks the whole bucket vector of the newest ``pmap`` (its C vector is one
 object to the collector). On a 100,000-job experiment that walk cost ten
-times the commit itself. Here a commit replaces one block of at most
-``BLOCK`` jobs and the small map of blocks, so a collection walks about
-``BLOCK`` entries whatever the size of the experiment.
+times the commit itself. Here a collection walks about ``BLOCK`` entries
+whatever the size of the experiment, and reading a job or listing all of
+them runs at the speed of Python's dicts.
 """
 
-from pyrsistent import pmap
-
-BLOCK = 1024
+BLOCK = 512
 MAX_DIGITS = 30
 
 
@@ -28,8 +31,19 @@ class JobTable:
 
     __slots__ = ("_blocks", "_size")
 
-    def __init__(self, blocks=pmap(), size=0):
-        self._blocks, self._size = blocks, size
+    def __init__(self, blocks=None, size=0):
+        self._blocks, self._size = {} if blocks is None else blocks, size
+
+    @classmethod
+    def of_jobs(cls, jobs):
+        """A table of ``jobs`` (JobStates), each under its id, which must be its number in decimal."""
+        blocks = {}
+        for job in jobs:
+            blocks.setdefault(job.number // BLOCK, {})[job.job_id] = job
+        table = cls(blocks, sum(len(j) for j in blocks.values()))
+        if len(table) != len(jobs) or any(job.job_id != str(job.number) for job in jobs):
+            raise ValueError("job ids must be the job numbers, each once")
+        return table
 
     @classmethod
     def of(cls, items):
@@ -39,7 +53,7 @@ class JobTable:
             blocks.setdefault(_block(job_id), {})[job_id] = job
         if None in blocks:
             raise ValueError(f"job ids must be job numbers such as '1', got {sorted(blocks[None])[:3]!r}")
-        return cls(pmap({b: pmap(jobs) for b, jobs in blocks.items()}), sum(len(j) for j in blocks.values()))
+        return cls(blocks, sum(len(j) for j in blocks.values()))
 
     def get(self, job_id, default=None):
         block = self._blocks.get(_block(job_id))
@@ -63,7 +77,7 @@ class JobTable:
             yield from block
 
     def keys(self):
-        return list(self)
+        return [job_id for block in self._blocks.values() for job_id in block]
 
     def values(self):
         return [job for block in self._blocks.values() for job in block.values()]
@@ -76,9 +90,12 @@ class JobTable:
         b = _block(job_id)
         if b is None:
             raise ValueError(f"a job id is a job number such as '1', got {job_id!r}")
-        block = self._blocks.get(b, pmap())
+        block = dict(self._blocks.get(b, ()))
         size = self._size + (job_id not in block)
-        return JobTable(self._blocks.set(b, block.set(job_id, job)), size)
+        block[job_id] = job
+        blocks = dict(self._blocks)
+        blocks[b] = block
+        return JobTable(blocks, size)
 
     def remove(self, job_id):
         """The table without ``job_id``; raise KeyError if it is not there."""
@@ -86,9 +103,12 @@ class JobTable:
         block = self._blocks.get(b)
         if block is None or job_id not in block:
             raise KeyError(job_id)
-        block = block.remove(job_id)
-        # An emptied block goes too, so that equal contents mean equal tables.
-        blocks = self._blocks.set(b, block) if block else self._blocks.remove(b)
+        block = {k: v for k, v in block.items() if k != job_id}
+        blocks = dict(self._blocks)
+        if block:
+            blocks[b] = block
+        else:
+            del blocks[b]  # an emptied block goes too, so that equal contents mean equal tables
         return JobTable(blocks, self._size - 1)
 
     def discard(self, job_id):

@@ -18,6 +18,31 @@ from .schedulers import scheduler
 from .state import ExperimentState, JobState
 
 
+JOBS_PER_COMMIT = 16
+"""A snapshot is taken at most every (number of jobs / JOBS_PER_COMMIT) commits (see :func:`due`)."""
+
+
+def interval(state, every):
+    """Commits between two snapshots of ``state``: ``every``, doubled until it reaches jobs / JOBS_PER_COMMIT.
+
+    Writing a snapshot costs time in proportion to the number of jobs, so a
+    fixed interval would make each commit of a large experiment slower; this
+    one keeps that cost per commit bounded, and the commits replayed after a
+    snapshot below a sixteenth of the jobs (less work than reading the
+    snapshot). Powers of two keep it a function of the state alone: every
+    writer agrees on which commits are followed by a snapshot.
+    """
+    n = every
+    while n * JOBS_PER_COMMIT < len(state.jobs):
+        n *= 2
+    return n
+
+
+def due(state, every):
+    """True if a snapshot should follow the commit that made ``state``."""
+    return state.version % interval(state, every) == 0
+
+
 def encode_snapshot(state, cursor, commit_crc):
     """Return the bytes (newline included) of a snapshot of ``state``."""
     body = {
@@ -42,7 +67,7 @@ def decode_snapshot(data):
         if d["format"] > FORMAT:
             raise BadRecord(f"the snapshot has format {d['format']}, newer than this Schedy's {FORMAT}")
         (name, kind, params, status, seed, deleted, next_number, queue_head, next_seq, version, created) = d["experiment"]
-        jobs = JobTable.of((row[0], JobState(*row)) for row in d["jobs"])
+        jobs = JobTable.of_jobs([JobState(*row) for row in d["jobs"]])
         state = ExperimentState(
             name=name, kind=kind, params=params, status=status, seed=seed, deleted=deleted, jobs=jobs,
             next_number=next_number, queue=pvector(tuple(e) for e in d["queue"]), queue_head=queue_head,
@@ -78,9 +103,12 @@ def _check_state(state):
           and all(type(e) is tuple and len(e) == 2 and type(e[0]) is int and type(e[1]) is str for e in state.queue)
           and all(type(m) is int and all(type(j) is str for j in ids) for m, ids in state.members.items())
           and all(type(j) is str and type(t) in (int, float) for j, t in state.claims.items()))
-    for key, job in state.jobs.items():
-        ok = ok and len(job) == len(_JOB_TYPES) and key == job.job_id and job.status in JOB_STATUSES and all(
-            type(v) in (t if isinstance(t, tuple) else (t,)) and type(v) is not bool for v, t in zip(job, _JOB_TYPES))
+    jobs = state.jobs.values()
+    # Column by column: the set of types found in each field must be allowed (a bool is never an int here).
+    for i, allowed in enumerate(_JOB_TYPES):
+        allowed = set(allowed) if isinstance(allowed, tuple) else {allowed}
+        ok = ok and {type(job[i]) for job in jobs} <= allowed
+    ok = ok and {job.status for job in jobs} <= set(JOB_STATUSES)  # each job is under its id: JobTable.of_jobs
     if not ok:
         raise BadRecord("the snapshot holds a field of the wrong type")
     try:

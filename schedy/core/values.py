@@ -121,6 +121,11 @@ def encode_mapping(value, where):
     return out
 
 
+_SCALARS = frozenset((int, float, str, bool, type(None)))
+
+
 def decode_mapping(value):
     """Inverse of :func:`encode_mapping`."""
+    if _SCALARS.issuperset(map(type, value.values())):
+        return dict(value)  # the common case, at C speed: scalars are their own log form, and immutable
     return {k: decode(v) for k, v in value.items()}

@@ -29,6 +29,7 @@ from ..adapters.naming import check_name, stream_key
 from ..core import decide, pbt, values
 from ..core import events as ev
 from ..core.codec import Commit, encode_commit
+from ..core import snapshot as snapshots
 from ..core.snapshot import commit_crc, encode_snapshot
 from ..core.state import apply, lineage
 from ..errors import ConflictError, NoJobError, ResourceExistsError, SchedyError
@@ -539,7 +540,7 @@ def write_log(db, name, commits):
             state = apply(state, c, f"experiment {name!r}")
             if batch:
                 pending.append(line)
-                if c.version % every and c is not commits[-1]:
+                if not snapshots.due(state, every) and c is not commits[-1]:
                     continue
                 line, pending, version = b"".join(pending), [], first
                 first = c.version + 1
@@ -549,5 +550,5 @@ def write_log(db, name, commits):
             if cursor is None:
                 raise ConflictError(f"experiment {name!r}: another writer appended to its log while the simulation "
                                     "was being written")
-            if c.version % every == 0:
+            if snapshots.due(state, every):
                 store.write_snapshot(key, c.version, encode_snapshot(state, cursor, commit_crc(encode_commit(c))))

@@ -58,3 +58,20 @@ def test_a_change_leaves_little_for_the_garbage_collector_to_walk():
     table = table.set("7", ("changed",))
     young = [o for o in gc.get_objects(0) if hasattr(o, "__len__") and o is not table]
     assert max(len(o) for o in young) <= 2 * BLOCK
+
+
+def test_snapshots_of_large_experiments_are_spaced_in_proportion_to_their_jobs():
+    from types import SimpleNamespace
+
+    from schedy.core.snapshot import JOBS_PER_COMMIT, due, interval
+
+    def state(jobs, version=0):
+        return SimpleNamespace(jobs=range(jobs), version=version)
+
+    assert interval(state(10), 1000) == 1000 and interval(state(1000 * JOBS_PER_COMMIT), 1000) == 1000
+    assert interval(state(1000 * JOBS_PER_COMMIT + 1), 1000) == 2000
+    assert interval(state(100_000), 1000) == 8000 and interval(state(100_000), 3) == 12288
+    for jobs in (5, 50_000, 10**6):
+        n = interval(state(jobs), 1000)
+        assert n * JOBS_PER_COMMIT >= jobs and (n == 1000 or (n // 2) * JOBS_PER_COMMIT < jobs)
+        assert due(state(jobs, 3 * n), 1000) and not due(state(jobs, 3 * n + 1), 1000)
