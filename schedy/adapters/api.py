@@ -97,8 +97,9 @@ class SchedyDB:
     ``worker`` names this worker in the log (default: host, pid and a random
     tag). ``durable=False`` skips fsync on local disk: faster, but the last
     commits may be lost on power failure. A snapshot of each experiment is
-    stored every ``snapshot_every`` commits. On local disk, new files are
-    created with ``file_mode`` (default ``0o600``, directories ``0o700``: the
+    stored every ``snapshot_every`` commits (for experiments of more than 16 ×
+    ``snapshot_every`` jobs, every sixteenth of their number of jobs). On
+    local disk, new files are created with ``file_mode`` (default ``0o600``, directories ``0o700``: the
     owner only).
     """
 
