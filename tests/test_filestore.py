@@ -127,10 +127,13 @@ def test_a_failed_sync_keeps_the_complete_line_so_readers_never_diverge(tmp_path
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(filestore, "_fdatasync", failing_sync)
+    first = exp.next_job()  # a claim is not synced (it is with the next durable commit): the failing sync is not hit
+    first.status = "DONE"
     with pytest.raises(OSError):
-        exp.next_job()
+        first.put()  # a report is: the caller hears of the failure
     monkeypatch.undo()
     other = schedy.SchedyDB(str(db.path)).get_experiment("e")
+    assert other.get_job(first.job_id).status == "DONE"  # the complete line stays in the log
     second = other.next_job()  # must not take the job whose claim is already in the log
     assert second.job_id == "2"
     assert reader._refresh() == other._view.state == schedy.SchedyDB(str(db.path)).get_experiment("e")._view.state
@@ -171,3 +174,26 @@ def test_files_are_private_to_their_owner_unless_configured(tmp_path):
     with pytest.raises(ValueError, match="file_mode"):
         schedy.SchedyDB(str(tmp_path / "bad"), file_mode="rw")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_worker_cycle_syncs_once_and_every_acknowledged_write_is_synced(tmp_path, monkeypatch):
+    """Claims ride on the next durable commit (their worker dies with the machine); reports and definitions sync."""
+    from schedy.adapters import filestore
+
+    db, exp = make(tmp_path, jobs=2)
+    synced = []
+    real = filestore._fdatasync
+    monkeypatch.setattr(filestore, "_fdatasync", lambda fd: (synced.append(fd), real(fd)))
+    with exp.next_job() as job:
+        assert synced == []  # the claim is written, not synced
+        job.results["loss"] = 1.0
+    assert len(synced) == 1  # the report syncs the claim before it, too
+    exp.add_job({"i": 9})
+    exp.lease = 60
+    exp.push_updates()
+    job = exp.get_job("2")
+    job.delete()
+    assert len(synced) == 4
+    relaxed = schedy.SchedyDB(str(db.path), durable=False).get_experiment("e")
+    relaxed.add_job({"i": 10})
+    assert len(synced) == 4

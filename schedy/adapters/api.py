@@ -95,8 +95,10 @@ class SchedyDB:
     ``region``, ``access_key_id``...) are passed to obstore; credentials also
     come from the usual environment variables and are never logged.
     ``worker`` names this worker in the log (default: host, pid and a random
-    tag). ``durable=False`` skips fsync on local disk: faster, but the last
-    commits may be lost on power failure. A snapshot of each experiment is
+    tag). On local disk every write is synced before it
+    returns, except claims (synced with the next write: the workers a power
+    failure could make them forget stopped with it); ``durable=False`` skips
+    every sync: faster, but the last commits may be lost on power failure. A snapshot of each experiment is
     stored every ``snapshot_every`` commits (for experiments of more than 16 ×
     ``snapshot_every`` jobs, every sixteenth of their number of jobs). On
     local disk, new files are created with ``file_mode`` (default ``0o600``, directories ``0o700``: the

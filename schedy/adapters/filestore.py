@@ -170,8 +170,11 @@ class FileLogStore:
             finally:
                 fcntl.flock(h.fd, fcntl.LOCK_UN)
 
-    def append(self, key, cursor, version, data):
+    def append(self, key, cursor, version, data, sync=True):
         """Append ``data`` if the log ends at ``cursor``; return the new cursor, or None if it has grown.
+
+        With ``sync`` (and a durable store) the data is on disk when this returns;
+        without, it is once :meth:`sync` (or a later synced append) returns.
 
         Must be called inside :meth:`exclusive`. Bytes of a torn record after
         ``cursor`` are cut off first. On any error the file is cut back to
@@ -194,12 +197,22 @@ class FileLogStore:
             raise
         # From here the line is complete and readers (who take no lock) may already have folded it, so it
         # must stay even if the sync fails: the caller gets the error, the log keeps the commit.
-        if self.durable:
-            _fdatasync(h.fd)
-            if cursor == 0:
-                _fsync_dir(self._dir / key)  # the first commit also makes the new file's name durable
-                _fsync_dir(self._dir)
+        if sync:
+            self.sync(key, created=cursor == 0)
         return cursor + len(data)
+
+    def sync(self, key, created=False):
+        """Make every line appended to the stream so far durable (nothing unless the store is durable).
+
+        ``created``: the stream's file is new, so its name must be made durable too.
+        """
+        if not self.durable:
+            return
+        h = self._handle(key, create=True)
+        _fdatasync(h.fd)
+        if created:
+            _fsync_dir(self._dir / key)
+            _fsync_dir(self._dir)
 
     def initial_cursor(self):
         """The cursor of a stream read from its beginning."""

@@ -175,8 +175,11 @@ class ObjectLogStore:
     def exclusive(self, key):
         return nullcontext()
 
-    def append(self, key, cursor, version, data):
-        """Put commit ``version`` if absent; return the new cursor, or None if another writer got there first."""
+    def append(self, key, cursor, version, data, sync=True):
+        """Put commit ``version`` if absent; return the new cursor, or None if another writer got there first.
+
+        Every acknowledged put is durable on object storage, so ``sync`` changes nothing.
+        """
         path = self._log(key, version)
         try:
             obstore.put(self.store, path, data, mode="create")
@@ -189,6 +192,9 @@ class ObjectLogStore:
                 self._won[key] = (version, existing)
                 return None
         return version
+
+    def sync(self, key, created=False):
+        """Nothing to do: every acknowledged put is already durable."""
 
     def last_record_tail(self, key, cursor):
         """The final bytes of the record that ends at ``cursor`` (for checking a snapshot)."""

@@ -114,19 +114,27 @@ class StreamView:
                 if decision is not None and not decision.events and decision.error is None:
                     return decision.value, state
         for attempt in range(MAX_ATTEMPTS):
-            with self._guard(), self.store.exclusive(self.key):
-                state = self.refresh()
-                version = (state.version if state else 0) + 1
-                now = self.clock()
-                decision = decide(state, version, now)
-                if not decision.events:
-                    return _outcome(decision), state
-                commit = Commit(version, now, self.worker(), decision.events)
-                new_state = apply(state, commit, f"experiment {self.label!r}")
-                line = encode_commit(commit, token=secrets.token_hex(8))
-                cursor = self.store.append(self.key, self.cursor, version, line)
+            with self._guard():
+                with self.store.exclusive(self.key):
+                    state = self.refresh()
+                    version = (state.version if state else 0) + 1
+                    now = self.clock()
+                    decision = decide(state, version, now)
+                    if not decision.events:
+                        return _outcome(decision), state
+                    commit = Commit(version, now, self.worker(), decision.events)
+                    new_state = apply(state, commit, f"experiment {self.label!r}")
+                    line = encode_commit(commit, token=secrets.token_hex(8))
+                    before = self.cursor
+                    cursor = self.store.append(self.key, before, version, line, sync=False)
+                    if cursor is not None:
+                        self.state, self.cursor = new_state, cursor
                 if cursor is not None:
-                    self.state, self.cursor = new_state, cursor
+                    # Synced after the lock is released, so that other writers append meanwhile and one
+                    # sync can cover several commits; the caller hears of the commit only once it is durable.
+                    created = before == self.store.initial_cursor()
+                    if decision.durable or created:
+                        self.store.sync(self.key, created)
                     if snapshots.due(new_state, self.store.snapshot_every):
                         self._write_snapshot(new_state, cursor, line)
                     return _outcome(decision), new_state

@@ -25,11 +25,17 @@ class Decision(NamedTuple):
 
     ``error`` lets a decision record something (for example, that the
     experiment is finished) and still refuse the caller's request.
+    ``durable`` is False when losing the commit to a power failure would lose
+    nothing: a claim, a renewal, or a job a scheduler proposes. The workers
+    such a commit concerns ran on the machine that lost power (a local log
+    serves one machine), and the decision is made again the same way from the
+    log that survived. A later durable commit makes it durable too.
     """
 
     events: list
     value: object = None
     error: Exception = None
+    durable: bool = True
 
 
 def rng_for(state, version):
@@ -97,9 +103,9 @@ def _after_expiries(state, now, rest):
         d = rest(state)
     except SchedyError as e:
         if expired:
-            return Decision(expired, error=e)  # record the expiries even when the request is refused
+            return Decision(expired, error=e, durable=False)  # record the expiries even when the request is refused
         raise
-    return Decision(expired + d.events, d.value, d.error)
+    return Decision(expired + d.events, d.value, d.error, d.durable)
 
 
 def _lease_until(state, now):
@@ -150,16 +156,16 @@ def _next_job(state, name, worker, version, now):
         raise NoJobError(f"experiment {name!r} is {state.status}: no more jobs are handed out")
     job_id = oldest_queued(state)
     if job_id is not None:
-        return Decision([ev.job_claimed(job_id, worker, until)], job_id)
+        return Decision([ev.job_claimed(job_id, worker, until)], job_id, durable=False)
     proposal = scheduler(state.kind).propose(state, now, rng_for(state, version))
     if proposal == FINISHED:
-        return Decision([ev.experiment_updated(status=ev.DONE)],
+        return Decision([ev.experiment_updated(status=ev.DONE)], durable=False,
                         error=NoJobError(f"experiment {name!r} is finished: every member reached max_generations"))
     if isinstance(proposal, str):
         raise NoJobError(f"experiment {name!r} has no job to hand out: {proposal}")
     job_id = str(state.next_number)
     return Decision([ev.job_added(job_id, status=ev.QUEUED, **proposal), ev.job_claimed(job_id, worker, until)],
-                    job_id)
+                    job_id, durable=False)
 
 
 def _check_version(job, name, expected_version):
@@ -186,7 +192,7 @@ def _claim_job(state, name, job_id, worker, expected_version, now):
     _check_version(job, name, expected_version)
     if job.worker is not None:
         raise UnsafeUpdateError(f"job {job_id!r} of experiment {name!r} is already claimed by {job.worker}")
-    return Decision([ev.job_claimed(job_id, worker, _lease_until(state, now))], job_id)
+    return Decision([ev.job_claimed(job_id, worker, _lease_until(state, now))], job_id, durable=False)
 
 
 def enter_job(state, name, job_id, worker, expected_version=None, incarnation=None, now=None):
@@ -214,7 +220,7 @@ def heartbeat(state, name, job_id, worker, now, incarnation=None, claimed_at=Non
         job = require_job(s, name, job_id)
         if job.worker != worker or (claimed_at is not None and job.claimed_at != claimed_at):
             raise UnsafeUpdateError(f"job {job_id!r} of experiment {name!r} is no longer held by {worker}")
-        return Decision([ev.job_heartbeat(job_id, worker, _lease_until(s, now))], job_id)
+        return Decision([ev.job_heartbeat(job_id, worker, _lease_until(s, now))], job_id, durable=False)
 
     return _after_expiries(state, now, rest)
 

@@ -72,6 +72,16 @@ class LogStoreConformance:
         assert end == cursor
         assert store.keys() == ["s"]
 
+    def test_appends_left_unsynced_are_read_and_then_synced(self, store):
+        """The append loop appends without syncing under the lock, then calls sync(key) after it."""
+        cursor = store.initial_cursor()
+        for v in range(1, 4):
+            with store.exclusive("s"):
+                cursor = store.append("s", cursor, v, record(v, f"r{v}"), sync=False)
+            store.sync("s", created=v == 1)
+        records, end = store.read("s", store.initial_cursor())
+        assert [decode_commit(r).events[0]["text"] for r in records] == ["r1", "r2", "r3"] and end == cursor
+
     def test_reading_from_a_cursor_returns_only_newer_records(self, store):
         c1 = self.append(store, "s", store.initial_cursor(), 1)
         c2 = self.append(store, "s", c1, 2)
