@@ -231,9 +231,12 @@ class FileLogStore:
         tmp = folder / f".snapshot.{os.getpid()}.{threading.get_ident()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), self.file_mode)
         try:
-            os.write(fd, data)
-            if self.durable:
-                os.fsync(fd)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            # Not synced: a snapshot is an optimisation, checked against the log (CRC) when it is read, and one
+            # that a power failure tore is ignored with a warning. A sync here cost a large experiment's writer
+            # tens of milliseconds per snapshot.
         finally:
             os.close(fd)
         os.replace(tmp, folder / "snapshot.json")

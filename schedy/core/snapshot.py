@@ -67,7 +67,7 @@ def decode_snapshot(data):
         if d["format"] > FORMAT:
             raise BadRecord(f"the snapshot has format {d['format']}, newer than this Schedy's {FORMAT}")
         (name, kind, params, status, seed, deleted, next_number, queue_head, next_seq, version, created) = d["experiment"]
-        jobs = JobTable.of_jobs([JobState(*row) for row in d["jobs"]])
+        jobs = JobTable.of_jobs(_jobs(d["jobs"]), checked=True)
         state = ExperimentState(
             name=name, kind=kind, params=params, status=status, seed=seed, deleted=deleted, jobs=jobs,
             next_number=next_number, queue=pvector(tuple(e) for e in d["queue"]), queue_head=queue_head,
@@ -94,6 +94,32 @@ _JOB_TYPES = (str, int, str, dict, dict, _OPT_INT, _OPT_STR, _OPT_STR, int, int,
               _OPT_DICT, _OPT_NUM)
 
 
+_JOB_SETS = [frozenset(t) if isinstance(t, tuple) else frozenset((t,)) for t in _JOB_TYPES]
+
+
+def _jobs(rows):
+    """The JobStates of a snapshot's job rows; raise BadRecord unless every field has the type the fold gives it.
+
+    Checked column by column with C-speed builtins: a 100,000-job snapshot is checked in a few milliseconds.
+    """
+    if type(rows) is not list or not set(map(type, rows)) <= {list}:
+        raise BadRecord("the snapshot's jobs are not a list of rows")
+    # Rows written before the last fields existed are shorter: JobState fills in the defaults.
+    jobs = list(map(JobState._make, rows)) if set(map(len, rows)) <= {len(JobState._fields)} else \
+        [JobState(*row) for row in rows]
+    if jobs:
+        columns = list(zip(*jobs))
+        # A bool is never an int here: type() tells them apart.
+        if not all(set(map(type, col)) <= allowed for col, allowed in zip(columns, _JOB_SETS)):
+            raise BadRecord("the snapshot holds a job field of the wrong type")
+        ids, numbers, statuses = columns[0], columns[1], columns[2]
+        if not set(statuses) <= set(JOB_STATUSES):
+            raise BadRecord("the snapshot holds an unknown job status")
+        if list(map(str, numbers)) != list(ids) or len(set(ids)) != len(ids):
+            raise BadRecord("the snapshot's job ids are not their numbers, each once")
+    return jobs
+
+
 def _check_state(state):
     """Raise BadRecord unless every field of a decoded state has the type the fold gives it."""
     ok = (type(state.name) is str and type(state.params) is dict and type(state.seed) is int
@@ -103,12 +129,6 @@ def _check_state(state):
           and all(type(e) is tuple and len(e) == 2 and type(e[0]) is int and type(e[1]) is str for e in state.queue)
           and all(type(m) is int and all(type(j) is str for j in ids) for m, ids in state.members.items())
           and all(type(j) is str and type(t) in (int, float) for j, t in state.claims.items()))
-    jobs = state.jobs.values()
-    # Column by column: the set of types found in each field must be allowed (a bool is never an int here).
-    for i, allowed in enumerate(_JOB_TYPES):
-        allowed = set(allowed) if isinstance(allowed, tuple) else {allowed}
-        ok = ok and {type(job[i]) for job in jobs} <= allowed
-    ok = ok and {job.status for job in jobs} <= set(JOB_STATUSES)  # each job is under its id: JobTable.of_jobs
     if not ok:
         raise BadRecord("the snapshot holds a field of the wrong type")
     try:
