@@ -136,11 +136,11 @@ def _lose_first_append_to(db_b, other_write):
     real_append = store.append
     attempts = []
 
-    def append(key, cursor, version, data):
+    def append(key, cursor, version, data, sync=True):
         if not attempts:
             other_write()
         attempts.append(version)
-        return real_append(key, cursor, version, data)
+        return real_append(key, cursor, version, data, sync)
 
     store.append = append
     return attempts
@@ -238,7 +238,7 @@ def test_retries_are_bounded_jittered_and_give_up_with_a_clear_error(monkeypatch
     exp = manual_with_jobs(db, "busy", 1)
     sleeps = []
     monkeypatch.setattr(stream_module.time, "sleep", sleeps.append)
-    monkeypatch.setattr(db._store, "append", lambda key, cursor, version, data: None)  # always loses
+    monkeypatch.setattr(db._store, "append", lambda key, cursor, version, data, sync=True: None)  # always loses
     with pytest.raises(ConflictError, match="gave up after"):
         exp.add_job({"i": 1})
     monkeypatch.undo()
