@@ -13,7 +13,8 @@ import pytest
 
 import schedy
 from schedy.adapters import leases
-from schedy.core import audit, values
+from schedy import audit
+from schedy.core import values
 from schedy.core import events as ev
 from schedy.core.codec import Commit
 from schedy.core.state import fold

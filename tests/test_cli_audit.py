@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import schedy
-from schedy.core import audit
+from schedy import audit
 
 from conftest import SCHEDY_EXE, log_commits, log_size
 

@@ -12,7 +12,8 @@ import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..core import audit, decide
+from .. import audit
+from ..core import decide
 from ..core import events as ev
 from ..core import pbt, values
 from ..core.distributions import check_distributions

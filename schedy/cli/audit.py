@@ -13,7 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..adapters.api import PopulationBasedTraining, TIME_COLUMNS, _columns, flat_row, job_frame
-from ..core import audit, values
+from .. import audit
+from ..core import values
 from . import db_option, failures, main, open_db
 
 

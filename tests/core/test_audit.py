@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import schedy.core
-from schedy.core import audit, decide
+from schedy import audit  # the pure views of schedy.core.audit, and the parsing and wording around them
+from schedy.core import decide
 from schedy.core import events as ev
 from schedy.core.codec import Commit
 from schedy.core.state import _APPLY, apply, fold
