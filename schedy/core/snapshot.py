@@ -126,6 +126,9 @@ def _check_state(state):
           and type(state.deleted) is bool and state.status in EXPERIMENT_STATUSES
           and all(type(x) is int for x in (state.next_number, state.queue_head, state.next_seq, state.version,
                                               state.created))
+          # Ranges the fold relies on: an index into the queue, counters that only grow from their start.
+          and 0 <= state.queue_head <= len(state.queue) and state.next_seq >= 0 and state.next_number >= 1
+          and 1 <= state.created <= state.version
           and all(type(e) is tuple and len(e) == 2 and type(e[0]) is int and type(e[1]) is str for e in state.queue)
           and all(type(m) is int and all(type(j) is str for j in ids) for m, ids in state.members.items())
           and all(type(j) is str and type(t) in (int, float) for j, t in state.claims.items()))
