@@ -33,7 +33,6 @@ import collections
 import datetime
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -59,6 +58,7 @@ import schedy  # noqa: E402
 from schedy.adapters import objectstore as objectstore_module  # noqa: E402
 from schedy.errors import ConflictError  # noqa: E402
 from schedy.random import Choice, LogUniform  # noqa: E402
+from machine import describe  # noqa: E402 - benchmarks/machine.py, beside this script
 
 DISTRIBUTIONS = {"lr": LogUniform(1e-5, 1e-1), "layers": Choice([1, 2, 3, 4])}
 WORK_MS = 10  # the second series of the full run: each job "trains" this long (a sleep)
@@ -328,51 +328,8 @@ def ms(seconds):
     return None if seconds is None else round(seconds * 1000, 2)
 
 
-def _usable_cpus():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def machine():
-    usable = _usable_cpus()
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "schedy"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        if commit and dirty:
-            commit += " + uncommitted changes to schedy/"
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-
-    def version_of(package):
-        try:
-            from importlib.metadata import version as v
-            return v(package)
-        except Exception:  # noqa: BLE001
-            return None
-
-    return {"cpu_count": os.cpu_count(), "usable_cpus": usable, "cpu": cpu, "memory_gib": mem,
-            "python": platform.python_version(), "implementation": platform.python_implementation(),
-            "platform": platform.platform(), "schedy_commit": commit, "obstore": version_of("obstore"),
-            "moto": version_of("moto")}
+    return describe(["obstore", "moto"])
 
 
 # ---------------------------------------------------------------------------------------------------------------

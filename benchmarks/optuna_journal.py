@@ -61,7 +61,6 @@ import collections
 import datetime
 import json
 import os
-import platform
 import random
 import resource
 import shutil
@@ -70,6 +69,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from machine import describe  # noqa: E402 - benchmarks/machine.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -713,43 +713,8 @@ def filesystem_of(directory):
 
 
 def machine(directory):
-    cpu = platform.processor() or ""
-    mem = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "schedy"], capture_output=True,
-                               text=True, timeout=5).stdout.strip()
-        if commit and dirty:
-            commit += " + uncommitted changes to schedy/"
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-
-    def version_of(package):
-        try:
-            from importlib.metadata import version
-            return version(package)
-        except Exception:  # noqa: BLE001
-            return None
-
-    return {"cpu_count": os.cpu_count(), "usable_cpus": usable, "cpu": cpu, "memory_gib": mem,
-            "python": platform.python_version(), "platform": platform.platform(), "schedy_commit": commit,
-            "optuna": version_of("optuna"), "orjson": version_of("orjson"), "pyrsistent": version_of("pyrsistent"),
-            "filesystem": filesystem_of(directory), "directory": str(directory),
+    return {**describe(["optuna", "orjson", "pyrsistent"]), "filesystem": filesystem_of(directory),
+            "directory": str(directory),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
 
 
