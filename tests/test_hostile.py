@@ -670,7 +670,8 @@ def resealed_snapshots(draw, genuine):
     del body["crc"]
     field = draw(st.sampled_from(["format", "version", "experiment", "jobs", "queue", "members"]))
     if field in ("experiment", "jobs") and draw(st.booleans()):
-        row = body[field] if field == "experiment" else body[field][draw(st.integers(0, len(body[field]) - 1))]
+        # One value of the experiment's array, or of one job field's column.
+        row = body[field] if field == "experiment" else body[field][draw(st.sampled_from(sorted(body[field])))]
         row[draw(st.integers(0, len(row) - 1))] = draw(json_values)
     else:
         body[field] = draw(json_values)

@@ -19,8 +19,9 @@ import schedy
 from schedy.adapters.naming import stream_key
 from schedy.adapters.stream import StreamView
 from schedy.core.codec import Commit, encode_commit
+from schedy.core import snapshot as snapshots
 from schedy.core.snapshot import decode_snapshot
-from schedy.core.state import fold
+from schedy.core.state import apply, fold
 from schedy.errors import SchedyError
 from schedy.pbt import MINIMIZE, Perturb, Truncate
 from schedy.random import Choice, LogUniform, Uniform
@@ -173,9 +174,15 @@ def check_history(location, k, ops):
     assert view.state == replay
     event(f"opened: {view.snapshot}; {min(replay.version // 10 * 10, 30)}+ commits; "
           f"{min(len(replay.jobs), 10) // 5 * 5}+ jobs; created at {'1' if replay.created == 1 else '>1'}")
-    if replay.version >= k:
+    # The commits followed by a snapshot: every k, or less often once the experiment has over 16 k jobs.
+    due, state = [], None
+    for c in log_commits(db, "h"):
+        state = apply(state, c)
+        if snapshots.due(state, k):
+            due.append(c.version)
+    if due:
         assert view.snapshot == "used"
-        assert snapshot_versions(db, "h")[-1] == replay.version - replay.version % k
+        assert snapshot_versions(db, "h")[-1] == due[-1]
     else:
         assert view.snapshot is None and snapshot_versions(db, "h") == []
     # Every snapshot ever written holds the state of the log up to its version, not only the newest.

@@ -49,13 +49,19 @@ def encode_snapshot(state, cursor, commit_crc):
         "format": FORMAT, "version": state.version, "cursor": cursor, "commit_crc": commit_crc,
         "experiment": [state.name, state.kind, state.params, state.status, state.seed, state.deleted,
                        state.next_number, state.queue_head, state.next_seq, state.version, state.created],
-        "jobs": [list(j) for j in sorted(state.jobs.values(), key=lambda j: j.number)],
+        "jobs": _columns(sorted(state.jobs.values(), key=lambda j: j.number)),
         "queue": [list(entry) for entry in state.queue],
         "members": [[m, list(ids)] for m, ids in sorted(state.members.items())],
         "lease": state.lease,
         "claims": sorted([j, until] for j, until in state.claims.items()),
     }
     return seal(body)
+
+
+def _columns(jobs):
+    """The jobs as one array per JobState field (far fewer JSON arrays to write and read than one per job)."""
+    columns = list(zip(*jobs)) if jobs else [()] * len(JobState._fields)
+    return dict(zip(JobState._fields, columns))
 
 
 def decode_snapshot(data):
@@ -97,18 +103,26 @@ _JOB_TYPES = (str, int, str, dict, dict, _OPT_INT, _OPT_STR, _OPT_STR, int, int,
 _JOB_SETS = [frozenset(t) if isinstance(t, tuple) else frozenset((t,)) for t in _JOB_TYPES]
 
 
-def _jobs(rows):
-    """The JobStates of a snapshot's job rows; raise BadRecord unless every field has the type the fold gives it.
+def _jobs(stored):
+    """The JobStates of a snapshot's jobs; raise BadRecord unless every field has the type the fold gives it.
 
-    Checked column by column with C-speed builtins: a 100,000-job snapshot is checked in a few milliseconds.
+    ``stored`` is one array per field (``{"job_id": [...], ...}``), or, as snapshots written before
+    that were, one array per job. Checked column by column with C-speed builtins.
     """
-    if type(rows) is not list or not set(map(type, rows)) <= {list}:
-        raise BadRecord("the snapshot's jobs are not a list of rows")
-    # Rows written before the last fields existed are shorter: JobState fills in the defaults.
-    jobs = list(map(JobState._make, rows)) if set(map(len, rows)) <= {len(JobState._fields)} else \
-        [JobState(*row) for row in rows]
+    if type(stored) is dict:
+        if set(stored) != set(JobState._fields) or not all(type(c) is list for c in stored.values()) \
+                or len({len(c) for c in stored.values()}) > 1:
+            raise BadRecord("the snapshot's job columns are malformed")
+        columns = [stored[f] for f in JobState._fields]
+        jobs = list(map(JobState, *columns))
+    else:
+        if type(stored) is not list or not set(map(type, stored)) <= {list}:
+            raise BadRecord("the snapshot's jobs are not a list of rows")
+        # Rows written before the last fields existed are shorter: JobState fills in the defaults.
+        jobs = list(map(JobState._make, stored)) if set(map(len, stored)) <= {len(JobState._fields)} else \
+            [JobState(*row) for row in stored]
+        columns = list(zip(*jobs)) if jobs else []
     if jobs:
-        columns = list(zip(*jobs))
         # A bool is never an int here: type() tells them apart.
         if not all(set(map(type, col)) <= allowed for col, allowed in zip(columns, _JOB_SETS)):
             raise BadRecord("the snapshot holds a job field of the wrong type")
