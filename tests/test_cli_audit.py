@@ -21,7 +21,7 @@ from schedy import audit
 
 from conftest import SCHEDY_EXE, log_commits, log_size
 
-from test_audit_api import FIXED, T0, Clock  # one clock and one column list for both files
+from test_audit_api import FIXED, T0, Clock, small_pbt  # one clock, column list and PBT for both files
 
 
 def open_db(path, worker, clock=None):
@@ -133,17 +133,6 @@ def test_unknown_names_and_bad_moments_fail_with_a_message(cli, story, tmp_path)
     assert "--as-of" in runs["not a moment"][0].stderr
     assert not out.exists() and sorted(os.listdir(tmp_path)) == listing
     assert log_commits(story._db, "exp") == before
-
-
-def small_pbt():
-    from schedy.pbt import MINIMIZE, Perturb, Truncate
-    from schedy.random import Choice, LogUniform
-
-    return schedy.PopulationBasedTraining(
-        "pbt", MINIMIZE, "loss", Truncate(0.5),
-        explore={"lr": Perturb(0.8, 1.2, low=1e-5, high=1.0)},
-        initial_distributions={"lr": LogUniform(1e-4, 1e-1), "layers": Choice([1, 2])},
-        population_size=2, max_generations=3, seed=3)
 
 
 def table_rows(text):
