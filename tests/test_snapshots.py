@@ -379,8 +379,8 @@ def test_a_stale_snapshot_whose_commit_was_rewritten_falls_back_to_the_log(locat
     assert view.state.jobs["7"].hyperparameters == {"x": 0.99}  # the log's commit, not the snapshot's
 
 
-def test_a_stale_snapshot_past_the_end_of_a_truncated_log_falls_back_to_it(location, caplog):
-    db, _ = ten_commits(location)
+def _cut_after_commit_6(db):
+    """Cut the ten-commit log of "snap" back to its first 6 commits, behind the snapshot's back."""
     store, key = db._store, stream_key("snap")
     if hasattr(store, "root"):
         path = os.path.join(store.root, "experiments", key, "log.jsonl")
@@ -390,21 +390,18 @@ def test_a_stale_snapshot_past_the_end_of_a_truncated_log_falls_back_to_it(locat
     else:
         for v in range(7, 11):
             obstore.delete(store.store, f"{store.prefix}/experiments/{key}/log/{v:020d}.json")
+
+
+def test_a_stale_snapshot_past_the_end_of_a_truncated_log_falls_back_to_it(location, caplog):
+    db, _ = ten_commits(location)
+    _cut_after_commit_6(db)
     view = _assert_ignored_and_replayed(location, db, caplog)
     assert view.state.version == 6
 
 
 def test_a_stale_snapshot_of_a_log_cut_and_regrown_differently_falls_back_to_it(location, caplog):
     db, _ = ten_commits(location)
-    store, key = db._store, stream_key("snap")
-    if hasattr(store, "root"):
-        path = os.path.join(store.root, "experiments", key, "log.jsonl")
-        lines = open(path, "rb").read().splitlines(keepends=True)
-        with open(path, "wb") as f:
-            f.write(b"".join(lines[:6]))
-    else:
-        for v in range(7, 11):
-            obstore.delete(store.store, f"{store.prefix}/experiments/{key}/log/{v:020d}.json")
+    _cut_after_commit_6(db)
     other = schedy.SchedyDB(location, worker="other", snapshot_every=1000)  # writes no snapshot of its own
     exp = other.get_experiment("snap")
     for i in range(4):
