@@ -50,4 +50,4 @@ def main():
     """Schedy: hyperparameter searches coordinated through an append-only event log, with no server."""
 
 
-from . import audit, integrity, jobs, run, simulate  # noqa: E402,F401 - each module registers its commands
+from . import audit, dashboard, integrity, jobs, run, simulate  # noqa: E402,F401 - each module registers its commands

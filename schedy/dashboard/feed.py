@@ -1,0 +1,117 @@
+"""Follow experiments' logs as they grow, for the dashboard and the report (read only).
+
+A :class:`Feed` keeps one experiment's folded state (opened from its
+snapshot, as workers open it) and the time of every commit (read from the
+log itself, since a snapshot keeps no times), and renders the views of
+:mod:`schedy.dashboard.views` once per version.
+"""
+
+import threading
+import time
+
+import orjson
+
+from ..adapters.stream import StreamView
+from ..errors import ExperimentNotFoundError
+from . import views
+
+READER = "dashboard"  # never written: a feed only reads
+
+
+class Feed:
+    """One experiment's stream as the dashboard last read it."""
+
+    def __init__(self, store, key, min_interval=0.0, clock=time.monotonic):
+        self.store, self.key = store, key
+        self.min_interval, self.clock = min_interval, clock
+        self._view = StreamView(store, key, key, lambda: READER)
+        self._times = []  # the time of commit v is _times[v - 1]
+        self._cursor = store.initial_cursor()
+        self._checked = None
+        self._lock = threading.Lock()
+        self._rendered = {}  # (view, version) -> bytes; only the newest version is kept
+        self.state = None
+
+    def time_of(self, version):
+        """The time stamped on commit ``version``, or None if it is not read yet."""
+        return self._times[version - 1] if 0 < version <= len(self._times) else None
+
+    def refresh(self):
+        """Read what the log gained since the last refresh (at most once per ``min_interval``); return the state."""
+        with self._lock:
+            now = self.clock()
+            if self._checked is not None and now - self._checked < self.min_interval:
+                return self.state
+            self._checked = now
+            state = self._view.refresh()
+            # Read after the state, so the times reach at least as far as the state does.
+            records, self._cursor = self.store.read(self.key, self._cursor)
+            for rec in records:
+                self._times.append(_time(rec))
+            if state is not None:
+                self._view.label = state.name
+            self.state = state
+            return state
+
+    def live_state(self):
+        """The state, refreshed; raise ExperimentNotFoundError if the stream holds no live experiment."""
+        state = self.refresh()
+        if state is None or state.deleted:
+            raise ExperimentNotFoundError(f"no experiment in stream {self.key!r}")
+        return state
+
+    def render(self, view, **kwargs):
+        """The JSON bytes of ``views.<view>(state, time_of, **kwargs)`` for the current state, cached per version."""
+        state = self.live_state()
+        cache_key = (view, state.version, tuple(sorted(kwargs.items())))
+        with self._lock:
+            data = self._rendered.get(cache_key)
+        if data is None:
+            data = orjson.dumps(getattr(views, view)(state, self.time_of, **kwargs))
+            with self._lock:
+                self._rendered = {k: v for k, v in self._rendered.items() if k[1] == state.version}
+                self._rendered[cache_key] = data
+        return data
+
+
+def _time(record):
+    try:
+        t = orjson.loads(record).get("t")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return t if type(t) in (int, float) else None
+
+
+class Feeds:
+    """The feeds of every experiment in one store, created as experiments appear."""
+
+    def __init__(self, store, min_interval=0.0):
+        self.store, self.min_interval = store, min_interval
+        self._feeds = {}
+        self._lock = threading.Lock()
+
+    def _feed(self, key):
+        with self._lock:
+            feed = self._feeds.get(key)
+            if feed is None:
+                feed = self._feeds[key] = Feed(self.store, key, self.min_interval)
+            return feed
+
+    def all(self):
+        """``[(feed, state)]`` for every live experiment, in the order of their names."""
+        out = []
+        for key in self.store.keys():
+            feed = self._feed(key)
+            state = feed.refresh()
+            if state is not None and not state.deleted:
+                out.append((feed, state))
+        return sorted(out, key=lambda fs: fs[1].name)
+
+    def get(self, name):
+        """The feed of experiment ``name``; raise ExperimentNotFoundError if there is none."""
+        from ..adapters.naming import stream_key
+        feed = self._feed(stream_key(name))
+        state = feed.live_state()
+        if state.name != name:
+            raise ExperimentNotFoundError(f"no experiment named {name!r}")
+        return feed

@@ -1,0 +1,45 @@
+"""One experiment's dashboard as a single HTML file that opens with no network and no server."""
+
+import os
+import tempfile
+
+import orjson
+
+from ..adapters.naming import stream_key
+from ..audit import utc
+from .feed import Feed
+from .page import plotly_js, report_page
+
+
+def report_html(store, name):
+    """The bytes of the report of experiment ``name`` in ``store``, as its log stands now."""
+    plotly_js()  # say that plotly is missing before reading a long log
+    feed = Feed(store, stream_key(name))
+    state = feed.live_state()
+    if state.name != name:
+        from ..errors import ExperimentNotFoundError
+        raise ExperimentNotFoundError(f"no experiment named {name!r}")
+    summary = orjson.loads(feed.render("summary"))
+    data = {"experiments": [summary],
+            "experiment": {"summary": summary, "jobs": orjson.loads(feed.render("job_columns", since=0))}}
+    stamp = feed.time_of(state.version)
+    note = f"report: commit {state.version}" + (f", {utc(stamp)}" if stamp is not None else "")
+    return report_page(data, note)
+
+
+def write_report(store, name, path):
+    """Write the report of experiment ``name`` to ``path`` (atomically: a reader never sees half of it)."""
+    data = report_html(store, name)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".schedy-report-", suffix=".html", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it: mkstemp's 0o600 would hide a report meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return len(data)

@@ -1,0 +1,531 @@
+// Schedy dashboard: draws the views the server (or the report's embedded data) gives it.
+// Every name and value from a log is shown as text: DOM nodes get textContent, never innerHTML,
+// and strings given to Plotly (which reads a few HTML tags in labels) are escaped first.
+"use strict";
+
+(function () {
+  const config = JSON.parse(document.getElementById("schedy-config").textContent);
+  const embedded = document.getElementById("schedy-data");
+  const STATIC = config.mode === "report";
+  const PAGE_SIZE = 50;
+  const MAX_POINTS = 4000; // per chart: more would slow the page without showing more
+  const STATUSES = ["QUEUED", "RUNNING", "DONE", "CRASHED", "PRUNED"];
+  const FINISHED = new Set(["DONE", "CRASHED", "PRUNED"]);
+  const PLOT = { displaylogo: false, responsive: true };
+
+  const app = {
+    list: null, // summaries of every experiment
+    exp: null, // {name, summary, rows: Map id -> row, version, created, kind, hpNames, resultNames}
+    table: { sort: "id", desc: false, status: "", filter: "", page: 0 },
+    score: null, // {name, goal} the charts rank by
+    job: null, // the job whose lineage is shown
+    drawn: null, // the version last drawn
+    error: null,
+  };
+
+  // -- small helpers ---------------------------------------------------------------------------
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else if (k === "dataset") Object.assign(node.dataset, v);
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  function plotText(s) {
+    // Plotly reads <b>, <br>, <a> and entities in labels: escape, so that a name is shown as written.
+    return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
+  function show(v) {
+    if (v === null || v === undefined) return "";
+    if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(+v.toPrecision(6));
+    if (typeof v === "object") return JSON.stringify(v);
+    return String(v);
+  }
+
+  function isNum(v) { return typeof v === "number" && Number.isFinite(v); }
+
+  function when(t) {
+    if (!isNum(t)) return "";
+    return new Date(t * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  }
+
+  function thin(n, limit) {
+    // Indices 0..n-1 kept when at most `limit` points are drawn: an even stride, the last one always kept.
+    if (n <= limit) return null;
+    const step = n / limit, keep = [];
+    for (let x = 0; x < n; x += step) keep.push(Math.floor(x));
+    if (keep[keep.length - 1] !== n - 1) keep.push(n - 1);
+    return keep;
+  }
+
+  function pick(arr, keep) { return keep ? keep.map((i) => arr[i]) : arr; }
+
+  // -- reading the data ------------------------------------------------------------------------
+  async function fetchJSON(url) {
+    const r = await fetch(url, { cache: "no-store" });
+    const body = await r.json();
+    if (!r.ok) throw new Error(body.error || r.statusText);
+    return body;
+  }
+
+  function merge(doc) {
+    // doc: {summary, jobs: {version, created, since, count, columns, hp, results}}
+    const jobs = doc.jobs;
+    let exp = app.exp;
+    if (!exp || exp.name !== doc.summary.name || jobs.since === 0) {
+      exp = app.exp = { name: doc.summary.name, rows: new Map(), hpNames: new Set(), resultNames: new Set() };
+    }
+    exp.summary = doc.summary;
+    exp.kind = doc.summary.kind;
+    const c = jobs.columns, n = c.id.length;
+    const hpNames = Object.keys(jobs.hp), resNames = Object.keys(jobs.results);
+    hpNames.forEach((h) => exp.hpNames.add(h));
+    resNames.forEach((h) => exp.resultNames.add(h));
+    for (let i = 0; i < n; i++) {
+      const hp = {}, results = {};
+      for (const h of hpNames) { const v = jobs.hp[h][i]; if (v !== null) hp[h] = v; }
+      for (const h of resNames) { const v = jobs.results[h][i]; if (v !== null) results[h] = v; }
+      exp.rows.set(c.id[i], {
+        id: c.id[i], num: Number(c.id[i]), status: c.status[i], generation: c.generation[i], member: c.member[i],
+        parent: c.parent[i], added_at: c.added_at[i], finished_at: c.finished_at[i], worker: c.worker[i],
+        hp, results,
+      });
+    }
+    // A job deleted since the last read leaves the counts unequal: read everything again next time.
+    exp.version = jobs.count === exp.rows.size ? jobs.version : 0;
+    exp.created = jobs.created;
+    if (!app.score || !exp.resultNames.has(app.score.name)) app.score = doc.summary.score;
+  }
+
+  async function load() {
+    const route = parseRoute();
+    try {
+      if (STATIC) {
+        const data = JSON.parse(embedded.textContent);
+        app.list = data.experiments;
+        if (data.experiment && !app.exp) merge(data.experiment);
+      } else if (route.name === null) {
+        app.list = await fetchJSON("/api/experiments");
+      } else {
+        const known = app.exp && app.exp.name === route.name;
+        const q = new URLSearchParams({ name: route.name });
+        if (known) { q.set("since", app.exp.version); q.set("created", app.exp.created); }
+        else { app.exp = null; app.score = null; }
+        merge(await fetchJSON("/api/experiment?" + q));
+      }
+      app.error = null;
+    } catch (e) {
+      app.error = String(e.message || e);
+    }
+    render(route);
+  }
+
+  // -- routing ---------------------------------------------------------------------------------
+  function parseRoute() {
+    const h = location.hash.replace(/^#\/?/, "");
+    if (h.startsWith("experiment/")) {
+      const [path, query] = h.slice("experiment/".length).split("?");
+      const job = new URLSearchParams(query || "").get("job");
+      return { name: decodeURIComponent(path), job };
+    }
+    if (STATIC && app.list && app.list.length === 1 && h === "") return { name: app.list[0].name, job: null };
+    return { name: null, job: null };
+  }
+
+  function experimentHref(name, job) {
+    return "#/experiment/" + encodeURIComponent(name) + (job ? "?job=" + encodeURIComponent(job) : "");
+  }
+
+  // -- rendering -------------------------------------------------------------------------------
+  function render(route) {
+    const main = document.getElementById("main");
+    const banner = document.getElementById("error");
+    banner.textContent = app.error || "";
+    banner.hidden = !app.error;
+    if (route.name === null) {
+      if (app.list) main.replaceChildren(listView(app.list));
+      document.title = "Schedy: experiments";
+      document.body.dataset.view = "list";
+      document.body.dataset.ready = "1";
+      return;
+    }
+    if (!app.exp || app.exp.name !== route.name) return;
+    app.job = route.job;
+    const key = app.exp.summary.version + "|" + route.job + "|" + JSON.stringify(app.score);
+    if (document.body.dataset.view === "experiment" && app.drawn === key) return;
+    if (document.body.dataset.view !== "experiment" || app.drawnName !== app.exp.name) {
+      main.replaceChildren(experimentSkeleton());
+      app.drawnName = app.exp.name;
+    }
+    document.title = "Schedy: " + app.exp.name;
+    document.body.dataset.view = "experiment";
+    drawExperiment();
+    app.drawn = key;
+    document.body.dataset.version = String(app.exp.summary.version);
+    document.body.dataset.ready = "1";
+  }
+
+  function counts(summary) {
+    return STATUSES.map((s) => el("td", { class: "num", dataset: { status: s } }, summary.counts[s]));
+  }
+
+  function bestText(summary) {
+    if (!summary.best) return "";
+    return show(summary.best.value) + " (" + summary.score.name + ", job " + summary.best.job + ")";
+  }
+
+  function listView(list) {
+    const head = el("tr", {}, el("th", {}, "experiment"), el("th", {}, "kind"), el("th", {}, "status"),
+      el("th", {}, "jobs"), STATUSES.map((s) => el("th", {}, s)), el("th", {}, "best score"),
+      el("th", {}, "last change"));
+    const rows = list.map((s) => el("tr", { dataset: { name: s.name } },
+      el("td", {}, el("a", { href: experimentHref(s.name) }, s.name)), el("td", {}, s.kind),
+      el("td", {}, s.status), el("td", { class: "num" }, s.jobs), counts(s),
+      el("td", { class: "best" }, bestText(s)), el("td", {}, when(s.updated_at))));
+    return el("section", {},
+      el("h1", {}, "Experiments"),
+      list.length ? el("table", { id: "experiments" }, el("thead", {}, head), el("tbody", {}, rows))
+        : el("p", {}, "This database holds no experiment yet."));
+  }
+
+  function experimentSkeleton() {
+    return el("section", {},
+      STATIC ? null : el("p", { class: "back" }, el("a", { href: "#/" }, "← all experiments")),
+      el("h1", { id: "title" }),
+      el("div", { id: "facts" }),
+      el("div", { class: "controls", id: "score-controls" }),
+      el("div", { class: "charts" },
+        el("div", { class: "chart", id: "chart-best" }),
+        el("div", { class: "chart", id: "chart-members" }),
+        el("div", { class: "chart-box", id: "scatter-box" },
+          el("label", { class: "scatter-label" }, "hyperparameter ",
+            el("select", { id: "scatter-x", onchange: (e) => { app.scatterX = e.target.value; redraw(); } })),
+          el("div", { class: "chart", id: "chart-scatter" }))),
+      el("div", { id: "lineage" }),
+      el("h2", {}, "Jobs"),
+      el("div", { class: "controls", id: "table-controls" }),
+      el("div", { id: "jobs" }));
+  }
+
+  function drawExperiment() {
+    const exp = app.exp, s = exp.summary;
+    document.getElementById("title").textContent = s.name;
+    document.getElementById("facts").replaceChildren(el("table", { class: "facts" },
+      el("tr", {}, el("th", {}, "kind"), el("th", {}, "status"), el("th", {}, "jobs"),
+        STATUSES.map((x) => el("th", {}, x)), el("th", {}, "best score"), el("th", {}, "commits")),
+      el("tr", { id: "summary" }, el("td", {}, s.kind), el("td", {}, s.status), el("td", { class: "num" }, s.jobs),
+        counts(s), el("td", { class: "best" }, bestText(s)), el("td", { class: "num" }, s.version))));
+    drawScoreControls();
+    const rows = [...exp.rows.values()].sort((a, b) => a.num - b.num);
+    drawBest(rows);
+    if (exp.kind === "pbt") { drawMembers(rows); hide("chart-scatter"); }
+    else { drawScatter(rows); hide("chart-members"); }
+    drawLineage();
+    drawTable(rows);
+  }
+
+  function hide(id) {
+    const node = document.getElementById(id);
+    if (node.dataset.drawn) Plotly.purge(node);
+    node.hidden = true;
+    if (node.parentElement.classList.contains("chart-box")) node.parentElement.hidden = true;
+    delete node.dataset.drawn;
+  }
+
+  function plot(id, traces, layout) {
+    const node = document.getElementById(id);
+    node.hidden = false;
+    Plotly.react(node, traces, Object.assign({
+      margin: { l: 60, r: 20, t: 40, b: 50 }, height: 340, hovermode: "closest",
+      legend: { orientation: "v" },
+    }, layout), PLOT);
+    node.dataset.drawn = "1";
+  }
+
+  function drawScoreControls() {
+    const box = document.getElementById("score-controls");
+    const names = [...app.exp.resultNames].sort();
+    if (!app.score || !names.length) { box.replaceChildren(); return; }
+    const nameSel = el("select", { id: "score-name", onchange: (e) => { app.score = { ...app.score, name: e.target.value }; redraw(); } },
+      names.map((n) => el("option", { value: n, selected: n === app.score.name }, n)));
+    const goalSel = el("select", { id: "score-goal", onchange: (e) => { app.score = { ...app.score, goal: e.target.value }; redraw(); } },
+      el("option", { value: "max", selected: app.score.goal === "max" }, "higher is better"),
+      el("option", { value: "min", selected: app.score.goal === "min" }, "lower is better"));
+    const logBox = el("input", { id: "score-log", type: "checkbox", checked: logScale(),
+      onchange: (e) => { app.logScale = e.target.checked; redraw(); } });
+    box.replaceChildren(el("label", {}, "score ", nameSel), " ", goalSel, " ", el("label", {}, logBox, " log scale"));
+  }
+
+  function logScale() {
+    // Unless the reader chose: a log axis when every score is positive and they span more than two decades.
+    if (app.logScale !== undefined && app.logScale !== null) return app.logScale;
+    let lo = Infinity, hi = -Infinity;
+    for (const r of app.exp.rows.values()) {
+      const v = scoreOf(r);
+      if (v === null) continue;
+      if (v <= 0) return false;
+      lo = Math.min(lo, v); hi = Math.max(hi, v);
+    }
+    return hi / lo > 100;
+  }
+
+  function scoreAxis() { return { title: { text: plotText(app.score.name) }, type: logScale() ? "log" : "linear" }; }
+
+  function redraw() { app.drawn = null; render(parseRoute()); }
+
+  function scoreOf(row) {
+    const v = row.results[app.score.name];
+    return row.status === "DONE" && isNum(v) ? v : null;
+  }
+
+  function better(a, b) { return app.score.goal === "max" ? a > b : a < b; }
+
+  function finishedScored(rows) {
+    return rows.filter((r) => isNum(r.finished_at) && scoreOf(r) !== null)
+      .sort((a, b) => a.finished_at - b.finished_at || a.num - b.num);
+  }
+
+  function drawBest(rows) {
+    if (!app.score) { hide("chart-best"); return; }
+    const done = finishedScored(rows);
+    const bx = [], by = [], bj = [];
+    let best = null;
+    for (const r of done) {
+      const v = scoreOf(r);
+      if (best === null || better(v, best)) { best = v; bx.push(r.finished_at * 1000); by.push(v); bj.push(r.id); }
+    }
+    if (done.length && bx[bx.length - 1] !== done[done.length - 1].finished_at * 1000) {
+      bx.push(done[done.length - 1].finished_at * 1000); by.push(best); bj.push(bj[bj.length - 1]);
+    }
+    const keep = thin(done.length, MAX_POINTS);
+    const all = pick(done, keep);
+    plot("chart-best", [
+      { name: "each job", type: "scatter", mode: "markers", x: all.map((r) => r.finished_at * 1000),
+        y: all.map(scoreOf), text: all.map((r) => "job " + plotText(r.id)), hoverinfo: "x+y+text",
+        marker: { size: 4, color: "#9db4cf" } },
+      { name: "best so far", type: "scatter", mode: "lines+markers", line: { shape: "hv", color: "#d62728" },
+        x: bx, y: by, text: bj.map((j) => "job " + plotText(j)), hoverinfo: "x+y+text" },
+    ], { title: { text: "Best " + plotText(app.score.name) + " over time" }, xaxis: { type: "date", title: { text: "finished at (UTC)" } },
+      yaxis: scoreAxis() });
+  }
+
+  function drawMembers(rows) {
+    if (!app.score) { hide("chart-members"); return; }
+    const byId = app.exp.rows;
+    const members = new Map();
+    for (const r of finishedScored(rows)) {
+      if (r.member === null || r.member === undefined) continue;
+      if (!members.has(r.member)) members.set(r.member, []);
+      members.get(r.member).push(r);
+    }
+    const perMember = Math.max(20, Math.floor(MAX_POINTS / Math.max(1, members.size)));
+    const traces = [];
+    for (const [m, segs] of [...members.entries()].sort((a, b) => a[0] - b[0])) {
+      const kept = pick(segs, thin(segs.length, perMember));
+      traces.push({ name: "member " + m, type: "scatter", mode: "lines", x: kept.map((r) => r.finished_at * 1000),
+        y: kept.map(scoreOf), text: kept.map((r) => "job " + plotText(r.id) + ", generation " + r.generation),
+        hoverinfo: "x+y+text+name", line: { width: 1.5 } });
+    }
+    // An exploit: a segment that continues from another member's segment (it copied that member's weights).
+    const ex = [];
+    for (const r of rows) {
+      const p = r.parent !== null ? byId.get(r.parent) : undefined;
+      if (p && p.member !== r.member && isNum(r.added_at) && scoreOf(p) !== null) ex.push([r, p]);
+    }
+    const keptEx = pick(ex, thin(ex.length, MAX_POINTS));
+    traces.push({ name: "exploit (copied a better member)", type: "scatter", mode: "markers",
+      x: keptEx.map(([r]) => r.added_at * 1000), y: keptEx.map(([, p]) => scoreOf(p)),
+      text: keptEx.map(([r, p]) => "member " + r.member + " copied member " + p.member + " (job " + plotText(p.id) + " → job " + plotText(r.id) + ")"),
+      hoverinfo: "x+y+text", marker: { symbol: "x-thin-open", size: 7, color: "rgba(0,0,0,0.55)" } });
+    plot("chart-members", traces, { title: { text: "Every member's " + plotText(app.score.name) + " (× marks an exploit)" },
+      xaxis: { type: "date", title: { text: "finished at (UTC)" } }, yaxis: scoreAxis(),
+      meta: { exploits: ex.length } });
+  }
+
+  function drawScatter(rows) {
+    const names = [...app.exp.hpNames].sort();
+    if (!app.score || !names.length) { hide("chart-scatter"); return; }
+    const done = rows.filter((r) => scoreOf(r) !== null);
+    let x = app.scatterX;
+    if (!names.includes(x)) x = app.scatterX = names[0];
+    const shown = pick(done, thin(done.length, MAX_POINTS)).filter((r) => r.hp[x] !== undefined);
+    const numeric = shown.every((r) => isNum(r.hp[x]));
+    const xs = numeric ? shown.map((r) => r.hp[x]) : [];
+    const logX = numeric && xs.length > 1 && xs.every((v) => v > 0) && Math.max(...xs) / Math.min(...xs) > 100;
+    plot("chart-scatter", [{
+      name: "jobs", type: "scatter", mode: "markers", x: shown.map((r) => numeric ? r.hp[x] : plotText(show(r.hp[x]))),
+      y: shown.map(scoreOf), text: shown.map((r) => "job " + plotText(r.id)), hoverinfo: "x+y+text",
+      marker: { size: 6, color: shown.map(scoreOf), colorscale: "Viridis", showscale: true },
+    }], { title: { text: plotText(app.score.name) + " against " + plotText(x) },
+      xaxis: { title: { text: plotText(x) }, type: numeric ? (logX ? "log" : "linear") : "category" },
+      yaxis: scoreAxis() });
+    document.getElementById("scatter-box").hidden = false;
+    document.getElementById("scatter-x").replaceChildren(...names.map((n) => el("option", { value: n, selected: n === x }, n)));
+  }
+
+  // -- lineage ---------------------------------------------------------------------------------
+  function lineage(id) {
+    const chain = [], seen = new Set();
+    let row = app.exp.rows.get(id);
+    while (row && !seen.has(row.id)) {
+      seen.add(row.id);
+      chain.push(row);
+      row = row.parent !== null ? app.exp.rows.get(row.parent) : undefined;
+    }
+    return chain.reverse();
+  }
+
+  function drawLineage() {
+    const box = document.getElementById("lineage");
+    const id = app.job;
+    if (!id || !app.exp.rows.has(id)) {
+      box.replaceChildren(id ? el("p", { class: "warn" }, "There is no job " + id + " in this experiment.") : "");
+      return;
+    }
+    const chain = lineage(id);
+    const hps = [...new Set(chain.flatMap((r) => Object.keys(r.hp)))].sort();
+    const head = el("tr", {}, ["generation", "job", "member", "status"].map((h) => el("th", {}, h)),
+      app.score ? el("th", {}, app.score.name) : null, hps.map((h) => el("th", {}, h)));
+    const body = chain.map((r) => el("tr", { dataset: { job: r.id } },
+      el("td", { class: "num" }, show(r.generation)), el("td", {}, jobLink(r.id)), el("td", { class: "num" }, show(r.member)),
+      el("td", {}, r.status), app.score ? el("td", { class: "num" }, show(r.results[app.score.name])) : null,
+      hps.map((h) => el("td", { class: "num" }, show(r.hp[h])))));
+    const charts = el("div", { class: "charts" });
+    box.replaceChildren(el("h2", {}, "Lineage of job " + id),
+      el("p", {}, "Each row continued training from the one above it; the hyperparameters of the rows are the schedule that produced job " + id + ". ",
+        el("a", { href: experimentHref(app.exp.name) }, "close")),
+      el("table", { id: "lineage-table" }, el("thead", {}, head), el("tbody", {}, body)), charts);
+    const numeric = hps.filter((h) => chain.some((r) => isNum(r.hp[h])));
+    if (chain.length > 1 && numeric.length) {
+      const div = el("div", { class: "chart", id: "chart-schedule" });
+      charts.append(div);
+      plot("chart-schedule", numeric.map((h, k) => ({
+        name: plotText(h), type: "scatter", mode: "lines+markers", line: { shape: "hv" },
+        x: chain.map((r, i) => isNum(r.generation) ? r.generation : i), y: chain.map((r) => isNum(r.hp[h]) ? r.hp[h] : null),
+        yaxis: k === 0 ? "y" : "y" + (k + 1),
+      })), Object.assign({ title: { text: "Hyperparameter schedule of job " + plotText(id) }, xaxis: { title: { text: "generation" } },
+        grid: { rows: numeric.length, columns: 1, pattern: "independent" }, height: 120 + 140 * numeric.length },
+      Object.fromEntries(numeric.map((h, k) => ["yaxis" + (k === 0 ? "" : k + 1), { title: { text: plotText(h) } }]))));
+    }
+  }
+
+  function jobLink(id) {
+    return el("a", { href: experimentHref(app.exp.name, id), class: "job" }, id);
+  }
+
+  // -- the jobs table ----------------------------------------------------------------------------
+  function columns() {
+    const exp = app.exp, pbt = exp.kind === "pbt";
+    const cols = [
+      { key: "id", label: "job", get: (r) => r.num, cell: (r) => jobLink(r.id) },
+      { key: "status", label: "status", get: (r) => r.status },
+    ];
+    if (pbt) {
+      cols.push({ key: "generation", label: "generation", get: (r) => r.generation });
+      cols.push({ key: "member", label: "member", get: (r) => r.member });
+      cols.push({ key: "parent", label: "continues from", get: (r) => r.parent === null ? null : Number(r.parent),
+        cell: (r) => r.parent === null ? "" : jobLink(r.parent) });
+    }
+    cols.push({ key: "finished_at", label: "finished at", get: (r) => r.finished_at, cell: (r) => when(r.finished_at) });
+    cols.push({ key: "worker", label: "worker", get: (r) => r.worker });
+    for (const h of [...exp.hpNames].sort()) cols.push({ key: "hp." + h, label: h, get: (r) => r.hp[h], group: "hp" });
+    for (const h of [...exp.resultNames].sort()) cols.push({ key: "result." + h, label: h, get: (r) => r.results[h], group: "result" });
+    return cols;
+  }
+
+  function compare(a, b) {
+    // Missing values last; numbers before text; numbers by value, text in alphabetical order.
+    const na = a === null || a === undefined, nb = b === null || b === undefined;
+    if (na || nb) return na && nb ? 0 : na ? 1 : -1;
+    const ta = typeof a === "number", tb = typeof b === "number";
+    if (ta && tb) return a - b;
+    if (ta !== tb) return ta ? -1 : 1;
+    return show(a) < show(b) ? -1 : show(a) > show(b) ? 1 : 0;
+  }
+
+  const OPS = { "=": (c) => c === 0, "!=": (c) => c !== 0, "<": (c) => c < 0, "<=": (c) => c <= 0, ">": (c) => c > 0, ">=": (c) => c >= 0 };
+
+  function matcher(cols, text) {
+    // "lr > 0.01", "result.loss <= 2", "status = DONE": compare one column; anything else: text found in any cell.
+    text = text.trim();
+    if (!text) return null;
+    const m = text.match(/^([^<>=!]+?)\s*(<=|>=|!=|=|<|>)\s*(.+)$/);
+    if (m) {
+      const name = m[1].trim();
+      const col = cols.find((c) => c.key === name || c.label === name || c.key === "hp." + name || c.key === "result." + name);
+      if (col) {
+        const raw = m[3].trim(), num = Number(raw), value = raw !== "" && Number.isFinite(num) ? num : raw;
+        const op = OPS[m[2]];
+        return (r) => { const v = col.get(r); return v !== null && v !== undefined && op(compare(v, value)); };
+      }
+    }
+    const needle = text.toLowerCase();
+    return (r) => cols.some((c) => show(c.get(r)).toLowerCase().includes(needle));
+  }
+
+  function drawTable(rows) {
+    const t = app.table, cols = columns();
+    const sortCol = cols.find((c) => c.key === t.sort) || cols[0];
+    let shown = t.status ? rows.filter((r) => r.status === t.status) : rows;
+    const match = matcher(cols, t.filter);
+    if (match) shown = shown.filter(match);
+    if (sortCol.key !== "id" || t.desc) {
+      const keyed = shown.map((r) => [sortCol.get(r), r]);
+      keyed.sort((a, b) => { const c = compare(a[0], b[0]); return (c === 0 ? a[1].num - b[1].num : t.desc && a[0] != null && b[0] != null ? -c : c); });
+      shown = keyed.map((k) => k[1]);
+    }
+    const pages = Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
+    t.page = Math.min(t.page, pages - 1);
+    const first = t.page * PAGE_SIZE, page = shown.slice(first, first + PAGE_SIZE);
+
+    if (!document.getElementById("status-filter")) {
+      let timer = null;
+      document.getElementById("table-controls").replaceChildren(
+        el("select", { id: "status-filter", onchange: (e) => { t.status = e.target.value; t.page = 0; redraw(); } },
+          el("option", { value: "" }, "every status"), STATUSES.map((s) => el("option", { value: s, selected: s === t.status }, s))),
+        " ",
+        el("input", { id: "job-filter", type: "search", value: t.filter, size: 40,
+          placeholder: "filter: text, or lr > 0.01, status = DONE", "aria-label": "filter the jobs",
+          oninput: (e) => { clearTimeout(timer); timer = setTimeout(() => { t.filter = e.target.value; t.page = 0; redraw(); }, 200); } }),
+        " ",
+        el("span", { class: "pager", id: "pager" }));
+    }
+    document.getElementById("pager").replaceChildren(
+      el("button", { id: "prev-page", disabled: t.page === 0, onclick: () => { t.page--; redraw(); } }, "‹ previous"),
+      el("span", { id: "page-info" }, shown.length ? `jobs ${first + 1}–${first + page.length} of ${shown.length}` : "no job matches"),
+      el("button", { id: "next-page", disabled: t.page >= pages - 1, onclick: () => { t.page++; redraw(); } }, "next ›"));
+
+    const head = el("tr", {}, cols.map((c) => el("th", {
+      class: "sortable " + (c.group || ""), dataset: { key: c.key }, title: "sort by " + c.key,
+      onclick: () => { if (t.sort === c.key) t.desc = !t.desc; else { t.sort = c.key; t.desc = false; } redraw(); },
+    }, c.label, c.key === sortCol.key ? (t.desc ? " ▼" : " ▲") : "")));
+    const body = page.map((r) => el("tr", { dataset: { job: r.id, status: r.status } },
+      cols.map((c) => el("td", { dataset: { key: c.key }, class: typeof c.get(r) === "number" && !c.cell ? "num" : null },
+        c.cell ? c.cell(r) : show(c.get(r))))));
+    document.getElementById("jobs").replaceChildren(el("table", { id: "jobs-table" }, el("thead", {}, head), el("tbody", {}, body)));
+  }
+
+  // -- start -----------------------------------------------------------------------------------
+  window.addEventListener("hashchange", () => {
+    const r = parseRoute();
+    if (r.name !== null && app.exp && app.exp.name === r.name) { render(r); return; }
+    app.drawn = null;
+    document.body.dataset.view = "";
+    load();
+  });
+  load().then(() => {
+    if (!STATIC) {
+      const tick = () => load().finally(() => setTimeout(tick, config.poll * 1000));
+      setTimeout(tick, config.poll * 1000);
+    }
+  });
+})();
