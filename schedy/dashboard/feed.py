@@ -11,6 +11,7 @@ import time
 
 import orjson
 
+from ..adapters.naming import stream_key
 from ..adapters.stream import StreamView
 from ..errors import ExperimentNotFoundError
 from . import views
@@ -21,8 +22,8 @@ READER = "dashboard"  # never written: a feed only reads
 class Feed:
     """One experiment's stream as the dashboard last read it."""
 
-    def __init__(self, store, key, min_interval=0.0, clock=time.monotonic):
-        self.store, self.key = store, key
+    def __init__(self, store, key, min_interval=0.0, clock=time.monotonic, name=None):
+        self.store, self.key, self.name = store, key, name
         self.min_interval, self.clock = min_interval, clock
         self._view = StreamView(store, key, key, lambda: READER)
         self._times = []  # the time of commit v is _times[v - 1]
@@ -56,8 +57,9 @@ class Feed:
     def live_state(self):
         """The state, refreshed; raise ExperimentNotFoundError if the stream holds no live experiment."""
         state = self.refresh()
-        if state is None or state.deleted:
-            raise ExperimentNotFoundError(f"no experiment in stream {self.key!r}")
+        if state is None or state.deleted or (self.name is not None and state.name != self.name):
+            what = f"named {self.name!r}" if self.name is not None else f"in stream {self.key!r}"
+            raise ExperimentNotFoundError(f"no experiment {what}")
         return state
 
     def render(self, view, **kwargs):
@@ -109,9 +111,8 @@ class Feeds:
 
     def get(self, name):
         """The feed of experiment ``name``; raise ExperimentNotFoundError if there is none."""
-        from ..adapters.naming import stream_key
         feed = self._feed(stream_key(name))
-        state = feed.live_state()
-        if state.name != name:
+        state = feed.refresh()
+        if state is None or state.deleted or state.name != name:
             raise ExperimentNotFoundError(f"no experiment named {name!r}")
         return feed

@@ -49,9 +49,8 @@ def _json_script(element_id, obj):
 
 def live_page(poll_interval):
     """The page the dashboard server sends: it loads its files from /static/ and polls the server."""
-    head = ('<link rel="stylesheet" href="/static/app.css">\n'
-            '<script src="/static/plotly.min.js"></script>\n'
-            + _json_script("schedy-config", {"mode": "live", "poll": poll_interval}))
+    # plotly.js is loaded by app.js once the tables are drawn.
+    head = '<link rel="stylesheet" href="/static/app.css">\n' + _json_script("schedy-config", {"mode": "live", "poll": poll_interval})
     return _template(head, "live: updates by itself", '<script src="/static/app.js"></script>')
 
 
@@ -60,8 +59,9 @@ def report_page(data, note):
     inline = _inline_script
     head = (f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">\n'
             f'<style>{_ours("app.css").decode("utf-8")}</style>\n'
-            + inline(plotly_js()) + "\n" + _json_script("schedy-config", {"mode": "report"}))
-    body = _json_script("schedy-data", data) + "\n" + inline(_ours("app.js"))
+            + _json_script("schedy-config", {"mode": "report"}))
+    # plotly.js last, so that the tables are drawn while it is read.
+    body = _json_script("schedy-data", data) + "\n" + inline(_ours("app.js")) + "\n" + inline(plotly_js())
     return _template(head, note, body)
 
 

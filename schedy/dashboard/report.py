@@ -14,11 +14,8 @@ from .page import plotly_js, report_page
 def report_html(store, name):
     """The bytes of the report of experiment ``name`` in ``store``, as its log stands now."""
     plotly_js()  # say that plotly is missing before reading a long log
-    feed = Feed(store, stream_key(name))
+    feed = Feed(store, stream_key(name), name=name)
     state = feed.live_state()
-    if state.name != name:
-        from ..errors import ExperimentNotFoundError
-        raise ExperimentNotFoundError(f"no experiment named {name!r}")
     summary = orjson.loads(feed.render("summary"))
     data = {"experiments": [summary],
             "experiment": {"summary": summary, "jobs": orjson.loads(feed.render("job_columns", since=0))}}

@@ -8,7 +8,7 @@
   const embedded = document.getElementById("schedy-data");
   const STATIC = config.mode === "report";
   const PAGE_SIZE = 50;
-  const MAX_POINTS = 4000; // per chart: more would slow the page without showing more
+  const MAX_POINTS = 1500; // per chart: more would slow the page without showing more
   const STATUSES = ["QUEUED", "RUNNING", "DONE", "CRASHED", "PRUNED"];
   const FINISHED = new Set(["DONE", "CRASHED", "PRUNED"]);
   const PLOT = { displaylogo: false, responsive: true };
@@ -86,6 +86,7 @@
     }
     exp.summary = doc.summary;
     exp.kind = doc.summary.kind;
+    if (jobs.columns.id.length) exp.sorted = undefined;
     const c = jobs.columns, n = c.id.length;
     const hpNames = Object.keys(jobs.hp), resNames = Object.keys(jobs.results);
     hpNames.forEach((h) => exp.hpNames.add(h));
@@ -120,7 +121,10 @@
         const q = new URLSearchParams({ name: route.name });
         if (known) { q.set("since", app.exp.version); q.set("created", app.exp.created); }
         else { app.exp = null; app.score = null; }
-        merge(await fetchJSON("/api/experiment?" + q));
+        const doc = await fetchJSON("/api/experiment?" + q);
+        performance.mark("schedy:fetched");
+        merge(doc);
+        performance.mark("schedy:merged");
       }
       app.error = null;
     } catch (e) {
@@ -156,6 +160,8 @@
       document.title = "Schedy: experiments";
       document.body.dataset.view = "list";
       document.body.dataset.ready = "1";
+      // Read plotly.js while the reader looks at the list, so that an experiment opens with its charts at once.
+      if (!STATIC) setTimeout(() => withPlotly().catch(() => {}), 300);
       return;
     }
     if (!app.exp || app.exp.name !== route.name) return;
@@ -168,10 +174,41 @@
     }
     document.title = "Schedy: " + app.exp.name;
     document.body.dataset.view = "experiment";
+    document.body.dataset.ready = "0";
     drawExperiment();
+    performance.mark("schedy:table");
     app.drawn = key;
-    document.body.dataset.version = String(app.exp.summary.version);
-    document.body.dataset.ready = "1";
+    // The table is on screen before plotly.js (megabytes of script) is even read: charts follow when it is.
+    withPlotly().then(() => {
+      performance.mark("schedy:plotly");
+      if (app.drawn !== key) return; // a newer draw came meanwhile and will draw its own charts
+      drawCharts();
+      performance.mark("schedy:drawn");
+      document.body.dataset.version = String(app.exp.summary.version);
+      document.body.dataset.ready = "1";
+    }, (e) => {
+      app.error = "the charts cannot be drawn: " + (e.message || e);
+      document.getElementById("error").textContent = app.error;
+      document.getElementById("error").hidden = false;
+    });
+  }
+
+  let plotlyLoading = null;
+  function withPlotly() {
+    if (window.Plotly) return Promise.resolve();
+    if (!plotlyLoading) {
+      plotlyLoading = new Promise((resolve, reject) => {
+        if (STATIC) { // the report holds plotly.js inline, after this script
+          window.addEventListener("load", () => (window.Plotly ? resolve() : reject(new Error("plotly.js is missing"))));
+          return;
+        }
+        const script = el("script", { src: "/static/plotly.min.js" });
+        script.addEventListener("load", () => resolve());
+        script.addEventListener("error", () => reject(new Error("plotly.js could not be loaded")));
+        document.head.append(script);
+      });
+    }
+    return plotlyLoading;
   }
 
   function counts(summary) {
@@ -225,12 +262,24 @@
       el("tr", { id: "summary" }, el("td", {}, s.kind), el("td", {}, s.status), el("td", { class: "num" }, s.jobs),
         counts(s), el("td", { class: "best" }, bestText(s)), el("td", { class: "num" }, s.version))));
     drawScoreControls();
-    const rows = [...exp.rows.values()].sort((a, b) => a.num - b.num);
-    drawBest(rows);
-    if (exp.kind === "pbt") { drawMembers(rows); hide("chart-scatter"); }
-    else { drawScatter(rows); hide("chart-members"); }
     drawLineage();
-    drawTable(rows);
+    drawTable(sortedRows());
+  }
+
+  function sortedRows() {
+    const exp = app.exp;
+    if (exp.sorted === undefined) exp.sorted = [...exp.rows.values()].sort((a, b) => a.num - b.num);
+    return exp.sorted;
+  }
+
+  function drawCharts() {
+    const rows = sortedRows();
+    app.log = logScale(rows);
+    drawBest(rows);
+    performance.mark("schedy:best");
+    if (app.exp.kind === "pbt") { drawMembers(rows); hide("chart-scatter"); }
+    else { drawScatter(rows); hide("chart-members"); }
+    drawSchedule();
   }
 
   function hide(id) {
@@ -260,16 +309,17 @@
     const goalSel = el("select", { id: "score-goal", onchange: (e) => { app.score = { ...app.score, goal: e.target.value }; redraw(); } },
       el("option", { value: "max", selected: app.score.goal === "max" }, "higher is better"),
       el("option", { value: "min", selected: app.score.goal === "min" }, "lower is better"));
-    const logBox = el("input", { id: "score-log", type: "checkbox", checked: logScale(),
+    const logBox = el("input", { id: "score-log", type: "checkbox", checked: logScale(sortedRows()),
       onchange: (e) => { app.logScale = e.target.checked; redraw(); } });
     box.replaceChildren(el("label", {}, "score ", nameSel), " ", goalSel, " ", el("label", {}, logBox, " log scale"));
   }
 
-  function logScale() {
+  function logScale(rows) {
     // Unless the reader chose: a log axis when every score is positive and they span more than two decades.
     if (app.logScale !== undefined && app.logScale !== null) return app.logScale;
+    if (!app.score) return false;
     let lo = Infinity, hi = -Infinity;
-    for (const r of app.exp.rows.values()) {
+    for (const r of rows) {
       const v = scoreOf(r);
       if (v === null) continue;
       if (v <= 0) return false;
@@ -278,7 +328,7 @@
     return hi / lo > 100;
   }
 
-  function scoreAxis() { return { title: { text: plotText(app.score.name) }, type: logScale() ? "log" : "linear" }; }
+  function scoreAxis() { return { title: { text: plotText(app.score.name) }, type: app.log ? "log" : "linear" }; }
 
   function redraw() { app.drawn = null; render(parseRoute()); }
 
@@ -404,18 +454,24 @@
       el("p", {}, "Each row continued training from the one above it; the hyperparameters of the rows are the schedule that produced job " + id + ". ",
         el("a", { href: experimentHref(app.exp.name) }, "close")),
       el("table", { id: "lineage-table" }, el("thead", {}, head), el("tbody", {}, body)), charts);
-    const numeric = hps.filter((h) => chain.some((r) => isNum(r.hp[h])));
-    if (chain.length > 1 && numeric.length) {
-      const div = el("div", { class: "chart", id: "chart-schedule" });
-      charts.append(div);
-      plot("chart-schedule", numeric.map((h, k) => ({
-        name: plotText(h), type: "scatter", mode: "lines+markers", line: { shape: "hv" },
-        x: chain.map((r, i) => isNum(r.generation) ? r.generation : i), y: chain.map((r) => isNum(r.hp[h]) ? r.hp[h] : null),
-        yaxis: k === 0 ? "y" : "y" + (k + 1),
-      })), Object.assign({ title: { text: "Hyperparameter schedule of job " + plotText(id) }, xaxis: { title: { text: "generation" } },
-        grid: { rows: numeric.length, columns: 1, pattern: "independent" }, height: 120 + 140 * numeric.length },
-      Object.fromEntries(numeric.map((h, k) => ["yaxis" + (k === 0 ? "" : k + 1), { title: { text: plotText(h) } }]))));
+    if (chain.length > 1 && hps.some((h) => chain.some((r) => isNum(r.hp[h])))) {
+      charts.append(el("div", { class: "chart", id: "chart-schedule" }));
     }
+  }
+
+  function drawSchedule() {
+    const div = document.getElementById("chart-schedule");
+    if (!div) return;
+    const chain = lineage(app.job), id = app.job;
+    const hps = [...new Set(chain.flatMap((r) => Object.keys(r.hp)))].sort();
+    const numeric = hps.filter((h) => chain.some((r) => isNum(r.hp[h])));
+    plot("chart-schedule", numeric.map((h, k) => ({
+      name: plotText(h), type: "scatter", mode: "lines+markers", line: { shape: "hv" },
+      x: chain.map((r, i) => isNum(r.generation) ? r.generation : i), y: chain.map((r) => isNum(r.hp[h]) ? r.hp[h] : null),
+      yaxis: k === 0 ? "y" : "y" + (k + 1),
+    })), Object.assign({ title: { text: "Hyperparameter schedule of job " + plotText(id) }, xaxis: { title: { text: "generation" } },
+      grid: { rows: numeric.length, columns: 1, pattern: "independent" }, height: 120 + 140 * numeric.length },
+    Object.fromEntries(numeric.map((h, k) => ["yaxis" + (k === 0 ? "" : k + 1), { title: { text: plotText(h) } }]))));
   }
 
   function jobLink(id) {
