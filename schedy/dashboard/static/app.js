@@ -111,7 +111,7 @@
     const route = parseRoute();
     try {
       if (STATIC) {
-        const data = JSON.parse(embedded.textContent);
+        const data = app.embedded || (app.embedded = JSON.parse(embedded.textContent));
         app.list = data.experiments;
         if (data.experiment && !app.exp) merge(data.experiment);
       } else if (route.name === null) {
@@ -156,7 +156,11 @@
     banner.textContent = app.error || "";
     banner.hidden = !app.error;
     if (route.name === null) {
-      if (app.list) main.replaceChildren(listView(app.list));
+      const shown = JSON.stringify(app.list);
+      if (app.list && (shown !== app.listShown || document.body.dataset.view !== "list")) {
+        main.replaceChildren(listView(app.list));
+        app.listShown = shown;
+      }
       document.title = "Schedy: experiments";
       document.body.dataset.view = "list";
       document.body.dataset.ready = "1";
@@ -164,7 +168,14 @@
       if (!STATIC) setTimeout(() => withPlotly().catch(() => {}), 300);
       return;
     }
-    if (!app.exp || app.exp.name !== route.name) return;
+    if (!app.exp || app.exp.name !== route.name) {
+      if (app.error) {
+        main.replaceChildren(el("p", {}, STATIC ? null : el("a", { href: "#/" }, "← all experiments")));
+        document.body.dataset.view = "missing";
+        document.body.dataset.ready = "1";
+      }
+      return;
+    }
     app.job = route.job;
     const key = app.exp.summary.version + "|" + route.job + "|" + JSON.stringify(app.score);
     if (document.body.dataset.view === "experiment" && app.drawn === key) return;
@@ -329,6 +340,8 @@
   }
 
   function scoreAxis() { return { title: { text: plotText(app.score.name) }, type: app.log ? "log" : "linear" }; }
+
+  function retable() { drawTable(sortedRows()); } // sorting, filtering and paging redraw the table alone
 
   function redraw() { app.drawn = null; render(parseRoute()); }
 
@@ -546,23 +559,23 @@
     if (!document.getElementById("status-filter")) {
       let timer = null;
       document.getElementById("table-controls").replaceChildren(
-        el("select", { id: "status-filter", onchange: (e) => { t.status = e.target.value; t.page = 0; redraw(); } },
+        el("select", { id: "status-filter", onchange: (e) => { t.status = e.target.value; t.page = 0; retable(); } },
           el("option", { value: "" }, "every status"), STATUSES.map((s) => el("option", { value: s, selected: s === t.status }, s))),
         " ",
         el("input", { id: "job-filter", type: "search", value: t.filter, size: 40,
           placeholder: "filter: text, or lr > 0.01, status = DONE", "aria-label": "filter the jobs",
-          oninput: (e) => { clearTimeout(timer); timer = setTimeout(() => { t.filter = e.target.value; t.page = 0; redraw(); }, 200); } }),
+          oninput: (e) => { clearTimeout(timer); timer = setTimeout(() => { t.filter = e.target.value; t.page = 0; retable(); }, 200); } }),
         " ",
         el("span", { class: "pager", id: "pager" }));
     }
     document.getElementById("pager").replaceChildren(
-      el("button", { id: "prev-page", disabled: t.page === 0, onclick: () => { t.page--; redraw(); } }, "‹ previous"),
+      el("button", { id: "prev-page", disabled: t.page === 0, onclick: () => { t.page--; retable(); } }, "‹ previous"),
       el("span", { id: "page-info" }, shown.length ? `jobs ${first + 1}–${first + page.length} of ${shown.length}` : "no job matches"),
-      el("button", { id: "next-page", disabled: t.page >= pages - 1, onclick: () => { t.page++; redraw(); } }, "next ›"));
+      el("button", { id: "next-page", disabled: t.page >= pages - 1, onclick: () => { t.page++; retable(); } }, "next ›"));
 
     const head = el("tr", {}, cols.map((c) => el("th", {
       class: "sortable " + (c.group || ""), dataset: { key: c.key }, title: "sort by " + c.key,
-      onclick: () => { if (t.sort === c.key) t.desc = !t.desc; else { t.sort = c.key; t.desc = false; } redraw(); },
+      onclick: () => { if (t.sort === c.key) t.desc = !t.desc; else { t.sort = c.key; t.desc = false; } retable(); },
     }, c.label, c.key === sortCol.key ? (t.desc ? " ▼" : " ▲") : "")));
     const body = page.map((r) => el("tr", { dataset: { job: r.id, status: r.status } },
       cols.map((c) => el("td", { dataset: { key: c.key }, class: typeof c.get(r) === "number" && !c.cell ? "num" : null },
