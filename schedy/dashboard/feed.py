@@ -22,8 +22,8 @@ READER = "dashboard"  # never written: a feed only reads
 class Feed:
     """One experiment's stream as the dashboard last read it."""
 
-    def __init__(self, store, key, min_interval=0.0, clock=time.monotonic, name=None):
-        self.store, self.key, self.name = store, key, name
+    def __init__(self, store, key, min_interval=0.0, clock=time.monotonic):
+        self.store, self.key = store, key
         self.min_interval, self.clock = min_interval, clock
         self._view = StreamView(store, key, key, lambda: READER)
         self._times = []  # the time of commit v is _times[v - 1]
@@ -38,41 +38,32 @@ class Feed:
         return self._times[version - 1] if 0 < version <= len(self._times) else None
 
     def refresh(self):
-        """Read what the log gained since the last refresh (at most once per ``min_interval``); return the state."""
+        """Read what the log gained since the last read (at most once per ``min_interval``); return the state."""
         with self._lock:
             now = self.clock()
             if self._checked is not None and now - self._checked < self.min_interval:
                 return self.state
-            self._checked = now
-            state = self._view.refresh()
+            state = self._view.refresh()  # a damaged log raises here, every time it is asked
             # Read after the state, so the times reach at least as far as the state does.
             records, self._cursor = self.store.read(self.key, self._cursor)
             for rec in records:
                 self._times.append(_time(rec))
             if state is not None:
                 self._view.label = state.name
-            self.state = state
+            self.state, self._checked = state, now
             return state
 
-    def live_state(self):
-        """The state, refreshed; raise ExperimentNotFoundError if the stream holds no live experiment."""
-        state = self.refresh()
-        if state is None or state.deleted or (self.name is not None and state.name != self.name):
-            what = f"named {self.name!r}" if self.name is not None else f"in stream {self.key!r}"
-            raise ExperimentNotFoundError(f"no experiment {what}")
-        return state
-
-    def render(self, view, **kwargs):
-        """The JSON bytes of ``views.<view>(state, time_of, **kwargs)`` for the current state, cached per version."""
-        state = self.live_state()
+    def render(self, view, state, **kwargs):
+        """The JSON bytes of ``views.<view>(state, time_of, **kwargs)``, cached for the newest version."""
         cache_key = (view, state.version, tuple(sorted(kwargs.items())))
         with self._lock:
             data = self._rendered.get(cache_key)
         if data is None:
             data = orjson.dumps(getattr(views, view)(state, self.time_of, **kwargs))
             with self._lock:
-                self._rendered = {k: v for k, v in self._rendered.items() if k[1] == state.version}
-                self._rendered[cache_key] = data
+                if not self._rendered or max(k[1] for k in self._rendered) <= state.version:
+                    self._rendered = {k: v for k, v in self._rendered.items() if k[1] == state.version}
+                    self._rendered[cache_key] = data
         return data
 
 
@@ -110,9 +101,9 @@ class Feeds:
         return sorted(out, key=lambda fs: fs[1].name)
 
     def get(self, name):
-        """The feed of experiment ``name``; raise ExperimentNotFoundError if there is none."""
+        """``(feed, state)`` of experiment ``name``, freshly read; raise ExperimentNotFoundError if there is none."""
         feed = self._feed(stream_key(name))
         state = feed.refresh()
         if state is None or state.deleted or state.name != name:
             raise ExperimentNotFoundError(f"no experiment named {name!r}")
-        return feed
+        return feed, state

@@ -5,20 +5,18 @@ import tempfile
 
 import orjson
 
-from ..adapters.naming import stream_key
 from ..audit import utc
-from .feed import Feed
+from .feed import Feeds
 from .page import plotly_js, report_page
 
 
 def report_html(store, name):
     """The bytes of the report of experiment ``name`` in ``store``, as its log stands now."""
     plotly_js()  # say that plotly is missing before reading a long log
-    feed = Feed(store, stream_key(name), name=name)
-    state = feed.live_state()
-    summary = orjson.loads(feed.render("summary"))
+    feed, state = Feeds(store).get(name)
+    summary = orjson.loads(feed.render("summary", state))
     data = {"experiments": [summary],
-            "experiment": {"summary": summary, "jobs": orjson.loads(feed.render("job_columns", since=0))}}
+            "experiment": {"summary": summary, "jobs": orjson.loads(feed.render("job_columns", state, since=0))}}
     stamp = feed.time_of(state.version)
     note = f"report: commit {state.version}" + (f", {utc(stamp)}" if stamp is not None else "")
     return report_page(data, note)

@@ -54,12 +54,7 @@ class DashboardServer(ThreadingHTTPServer):
 
 
 def _is_loopback(host):
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host == "localhost" or _is_address_loopback(host)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -72,8 +67,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- anything but reading is refused ---------------------------------------------------------
     def _refuse(self):
+        # The body is not read, so the connection must end here: its bytes must never be taken for a request.
+        self.close_connection = True
         self._send(HTTPStatus.METHOD_NOT_ALLOWED, _error("the dashboard is read only: it answers GET and HEAD"),
-                   "application/json", extra={"Allow": "GET, HEAD"})
+                   "application/json", extra={"Allow": "GET, HEAD", "Connection": "close"})
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
 
@@ -110,17 +107,16 @@ class Handler(BaseHTTPRequestHandler):
                 return HTTPStatus.NOT_FOUND, _error(f"no file {path!r}"), "application/json"
             return HTTPStatus.OK, found[0], found[1]
         if path == "/api/experiments":
-            summaries = [feed.render("summary") for feed, _ in self.server.feeds.all()]
+            summaries = [feed.render("summary", state) for feed, state in self.server.feeds.all()]
             return HTTPStatus.OK, b"[" + b",".join(summaries) + b"]", "application/json"
         if path == "/api/experiment":
             name = _one(query, "name")
             since, created = _int(query, "since", 0), _int(query, "created", 0)
-            feed = self.server.feeds.get(name)
-            state = feed.state
+            feed, state = self.server.feeds.get(name)  # one reading: both views are of the same version
             if created != state.created or since > state.version:
                 since = 0  # another incarnation, or a log that was cut back: start over
-            body = (b'{"summary":' + feed.render("summary") + b',"jobs":'
-                    + feed.render("job_columns", since=since) + b"}")
+            body = (b'{"summary":' + feed.render("summary", state) + b',"jobs":'
+                    + feed.render("job_columns", state, since=since) + b"}")
             return HTTPStatus.OK, body, "application/json"
         return HTTPStatus.NOT_FOUND, _error(f"no page {path!r}"), "application/json"
 
@@ -165,8 +161,17 @@ def _int(query, name, default):
 
 
 def _loopback_host(host):
+    """True if the Host header names this machine: localhost or a loopback address, with any port."""
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return name.strip("[]").lower() in ("localhost", "127.0.0.1", "::1") or name.startswith("127.")
+    name = name.strip("[]").lower()
+    return name == "localhost" or _is_address_loopback(name)
+
+
+def _is_address_loopback(name):
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _error(message):

@@ -14,8 +14,14 @@ from ..core import pbt, values
 
 FINISHED = (ev.DONE, ev.CRASHED, ev.PRUNED)
 
-# A result whose name says it is a loss or an error is minimised; any other is maximised.
-_LOWER_IS_BETTER = re.compile(r"(loss|err|error|mse|rmse|mae|cost|regret|perplexity|ppl|wer|cer)", re.IGNORECASE)
+# A result whose name says it is a loss or an error is minimised; any other is maximised. Whole words only
+# ("val_loss", "TrainError", "mse"), so that "power" or "answer_accuracy" are not taken for errors.
+_LOWER_IS_BETTER = {"loss", "losses", "err", "error", "errors", "mse", "rmse", "mae", "cost", "regret",
+                    "perplexity", "ppl", "wer", "cer", "nll"}
+
+
+def _words(name):
+    return re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower())
 
 
 def score(state):
@@ -31,7 +37,7 @@ def score(state):
     for job in _in_order(state):
         for name, v in job.results.items():
             if _number(v) is not None:
-                return {"name": name, "goal": "min" if _LOWER_IS_BETTER.search(name) else "max"}
+                return {"name": name, "goal": "min" if _LOWER_IS_BETTER.intersection(_words(name)) else "max"}
     return None
 
 
