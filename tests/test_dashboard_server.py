@@ -392,7 +392,7 @@ def test_concurrent_requests_while_the_log_grows_are_each_consistent(file_db):
 
 
 def test_one_answer_is_of_one_version_of_the_log(file_db, monkeypatch):
-    """BUG (minor): the summary and the jobs of one answer can come from two versions of the log.
+    """Fixed bug (minor): the summary and the jobs of one answer can come from two versions of the log.
 
     Handler._route (schedy/dashboard/server.py) reads the state in
     feeds.get(name), then feed.render("summary") and
@@ -491,7 +491,7 @@ def test_other_methods_are_405_and_write_nothing(site, method):
 
 
 def test_a_refused_request_body_is_never_read_as_a_request(site):
-    """BUG: the body of a refused request is left on the connection and answered as the next request.
+    """Fixed bug: the body of a refused request is left on the connection and answered as the next request.
 
     Handler._refuse (schedy/dashboard/server.py) answers 405 without reading
     the body and keeps the HTTP/1.1 connection open, so the body's bytes are
@@ -530,7 +530,7 @@ def test_only_loopback_host_names_are_answered(site):
 
 @pytest.mark.parametrize("host", ["127.evil.example", "127.0.0.1.evil.example", "127.attacker.test"])
 def test_a_host_name_starting_with_127_dot_is_not_loopback(site, host):
-    """BUG: DNS rebinding through a host name that merely starts with "127.".
+    """Fixed bug: DNS rebinding through a host name that merely starts with "127.".
 
     _loopback_host (schedy/dashboard/server.py) accepts any name for which
     name.startswith("127.") holds, so a page served from "127.evil.example"
@@ -607,7 +607,7 @@ def test_a_damaged_log_is_a_500_naming_the_problem_and_others_are_still_served(t
 
 
 def test_a_damaged_log_stays_an_error_on_requests_close_together(tmp_path):
-    """BUG: within min_interval of a failed read, a damaged experiment turns into "not found" or vanishes.
+    """Fixed bug: within min_interval of a failed read, a damaged experiment turns into "not found" or vanishes.
 
     Feed.refresh (schedy/dashboard/feed.py) sets self._checked before reading;
     when the read raises CorruptLogError, the next refresh within

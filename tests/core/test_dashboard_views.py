@@ -164,7 +164,7 @@ def test_other_results_are_maximised(name):
 
 @pytest.mark.parametrize("name", ["answer_accuracy", "power", "cancer_auc", "supply_rate"])
 def test_a_name_merely_containing_loss_like_letters_is_maximised(name):
-    """BUG (reported, minor): the loss/error pattern matches anywhere inside a name.
+    """Fixed bug (minor): the loss/error pattern matches anywhere inside a name.
 
     views._LOWER_IS_BETTER is searched as a substring, so "answer_accuracy"
     ("wer"), "power" ("wer"), "cancer_auc" ("cer") and "supply_rate" ("ppl")
