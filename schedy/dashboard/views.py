@@ -72,7 +72,7 @@ def job_columns(state, time_of, since=0):
     such value. Values are the user's, except that NaN and infinities are
     the strings "NaN", "Infinity" and "-Infinity" (JSON has no spelling for them).
     """
-    jobs = [j for j in _in_order(state) if j.version > since] if since else _in_order(state)
+    jobs = _in_order(state, since)
     cols = {"id": [], "status": [], "generation": [], "member": [], "parent": [], "added_at": [],
             "finished_at": [], "worker": []}
     hp, res = {}, {}
@@ -124,5 +124,6 @@ def _number(v):
     return None
 
 
-def _in_order(state):
-    return sorted(state.jobs.values(), key=lambda j: j.number)
+def _in_order(state, since=0):
+    jobs = state.jobs.values()
+    return sorted((j for j in jobs if j.version > since) if since else jobs, key=lambda j: j.number)
