@@ -120,7 +120,10 @@
         const known = app.exp && app.exp.name === route.name;
         const q = new URLSearchParams({ name: route.name });
         if (known) { q.set("since", app.exp.version); q.set("created", app.exp.created); }
-        else { app.exp = null; app.score = null; }
+        else { // another experiment: start from its defaults, not from the last one's sorting and filter
+          app.exp = null; app.score = null; app.scatterX = null; app.logScale = null;
+          app.table = { sort: "id", desc: false, status: "", filter: "", page: 0 };
+        }
         const doc = await fetchJSON("/api/experiment?" + q);
         performance.mark("schedy:fetched");
         merge(doc);
@@ -130,7 +133,7 @@
     } catch (e) {
       app.error = String(e.message || e);
     }
-    render(route);
+    render(STATIC ? parseRoute() : route); // the report's route needs its data, read just now
   }
 
   // -- routing ---------------------------------------------------------------------------------
@@ -306,6 +309,8 @@
     node.hidden = false;
     Plotly.react(node, traces, Object.assign({
       margin: { l: 60, r: 20, t: 40, b: 50 }, height: 340, hovermode: "closest",
+      // New commits redraw the charts but keep the reader's zoom, pan and hidden members.
+      uirevision: JSON.stringify([app.exp.name, app.score, app.log]),
       legend: { orientation: "v" },
     }, layout), PLOT);
     node.dataset.drawn = "1";
@@ -429,6 +434,7 @@
       y: shown.map(scoreOf), text: shown.map((r) => "job " + plotText(r.id)), hoverinfo: "x+y+text",
       marker: { size: 6, color: shown.map(scoreOf), colorscale: "Viridis", showscale: true },
     }], { title: { text: plotText(app.score.name) + " against " + plotText(x) },
+      uirevision: JSON.stringify([app.exp.name, app.score, app.log, x]),
       xaxis: { title: { text: plotText(x) }, type: numeric ? (logX ? "log" : "linear") : "category" },
       yaxis: scoreAxis() });
     document.getElementById("scatter-box").hidden = false;
@@ -468,7 +474,7 @@
         el("a", { href: experimentHref(app.exp.name) }, "close")),
       el("table", { id: "lineage-table" }, el("thead", {}, head), el("tbody", {}, body)), charts);
     if (chain.length > 1 && hps.some((h) => chain.some((r) => isNum(r.hp[h])))) {
-      charts.append(el("div", { class: "chart", id: "chart-schedule" }));
+      charts.append(el("div", { class: "chart schedule", id: "chart-schedule" }));
     }
   }
 
@@ -482,8 +488,8 @@
       name: plotText(h), type: "scatter", mode: "lines+markers", line: { shape: "hv" },
       x: chain.map((r, i) => isNum(r.generation) ? r.generation : i), y: chain.map((r) => isNum(r.hp[h]) ? r.hp[h] : null),
       yaxis: k === 0 ? "y" : "y" + (k + 1),
-    })), Object.assign({ title: { text: "Hyperparameter schedule of job " + plotText(id) }, xaxis: { title: { text: "generation" } },
-      grid: { rows: numeric.length, columns: 1, pattern: "independent" }, height: 120 + 140 * numeric.length },
+    })), Object.assign({ title: { text: "Hyperparameter schedule of job " + plotText(id) }, xaxis: { title: { text: "generation" }, dtick: 1 },
+      grid: { rows: numeric.length, columns: 1, pattern: "coupled" }, height: 120 + 140 * numeric.length },
     Object.fromEntries(numeric.map((h, k) => ["yaxis" + (k === 0 ? "" : k + 1), { title: { text: plotText(h) } }]))));
   }
 
@@ -505,7 +511,7 @@
         cell: (r) => r.parent === null ? "" : jobLink(r.parent) });
     }
     cols.push({ key: "finished_at", label: "finished at", get: (r) => r.finished_at, cell: (r) => when(r.finished_at) });
-    cols.push({ key: "worker", label: "worker", get: (r) => r.worker });
+    if (app.exp.summary.counts.RUNNING > 0) cols.push({ key: "worker", label: "worker", get: (r) => r.worker }); // the claimant
     for (const h of [...exp.hpNames].sort()) cols.push({ key: "hp." + h, label: h, get: (r) => r.hp[h], group: "hp" });
     for (const h of [...exp.resultNames].sort()) cols.push({ key: "result." + h, label: h, get: (r) => r.results[h], group: "result" });
     return cols;
