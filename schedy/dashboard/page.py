@@ -2,7 +2,7 @@
 
 import functools
 import html
-from importlib import resources
+from pathlib import Path
 
 import orjson
 
@@ -14,7 +14,7 @@ REPORT_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-
 
 
 def _ours(name):
-    return (resources.files(__package__) / "static" / name).read_bytes()
+    return (Path(__file__).parent / "static" / name).read_bytes()
 
 
 @functools.cache

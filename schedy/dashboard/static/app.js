@@ -413,7 +413,7 @@
     traces.push({ name: "exploit (copied a better member)", type: "scatter", mode: "markers",
       x: keptEx.map(([r]) => r.added_at * 1000), y: keptEx.map(([, p]) => scoreOf(p)),
       text: keptEx.map(([r, p]) => "member " + r.member + " copied member " + p.member + " (job " + plotText(p.id) + " → job " + plotText(r.id) + ")"),
-      hoverinfo: "x+y+text", marker: { symbol: "x-thin-open", size: 7, color: "rgba(0,0,0,0.55)" } });
+      hoverinfo: "x+y+text", marker: { symbol: "x", size: 7, color: "rgba(20,20,20,0.75)" } });
     plot("chart-members", traces, { title: { text: "Every member's " + plotText(app.score.name) + " (× marks an exploit)" },
       xaxis: { type: "date", title: { text: "finished at (UTC)" } }, yaxis: scoreAxis(),
       meta: { exploits: ex.length } });
