@@ -12,8 +12,8 @@ page costs the same fixed work. Then measures, in this run:
 1. The server: the first request for an experiment (opening its log from the
    snapshot and reading every commit's time), a repeated request (answered
    from the cache of the version), a request after one new commit (only the
-   changed jobs are sent), the size of the full answer, and the server's peak
-   memory.
+   changed jobs are sent), the size of the full answer, and the peak memory
+   of a ``schedy dashboard`` process that served both big experiments.
 2. The page in headless Chromium (median of 3 fresh pages): time from
    navigation to the table drawn (summary, jobs table, lineage), and to the
    charts drawn. The charts wait for plotly.js, whose loading and evaluation
@@ -29,9 +29,9 @@ databases between runs (building 100,000 jobs takes about a minute).
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -100,6 +100,22 @@ def server_figures(path, name):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def command_memory(path, names):
+    """Peak resident memory (MiB) of a ``schedy dashboard`` process that served ``names`` in full."""
+    proc = subprocess.Popen([sys.executable, "-m", "schedy", "dashboard", "--db", path, "--port", "0"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split(" on ", 1)[1].split()[0]
+        for name in names:
+            get(f"{url}api/experiment?name={name}")
+        get(f"{url}api/experiments")
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 def browser_figures(browser, url, repeat=3):
@@ -185,11 +201,9 @@ def main(argv=None):
         for n in (1000, big):
             build(folder, n)
         print(f"databases ready in {time.perf_counter() - t:.1f} s ({folder})")
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         out["server"] = {f"{kind}-{n}": server_figures(folder, f"{kind}-{n}") for n in (1000, big)
                          for kind in ("pbt", "random")}
-        out["server_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        out["process_rss_before_servers_mib"] = rss0 / 1024
+        out["server_peak_mib"] = command_memory(folder, [f"pbt-{big}", f"random-{big}"])
         from playwright.sync_api import sync_playwright
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -218,7 +232,8 @@ def main(argv=None):
     for name, s in out["server"].items():
         print(f"{name:>14} {s['first_request_s']:10.3f} {s['repeat_request_s']:11.4f} {s['after_commit_s']:19.4f} "
               f"{s['full_bytes'] / 1e6:8.2f} {s['delta_bytes']:8d}")
-    print(f"peak memory of this process with every server: {out['server_peak_rss_mib']:.0f} MiB")
+    print(f"peak memory of `schedy dashboard` after serving both {big:,}-job experiments: "
+          f"{out['server_peak_mib']:.0f} MiB")
     print(f"\n2. Page in headless Chromium (median of {repeat}); plotly.js alone: {out['plotly_alone_s']:.3f} s")
     print("Opened by its address: time to the table, and to the charts (which wait for plotly.js); "
           "opened from the list (plotly.js already read): time to the charts.")
