@@ -499,3 +499,16 @@ def test_values_nested_too_deep_or_cyclic_are_refused_before_writing(db):
         with pytest.raises(ValueError, match="nested deeper"):
             exp.add_job({"v": bad})
     assert log_size(db, "deep") == 1
+
+
+def test_a_job_read_from_the_log_has_the_attributes_of_a_new_job(db):
+    """Job._from_state builds jobs without __init__ (for speed): it must set exactly what __init__ sets."""
+    exp = db.add_experiment(schedy.ManualSearch("attrs"))
+    added = exp.add_job({"lr": 0.1, "layers": [1, 2]}, status=schedy.Job.DONE, results={"loss": 0.5})
+    read = exp.get_job(added.job_id)
+    fresh = schedy.Job("1", exp, {})
+    assert set(vars(read)) == set(vars(fresh))
+    assert (read.job_id, read.status, read.hyperparameters, read.results, read.generation, read.parent_id,
+            read.member) == (added.job_id, "DONE", {"lr": 0.1, "layers": [1, 2]}, {"loss": 0.5}, None, None, None)
+    read.hyperparameters["layers"].append(3)  # the user's copy: the log's values do not change
+    assert exp.get_job(added.job_id).hyperparameters == {"lr": 0.1, "layers": [1, 2]}
