@@ -8,7 +8,8 @@
   const embedded = document.getElementById("schedy-data");
   const STATIC = config.mode === "report";
   const PAGE_SIZE = 50;
-  const MAX_POINTS = 1500; // per chart: more would slow the page without showing more
+  const MAX_POINTS = 1500; // per line chart: more would slow the page without showing more
+  const MAX_MARKERS = 1000; // per trace of markers (an SVG element each)
   const STATUSES = ["QUEUED", "RUNNING", "DONE", "CRASHED", "PRUNED"];
   const FINISHED = new Set(["DONE", "CRASHED", "PRUNED"]);
   const PLOT = { displaylogo: false, responsive: true };
@@ -358,8 +359,14 @@
   function better(a, b) { return app.score.goal === "max" ? a > b : a < b; }
 
   function finishedScored(rows) {
-    return rows.filter((r) => isNum(r.finished_at) && scoreOf(r) !== null)
-      .sort((a, b) => a.finished_at - b.finished_at || a.num - b.num);
+    // Shared by the charts of one draw: sorting 100,000 jobs twice would cost as much as drawing.
+    const key = app.exp.summary.version + "|" + app.score.name;
+    if (app.exp.scoredKey !== key) {
+      app.exp.scored = rows.filter((r) => isNum(r.finished_at) && scoreOf(r) !== null)
+        .sort((a, b) => a.finished_at - b.finished_at || a.num - b.num);
+      app.exp.scoredKey = key;
+    }
+    return app.exp.scored;
   }
 
   function drawBest(rows) {
@@ -374,7 +381,7 @@
     if (done.length && bx[bx.length - 1] !== done[done.length - 1].finished_at * 1000) {
       bx.push(done[done.length - 1].finished_at * 1000); by.push(best); bj.push(bj[bj.length - 1]);
     }
-    const keep = thin(done.length, MAX_POINTS);
+    const keep = thin(done.length, MAX_MARKERS);
     const all = pick(done, keep);
     plot("chart-best", [
       { name: "each job", type: "scatter", mode: "markers", x: all.map((r) => r.finished_at * 1000),
@@ -409,7 +416,7 @@
       const p = r.parent !== null ? byId.get(r.parent) : undefined;
       if (p && p.member !== r.member && isNum(r.added_at) && scoreOf(p) !== null) ex.push([r, p]);
     }
-    const keptEx = pick(ex, thin(ex.length, MAX_POINTS));
+    const keptEx = pick(ex, thin(ex.length, MAX_MARKERS));
     traces.push({ name: "exploit (copied a better member)", type: "scatter", mode: "markers",
       x: keptEx.map(([r]) => r.added_at * 1000), y: keptEx.map(([, p]) => scoreOf(p)),
       text: keptEx.map(([r, p]) => "member " + r.member + " copied member " + p.member + " (job " + plotText(p.id) + " → job " + plotText(r.id) + ")"),
@@ -425,7 +432,7 @@
     const done = rows.filter((r) => scoreOf(r) !== null);
     let x = app.scatterX;
     if (!names.includes(x)) x = app.scatterX = names[0];
-    const shown = pick(done, thin(done.length, MAX_POINTS)).filter((r) => r.hp[x] !== undefined);
+    const shown = pick(done, thin(done.length, MAX_MARKERS)).filter((r) => r.hp[x] !== undefined);
     const numeric = shown.every((r) => isNum(r.hp[x]));
     const xs = numeric ? shown.map((r) => r.hp[x]) : [];
     const logX = numeric && xs.length > 1 && xs.every((v) => v > 0) && Math.max(...xs) / Math.min(...xs) > 100;
