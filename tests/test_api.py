@@ -502,7 +502,7 @@ def test_values_nested_too_deep_or_cyclic_are_refused_before_writing(db):
 
 
 def test_a_job_read_from_the_log_has_the_attributes_of_a_new_job(db):
-    """Job._from_state builds jobs without __init__ (for speed): it must set exactly what __init__ sets."""
+    """A job read back from the log is the job that was added, with the attributes a new Job has."""
     exp = db.add_experiment(schedy.ManualSearch("attrs"))
     added = exp.add_job({"lr": 0.1, "layers": [1, 2]}, status=schedy.Job.DONE, results={"loss": 0.5})
     read = exp.get_job(added.job_id)

@@ -564,12 +564,10 @@ class Job:
 
     @classmethod
     def _from_state(cls, exp, js):
-        # The attributes of __init__, set in one step: all_jobs() makes 100,000 of these at a time.
-        job = cls.__new__(cls)
-        job.__dict__ = {"job_id": js.job_id, "experiment": exp,
-                        "hyperparameters": values.decode_mapping(js.hyperparameters), "status": js.status,
-                        "results": values.decode_mapping(js.results), "generation": js.generation,
-                        "parent_id": js.parent, "member": js.member, "_version": js.version, "_lease_lost": None}
+        job = cls(js.job_id, exp, values.decode_mapping(js.hyperparameters), js.status,
+                  values.decode_mapping(js.results), js.generation, js.parent)
+        job._version = js.version
+        job.member = js.member
         return job
 
     def __repr__(self):
