@@ -27,7 +27,8 @@ def dashboard(db, host, port, poll, verbose):
     against each hyperparameter. It never writes to the database.
     """
     with failures():
-        store = open_db(db)._store
+        database = open_db(db)
+        store = database._store
         from ..dashboard import DashboardServer
         from ..dashboard.page import plotly_js
         try:
@@ -38,7 +39,10 @@ def dashboard(db, host, port, poll, verbose):
             server = DashboardServer(store, host=host, port=port, poll_interval=poll, quiet=not verbose)
         except OSError as e:
             raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    click.echo(f"Schedy dashboard of {open_db(db).path} on {server.url} (read only; Ctrl-C to stop)")
+    click.echo(f"Schedy dashboard of {database.path} on {server.url} (read only; Ctrl-C to stop)")
+    if not server.loopback:
+        click.echo(f"Warning: listening on {host}: anyone who can reach this machine can read these experiments.",
+                   err=True)
     sys.stdout.flush()
     try:
         server.serve_forever()

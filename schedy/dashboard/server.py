@@ -93,7 +93,7 @@ class Handler(BaseHTTPRequestHandler):
             status, body, ctype = HTTPStatus.NOT_FOUND, _error(str(e)), "application/json"
         except BadQuery as e:
             status, body, ctype = HTTPStatus.BAD_REQUEST, _error(str(e)), "application/json"
-        except SchedyError as e:  # a damaged log, a missing database: say it on the page
+        except (SchedyError, OSError) as e:  # a damaged log, an unreadable file, a store out of reach: say it
             log.warning("dashboard: %s", e)
             status, body, ctype = HTTPStatus.INTERNAL_SERVER_ERROR, _error(str(e)), "application/json"
         self._send(status, body, ctype, head=head)
