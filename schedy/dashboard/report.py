@@ -3,9 +3,8 @@
 import os
 import tempfile
 
-import orjson
-
 from ..audit import utc
+from . import views
 from .feed import Feeds
 from .page import plotly_js, report_page
 
@@ -14,9 +13,9 @@ def report_html(store, name):
     """The bytes of the report of experiment ``name`` in ``store``, as its log stands now."""
     plotly_js()  # say that plotly is missing before reading a long log
     feed, state = Feeds(store).get(name)
-    summary = orjson.loads(feed.render("summary", state))
+    summary = views.summary(state, feed.time_of)
     data = {"experiments": [summary],
-            "experiment": {"summary": summary, "jobs": orjson.loads(feed.render("job_columns", state, since=0))}}
+            "experiment": {"summary": summary, "jobs": views.job_columns(state, feed.time_of)}}
     stamp = feed.time_of(state.version)
     note = f"report: commit {state.version}" + (f", {utc(stamp)}" if stamp is not None else "")
     return report_page(data, note)
