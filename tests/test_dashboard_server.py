@@ -331,6 +331,27 @@ def test_api_on_every_store(db):
             assert name in r.json["error"]
 
 
+def test_times_are_right_when_the_experiment_opens_from_a_snapshot(tmp_path):
+    """A snapshot keeps no commit times: the commits before it are read for them, the ones after as they come."""
+    path = str(tmp_path / "db")
+    db = schedy.SchedyDB(path, snapshot_every=3)
+    exp = db.add_experiment(schedy.ManualSearch("snap"))
+    for i in range(6):
+        exp.add_job({"lr": i}, status="DONE", results={"loss": 1.0 / (i + 1)})
+    assert os.listdir(os.path.join(path, "experiments", "snap")) != ["log.jsonl"]  # a snapshot is there
+    with serving(FileLogStore(path)) as c:
+        assert c.api("snap") == as_json({"summary": views.summary(*expected(db, "snap")),
+                                         "jobs": views.job_columns(*expected(db, "snap"))})
+        first = c.api("snap")["jobs"]
+        assert None not in first["columns"]["finished_at"] and None not in first["columns"]["added_at"]
+        for i in range(4):  # past the next snapshot, read as they come
+            exp.add_job({"lr": 10 + i}, status="DONE", results={"loss": 0.01})
+        again = c.api("snap")
+        assert again == as_json({"summary": views.summary(*expected(db, "snap")),
+                                 "jobs": views.job_columns(*expected(db, "snap"))})
+        assert again["summary"]["updated_at"] == log_commits(db, "snap")[-1].time
+
+
 def test_a_commit_of_another_process_shows_up_on_the_next_request(shared_db_path):
     db = schedy.SchedyDB(shared_db_path)
     exp = db.add_experiment(schedy.ManualSearch("grow"))

@@ -70,8 +70,11 @@ class StreamView:
             return
         self.state, self.cursor, self.snapshot = state, cursor, "used"
 
-    def refresh(self):
-        """Read and fold the commits appended since the last read; return the state."""
+    def refresh(self, observe=None):
+        """Read and fold the commits appended since the last read; return the state.
+
+        ``observe``, if given, is called with the list of commits read, before they are folded.
+        """
         with self._guard():
             opening = self.state is None and self.cursor == self.store.initial_cursor()
             if opening:
@@ -81,7 +84,11 @@ class StreamView:
             if records:
                 first = self.state.version + 1 if self.state else 1
                 with collector_paused() if len(records) > 100 else nullcontext():
-                    self.state = fold(self._commits(records, first), self.state, f"experiment {self.label!r}")
+                    commits = self._commits(records, first)
+                    if observe is not None:
+                        commits = list(commits)
+                        observe(commits)
+                    self.state = fold(commits, self.state, f"experiment {self.label!r}")
             self.cursor = cursor
             if (opening and self.snapshot is None and self.state
                     and self.state.version >= snapshots.interval(self.state, self.store.snapshot_every)):

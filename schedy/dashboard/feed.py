@@ -27,7 +27,6 @@ class Feed:
         self.min_interval, self.clock = min_interval, clock
         self._view = StreamView(store, key, key, lambda: READER)
         self._times = []  # the time of commit v is _times[v - 1]
-        self._cursor = store.initial_cursor()
         self._checked = None
         self._lock = threading.Lock()
         self._rendered = {}  # (view, version) -> bytes; only the newest version is kept
@@ -43,15 +42,24 @@ class Feed:
             now = self.clock()
             if self._checked is not None and now - self._checked < self.min_interval:
                 return self.state
-            state = self._view.refresh()  # a damaged log raises here, every time it is asked
-            # Read after the state, so the times reach at least as far as the state does.
-            records, self._cursor = self.store.read(self.key, self._cursor)
-            for rec in records:
-                self._times.append(_time(rec))
+            opening = self.state is None  # the view may open from a snapshot on any read until it has a state
+            # A damaged log raises here, every time it is asked. The commits the view reads give their times.
+            state = self._view.refresh(observe=self._note_times)
+            if opening and self._view.snapshot == "used":
+                # The commits before the snapshot were not read, and a snapshot keeps no time: read them once.
+                records, _ = self.store.read(self.key, self.store.initial_cursor())
+                head = min(len(records), state.version)
+                self._times[:head] = [_time(rec) for rec in records[:head]]
             if state is not None:
                 self._view.label = state.name
             self.state, self._checked = state, now
             return state
+
+    def _note_times(self, commits):
+        for c in commits:
+            if c.version > len(self._times):
+                self._times.extend([None] * (c.version - 1 - len(self._times)))
+                self._times.append(c.time)
 
     def render(self, view, state, **kwargs):
         """The JSON bytes of ``views.<view>(state, time_of, **kwargs)``, cached for the newest version."""
