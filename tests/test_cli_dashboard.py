@@ -200,3 +200,17 @@ def test_report_default_name_is_in_the_current_directory(cli, tmp_path, name, fi
     assert r.returncode == 0, r.stderr
     assert os.listdir(work) == [file]
     assert embedded_data((work / file).read_text("utf-8"))["experiment"]["summary"]["name"] == name
+
+
+@pytest.mark.parametrize("command", [["dashboard", "--port", "0"], ["report", "alpha", "-o", "out.html"]])
+def test_without_plotly_both_commands_say_which_extra_to_install(cli, tmp_path, command):
+    """plotly is an optional extra: without it, a one-line message names it, and nothing is served or written."""
+    make_db(cli)
+    blocker = tmp_path / "no-plotly" / "plotly"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('plotly is not installed here')\n")
+    env = dict(os.environ, SCHEDY_DB=cli.db, PYTHONPATH=str(blocker.parent))
+    r = subprocess.run([SCHEDY_EXE, *command], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert r.returncode == 1, r
+    assert r.stderr.strip() == "Error: the dashboard needs plotly: pip install 'schedy[dashboard]'"
+    assert r.stdout == "" and not (tmp_path / "out.html").exists()
