@@ -88,6 +88,13 @@ class JobTable:
     def items(self):
         return [item for block in self._blocks.values() for item in block.items()]
 
+    def in_order(self):
+        """Every job, by job number (the order jobs were added), sorting one block at a time as it goes."""
+        for b in sorted(self._blocks):
+            block = self._blocks[b]
+            for job_id in sorted(block, key=int):
+                yield block[job_id]
+
     def set(self, job_id, job):
         """The table with ``job_id`` mapped to ``job``."""
         b = _block(job_id)

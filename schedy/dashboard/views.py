@@ -34,7 +34,7 @@ def score(state):
     if state.kind == "pbt":
         config = pbt.Config.from_log(state.params)
         return {"name": config.result_name, "goal": config.objective}
-    for job in _in_order(state):
+    for job in state.jobs.in_order():  # stops at the first job with a number: no sort of every job
         for name, v in job.results.items():
             if _number(v) is not None:
                 return {"name": name, "goal": "min" if _LOWER_IS_BETTER.intersection(_words(name)) else "max"}

@@ -75,3 +75,11 @@ def test_snapshots_of_large_experiments_are_spaced_in_proportion_to_their_jobs()
         n = interval(state(jobs), 1000)
         assert n * JOBS_PER_COMMIT >= jobs and (n == 1000 or (n // 2) * JOBS_PER_COMMIT < jobs)
         assert due(state(jobs, 3 * n), 1000) and not due(state(jobs, 3 * n + 1), 1000)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=5 * BLOCK), unique=True))
+def test_in_order_lists_the_jobs_by_number_whatever_the_order_they_were_set(numbers):
+    table = JobTable()
+    for n in numbers:
+        table = table.set(str(n), ("job", n))
+    assert list(table.in_order()) == [("job", n) for n in sorted(numbers)]
