@@ -39,6 +39,7 @@ class StreamView:
         self.snapshot = None  # how opening went: None (no snapshot due), "used", or "ignored: <why>"
         self._lock = threading.RLock()
         self._pid = os.getpid()
+        self._snapshot_memo = {}  # the encoded blocks of jobs of the last snapshot this view wrote
 
     def _guard(self):
         if self._pid != os.getpid():  # a lock copied by fork may be held by a thread that no longer exists
@@ -155,7 +156,7 @@ class StreamView:
         # A snapshot only saves time: failing to write one must not fail the commit it follows.
         try:
             with collector_paused():
-                data = encode_snapshot(state, cursor, commit_crc(line))
+                data = encode_snapshot(state, cursor, commit_crc(line), self._snapshot_memo)
             self.store.write_snapshot(self.key, state.version, data)
         except Exception as e:  # noqa: BLE001
             log.warning("experiment %r: could not write a snapshot at commit %d (%s)", self.label, state.version, e)

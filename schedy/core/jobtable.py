@@ -88,6 +88,13 @@ class JobTable:
     def items(self):
         return [item for block in self._blocks.values() for item in block.items()]
 
+    def blocks(self):
+        """The blocks (dicts of job id -> JobState, never to be mutated), in the order of their job numbers.
+
+        An unchanged block is the same object in every version of the table that holds it.
+        """
+        return [self._blocks[b] for b in sorted(self._blocks)]
+
     def in_order(self):
         """Every job, by job number (the order jobs were added), sorting one block at a time as it goes."""
         for b in sorted(self._blocks):

@@ -534,7 +534,7 @@ def write_log(db, name, commits):
         if records:
             raise ResourceExistsError(f"the database already holds a log for an experiment named {name!r}; "
                                       "save the simulation under another name")
-        state, pending, first = None, [], 1
+        state, pending, first, memo = None, [], 1, {}
         for c in commits:
             line = encode_commit(c)
             state = apply(state, c, f"experiment {name!r}")
@@ -551,4 +551,4 @@ def write_log(db, name, commits):
                 raise ConflictError(f"experiment {name!r}: another writer appended to its log while the simulation "
                                     "was being written")
             if snapshots.due(state, every):
-                store.write_snapshot(key, c.version, encode_snapshot(state, cursor, commit_crc(encode_commit(c))))
+                store.write_snapshot(key, c.version, encode_snapshot(state, cursor, commit_crc(encode_commit(c)), memo))

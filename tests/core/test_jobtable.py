@@ -83,3 +83,37 @@ def test_in_order_lists_the_jobs_by_number_whatever_the_order_they_were_set(numb
     for n in numbers:
         table = table.set(str(n), ("job", n))
     assert list(table.in_order()) == [("job", n) for n in sorted(numbers)]
+
+
+def test_a_snapshot_encodes_the_same_bytes_with_its_memo_of_unchanged_blocks():
+    """The memo skips re-encoding blocks a later version shares; it must never change a byte."""
+    from hypothesis import settings
+
+    from schedy.core.snapshot import decode_snapshot, encode_snapshot
+    from schedy.core.state import ExperimentState, JobState
+
+    def job(n, status, x):
+        return JobState(str(n), n, status, {"x": x}, {"loss": [x, None]} if status == "DONE" else {}, None, None,
+                        None, n, n, None, None)
+
+    def state(table, version):
+        return ExperimentState("e", "manual", {"scheduler": {"Manual": {}}}, "RUNNING", 7, False, table,
+                               max([0, *map(int, table)]) + 1, (), 0, 0, version, 1)
+
+    changes = st.lists(st.tuples(st.integers(1, 4 * BLOCK), st.sampled_from(["QUEUED", "DONE", "gone"]),
+                                 st.floats(allow_nan=False, allow_infinity=False)), min_size=1, max_size=60)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(changes, min_size=1, max_size=6))
+    def check(batches):
+        table, memo = JobTable.of_jobs([job(n, "QUEUED", 0.5) for n in range(1, 2 * BLOCK)]), {}
+        for version, batch in enumerate(batches, 2):
+            for n, status, x in batch:
+                table = table.discard(str(n)) if status == "gone" else table.set(str(n), job(n, status, x))
+            s = state(table, version)
+            data = encode_snapshot(s, 10 * version, "0badcafe", memo)
+            assert data == encode_snapshot(s, 10 * version, "0badcafe")
+            assert decode_snapshot(data)[0].jobs == table
+            assert len(memo) == len(table.blocks())  # only the blocks of the last snapshot are kept
+
+    check()
