@@ -62,9 +62,11 @@ def test_every_parameter_round_trips_through_the_log_in_another_process(db, shar
 def test_a_sampled_population_runs_to_max_generations_then_the_experiment_is_done(db, db_path):
     exp = db.add_experiment(sampled_pbt())
     n = run_to_the_end(exp, lambda job: abs(math.log10(job.hyperparameters["lr"]) + 2))
-    assert n == 4 * 3
     assert schedy.SchedyDB(db_path).get_experiment("pbt").status == schedy.Experiment.DONE
     jobs = exp.all_jobs()
+    # Each member trains up to generation 2; one that continues from another's segment may skip a generation.
+    assert len(jobs) == n <= 4 * 3
+    assert {m: max(j.generation for j in jobs if j.member == m) for m in range(4)} == {m: 2 for m in range(4)}
     assert all(j.status == "DONE" for j in jobs)
     by_id = {j.job_id: j for j in jobs}
     for j in jobs:

@@ -368,6 +368,29 @@ def test_rng_for_is_independent_of_global_state():
     assert sampled(a, 2) == first
 
 
+def test_the_generator_of_a_decision_is_pcg64_seeded_as_the_log_format_says():
+    import hashlib
+    import struct
+
+    import numpy as np
+
+    from schedy.core.decide import CommitSeed, rng_for
+
+    words = CommitSeed(2**63 - 1, 12).generate_state(4, np.uint64)
+    assert words.dtype == np.uint64
+    assert words.tolist() == list(struct.unpack("<4Q", hashlib.blake2b(b"9223372036854775807:12", digest_size=32).digest()))
+    assert CommitSeed(5, 1).generate_state(3).tolist() == list(
+        struct.unpack("<3I", hashlib.blake2b(b"5:1", digest_size=12).digest()))
+    # What docs/log-format.md specifies, built from numpy's own PCG64 and the digest alone.
+    state = type("S", (), {"seed": 5})()
+    by_hand = np.random.Generator(np.random.PCG64(CommitSeed(5, 9)))
+    assert rng_for(state, 9).random(4).tolist() == by_hand.random(4).tolist()
+    assert rng_for(state, 9).random() != rng_for(state, 10).random()
+    for bad in ((4, np.float64), (9, np.uint64), (0, np.uint32), (17, np.uint32)):
+        with pytest.raises(ValueError, match="commit seed"):
+            CommitSeed(5, 9).generate_state(*bad)
+
+
 # ---------------------------------------------------------------- corrupt logs
 
 
