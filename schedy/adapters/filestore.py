@@ -14,7 +14,6 @@ import fcntl
 import os
 import threading
 import weakref
-from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -41,6 +40,29 @@ class _Handle:
             self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             self.writable = False
         self.lock = threading.Lock()
+
+
+class _Exclusive:
+    """The write lock of one open log, as a context manager (a generator-based one cost more than the lock)."""
+
+    __slots__ = ("h",)
+
+    def __init__(self, h):
+        self.h = h
+
+    def __enter__(self):
+        self.h.lock.acquire()
+        try:
+            fcntl.flock(self.h.fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.h.lock.release()
+            raise
+
+    def __exit__(self, *exc):
+        try:
+            fcntl.flock(self.h.fd, fcntl.LOCK_UN)
+        finally:
+            self.h.lock.release()
 
 
 _STORES = weakref.WeakSet()
@@ -159,16 +181,9 @@ class FileLogStore:
             return [], cursor
         return data[: end - 1].split(b"\n"), cursor + end
 
-    @contextmanager
     def exclusive(self, key):
         """Hold the stream's write lock (against other threads and processes) for the body."""
-        h = self._handle(key, create=True)
-        with h.lock:
-            fcntl.flock(h.fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(h.fd, fcntl.LOCK_UN)
+        return _Exclusive(self._handle(key, create=True))
 
     def append(self, key, cursor, version, data, sync=True):
         """Append ``data`` if the log ends at ``cursor``; return the new cursor, or None if it has grown.
