@@ -59,6 +59,32 @@ class ExperimentState(NamedTuple):
     claims: object = pmap()  # PMap[job_id, lease_until] of the jobs claimed now, to find lapsed leases fast
 
 
+def _quick_replace(cls):
+    """Give the NamedTuple ``cls`` a ``_replace`` that does the same at about half the cost.
+
+    The fold makes several changed copies of a state and of a job per event: namedtuple's own ``_replace``
+    (through ``_make`` and ``map``) was 5% of a worker's cycle.
+    """
+    index = {f: i for i, f in enumerate(cls._fields)}
+    new = tuple.__new__
+
+    def _replace(self, **changes):
+        values = list(self)
+        try:
+            for name, value in changes.items():
+                values[index[name]] = value
+        except KeyError:
+            raise ValueError(f"Got unexpected field names: {sorted(set(changes) - set(index))!r}") from None
+        return new(cls, values)
+
+    _replace.__doc__ = cls._replace.__doc__
+    cls._replace = _replace
+
+
+_quick_replace(JobState)
+_quick_replace(ExperimentState)
+
+
 def _queue_valid(state, entry):
     seq, job_id = entry
     job = state.jobs.get(job_id)

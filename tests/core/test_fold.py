@@ -391,6 +391,20 @@ def test_the_generator_of_a_decision_is_pcg64_seeded_as_the_log_format_says():
             CommitSeed(5, 9).generate_state(*bad)
 
 
+def test_replace_on_states_keeps_the_namedtuple_contract():
+    from schedy.core.state import ExperimentState, JobState
+
+    job = JobState("1", 1, "QUEUED", {"x": 1}, {}, None, None, None, 2, 2, None, 0)
+    done = job._replace(status="DONE", queue_seq=None)
+    assert type(done) is JobState and done.status == "DONE" and done.queue_seq is None and done.version == 2
+    assert job.status == "QUEUED" and job.queue_seq == 0 and done == job[:2] + ("DONE",) + job[3:11] + (None,) + job[12:]
+    with pytest.raises(ValueError, match="colour"):
+        job._replace(colour="red")
+    state = random_state(3)
+    later = state._replace(version=state.version + 1)
+    assert type(later) is ExperimentState and later[:-5] == state[:-5] and later.version == state.version + 1
+
+
 # ---------------------------------------------------------------- corrupt logs
 
 
