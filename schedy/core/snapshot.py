@@ -118,7 +118,7 @@ def decode_snapshot(data):
             next_seq=next_seq, version=version, created=created,
             members=pmap({m: pvector(ids) for m, ids in d["members"]}),
             # Snapshots taken before leases existed have neither field: the default lease, no leased claim.
-            lease=float(d.get("lease", DEFAULT_LEASE)), claims=pmap({j: until for j, until in d.get("claims", [])}),
+            lease=float(d.get("lease", DEFAULT_LEASE)), claims=JobTable.of(d.get("claims", [])),
         )
         if state.version != d["version"]:
             raise BadRecord("the snapshot's version does not match its state")
