@@ -110,15 +110,35 @@ def encode_mapping(value, where):
     """Encode a dict of named values (hyperparameters or results); None means empty."""
     if value is None:
         return {}
+    if type(value) is dict and _plain(value):
+        try:
+            data = orjson.dumps(value)  # refuses what _plain lets through: an int beyond 64 bits, a lone surrogate
+        except orjson.JSONEncodeError:
+            pass  # encode() below names the problem
+        else:
+            _check_size(len(data), where)
+            return dict(value)
     if not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a dict of name -> value, got {type(value).__name__}")
     out = encode(value, where)
     out = out["$d"] if len(out) == 1 and "$d" in out else out
-    size = len(orjson.dumps(out))
+    _check_size(len(orjson.dumps(out)), where)
+    return out
+
+
+def _plain(mapping):
+    """True if every key is a str and every value a scalar that is its own log form (a job's usual results)."""
+    for k, v in mapping.items():
+        t = type(v)
+        if type(k) is not str or t not in _SCALARS or (t is float and not math.isfinite(v)):
+            return False
+    return True
+
+
+def _check_size(size, where):
     if size > MAX_BYTES:
         raise ValueError(f"{where} take {size} bytes as JSON, more than the limit of {MAX_BYTES}: every worker reads "
                          "every commit, so store large data (weights, curves) in files and put their paths here")
-    return out
 
 
 _SCALARS = frozenset((int, float, str, bool, type(None)))

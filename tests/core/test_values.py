@@ -247,6 +247,28 @@ def test_mapping_with_single_escape_key(m):
     assert same(values.decode_mapping(log), m)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(keys | st.sampled_from(["\ud800", "a\udfff"]),
+                       scalars | st.sampled_from([2**64, -(2**63) - 1, "\ud800x", 10**30]), max_size=5))
+def test_a_mapping_of_plain_scalars_takes_the_fast_path_to_the_same_log_form_or_error(m):
+    """encode_mapping skips encode() for flat dicts of scalars: same result, same error, as the general path."""
+    def general():
+        out = values.encode(m, "results")
+        return out["$d"] if len(out) == 1 and "$d" in out else out
+
+    try:
+        expected = general()
+    except (TypeError, ValueError) as e:
+        with pytest.raises(type(e)) as got:
+            values.encode_mapping(m, "results")
+        assert str(got.value) == str(e)
+        return
+    log = values.encode_mapping(m, "results")
+    assert same(log, expected)
+    log["__new__"] = 1  # the log form is a copy (keys here are at most 6 characters): the user's dict is untouched
+    assert "__new__" not in m
+
+
 def test_encode_mapping_none_is_empty():
     assert values.encode_mapping(None, "results") == {}
 
