@@ -141,8 +141,47 @@ def _job_id(e):
         raise ValueError(f"field 'job' must be a job id such as '1', got {j!r}")
 
 
+_STR_OR_NONE = (str, type(None))
+_NUMBER_OR_NONE = (int, float, type(None))
+_ABSENT = {}  # an optional object field that is not there (never mutated)
+
+
+def _known_job(state, e):
+    j = e.get("job")
+    return type(j) is str and j in state.jobs  # the table holds job ids as JobAdded checked them
+
+
+def _added_well_formed(state, e):
+    j, g, m = e.get("job"), e.get("generation"), e.get("member")
+    return (type(j) is str and len(j) <= 30 and j.isascii() and j.isdigit() and (j[0] != "0" or j == "0")
+            and type(e.get("hyperparameters")) is dict and type(e.get("results")) is dict
+            and e.get("status") in ev.JOB_STATUSES and (g is None or type(g) is int and g >= 0)
+            and type(e.get("parent")) in _STR_OR_NONE and (m is None or type(m) is int and m >= 0))
+
+
+def _claimed_well_formed(state, e):
+    return _known_job(state, e) and type(e.get("worker")) is str and type(e.get("lease_until")) in _NUMBER_OR_NONE
+
+
+def _updated_well_formed(state, e):
+    return (_known_job(state, e) and e.get("status", ev.QUEUED) in ev.JOB_STATUSES
+            and type(e.get("hyperparameters", _ABSENT)) is dict and type(e.get("results", _ABSENT)) is dict)
+
+
+# The events of a worker's cycle, checked in one expression each; anything these do not accept (including
+# every malformed event) goes through the full check, which names what is wrong.
+_WELL_FORMED = {ev.JOB_ADDED: _added_well_formed, ev.JOB_CLAIMED: _claimed_well_formed,
+                ev.JOB_UPDATED: _updated_well_formed}
+
+
 def _check_event(state, e):
     """Raise ValueError unless the fields of event ``e`` have the types the fold relies on."""
+    well_formed = _WELL_FORMED.get(e["type"])
+    if well_formed is None or not well_formed(state, e):
+        _check_event_fully(state, e)
+
+
+def _check_event_fully(state, e):
     kind = e["type"]
     if kind == ev.EXPERIMENT_CREATED:
         fmt = e.get("format", 1)
@@ -219,17 +258,21 @@ def _deleted(state, e, c):
 
 def _job_added(state, e, c):
     job_id = e["job"]
-    if job_id in state.jobs:
+    jobs = state.jobs
+    if job_id in jobs:
         raise ValueError(f"job {job_id!r} added twice")
     number = int(job_id)
     member = e.get("member")
+    queue, seq, next_seq = state.queue, None, state.next_seq
+    if e["status"] == ev.QUEUED:
+        queue, seq, next_seq = queue.append((next_seq, job_id)), next_seq, next_seq + 1
     job = JobState(job_id, number, e["status"], e["hyperparameters"], e["results"], e.get("generation"),
-                   e.get("parent"), None, c.version, c.version, None, None, member, e["results"])
-    if job.status == ev.QUEUED:
-        state, job = _enqueue(state, job)
+                   e.get("parent"), None, c.version, c.version, None, seq, member, e["results"])
+    members = state.members
     if member is not None:
-        state = state._replace(members=state.members.set(member, state.members.get(member, pvector()).append(job_id)))
-    return state._replace(jobs=state.jobs.set(job_id, job), next_number=max(state.next_number, number + 1))
+        members = members.set(member, members.get(member, pvector()).append(job_id))
+    return state._replace(jobs=jobs.set(job_id, job), next_number=max(state.next_number, number + 1), queue=queue,
+                          next_seq=next_seq, members=members)
 
 
 def _job_claimed(state, e, c):
@@ -255,18 +298,22 @@ def _job_lease_expired(state, e, c):
 
 
 def _job_updated(state, e, c):
-    job = state.jobs[e["job"]]
+    job_id = e["job"]
+    job = state.jobs[job_id]
     changes = {k: e[k] for k in ("status", "hyperparameters", "results") if k in e}
-    job = job._replace(version=c.version, **changes)
-    if "status" in e:
-        if job.status != ev.RUNNING:
-            job = job._replace(worker=None, lease_until=None)
-            state = state._replace(claims=state.claims.discard(job.job_id))
-        if job.status == ev.QUEUED and job.queue_seq is None:
-            state, job = _enqueue(state, job)
-        elif job.status != ev.QUEUED:
-            job = job._replace(queue_seq=None)
-    return state._replace(jobs=state.jobs.set(job.job_id, job))
+    changes["version"] = c.version
+    claims, queue, next_seq = state.claims, state.queue, state.next_seq
+    status = e.get("status")
+    if status is not None:
+        if status != ev.RUNNING:
+            changes["worker"] = changes["lease_until"] = None
+            claims = claims.discard(job_id)
+        if status == ev.QUEUED and job.queue_seq is None:
+            queue, changes["queue_seq"], next_seq = queue.append((next_seq, job_id)), next_seq, next_seq + 1
+        elif status != ev.QUEUED:
+            changes["queue_seq"] = None
+    return state._replace(jobs=state.jobs.set(job_id, job._replace(**changes)), claims=claims, queue=queue,
+                          next_seq=next_seq)
 
 
 def _job_deleted(state, e, c):

@@ -11,7 +11,7 @@ import math
 import orjson
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from schedy.core import decide, values
@@ -323,6 +323,9 @@ def random_state(seed, extra_jobs=0):
     return state
 
 
+STATE_OF_7_JOBS = random_state(3, extra_jobs=7)
+
+
 def sampled(state, version):
     d = decide.next_job(state, NAME, "w", version, 1.0)
     assert [e["type"] for e in d.events] == [ev.JOB_ADDED, ev.JOB_CLAIMED]
@@ -403,6 +406,31 @@ def test_replace_on_states_keeps_the_namedtuple_contract():
     state = random_state(3)
     later = state._replace(version=state.version + 1)
     assert type(later) is ExperimentState and later[:-5] == state[:-5] and later.version == state.version + 1
+
+
+odd_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["1", "01", "0", "x", "²", "1" * 31,
+                       "9", "DONE", "w"]), st.floats(allow_nan=True), st.just({}), st.just([]), st.just(["DONE"]))
+ABSENT = object()
+good_fields = {
+    "job": st.sampled_from(["1", "4", "7", "8", "12"]), "worker": st.just("w"),
+    "lease_until": st.none() | st.integers(0, 9) | st.floats(0, 9), "status": st.sampled_from(ev.JOB_STATUSES),
+    "hyperparameters": st.just({"x": 1.0}), "results": st.just({}), "generation": st.none() | st.integers(0, 3),
+    "parent": st.none() | st.just("1"), "member": st.none() | st.integers(0, 3),
+}
+event_fields = st.fixed_dictionaries({  # mostly well formed, so that the quick check accepts a fair share
+    k: st.tuples(st.integers(0, 9), good, odd_values).map(lambda t: ABSENT if t[0] == 0 else t[2] if t[0] > 7 else t[1])
+    for k, good in good_fields.items()})
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(["JobAdded", "JobClaimed", "JobUpdated"]), event_fields)
+def test_the_quick_check_of_an_event_accepts_only_what_the_full_check_accepts(kind, fields):
+    from schedy.core.state import _WELL_FORMED, _check_event_fully
+
+    e = {"type": kind, **{k: v for k, v in fields.items() if v is not ABSENT}}
+    if _WELL_FORMED[kind](STATE_OF_7_JOBS, e):
+        event("accepted by the quick check")
+        _check_event_fully(STATE_OF_7_JOBS, e)  # must not raise
 
 
 # ---------------------------------------------------------------- corrupt logs
