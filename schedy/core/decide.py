@@ -111,11 +111,10 @@ def expire_leases(state, now):
     (or, with PBT, redone), and the old holder's writes are refused from then
     on, since the job's version changed.
     """
-    if now is None or not state.claims:
+    claims = state.claims
+    if now is None or not claims or min(claims.values()) >= now:
         return state, []
-    lapsed = sorted(j for j, until in state.claims.items() if until < now)
-    if not lapsed:
-        return state, []
+    lapsed = sorted(j for j, until in claims.items() if until < now)
     status = scheduler(state.kind).expired_status
     events = [ev.job_lease_expired(j, state.jobs[j].worker, status) for j in lapsed]
     return apply(state, Commit(state.version + 1, now, "", events)), events
@@ -130,7 +129,7 @@ def _after_expiries(state, now, rest):
         if expired:
             return Decision(expired, error=e, durable=False)  # record the expiries even when the request is refused
         raise
-    return Decision(expired + d.events, d.value, d.error, d.durable)
+    return Decision(expired + d.events, d.value, d.error, d.durable) if expired else d
 
 
 def _lease_until(state, now):
