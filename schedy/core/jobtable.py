@@ -18,12 +18,20 @@ BLOCK = 512
 MAX_DIGITS = 30
 
 
+_recent = {}  # job id -> its block, for the ids seen lately: a commit looks up its job a dozen times
+
+
 def _block(job_id):
     # Job ids are job numbers written in decimal; anything else (or a number no log can reach, which int()
     # would take long to read) is in no block, and so never found.
-    if type(job_id) is str and len(job_id) <= MAX_DIGITS and job_id.isascii() and job_id.isdigit():
-        return int(job_id) // BLOCK
-    return None
+    if type(job_id) is not str:
+        return None
+    b = _recent.get(job_id)
+    if b is None and len(job_id) <= MAX_DIGITS and job_id.isascii() and job_id.isdigit():
+        if len(_recent) >= 1024:
+            _recent.clear()
+        b = _recent[job_id] = int(job_id) // BLOCK
+    return b
 
 
 class JobTable:
