@@ -305,7 +305,8 @@ class Experiment:
         state = self._refresh()
         decide.require(state, self.name, self._created)
         with collector_paused():
-            return [Job._from_state(self, j) for j in sorted(state.jobs.values(), key=lambda j: j.number)]
+            make = Job._from_state
+            return [make(self, j) for j in sorted(state.jobs.values(), key=_number)]
 
     def lineage(self, job_id):
         """The chain of jobs from generation 0 to ``job_id``, each continuing from the one before.
@@ -535,6 +536,10 @@ def _from_state(db, view):
     return exp
 
 
+def _number(job_state):
+    return job_state.number
+
+
 class Job:
     """One job of an experiment: a set of hyperparameters, its results and its status.
 
@@ -564,10 +569,12 @@ class Job:
 
     @classmethod
     def _from_state(cls, exp, js):
-        job = cls(js.job_id, exp, values.decode_mapping(js.hyperparameters), js.status,
-                  values.decode_mapping(js.results), js.generation, js.parent)
-        job._version = js.version
-        job.member = js.member
+        # The attributes __init__ sets, set here directly: all_jobs() builds one Job per job, 100,000 at a time.
+        job = object.__new__(cls)
+        job.job_id, job.experiment, job.status = js.job_id, exp, js.status
+        job.hyperparameters, job.results = values.decode_mapping(js.hyperparameters), values.decode_mapping(js.results)
+        job.generation, job.parent_id, job.member = js.generation, js.parent, js.member
+        job._version, job._lease_lost = js.version, None
         return job
 
     def __repr__(self):
