@@ -9,6 +9,7 @@ check that the log still holds the commit the snapshot was taken at.
 """
 
 from itertools import repeat
+from operator import itemgetter
 
 import orjson
 from pyrsistent import pmap, pvector
@@ -94,14 +95,13 @@ def _array(items):
     return b"".join(pieces)
 
 
+_number = itemgetter(JobState._fields.index("number"))  # at C speed: a block's sort was a third of its encoding
+
+
 def _block_parts(block):
     """The JSON of each JobState field of a block's jobs, in job order, without the array's brackets."""
     columns = zip(*sorted(block.values(), key=_number))
     return tuple(orjson.dumps(column)[1:-1] for column in columns)
-
-
-def _number(job):
-    return job.number
 
 
 def decode_snapshot(data):
