@@ -84,9 +84,9 @@ BUILD_SNAPSHOT_EVERY = 20_000  # while growing an experiment fast (a snapshot co
 BUILD_TAIL = 1000  # at least this many last cycles of a build run with the default snapshot_every (and N/8)
 
 FULL = {
-    "limit_seconds": 1.5, "cycles": 2000, "relaxed_cycles": 10_000, "relaxed_processes": (1, 2, 4), "repeats": 2,
+    "limit_seconds": 1.5, "cycles": 2000, "relaxed_cycles": 10_000, "relaxed_processes": (1, 2, 4), "repeats": 3,
     "growth": (1000, 10_000, 100_000), "optuna_growth": (1000, 10_000, 20_000, 100_000), "growth_cycles": 4000,
-    "optuna_growth_cycles": 500, "growth_repeats": 2, "open_repeats": 3,
+    "optuna_growth_cycles": 500, "growth_repeats": 3, "open_repeats": 3,
 }
 QUICK = {
     "limit_seconds": 0.75, "cycles": 400, "relaxed_cycles": 2000, "relaxed_processes": (1,), "repeats": 1,
