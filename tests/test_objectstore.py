@@ -575,6 +575,11 @@ def test_an_uncontended_claim_is_one_list_and_one_put(url, monkeypatch):
     calls.clear()
     lagging.next_job()
     assert dict(calls) == {"list": 1, "get": 3, "put": 1}
+    # Having met another writer, it still lists once: with no lock to wait for, it does not catch up twice.
+    exp.next_job()
+    calls.clear()
+    lagging.next_job()
+    assert dict(calls) == {"list": 1, "get": 1, "put": 1}
 
 
 # -- formats, and clear errors at open --------------------------------------------------------------------------

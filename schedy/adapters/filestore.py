@@ -87,6 +87,8 @@ class FileLogStore:
     directories the same bits plus search (0o700), within the process umask.
     """
 
+    locks_writers = True  # exclusive() makes other writers wait (see StreamView.transact)
+
     def __init__(self, root, durable=True, snapshot_every=1000, file_mode=0o600):
         if isinstance(file_mode, bool) or not isinstance(file_mode, int) or not 0 <= file_mode <= 0o777:
             raise ValueError(f"file_mode must be permission bits such as 0o600, got {file_mode!r}")

@@ -124,8 +124,9 @@ class StreamView:
                     return decision.value, state
         for attempt in range(MAX_ATTEMPTS):
             with self._guard():
-                if self._others_write:
-                    # Catch up before taking the lock, so that the other writers wait only for what comes after.
+                if self._others_write and self.store.locks_writers:
+                    # Catch up before taking the lock, so that the other writers wait only for what comes after
+                    # (with no lock to wait for, as on object storage, it would only read the log twice).
                     self.refresh()
                 with self.store.exclusive(self.key):
                     seen = self.state

@@ -49,9 +49,10 @@ class CommitSeed(ISeedSequence):
     """The seed of one decision: words of BLAKE2b of ``b"<seed>:<version>"``, the size of the state asked for.
 
     numpy's ``default_rng([seed, version])`` gave the same guarantees but its
-    SeedSequence cost a sixth of a random-search worker's cycle. Any numpy bit
-    generator takes this in place of a SeedSequence (it only calls
-    ``generate_state``).
+    SeedSequence cost a sixth of a random-search worker's cycle. PCG64 takes
+    this in place of a SeedSequence (it only calls ``generate_state``, for
+    four uint64 words); a bit generator that asks for more than 64 bytes, such
+    as MT19937, cannot, and neither can ``Generator.spawn``.
     """
 
     __slots__ = ("seed", "version")

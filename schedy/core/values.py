@@ -110,14 +110,16 @@ def encode_mapping(value, where):
     """Encode a dict of named values (hyperparameters or results); None means empty."""
     if value is None:
         return {}
-    if type(value) is dict and _plain(value):
-        try:
-            data = orjson.dumps(value)  # refuses what _plain lets through: an int beyond 64 bits, a lone surrogate
-        except orjson.JSONEncodeError:
-            pass  # encode() below names the problem
-        else:
-            _check_size(len(data), where)
-            return dict(value)
+    if type(value) is dict:
+        out = dict(value)  # checked after the copy: another thread may change the user's dict meanwhile
+        if _plain(out):
+            try:
+                data = orjson.dumps(out)  # refuses what _plain lets through: an int beyond 64 bits, a lone surrogate
+            except orjson.JSONEncodeError:
+                pass  # encode() below names the problem
+            else:
+                _check_size(len(data), where)
+                return out
     if not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a dict of name -> value, got {type(value).__name__}")
     out = encode(value, where)

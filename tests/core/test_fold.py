@@ -384,7 +384,7 @@ def test_the_generator_of_a_decision_is_pcg64_seeded_as_the_log_format_says():
     assert words.tolist() == list(struct.unpack("<4Q", hashlib.blake2b(b"9223372036854775807:12", digest_size=32).digest()))
     assert CommitSeed(5, 1).generate_state(3).tolist() == list(
         struct.unpack("<3I", hashlib.blake2b(b"5:1", digest_size=12).digest()))
-    # What docs/log-format.md specifies, built from numpy's own PCG64 and the digest alone.
+    # rng_for is PCG64 on that seed (the words above are what docs/log-format.md specifies).
     state = type("S", (), {"seed": 5})()
     by_hand = np.random.Generator(np.random.PCG64(CommitSeed(5, 9)))
     assert rng_for(state, 9).random(4).tolist() == by_hand.random(4).tolist()

@@ -269,6 +269,20 @@ def test_a_mapping_of_plain_scalars_takes_the_fast_path_to_the_same_log_form_or_
     assert "__new__" not in m
 
 
+def test_a_mapping_changed_while_it_is_encoded_is_stored_as_it_was_checked(monkeypatch):
+    """The fast path copies the user's dict before checking it, so another thread's change cannot slip past."""
+    results = {"loss": 1.0}
+    check_size = values._check_size
+
+    def change_meanwhile(size, where):
+        results["loss"] = math.nan  # as another thread might, between the check and the copy
+        return check_size(size, where)
+
+    monkeypatch.setattr(values, "_check_size", change_meanwhile)
+    log = values.encode_mapping(results, "results")
+    assert log == {"loss": 1.0} and log is not results
+
+
 def test_encode_mapping_none_is_empty():
     assert values.encode_mapping(None, "results") == {}
 
