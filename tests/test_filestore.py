@@ -197,3 +197,86 @@ def test_a_worker_cycle_syncs_once_and_every_acknowledged_write_is_synced(tmp_pa
     relaxed = schedy.SchedyDB(str(db.path), durable=False).get_experiment("e")
     relaxed.add_job({"i": 10})
     assert len(synced) == 4
+
+
+def _hold_lock_with_a_new_commit(path, said, released):
+    """In a child process: take the log's lock, append a job under it, say so, keep the lock a while, release."""
+    import time
+
+    from schedy.core import decide
+
+    db = schedy.SchedyDB(path)
+    view = db.get_experiment("e")._view
+    with db._store.exclusive(view.key):
+        state = view.refresh()
+        version = state.version + 1
+        decision = decide.add_job(state, "e", {"i": "child"}, "QUEUED", {}, state.created)
+        line = encode_commit(Commit(version, time.time(), "child", decision.events))
+        assert db._store.append(view.key, view.cursor, version, line) is not None
+        said.put(version)
+        time.sleep(1.0)
+        released.value = time.monotonic()  # CLOCK_MONOTONIC is system-wide on Linux: the parent can compare
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_writer_waiting_for_the_lock_reads_what_the_holder_appended_then_sleeps(tmp_path, monkeypatch):
+    """While another process holds the lock, a writer folds the new commits, and stops trying after a moment."""
+    import time
+
+    from schedy.adapters.stream import StreamView
+
+    db, exp = make(tmp_path)
+    exp.all_jobs()
+    calls = []
+    read_others = StreamView._read_others
+
+    def recorded(view):
+        calls.append((time.monotonic(), view.state.version, read_others(view)))
+        return calls[-1][2]
+
+    monkeypatch.setattr(StreamView, "_read_others", recorded)
+    ctx = multiprocessing.get_context("fork")
+    said, released = ctx.Queue(), ctx.Value("d", 0.0)
+    child = ctx.Process(target=_hold_lock_with_a_new_commit, args=(str(db.path), said, released))
+    child.start()
+    child_version = said.get(timeout=60)
+    job = exp.add_job({"i": "parent"})  # waits for the child's lock
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert released.value > 0, "the parent wrote while the child still held the lock"
+    assert calls and calls[0][2] is True, "the first call read the child's commit while the lock was held"
+    assert exp._view.state.jobs[job.job_id].added == child_version + 1
+    assert [j.hyperparameters["i"] for j in exp.all_jobs()][-2:] == ["child", "parent"]
+    # It then slept in flock instead of trying for the whole second the child held the lock.
+    assert calls[-1][0] < released.value - 0.5
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_an_error_while_waiting_for_the_lock_leaves_it_free(tmp_path):
+    import threading
+
+    db, exp = make(tmp_path)
+    key = exp._view.key
+    ctx = multiprocessing.get_context("fork")
+    said, released = ctx.Queue(), ctx.Value("d", 0.0)
+    child = ctx.Process(target=_hold_lock_with_a_new_commit, args=(str(db.path), said, released))
+    child.start()
+    said.get(timeout=60)
+
+    def fails():
+        raise OSError("cannot read")
+
+    with pytest.raises(OSError, match="cannot read"):
+        with db._store.exclusive(key, meanwhile=fails):
+            pytest.fail("the lock was taken although the child holds it")
+    child.join(timeout=60)
+    taken = threading.Event()
+
+    def take():
+        with db._store.exclusive(key, meanwhile=lambda: False):
+            taken.set()
+
+    t = threading.Thread(target=take, daemon=True)
+    t.start()
+    t.join(timeout=30)
+    assert taken.is_set(), "the failed wait kept the store's lock"

@@ -6,13 +6,14 @@ Layout under the database directory::
     experiments/<key>/log.jsonl one commit per line (docs/log-format.md)
 
 Writers hold an exclusive ``flock`` on the log file from the moment they read
-the head until their commit is written and fsynced, so the append loop never
-has to retry on this store. POSIX only.
+the head until their commit is written, so the append loop never has to retry
+on this store; the commit is fsynced after the lock is released. POSIX only.
 """
 
 import fcntl
 import os
 import threading
+import time
 import weakref
 from pathlib import Path
 
@@ -23,6 +24,11 @@ from ..core.events import FORMAT
 
 _MARKER = "SCHEDY"
 _LOG = "log.jsonl"
+# How long a writer that finds the lock taken keeps trying it (reading the log in between) before it sleeps in
+# flock. Locks are held for tens of microseconds, so this covers the waits of busy workers; a longer hold (a bulk
+# add, a repair) costs one such spell, then the writer sleeps until the lock is free.
+_SPIN_SECONDS = 0.002
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
 class _Handle:
@@ -45,18 +51,42 @@ class _Handle:
 class _Exclusive:
     """The write lock of one open log, as a context manager (a generator-based one cost more than the lock)."""
 
-    __slots__ = ("h",)
+    __slots__ = ("h", "meanwhile")
 
-    def __init__(self, h):
+    def __init__(self, h, meanwhile):
         self.h = h
+        self.meanwhile = meanwhile
 
     def __enter__(self):
         self.h.lock.acquire()
         try:
-            fcntl.flock(self.h.fd, fcntl.LOCK_EX)
+            if self.meanwhile is None or not self._try_for_a_while():
+                fcntl.flock(self.h.fd, fcntl.LOCK_EX)
         except BaseException:
             self.h.lock.release()
             raise
+
+    def _try_for_a_while(self):
+        """Try the lock, calling ``meanwhile()`` between tries, for up to _SPIN_SECONDS; return whether it is held.
+
+        Sleeping in flock and being woken costs more than a short hold of the lock, and the commits that other
+        writers append meanwhile would all have to be read under the lock: reading them between tries leaves
+        the lock's holder only the last one to read. With nothing new to read, the CPU is yielded.
+        """
+        deadline = None
+        while True:
+            try:
+                fcntl.flock(self.h.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                pass
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + _SPIN_SECONDS
+            elif now > deadline:
+                return False
+            if not self.meanwhile():
+                _yield()
 
     def __exit__(self, *exc):
         try:
@@ -183,9 +213,13 @@ class FileLogStore:
             return [], cursor
         return data[: end - 1].split(b"\n"), cursor + end
 
-    def exclusive(self, key):
-        """Hold the stream's write lock (against other threads and processes) for the body."""
-        return _Exclusive(self._handle(key, create=True))
+    def exclusive(self, key, meanwhile=None):
+        """Hold the stream's write lock (against other threads and processes) for the body.
+
+        While another process holds it, ``meanwhile()`` is called between tries for a short while (a writer
+        reads the commits being appended); it returns whether it read anything.
+        """
+        return _Exclusive(self._handle(key, create=True), meanwhile)
 
     def append(self, key, cursor, version, data, sync=True):
         """Append ``data`` if the log ends at ``cursor``; return the new cursor, or None if it has grown.

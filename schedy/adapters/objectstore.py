@@ -174,7 +174,8 @@ class ObjectLogStore:
         records.extend(fetched if fetched is not None else (fetch(v) for v in versions))
         return records, cursor + len(versions)
 
-    def exclusive(self, key):
+    def exclusive(self, key, meanwhile=None):
+        """Nothing to hold: writers race with conditional puts (``meanwhile`` is never called)."""
         return nullcontext()
 
     def append(self, key, cursor, version, data, sync=True):

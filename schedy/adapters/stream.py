@@ -128,7 +128,7 @@ class StreamView:
                     # Catch up before taking the lock, so that the other writers wait only for what comes after
                     # (with no lock to wait for, as on object storage, it would only read the log twice).
                     self.refresh()
-                with self.store.exclusive(self.key):
+                with self.store.exclusive(self.key, meanwhile=self._read_others):
                     seen = self.state
                     state = self.refresh()
                     self._others_write = state is not seen
@@ -158,6 +158,11 @@ class StreamView:
         raise ConflictError(
             f"experiment {self.label!r}: gave up after {MAX_ATTEMPTS} attempts lost to concurrent writers; nothing was written"
         )
+
+    def _read_others(self):
+        """Fold the commits other writers appended since the last read (while waiting for the lock); True if any."""
+        before = self.state
+        return self.refresh() is not before
 
     def _write_snapshot(self, state, cursor, line):
         # A snapshot only saves time: failing to write one must not fail the commit it follows.
