@@ -32,7 +32,8 @@ is often a tmpfs, where fsync costs nothing):
    COMPLETE. Durable commits per second are reported as a fraction of the
    raw fdatasync rate.
 2. Growth: the durable cycle rate (``with`` form, one process) when the
-   experiment already holds N finished jobs. Schedy's experiment is grown by
+   experiment already holds N finished jobs (the sizes measured in turn in
+   each repeat). Each size's Schedy experiment is grown by
    real worker cycles (``durable=False``, rare snapshots, then the last N/8
    cycles, at least 1000, with the default ``snapshot_every``, so that the log
    and its snapshot end as a live run leaves them); Optuna's journal is written directly as the op lines ``ask``,
@@ -624,13 +625,21 @@ def growth_point(system, source, n, cycles, scratch, profile=False):
 def measure_growth(cfg, scratch, keep, profile):
     """Schedy and Optuna cycle rates at each size; ``keep`` is where the largest experiments are left for opening."""
     out = {"schedy": [], "optuna": [], "build_s": {}}
-    base = keep["schedy"]
-    for n in cfg["growth"]:
-        out["build_s"][f"schedy {n}"] = build_schedy(base, n, scratch)
-        out["schedy"].append(best_of([growth_point("schedy", base, n, cfg["growth_cycles"], scratch)
-                                      for _ in range(cfg["growth_repeats"])]))
+    sizes = cfg["growth"]
+    # One experiment per size (the largest is kept for opening), measured in turn in each repeat, so that the
+    # machine's drift during the run moves every size alike instead of the last size measured.
+    sources = {n: keep["schedy"] if n == sizes[-1] else Path(scratch) / f"schedy-{n}" for n in sizes}
+    for n in sizes:
+        out["build_s"][f"schedy {n}"] = build_schedy(sources[n], n, scratch)
+    runs = collections.defaultdict(list)
+    for _ in range(cfg["growth_repeats"]):
+        for n in sizes:
+            runs[n].append(growth_point("schedy", sources[n], n, cfg["growth_cycles"], scratch))
+    out["schedy"] = [best_of(runs[n]) for n in sizes]
+    for n in sizes[:-1]:
+        shutil.rmtree(sources[n])
     if profile:
-        out["profile"] = growth_point("schedy", base, cfg["growth"][-1], cfg["growth_cycles"], scratch,
+        out["profile"] = growth_point("schedy", sources[sizes[-1]], sizes[-1], cfg["growth_cycles"], scratch,
                                       profile=True)["profile"]
     journal = OptunaJournal(scratch)
     for n in cfg["optuna_growth"]:

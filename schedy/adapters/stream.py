@@ -40,7 +40,6 @@ class StreamView:
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._snapshot_memo = {}  # the encoded blocks of jobs of the last snapshot this view wrote
-        self._others_write = False  # whether other writers had appended when this view last took the lock
 
     def _guard(self):
         if self._pid != os.getpid():  # a lock copied by fork may be held by a thread that no longer exists
@@ -124,14 +123,8 @@ class StreamView:
                     return decision.value, state
         for attempt in range(MAX_ATTEMPTS):
             with self._guard():
-                if self._others_write and self.store.locks_writers:
-                    # Catch up before taking the lock, so that the other writers wait only for what comes after
-                    # (with no lock to wait for, as on object storage, it would only read the log twice).
-                    self.refresh()
                 with self.store.exclusive(self.key, meanwhile=self._read_others):
-                    seen = self.state
                     state = self.refresh()
-                    self._others_write = state is not seen
                     version = (state.version if state else 0) + 1
                     now = self.clock()
                     decision = decide(state, version, now)

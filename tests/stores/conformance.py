@@ -113,6 +113,14 @@ class LogStoreConformance:
         (ra,), _ = store.read("a", store.initial_cursor())
         assert decode_commit(ra).events[0]["text"] == "in a"
 
+    def test_a_writer_alone_takes_the_lock_without_waiting(self, store):
+        """``exclusive(key, meanwhile=...)`` is what StreamView calls; ``meanwhile`` is only for waiting writers."""
+        calls = []
+        with store.exclusive("s", meanwhile=lambda: calls.append(1) or False):
+            assert store.append("s", store.initial_cursor(), 1, record(1)) is not None
+        assert calls == []
+        assert len(store.read("s", store.initial_cursor())[0]) == 1
+
     def test_the_append_loop_retries_until_it_wins(self, store):
         """Two views on two handles: the stale one catches up and appends the next version."""
         a = StreamView(store, "s", "s", lambda: "a")
