@@ -85,7 +85,7 @@ BUILD_SNAPSHOT_EVERY = 20_000  # while growing an experiment fast (a snapshot co
 BUILD_TAIL = 1000  # at least this many last cycles of a build run with the default snapshot_every (and N/8)
 
 FULL = {
-    "limit_seconds": 1.5, "cycles": 2000, "relaxed_cycles": 10_000, "relaxed_processes": (1, 2, 4), "repeats": 3,
+    "limit_seconds": 1.5, "cycles": 2000, "relaxed_cycles": 10_000, "relaxed_processes": (1, 2, 4), "repeats": 5,
     "growth": (1000, 10_000, 100_000), "optuna_growth": (1000, 10_000, 20_000, 100_000), "growth_cycles": 4000,
     "optuna_growth_cycles": 500, "growth_repeats": 3, "open_repeats": 3,
 }
@@ -510,19 +510,23 @@ def best_of(rows):
 
 
 def measure_throughput(cfg, scratch):
-    """Rows of cycles/s per (system, processes); repeats interleaved so that drift affects every system alike."""
+    """Rows of cycles/s per (system, processes).
+
+    Each repeat runs every system at every number of processes in turn, so that the machine's drift during the
+    run moves them all alike (the ratios compare systems and numbers of processes).
+    """
     kinds = ("schedy-with", "schedy-bare", "optuna")
-    rows = []
-    for processes in (1, 2, 4):
-        runs = collections.defaultdict(list)
-        for repeat in range(cfg["repeats"]):
+    runs = collections.defaultdict(list)
+    for repeat in range(cfg["repeats"]):
+        for processes in (1, 2, 4):
             for kind in kinds:
-                runs[kind].append(throughput_run(kind, processes, cfg["cycles"], scratch, repeat))
-        rows += [best_of(runs[k]) for k in kinds]
-    for processes in cfg["relaxed_processes"]:
-        rows.append(best_of([throughput_run("schedy-relaxed", processes, cfg["relaxed_cycles"], scratch, r)
-                             for r in range(cfg["repeats"])]))
-    return rows
+                runs[kind, processes].append(throughput_run(kind, processes, cfg["cycles"], scratch, repeat))
+    for repeat in range(cfg["repeats"]):
+        for processes in cfg["relaxed_processes"]:
+            runs["schedy-relaxed", processes].append(
+                throughput_run("schedy-relaxed", processes, cfg["relaxed_cycles"], scratch, repeat))
+    return [best_of(runs[kind, processes]) for processes in (1, 2, 4) for kind in kinds] + \
+        [best_of(runs["schedy-relaxed", processes]) for processes in cfg["relaxed_processes"]]
 
 
 # ---------------------------------------------------------------------------------------------------------------
