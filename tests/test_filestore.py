@@ -199,8 +199,8 @@ def test_a_worker_cycle_syncs_once_and_every_acknowledged_write_is_synced(tmp_pa
     assert len(synced) == 4
 
 
-def _hold_lock_with_a_new_commit(path, said, released):
-    """In a child process: take the log's lock, append a job under it, say so, keep the lock a while, release."""
+def _hold_lock_with_a_new_commit(path, said, released, go):
+    """In a child process: take the log's lock, append a job under it, say so, keep the lock until ``go``."""
     import time
 
     from schedy.core import decide
@@ -214,8 +214,23 @@ def _hold_lock_with_a_new_commit(path, said, released):
         line = encode_commit(Commit(version, time.time(), "child", decision.events))
         assert db._store.append(view.key, view.cursor, version, line) is not None
         said.put(version)
-        time.sleep(1.0)
+        go.wait(60)
         released.value = time.monotonic()  # CLOCK_MONOTONIC is system-wide on Linux: the parent can compare
+
+
+def _set_once(go, calls, wait):
+    """From a thread: set ``go`` ``wait`` seconds after the first of ``calls`` is recorded."""
+    import threading
+    import time
+
+    def later():
+        deadline = time.monotonic() + 60
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(wait)
+        go.set()
+
+    threading.Thread(target=later, daemon=True).start()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -231,35 +246,38 @@ def test_a_writer_waiting_for_the_lock_reads_what_the_holder_appended_then_sleep
     read_others = StreamView._read_others
 
     def recorded(view):
-        calls.append((time.monotonic(), view.state.version, read_others(view)))
-        return calls[-1][2]
+        calls.append((time.monotonic(), read_others(view)))
+        return calls[-1][1]
 
     monkeypatch.setattr(StreamView, "_read_others", recorded)
     ctx = multiprocessing.get_context("fork")
-    said, released = ctx.Queue(), ctx.Value("d", 0.0)
-    child = ctx.Process(target=_hold_lock_with_a_new_commit, args=(str(db.path), said, released))
+    said, released, go = ctx.Queue(), ctx.Value("d", 0.0), ctx.Event()
+    child = ctx.Process(target=_hold_lock_with_a_new_commit, args=(str(db.path), said, released, go))
     child.start()
     child_version = said.get(timeout=60)
-    job = exp.add_job({"i": "parent"})  # waits for the child's lock
+    _set_once(go, calls, 0.5)  # the child keeps the lock until the parent has waited half a second
+    job = exp.add_job({"i": "parent"})
+    done = time.monotonic()
     child.join(timeout=60)
     assert child.exitcode == 0
-    assert released.value > 0, "the parent wrote while the child still held the lock"
-    assert calls and calls[0][2] is True, "the first call read the child's commit while the lock was held"
+    assert done > released.value > 0, "the parent wrote while the child still held the lock"
+    assert calls and calls[0][1] is True, "the first call read the child's commit while the lock was held"
     assert exp._view.state.jobs[job.job_id].added == child_version + 1
     assert [j.hyperparameters["i"] for j in exp.all_jobs()][-2:] == ["child", "parent"]
-    # It then slept in flock instead of trying for the whole second the child held the lock.
-    assert calls[-1][0] < released.value - 0.5
+    # It then slept in flock instead of trying for the half second the child kept the lock.
+    assert calls[-1][0] - calls[0][0] < 0.25
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_an_error_while_waiting_for_the_lock_leaves_it_free(tmp_path):
+    """``meanwhile`` raising: the error propagates, and neither the file lock nor the store's thread lock stays held."""
     import threading
 
     db, exp = make(tmp_path)
     key = exp._view.key
     ctx = multiprocessing.get_context("fork")
-    said, released = ctx.Queue(), ctx.Value("d", 0.0)
-    child = ctx.Process(target=_hold_lock_with_a_new_commit, args=(str(db.path), said, released))
+    said, released, go = ctx.Queue(), ctx.Value("d", 0.0), ctx.Event()
+    child = ctx.Process(target=_hold_lock_with_a_new_commit, args=(str(db.path), said, released, go))
     child.start()
     said.get(timeout=60)
 
@@ -269,7 +287,9 @@ def test_an_error_while_waiting_for_the_lock_leaves_it_free(tmp_path):
     with pytest.raises(OSError, match="cannot read"):
         with db._store.exclusive(key, meanwhile=fails):
             pytest.fail("the lock was taken although the child holds it")
+    go.set()
     child.join(timeout=60)
+    assert child.exitcode == 0
     taken = threading.Event()
 
     def take():
@@ -280,3 +300,78 @@ def test_an_error_while_waiting_for_the_lock_leaves_it_free(tmp_path):
     t.start()
     t.join(timeout=30)
     assert taken.is_set(), "the failed wait kept the store's lock"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_an_interrupt_just_after_the_lock_is_taken_does_not_keep_it(tmp_path, monkeypatch):
+    """Ctrl-C arriving as flock returns: the lock is let go, so the other writers are not stopped for good."""
+    import fcntl
+
+    from schedy.adapters import filestore
+
+    db, exp = make(tmp_path)
+    key = exp._view.key
+    flock = fcntl.flock
+
+    def interrupted(fd, op):
+        flock(fd, op)
+        if op & fcntl.LOCK_EX:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(filestore.fcntl, "flock", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with db._store.exclusive(key, meanwhile=lambda: False):
+            pytest.fail("entered despite the interrupt")
+    monkeypatch.undo()
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_try_lock_once, args=(str(db.path / "experiments" / key / "log.jsonl"), out))
+    child.start()
+    assert out.get(timeout=60) == "free"
+    child.join(timeout=60)
+
+
+def _try_lock_once(path, out):
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out.put("free")
+    except BlockingIOError:
+        out.put("held")
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_writer_waiting_for_the_lock_outlasts_a_damaged_line_the_holder_cuts_off(tmp_path):
+    """A damaged line read while waiting is not the writer's error: the read under the lock decides."""
+    db, exp = make(tmp_path)
+    exp.all_jobs()
+    ctx = multiprocessing.get_context("fork")
+    said, go = ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=_damage_then_cut, args=(str(db.path), said, go))
+    child.start()
+    said.get(timeout=60)
+    _set_once(go, [True], 0.2)  # the repair takes a while
+    job = exp.add_job({"i": "after the repair"})
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert job.job_id == "4"
+    assert [j.hyperparameters["i"] for j in schedy.SchedyDB(str(db.path)).get_experiment("e").all_jobs()] == \
+        [0, 1, 2, "after the repair"]
+
+
+def _damage_then_cut(path, said, go):
+    """In a child process: under the lock, append a damaged line (as a hand edit would), then cut it off."""
+    db = schedy.SchedyDB(path)
+    key = db.get_experiment("e")._view.key
+    log = db.path / "experiments" / key / "log.jsonl"
+    with db._store.exclusive(key):
+        size = log.stat().st_size
+        with open(log, "ab") as f:
+            f.write(b'{"v":5,"t":1,"w":"x","e":[],"crc":"00000000"}\n')
+        said.put(size)
+        go.wait(60)
+        os.truncate(log, size)

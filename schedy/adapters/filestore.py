@@ -25,8 +25,8 @@ from ..core.events import FORMAT
 _MARKER = "SCHEDY"
 _LOG = "log.jsonl"
 # How long a writer that finds the lock taken keeps trying it (reading the log in between) before it sleeps in
-# flock. Locks are held for tens of microseconds, so this covers the waits of busy workers; a longer hold (a bulk
-# add, a repair) costs one such spell, then the writer sleeps until the lock is free.
+# flock. A commit holds the lock for about a hundred microseconds, so this covers the waits of busy workers; a
+# longer hold (a bulk add, a repair) costs one such spell, then the writer sleeps until the lock is free.
 _SPIN_SECONDS = 0.002
 _yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
@@ -63,7 +63,12 @@ class _Exclusive:
             if self.meanwhile is None or not self._try_for_a_while():
                 fcntl.flock(self.h.fd, fcntl.LOCK_EX)
         except BaseException:
-            self.h.lock.release()
+            # Also when the flock was taken and an interrupt (Ctrl-C) arrived just after: unlocking a lock not
+            # held does nothing, and one left held would stop every other writer.
+            try:
+                fcntl.flock(self.h.fd, fcntl.LOCK_UN)
+            finally:
+                self.h.lock.release()
             raise
 
     def _try_for_a_while(self):
@@ -116,8 +121,6 @@ class FileLogStore:
     loss). New files get ``file_mode`` (default 0o600: the owner only) and new
     directories the same bits plus search (0o700), within the process umask.
     """
-
-    locks_writers = True  # exclusive() makes other writers wait (see StreamView.transact)
 
     def __init__(self, root, durable=True, snapshot_every=1000, file_mode=0o600):
         if isinstance(file_mode, bool) or not isinstance(file_mode, int) or not 0 <= file_mode <= 0o777:
@@ -216,8 +219,10 @@ class FileLogStore:
     def exclusive(self, key, meanwhile=None):
         """Hold the stream's write lock (against other threads and processes) for the body.
 
-        While another process holds it, ``meanwhile()`` is called between tries for a short while (a writer
-        reads the commits being appended); it returns whether it read anything.
+        While another writer holds it (another process, or another database object on the same path),
+        ``meanwhile()`` is called between tries for a short while: a writer reads the commits being appended,
+        and returns whether it read anything. It runs with this store's thread lock of the stream held, so it
+        must not write to the stream; an error it raises propagates, and the lock is not taken.
         """
         return _Exclusive(self._handle(key, create=True), meanwhile)
 

@@ -82,15 +82,16 @@ class StreamView:
                 with collector_paused():
                     self._open_from_snapshot()
             records, cursor = self.store.read(self.key, self.cursor)
+            state = self.state
             if records:
-                first = self.state.version + 1 if self.state else 1
+                first = state.version + 1 if state else 1
                 with collector_paused() if len(records) > 100 else nullcontext():
                     commits = self._commits(records, first)
                     if observe is not None:
                         commits = list(commits)
                         observe(commits)
-                    self.state = fold(commits, self.state, f"experiment {self.label!r}")
-            self.cursor = cursor
+                    state = fold(commits, state, f"experiment {self.label!r}")
+            self.state, self.cursor = state, cursor  # together: an interrupt must not leave one without the other
             if (opening and self.snapshot is None and self.state
                     and self.state.version >= snapshots.interval(self.state, self.store.snapshot_every)):
                 self.snapshot = f"ignored: missing (the log has {self.state.version} commits)"
@@ -155,7 +156,10 @@ class StreamView:
     def _read_others(self):
         """Fold the commits other writers appended since the last read (while waiting for the lock); True if any."""
         before = self.state
-        return self.refresh() is not before
+        try:
+            return self.refresh() is not before
+        except Exception:  # noqa: BLE001 - e.g. a damaged line the lock's holder (schedy repair) is cutting off
+            return False  # the read under the lock decides, and raises if the log is still wrong
 
     def _write_snapshot(self, state, cursor, line):
         # A snapshot only saves time: failing to write one must not fail the commit it follows.
