@@ -67,7 +67,6 @@ def _conflict(e):
 class ObjectLogStore:
     """Log store on an obstore ``store``; ``prefix`` is the database's folder inside it."""
 
-
     def __init__(self, store, prefix="", location="object store", snapshot_every=1000):
         self.store = store
         self.prefix = prefix.strip("/")
