@@ -2,6 +2,8 @@
 
 import multiprocessing
 import os
+import threading
+import time
 
 import orjson
 import pytest
@@ -201,8 +203,6 @@ def test_a_worker_cycle_syncs_once_and_every_acknowledged_write_is_synced(tmp_pa
 
 def _hold_lock_with_a_new_commit(path, said, released, go):
     """In a child process: take the log's lock, append a job under it, say so, keep the lock until ``go``."""
-    import time
-
     from schedy.core import decide
 
     db = schedy.SchedyDB(path)
@@ -220,8 +220,6 @@ def _hold_lock_with_a_new_commit(path, said, released, go):
 
 def _set_once(go, calls, wait):
     """From a thread: set ``go`` ``wait`` seconds after the first of ``calls`` is recorded."""
-    import threading
-    import time
 
     def later():
         deadline = time.monotonic() + 60
@@ -236,8 +234,6 @@ def _set_once(go, calls, wait):
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_writer_waiting_for_the_lock_reads_what_the_holder_appended_then_sleeps(tmp_path, monkeypatch):
     """While another process holds the lock, a writer folds the new commits, and stops trying after a moment."""
-    import time
-
     from schedy.adapters.stream import StreamView
 
     db, exp = make(tmp_path)
@@ -271,8 +267,6 @@ def test_a_writer_waiting_for_the_lock_reads_what_the_holder_appended_then_sleep
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_an_error_while_waiting_for_the_lock_leaves_it_free(tmp_path):
     """``meanwhile`` raising: the error propagates, and neither the file lock nor the store's thread lock stays held."""
-    import threading
-
     db, exp = make(tmp_path)
     key = exp._view.key
     ctx = multiprocessing.get_context("fork")
