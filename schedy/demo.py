@@ -74,10 +74,10 @@ def worker(db_path, name, worker_name, checkpoints, steps, pause):
     while True:
         try:
             job = exp.next_job()  # claimed for this worker alone
-        except NoJobError:
-            if exp.status == schedy.Experiment.DONE:  # every member reached max_generations
+        except NoJobError as e:
+            if e.waiting_for is None:  # finished: every member reached max_generations
                 return
-            time.sleep(0.005)  # every member is running a segment: ask again soon
+            time.sleep(0.005)  # the next segment depends on segments running elsewhere: ask again soon
             continue
         with job:  # marked DONE (with its results) at the end of the block, CRASHED if it raises
             train_segment(job, checkpoints, steps)

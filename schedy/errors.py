@@ -5,13 +5,36 @@ bad arguments, which raise the built-in ``ValueError`` or ``TypeError`` (before
 anything is written).
 """
 
+from .core.outcomes import Finished, Waiting
+
 
 class SchedyError(Exception):
     """Base class of Schedy's own errors."""
 
 
 class NoJobError(SchedyError):
-    """``next_job()`` has nothing to hand out, or the experiment is DONE."""
+    """``next_job()`` has nothing to hand out, or the experiment is DONE.
+
+    ``outcome`` is the decision's reason as a value (see
+    :mod:`schedy.core.outcomes`): ``finished`` is True when no job will ever
+    come (the experiment is DONE); ``waiting_for`` is the
+    :class:`~schedy.core.outcomes.Waiting` value when jobs will come once
+    running ones finish (ask again later), else None.
+    """
+
+    def __init__(self, message, outcome=None):
+        super().__init__(message)
+        self.outcome = outcome
+
+    @property
+    def finished(self):
+        """True if the experiment is DONE: no job will ever be handed out (unless someone sets it RUNNING)."""
+        return isinstance(self.outcome, Finished)
+
+    @property
+    def waiting_for(self):
+        """The ``Waiting`` outcome (running jobs, and the generation a synchronous population waits for), or None."""
+        return self.outcome if isinstance(self.outcome, Waiting) else None
 
 
 class ResourceExistsError(SchedyError):

@@ -2,10 +2,14 @@
 
 ``MINIMIZE`` / ``MAXIMIZE`` set the objective; ``Truncate`` and
 ``BinaryTournament`` decide when a member exploits (continues from a better
-member), ``Keep`` never does (a baseline); ``Perturb``, ``Resample`` and ``AddNoise`` explore the copied
-hyperparameters. All are immutable values that compare by value.
+member), ``Keep`` never does (a baseline); ``Perturb``, ``Resample`` and
+``AddNoise`` explore the copied hyperparameters, or ``PB2`` picks them with a
+Gaussian-process bandit. ``SAME_GENERATION`` (the default) and ``LATEST`` are
+the ranking rules. All are immutable values that compare by value.
 """
 
-from .core.pbt import MAXIMIZE, MINIMIZE, AddNoise, BinaryTournament, Keep, Perturb, Resample, Truncate
+from .core.pbt import (LATEST, MAXIMIZE, MINIMIZE, PB2, SAME_GENERATION, AddNoise, BinaryTournament, Keep, Perturb,
+                       Resample, Truncate)
 
-__all__ = ["MINIMIZE", "MAXIMIZE", "Truncate", "BinaryTournament", "Keep", "Perturb", "Resample", "AddNoise"]
+__all__ = ["MINIMIZE", "MAXIMIZE", "SAME_GENERATION", "LATEST", "Truncate", "BinaryTournament", "Keep", "Perturb",
+           "Resample", "AddNoise", "PB2"]

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 import schedy
 from schedy.cli import main
 from schedy.errors import ExperimentNotFoundError, JobNotFoundError
-from schedy.pbt import MINIMIZE, AddNoise, BinaryTournament, Perturb, Resample, Truncate
+from schedy.pbt import (LATEST, MINIMIZE, PB2, SAME_GENERATION, AddNoise, BinaryTournament, Perturb, Resample,
+                        Truncate)
 from schedy.random import Choice, Constant, LogUniform, Uniform
 
 from conftest import log_size
@@ -88,9 +89,42 @@ def test_add_pbt_builds_the_definition_and_shows_it(cli):
     assert 'explore lr {"perturb":{"minFactor":0.5,"maxFactor":2,"high":0.1}}' in lines
     assert 'initial lr loguniform {"low":0.0001,"high":0.1}' in lines
     assert "population size 6" in lines and "max generations 4" in lines
+    assert "ranking against the same generation" in lines
+
+
+def test_add_pbt_with_pb2_synchronous_and_the_old_ranking(cli):
+    r = cli("add", "bandit", "pbt", "lr", "loguniform", LR, "--objective", "min", "--result", "loss",
+            "--pb2", '{"bounds": {"lr": [0.0001, 0.1]}, "logScale": ["lr"], "kappa": 2}',
+            "--population-size", "4", "--synchronous")
+    assert r.returncode == 0, r.stderr
+    exp = schedy.SchedyDB(cli.db).get_experiment("bandit")
+    assert exp.explore == PB2({"lr": (1e-4, 0.1)}, log_scale=("lr",), kappa=2.0) and exp.synchronous
+    assert exp.ranking == SAME_GENERATION
+    lines = words(r.stdout)
+    assert ('explore PB2 {"bounds":{"lr":[0.0001,0.1]},"logScale":["lr"],"kappa":2.0,"window":4,"candidates":500}'
+            in lines)
+    assert "ranking against the same generation, synchronous" in lines
+    r = cli("add", "old", "pbt", "lr", "loguniform", LR, "--objective", "min", "--result", "loss",
+            "--population-size", "4", "--ranking", "latest")
+    assert r.returncode == 0, r.stderr
+    assert schedy.SchedyDB(cli.db).get_experiment("old").ranking == LATEST
+    assert "ranking against each member's latest segment" in words(r.stdout)
 
 
 @pytest.mark.parametrize("args, message", [
+    (["manual", "--synchronous"], "--synchronous applies to pbt experiments only"),
+    (["random", "lr", "uniform", LR, "--ranking", "latest"], "--ranking applies to pbt experiments only"),
+    (["pbt", "--objective", "min", "--result", "loss", "--ranking", "best"], "'best' is not one of"),
+    (["pbt", "--objective", "min", "--result", "loss", "--ranking", "latest", "--synchronous"],
+     "ranking='latest' cannot go with synchronous=True"),
+    (["pbt", "--objective", "min", "--result", "loss", "--pb2", "{}"], "--pb2: PB2 parameters need 'bounds'"),
+    (["pbt", "--objective", "min", "--result", "loss", "--pb2", '{"bounds": {"lr": [1, 0]}}'],
+     "--pb2: PB2 bounds['lr'] needs low < high"),
+    (["pbt", "--objective", "min", "--result", "loss", "--pb2", '{"bounds": {"lr": [0, 1]}}', "--explore", "lr",
+      "perturb"], "--pb2 and --explore do not go together"),
+    (["pbt", "lr", "uniform", LR, "--objective", "min", "--result", "loss", "--population-size", "2",
+      "--pb2", '{"bounds": {"wd": [0, 1]}}'], "--pb2: 'wd' has no initial distribution"),
+
     (["random", "lr", "gauss", "{}"], "unknown distribution 'gauss' for 'lr'; use one of uniform, loguniform"),
     (["random", "lr", "loguniform", '{"low": 0, "high": 1}'], "bad parameters for 'lr': LogUniform needs 0 < low"),
     (["random", "lr", "uniform", '{"lo": 0, "high": 1}'], "uniform (for 'lr') takes low, high: unknown 'lo'; "

@@ -386,9 +386,12 @@ def test_pbt_waits_while_the_only_ready_member_trains_elsewhere(cli, tmp_path):
     held = exp.next_job()  # this test is another worker, training the first segment of one member
     proc = spawn(cli, "run", "wait", PY, SCRIPT, "pbt", "--ckpt", tmp_path / "ckpt", "%h")
     out = Lines(proc.stdout)
-    # schedy run trains the other member to its last generation, then has to wait for this one.
+    # schedy run trains the other member's first segment, then has to wait: whether that member continues or
+    # copies this one depends on this one's score of generation 0.
     line = out.until(lambda line: line.startswith("waiting:"))
-    assert line == f"waiting: every ready member is training elsewhere (job {held.job_id} running)"
+    other = 1 - held.member
+    assert line == (f"waiting: member {other} finished generation 0; whether it continues or copies a better member "
+                    f"depends on generation 0 of member {held.member}, still training (job {held.job_id} running)")
     assert proc.poll() is None
     checkpoint = tmp_path / "ckpt" / "held.json"
     checkpoint.write_text(json.dumps(held.hyperparameters["lr"]))  # what the script would have saved

@@ -428,36 +428,46 @@ class PopulationBasedTraining(Experiment):
     """Population Based Training: each job is one training segment of a member of the population.
 
     ``objective`` is ``schedy.pbt.MINIMIZE`` or ``MAXIMIZE`` and
-    ``result_name`` the result ranked by. ``exploit`` (``Truncate`` or
-    ``BinaryTournament``) decides when a member continues from a better one;
-    ``explore`` maps hyperparameter names to ``Perturb``, ``Resample``,
-    ``AddNoise`` or a list of them, applied to what was copied. With
-    ``initial_distributions`` and ``population_size``, the first
-    ``population_size`` jobs are sampled; otherwise the jobs you add form the
-    population. Each member trains at most ``max_generations`` segments.
-    See docs/pbt.md.
+    ``result_name`` the result ranked by. ``exploit`` (``Truncate``,
+    ``BinaryTournament`` or ``Keep``) decides when a member continues from a
+    better one; ``explore`` maps hyperparameter names to ``Perturb``,
+    ``Resample``, ``AddNoise`` or a list of them, applied to what was copied,
+    or is a ``schedy.pbt.PB2(bounds)`` bandit. With ``initial_distributions``
+    and ``population_size``, the first ``population_size`` jobs are sampled;
+    otherwise the jobs you add form the population. Each member trains at
+    most ``max_generations`` segments. ``ranking`` (``SAME_GENERATION``, the
+    default, or ``LATEST``) says which segments a member is ranked against;
+    with ``synchronous``, no member starts generation g + 1 before every
+    member has finished generation g. See docs/pbt.md.
     """
 
     _kind = "pbt"
 
-    def __init__(self, name, objective, result_name, exploit, explore={}, initial_distributions={},
-                 population_size=None, status=Experiment.RUNNING, max_generations=None, seed=None, lease=None):
+    def __init__(self, name, objective, result_name, exploit, explore=None, initial_distributions=None,
+                 population_size=None, status=Experiment.RUNNING, max_generations=None, seed=None, lease=None,
+                 ranking=pbt.SAME_GENERATION, synchronous=False):
         super().__init__(name, status, seed, lease)
         self.objective = objective
         self.result_name = result_name
         self.exploit = exploit
-        self.explore = explore
-        self.initial_distributions = initial_distributions
+        self.explore = {} if explore is None else explore
+        self.initial_distributions = {} if initial_distributions is None else initial_distributions
         self.population_size = population_size
         self.max_generations = max_generations
+        self.ranking = ranking
+        self.synchronous = synchronous
         self._params()  # refuse a bad definition now, not when it is added
 
     def _config(self):
-        if not isinstance(self.explore, dict):
-            raise TypeError(f"explore must be a dict of hyperparameter name -> strategy, got {type(self.explore).__name__}")
-        explore = {n: list(v) if isinstance(v, tuple) else v for n, v in self.explore.items()}
+        explore = self.explore
+        if isinstance(explore, dict):
+            explore = {n: list(v) if isinstance(v, tuple) else v for n, v in explore.items()}
+        elif not isinstance(explore, pbt.PB2):
+            raise TypeError(f"explore must be a dict of hyperparameter name -> strategy, or schedy.pbt.PB2(...), "
+                            f"got {type(explore).__name__}")
         return pbt.Config(self.objective, self.result_name, self.exploit, explore,
-                          check_distributions(self.initial_distributions), self.population_size, self.max_generations)
+                          check_distributions(self.initial_distributions), self.population_size, self.max_generations,
+                          self.ranking, self.synchronous)
 
     def _params(self):
         return self._config().to_log()
@@ -465,9 +475,13 @@ class PopulationBasedTraining(Experiment):
     def _load_params(self, params):
         c = pbt.Config.from_log(params)
         self.objective, self.result_name, self.exploit = c.objective, c.result_name, c.exploit
-        self.explore = {n: list(v) if isinstance(v, list) else v for n, v in c.explore.items()}
+        if isinstance(c.explore, pbt.PB2):
+            self.explore = c.explore
+        else:
+            self.explore = {n: list(v) if isinstance(v, list) else v for n, v in c.explore.items()}
         self.initial_distributions = dict(c.initial_distributions)
         self.population_size, self.max_generations = c.population_size, c.max_generations
+        self.ranking, self.synchronous = c.ranking, c.synchronous
 
 
 TIME_COLUMNS = ("added_at", "claimed_at", "finished_at")

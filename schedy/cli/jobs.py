@@ -127,12 +127,17 @@ def describe_experiment(exp, jobs):
     if isinstance(exp, RandomSearch):
         rows.append(("distributions", _mapping(exp.distributions, show_distribution)))
     if isinstance(exp, PopulationBasedTraining):
+        explore = (f"PB2 {compact(exp.explore.to_log())}" if isinstance(exp.explore, core_pbt.PB2)
+                   else _mapping(exp.explore, show_strategy))
         rows += [("objective", exp.objective), ("result", exp.result_name), ("exploit", show_strategy(exp.exploit)),
-                 ("explore", _mapping(exp.explore, show_strategy)),
+                 ("explore", explore),
                  ("initial", _mapping(exp.initial_distributions, show_distribution)),
                  ("population size", "not set: the jobs pushed form the population" if exp.population_size is None
                   else str(exp.population_size)),
-                 ("max generations", "no limit" if exp.max_generations is None else str(exp.max_generations))]
+                 ("max generations", "no limit" if exp.max_generations is None else str(exp.max_generations)),
+                 ("ranking", {core_pbt.SAME_GENERATION: "against the same generation",
+                              core_pbt.LATEST: "against each member's latest segment"}[exp.ranking]
+                  + (", synchronous" if exp.synchronous else ""))]
     rows.append(("jobs", f"{len(jobs)} ({by_status})" if jobs else "0"))
     return _grid(rows)
 
@@ -265,7 +270,7 @@ def parse_explore(hp, text):
 
 def build_experiment(name, kind, words, status, seed, lease, pbt_options):
     """The experiment the arguments of ``schedy add`` describe; a usage error for any bad value."""
-    given = [opt for opt, value in pbt_options.items() if value not in (None, ())]
+    given = [opt for opt, value in pbt_options.items() if value not in (None, (), False)]
     if kind != "pbt" and given:
         raise click.UsageError(f"{given[0]} applies to pbt experiments only")
     if kind == "manual" and words:
@@ -300,10 +305,23 @@ def _build_pbt(name, dists, opts, common):
             raise click.UsageError(f"--explore {hp!r}: {hp!r} has no initial distribution (the triplets define "
                                    f"{', '.join(map(repr, dists))})")
         explore[hp] = parse_explore(hp, text)
+    if opts["--pb2"] is not None:
+        if explore:
+            raise click.UsageError("--pb2 and --explore do not go together: PB2 chooses the values of the "
+                                   "hyperparameters in its bounds")
+        try:
+            explore = core_pbt.PB2.from_log(parse_json(opts["--pb2"], "--pb2"))
+        except (TypeError, ValueError) as e:
+            raise click.UsageError(f"--pb2: {e}") from None
+        missing = [hp for hp in explore.bounds if dists and hp not in dists]
+        if missing:
+            raise click.UsageError(f"--pb2: {', '.join(map(repr, missing))} has no initial distribution (the "
+                                   f"triplets define {', '.join(map(repr, dists))})")
     return PopulationBasedTraining(
         name, objective=opts["--objective"], result_name=opts["--result"],
         exploit=parse_exploit(opts["--exploit"] or "truncate"), explore=explore, initial_distributions=dists,
-        population_size=opts["--population-size"], max_generations=opts["--max-generations"], **common)
+        population_size=opts["--population-size"], max_generations=opts["--max-generations"],
+        ranking=opts["--ranking"] or core_pbt.SAME_GENERATION, synchronous=opts["--synchronous"], **common)
 
 
 # -- add ----------------------------------------------------------------------------------------
@@ -328,13 +346,21 @@ def _build_pbt(name, dists, opts, common):
 @click.option("--explore", nargs=2, multiple=True, metavar="HP STRATEGY",
               help="pbt: how HP changes after a member copies a better one (repeatable, once per HP). STRATEGY is "
                    "perturb (factor 0.8 to 1.2), or the log form of docs/pbt.md, or a JSON list of them.")
+@click.option("--pb2", metavar="JSON",
+              help="pbt: explore with the PB2 bandit instead, e.g. '{\"bounds\": {\"lr\": [0.0001, 0.1]}, "
+                   "\"logScale\": [\"lr\"]}' (docs/pbt.md).")
 @click.option("--population-size", type=click.IntRange(min=1), metavar="N",
               help="pbt: sample N members from the triplets (give both or neither).")
 @click.option("--max-generations", type=click.IntRange(min=1), metavar="N",
               help="pbt: each member trains at most N segments. Default: no limit.")
+@click.option("--ranking", type=click.Choice(list(core_pbt.RANKINGS)),
+              help="pbt: rank a member against the others' segments of its generation (the default), or "
+                   "against their latest segments.")
+@click.option("--synchronous", is_flag=True,
+              help="pbt: no member starts generation g+1 before every member has finished generation g.")
 @db_option
-def add(name, kind, distributions, status, seed, lease, objective, result_name, exploit, explore, population_size,
-        max_generations, db):
+def add(name, kind, distributions, status, seed, lease, objective, result_name, exploit, explore, pb2,
+        population_size, max_generations, ranking, synchronous, db):
     """Create the experiment NAME, then print it.
 
     \b
@@ -378,7 +404,8 @@ def add(name, kind, distributions, status, seed, lease, objective, result_name, 
     taken), 2 for a bad argument (nothing is written).
     """
     pbt_options = {"--objective": objective, "--result": result_name, "--exploit": exploit, "--explore": explore,
-                   "--population-size": population_size, "--max-generations": max_generations}
+                   "--pb2": pb2, "--population-size": population_size, "--max-generations": max_generations,
+                   "--ranking": ranking, "--synchronous": synchronous}
     exp = build_experiment(name, kind, distributions, status, seed, lease, pbt_options)
     location = default_path() if db is None else db
     new = "://" not in location and not os.path.isfile(os.path.join(location, "SCHEDY"))

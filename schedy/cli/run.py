@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from ..adapters.api import Experiment, Job, PopulationBasedTraining, default_path
+from ..adapters.api import Job, default_path
 from ..core import values
 from ..errors import ExperimentNotFoundError, JobNotFoundError, NoJobError, UnsafeUpdateError
 from . import db_option, failures, main, open_db
@@ -515,27 +515,22 @@ class Runner:
 
     def claim(self):
         """The next job and None, or None and why there is none."""
-        delay, waiting = POLL, False
+        delay, waiting = POLL, None
         while not self.signals:
             try:
                 return self.exp.next_job(), None
             except NoJobError as e:
-                busy = self.busy()
-                if not busy:
+                wait = e.waiting_for
+                if wait is None:
                     return None, f"no more jobs ({e})"
-                if not waiting:
-                    waiting = True
-                    self.out.waiting(f"waiting: every ready member is training elsewhere (job{'s' * (len(busy) > 1)} "
-                                     f"{', '.join(busy)} running)")
+                if wait != waiting:  # say it again only when what it waits for changes
+                    waiting = wait
+                    busy = wait.jobs
+                    self.out.waiting(f"waiting: {wait.reason} (job{'s' * (len(busy) > 1)} {', '.join(busy)} running)"
+                                     if busy else f"waiting: {wait.reason}")
                 self.pause(delay)
                 delay = min(2 * delay, WAIT_MAX)
         return None, f"interrupted by {_signal_name(self.signals[0])}"
-
-    def busy(self):
-        """Ids of the jobs running elsewhere that a PBT experiment waits for (next_job refreshed its status)."""
-        if not isinstance(self.exp, PopulationBasedTraining) or self.exp.status != Experiment.RUNNING:
-            return []
-        return [j.job_id for j in self.exp.all_jobs() if j.status == Job.RUNNING]
 
     def pause(self, seconds):
         end = time.monotonic() + seconds

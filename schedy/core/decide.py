@@ -17,7 +17,7 @@ from ..errors import (ExperimentNotFoundError, JobNotFoundError, NoJobError, Res
                       UnsafeUpdateError)
 from . import events as ev
 from .codec import Commit
-from .pbt import FINISHED
+from .outcomes import Finished, Proposal, Waiting
 from .schedulers import scheduler
 from .state import apply, live, oldest_queued
 
@@ -178,18 +178,22 @@ def next_job(state, name, worker, version, now, incarnation=None):
 def _next_job(state, name, worker, version, now):
     until = _lease_until(state, now)
     if state.status != ev.RUNNING:
-        raise NoJobError(f"experiment {name!r} is {state.status}: no more jobs are handed out")
+        reason = f"experiment {name!r} is {state.status}: no more jobs are handed out"
+        raise NoJobError(reason, Finished(reason) if state.status == ev.DONE else None)
     job_id = oldest_queued(state)
     if job_id is not None:
         return Decision([ev.job_claimed(job_id, worker, until)], job_id, durable=False)
-    proposal = scheduler(state.kind).propose(state, now, rng_for(state, version))
-    if proposal == FINISHED:
+    outcome = scheduler(state.kind).propose(state, now, rng_for(state, version))
+    if isinstance(outcome, Finished):
         return Decision([ev.experiment_updated(status=ev.DONE)], durable=False,
-                        error=NoJobError(f"experiment {name!r} is finished: every member reached max_generations"))
-    if isinstance(proposal, str):
-        raise NoJobError(f"experiment {name!r} has no job to hand out: {proposal}")
+                        error=NoJobError(f"experiment {name!r} is finished: {outcome.reason}", outcome))
+    if isinstance(outcome, Waiting):
+        raise NoJobError(f"experiment {name!r} has no job to hand out yet: {outcome.reason}; ask again when a "
+                         f"running job finishes", outcome)
+    if not isinstance(outcome, Proposal):
+        raise NoJobError(f"experiment {name!r} has no job to hand out: {outcome.reason}", outcome)
     job_id = str(state.next_number)
-    return Decision([ev.job_added(job_id, status=ev.QUEUED, **proposal), ev.job_claimed(job_id, worker, until)],
+    return Decision([ev.job_added(job_id, status=ev.QUEUED, **outcome.fields), ev.job_claimed(job_id, worker, until)],
                     job_id, durable=False)
 
 

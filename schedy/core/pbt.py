@@ -2,10 +2,11 @@
 
 Each training segment of a member is one job. When a worker asks for work and
 no queued job waits, :func:`propose` picks the ready member that is furthest
-behind, ranks the population by the quality result of each member's latest
-finished segment, lets the member exploit (copy a better member's weights and
-hyperparameters) and explore (perturb what it copied), and returns the next
-segment as a new job. See docs/pbt.md for the full semantics.
+behind, ranks it against the other members' segments of the same generation
+(or, in logs written before that rule, their latest), lets the member exploit
+(copy a better member's weights and hyperparameters) and explore (perturb what
+it copied, or ask PB2's bandit), and returns the next segment as a new job.
+See docs/pbt.md for the full semantics.
 """
 
 import math
@@ -13,10 +14,17 @@ from dataclasses import dataclass
 
 from . import distributions, values
 from . import events as ev
+from .outcomes import Empty, Finished, Proposal, Waiting
+from .pb2 import PB2
 
 MINIMIZE = "min"
 MAXIMIZE = "max"
-FINISHED = "finished"  # propose() result: every member reached max_generations
+
+SAME_GENERATION = "generation"
+"""Ranking rule: a member that finished generation g is ranked against the others' segments of generation g."""
+LATEST = "latest"
+"""Ranking rule of logs written before ``ranking`` existed: against each member's latest finished segment."""
+RANKINGS = (SAME_GENERATION, LATEST)
 
 
 def _number(name, x, positive=False):
@@ -55,6 +63,15 @@ def _better(a, b, objective):
 
 # -- exploit strategies -------------------------------------------------------------------------
 
+class _Wait:
+    def __repr__(self):
+        return "WAIT"
+
+
+WAIT = _Wait()
+"""What an exploit strategy's ``choose`` returns when the scores still pending would change its choice."""
+
+
 @dataclass(frozen=True)
 class Truncate:
     """A member in the bottom ``proportion`` of the ranking continues from one drawn uniformly from the top ``proportion``."""
@@ -69,14 +86,31 @@ class Truncate:
     def to_log(self):
         return {"truncate": self.proportion}
 
-    def choose(self, ranking, member, own, rng, objective, eligible):
-        """The member to copy, or None: one drawn from the top, if ``member`` is in the bottom and worse."""
-        k = int(len(ranking) * self.proportion)
-        if k == 0 or member not in [m for m, _ in ranking[-k:]]:
+    def choose(self, ranking, member, own, rng, objective, eligible, pending=0):
+        """The member to copy, None, or :data:`WAIT`.
+
+        ``pending`` members will be ranked too but have no score yet: the
+        member decides only once their scores, whatever they are, cannot
+        change whether it is in the bottom, and it copies only members that
+        are in the top whatever those scores are.
+        """
+        n = len(ranking) + pending
+        k = int(n * self.proportion)
+        members = [m for m, _ in ranking]
+        if k == 0 or member not in members:
             return None
+        position = members.index(member)
+        if position + pending < n - k:
+            return None  # in the upper part, even if every pending member ranks above it
+        if position < n - k:
+            return WAIT  # in the bottom or not, depending on the pending scores
         # Ties across the cut copy nothing: a member only ever copies a strictly better one.
-        better = [m for m, s in ranking[:k] if m in eligible and _better(s, own, objective)]
-        return better[int(rng.integers(len(better)))] if better else None
+        top = k - pending  # the members in the top whatever the pending scores
+        better = [m for m, s in ranking[:max(top, 0)] if m in eligible and _better(s, own, objective)]
+        if better:
+            return better[int(rng.integers(len(better)))]
+        maybe = [m for m, s in ranking[max(top, 0):k] if m in eligible and _better(s, own, objective)]
+        return WAIT if maybe else None
 
 
 @dataclass(frozen=True)
@@ -86,8 +120,8 @@ class BinaryTournament:
     def to_log(self):
         return {"binaryTournament": {}}
 
-    def choose(self, ranking, member, own, rng, objective, eligible):
-        """The member to copy, or None: one other member drawn at random, if it is strictly better."""
+    def choose(self, ranking, member, own, rng, objective, eligible, pending=0):
+        """The member to copy, or None: one other ranked member drawn at random, if it is strictly better."""
         others = [(m, s) for m, s in ranking if m != member and m in eligible]
         if not others:
             return None
@@ -107,7 +141,7 @@ class Keep:
     def to_log(self):
         return {"keep": {}}
 
-    def choose(self, ranking, member, own, rng, objective, eligible):
+    def choose(self, ranking, member, own, rng, objective, eligible, pending=0):
         """Always ``member`` itself."""
         return member
 
@@ -290,6 +324,8 @@ class Config:
     initial_distributions: dict
     population_size: int
     max_generations: int
+    ranking: str = SAME_GENERATION
+    synchronous: bool = False
 
     def __post_init__(self):
         if self.objective not in (MINIMIZE, MAXIMIZE):
@@ -299,9 +335,20 @@ class Config:
         if not isinstance(self.exploit, (Truncate, BinaryTournament, Keep)):
             raise TypeError(f"exploit must be schedy.pbt.Truncate(...), BinaryTournament() or Keep(), "
                             f"got {self.exploit!r}")
-        if not isinstance(self.explore, dict):
-            raise TypeError(f"explore must be a dict of hyperparameter name -> strategy, got {type(self.explore).__name__}")
-        for name, spec in self.explore.items():
+        if self.ranking not in RANKINGS:
+            raise ValueError(f"ranking must be schedy.pbt.SAME_GENERATION ('generation') or LATEST ('latest'), "
+                             f"got {self.ranking!r}")
+        if not isinstance(self.synchronous, bool):
+            raise TypeError(f"synchronous must be True or False, got {self.synchronous!r}")
+        if self.synchronous and self.ranking != SAME_GENERATION:
+            raise ValueError("synchronous PBT ranks members at the same generation: ranking='latest' cannot go "
+                             "with synchronous=True")
+        if isinstance(self.explore, PB2):
+            self._check_pb2()
+        elif not isinstance(self.explore, dict):
+            raise TypeError(f"explore must be a dict of hyperparameter name -> strategy, or schedy.pbt.PB2(...), "
+                            f"got {type(self.explore).__name__}")
+        for name, spec in self.explore.items() if isinstance(self.explore, dict) else ():
             if not isinstance(name, str):
                 raise TypeError(f"explore keys must be hyperparameter names (strings), got {name!r}")
             strategies = _strategies(spec)
@@ -314,10 +361,10 @@ class Config:
         if bool(self.initial_distributions) != (size is not None):
             raise ValueError("initial_distributions and population_size go together: give both to sample the "
                              "initial population, or neither and add its jobs with add_job")
-        missing = [n for n in self.explore if self.initial_distributions and n not in self.initial_distributions]
+        missing = [n for n in self.explored() if self.initial_distributions and n not in self.initial_distributions]
         if missing:
             raise ValueError(f"explore names {', '.join(map(repr, missing))}, which initial_distributions does not define")
-        for name, spec in self.explore.items():
+        for name, spec in self.explore.items() if isinstance(self.explore, dict) else ():
             dist = self.initial_distributions.get(name)
             numeric = [s for s in _strategies(spec) if not isinstance(s, Resample)]
             if numeric and dist is not None and not _numeric_dist(dist, numeric):
@@ -327,28 +374,53 @@ class Config:
         if g is not None and (isinstance(g, bool) or not isinstance(g, int) or g < 1):
             raise ValueError(f"max_generations must be a positive integer, got {g!r}")
 
+    def _check_pb2(self):
+        for name in self.explore.bounds:
+            dist = self.initial_distributions.get(name)
+            if dist is not None and not _numeric_dist(dist, [self.explore]):
+                raise ValueError(f"PB2 explores {name!r} within bounds, but its initial distribution {dist!r} does "
+                                 "not give numbers")
+
+    def explored(self):
+        """The names of the hyperparameters explore changes."""
+        return list(self.explore.bounds) if isinstance(self.explore, PB2) else list(self.explore)
+
     def to_log(self):
-        return {"scheduler": {"PBT": {
+        pb2 = isinstance(self.explore, PB2)
+        p = {
             "objective": self.objective,
             "qualityResultName": self.result_name,
             "exploit": self.exploit.to_log(),
-            "explore": {n: ([s.to_log() for s in spec] if isinstance(spec, list) else spec.to_log())
-                        for n, spec in self.explore.items()},
+            "explore": {} if pb2 else {n: ([s.to_log() for s in spec] if isinstance(spec, list) else spec.to_log())
+                                       for n, spec in self.explore.items()},
             "init": {n: d.to_log() for n, d in self.initial_distributions.items()},
             "numParallel": self.population_size,
             "maxGenerations": self.max_generations,
-        }}}
+            "ranking": self.ranking,
+        }
+        if self.synchronous:
+            p["synchronous"] = True
+        if pb2:
+            p["pb2"] = self.explore.to_log()
+        return {"scheduler": {"PBT": p}}
 
     @classmethod
     def from_log(cls, params):
         try:
             p = params["scheduler"]["PBT"]
+            explore = {n: explore_from_log(s) for n, s in p.get("explore", {}).items()}
+            if "pb2" in p:
+                if explore:
+                    raise ValueError("a PBT definition explores with PB2 or with per-hyperparameter strategies, "
+                                     "not both")
+                explore = PB2.from_log(p["pb2"])
             return cls(
                 objective=p["objective"], result_name=p["qualityResultName"],
-                exploit=exploit_from_log(p["exploit"]),
-                explore={n: explore_from_log(s) for n, s in p.get("explore", {}).items()},
+                exploit=exploit_from_log(p["exploit"]), explore=explore,
                 initial_distributions={n: distributions.from_log(d) for n, d in p.get("init", {}).items()},
                 population_size=p.get("numParallel"), max_generations=p.get("maxGenerations"),
+                # A log written before the ranking rule was recorded was decided with the latest segments.
+                ranking=p.get("ranking", LATEST), synchronous=p.get("synchronous", False),
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"invalid PBT parameters ({type(e).__name__}: {e})") from None
@@ -408,23 +480,59 @@ def population(state, config):
     return out
 
 
-def propose(state, now, rng, config):
-    """The next segment to hand out.
+def segment_at(state, member, generation):
+    """The member's newest DONE segment of ``generation``, or None (not reached yet, skipped by an exploit)."""
+    jobs = state.jobs
+    for job_id in reversed(state.members[member]):
+        job = jobs.get(job_id)
+        if job is not None and job.status == ev.DONE and job.generation == generation:
+            return job
+    return None
 
-    Returns a dict of ``JobAdded`` fields; :data:`FINISHED` when every member
-    has reached ``max_generations`` and none runs; or a string saying why no
-    job can be handed out yet (every member is busy, or there is no
-    population).
+
+def compared(state, config, members, latest):
+    """What a member whose latest DONE segment is ``latest`` is ranked against: ``([(member, job)], pending)``.
+
+    With :data:`SAME_GENERATION`, each member's DONE segment of ``latest``'s
+    generation, and ``pending`` the segments of that generation still
+    running (or crashed, to be redone); members without either are left out.
+    With :data:`LATEST`, each member's latest DONE segment, and no pending.
+    """
+    if config.ranking == LATEST:
+        return [(m, d) for m, _, d in members if d is not None], []
+    g = latest.generation
+    out, pending = [], []
+    for m, current, d in members:
+        if d is not None and d.generation >= g:  # a member whose latest DONE segment is below g has none of g
+            job = d if d.generation == g else segment_at(state, m, g)
+            if job is not None:
+                out.append((m, job))
+                continue
+        if current.generation == g and current.status in (ev.RUNNING, ev.QUEUED, ev.CRASHED):
+            pending.append((m, current))
+    return out, pending
+
+
+def propose(state, now, rng, config):
+    """The next segment to hand out, as an outcome value.
+
+    :class:`~schedy.core.outcomes.Proposal` (the ``JobAdded`` fields of the
+    segment); :class:`~schedy.core.outcomes.Finished` when every member has
+    reached ``max_generations`` (or was pruned) and none runs;
+    :class:`~schedy.core.outcomes.Waiting` while the segments that would make
+    a member ready are running; :class:`~schedy.core.outcomes.Empty` when
+    there is no population.
     """
     members = population(state, config)
     if config.population_size is not None and len(state.members) < config.population_size:
         hps = {n: values.encode(d.sample(rng)) for n, d in config.initial_distributions.items()}
-        return {"hyperparameters": hps, "results": {}, "generation": 0, "parent": None,
-                "member": len(state.members)}
+        return Proposal({"hyperparameters": hps, "results": {}, "generation": 0, "parent": None,
+                         "member": len(state.members)})
     if not members and state.members:
-        return FINISHED  # every member was pruned
+        return Finished("every member of the population was pruned")
     if not members:
-        return "the population is empty: add its jobs with add_job, or give initial_distributions and population_size"
+        return Empty("the population is empty: add its jobs with add_job, or give initial_distributions and "
+                     "population_size")
     last = None if config.max_generations is None else config.max_generations - 1
     ready = []
     for member, latest, done in members:
@@ -434,23 +542,57 @@ def propose(state, now, rng, config):
             ready.append((latest.generation + 1, latest.version, member, latest, done))
     if not ready:
         if all(latest.status == ev.DONE for _, latest, _ in members):
-            return FINISHED
-        return "every member of the population is running a segment; ask again when one finishes"
-    _, _, member, latest, done = min(ready, key=lambda r: r[:3])
-    if latest.status == ev.CRASHED:
-        # Redo the crashed segment from where it started: what it was added with, not what the crash left.
-        return {"hyperparameters": latest.hyperparameters, "results": _without_score(latest.initial_results, config),
-                "generation": latest.generation, "parent": latest.parent, "member": member}
-    ranking = rank([(m, score(d, config)) for m, _, d in members if d is not None], config)
-    # A copy continues its parent's lineage, so a donor must have a generation left to give.
-    eligible = {m for m, _, d in members if d is not None and (last is None or d.generation < last)}
-    donor = config.exploit.choose(ranking, member, score(latest, config), rng, config.objective, eligible)
-    source, hps = latest, latest.hyperparameters
-    if donor is not None:
-        source = next(d for m, _, d in members if m == donor)
-        hps = _explore(source.hyperparameters, config, rng)
-    return {"hyperparameters": hps, "results": _carry(source, config), "generation": source.generation + 1,
-            "parent": source.job_id, "member": member}
+            return Finished("every member reached max_generations")
+        return Waiting("every member of the population is running a segment", jobs=_running(members))
+    first_wait, standings = None, {}
+    for _, _, member, latest, _ in sorted(ready, key=lambda r: r[:3]):
+        if latest.status == ev.CRASHED:
+            # Redo the crashed segment from where it started: what it was added with, not what the crash left.
+            return Proposal({"hyperparameters": latest.hyperparameters,
+                             "results": _without_score(latest.initial_results, config),
+                             "generation": latest.generation, "parent": latest.parent, "member": member})
+        g = latest.generation
+        if config.synchronous:
+            behind = [(m, current) for m, current, d in members if d is None or d.generation < g]
+            if behind:
+                names = ", ".join(str(m) for m, _ in behind)
+                first_wait = first_wait or Waiting(
+                    f"synchronous PBT: generation {g + 1} starts when every member has finished generation {g}; "
+                    f"waiting for generation {g} of member{'s' * (len(behind) > 1)} {names}",
+                    jobs=_running(behind), generation=g, members=tuple(m for m, _ in behind))
+                continue
+        if g not in standings:  # every member that finished g is ranked against the same segments
+            segments, pending = compared(state, config, members, latest)
+            ranking = rank([(m, score(d, config)) for m, d in segments], config)
+            # A copy continues its parent's lineage, so a donor must have a generation left to give.
+            eligible = {m for m, d in segments if last is None or d.generation < last}
+            standings[g] = segments, pending, ranking, eligible
+        segments, pending, ranking, eligible = standings[g]
+        donor = config.exploit.choose(ranking, member, score(latest, config), rng, config.objective, eligible,
+                                      len(pending))
+        if donor is WAIT:
+            # Another ready member may be decided already; this one is asked again on a later call.
+            names = ", ".join(str(m) for m, _ in pending)
+            first_wait = first_wait or Waiting(
+                f"member {member} finished generation {g}; whether it continues or copies a better member depends "
+                f"on generation {g} of member{'s' * (len(pending) > 1)} {names}, still training",
+                jobs=_running(pending), generation=g, members=tuple(m for m, _ in pending))
+            continue
+        source, hps = latest, latest.hyperparameters
+        if donor is not None:
+            source = next(d for m, d in segments if m == donor)
+            if isinstance(config.explore, PB2):
+                hps = _explore_pb2(state, config, members, source, rng)
+            else:
+                hps = _explore(source.hyperparameters, config, rng)
+        return Proposal({"hyperparameters": hps, "results": _carry(source, config),
+                         "generation": source.generation + 1, "parent": source.job_id, "member": member},
+                        compared=tuple(d.job_id for _, d in segments))
+    return first_wait
+
+
+def _running(members):
+    return tuple(latest.job_id for _, latest, *_ in members if latest.status == ev.RUNNING)
 
 
 def _carry(parent, config):
@@ -471,3 +613,33 @@ def _explore(hps, config, rng):
         choices = dist.values if isinstance(dist, distributions.Choice) else None
         out[name] = values.encode(explore_value(values.decode(out[name]), spec, rng, choices))
     return out
+
+
+def _explore_pb2(state, config, members, source, rng):
+    """PB2: the bandit picks the bounded hyperparameters from the recent segments' gains; the rest is copied."""
+    bandit, sign = config.explore, (1.0 if config.objective == MAXIMIZE else -1.0)
+    names, at = list(bandit.bounds), source.generation + 1
+    oldest = at - bandit.window
+    observations, pending, jobs = [], [], state.jobs
+    for m, latest, _ in members:
+        for job_id in reversed(state.members[m]):
+            job = jobs.get(job_id)
+            if job is None:
+                continue
+            if job.generation < oldest:
+                break
+            if job.status == ev.RUNNING:
+                pending.append((float(job.generation), _numbers(job.hyperparameters, names)))
+            elif job.status == ev.DONE and job.parent is not None and job.parent in jobs:
+                gain = sign * (score(job, config) - score(jobs[job.parent], config))
+                observations.append((float(job.generation), _numbers(job.hyperparameters, names), gain))
+    start = _numbers(source.hyperparameters, names)
+    chosen = bandit.suggest(observations, pending, float(at), start, rng)
+    out = dict(source.hyperparameters)
+    for name, value in chosen.items():
+        out[name] = values.encode(value)
+    return out
+
+
+def _numbers(hps, names):
+    return {n: values.decode(hps[n]) for n in names if n in hps}

@@ -6,6 +6,7 @@ subclassing :class:`Scheduler` and listing it in ``SCHEDULERS``.
 
 from . import distributions, pbt, values
 from . import events as ev
+from .outcomes import Empty, Proposal
 
 _parsed = {}
 
@@ -56,13 +57,13 @@ class Scheduler:
 
     @classmethod
     def propose(cls, state, now, rng):
-        """The job to hand out when no queued job waits.
+        """The job to hand out when no queued job waits, as a :mod:`schedy.core.outcomes` value.
 
-        Return a dict of ``JobAdded`` fields (the job is claimed in the same
-        commit); or a string saying why there is none (``NoJobError``); or
-        :data:`schedy.core.pbt.FINISHED`, which marks the experiment DONE.
+        A ``Proposal`` is added and claimed in the same commit; ``Finished``
+        marks the experiment DONE; ``Waiting`` and ``Empty`` refuse the
+        request with a ``NoJobError`` that carries them.
         """
-        return "it has no queued job"
+        return Empty("it has no queued job")
 
 
 class ManualScheduler(Scheduler):
@@ -112,7 +113,7 @@ class RandomScheduler(Scheduler):
     @classmethod
     def propose(cls, state, now, rng):
         hps = {name: values.encode(d.sample(rng)) for name, d in cls.distributions(state.params).items()}
-        return {"hyperparameters": hps, "results": {}}
+        return Proposal({"hyperparameters": hps, "results": {}})
 
 
 class PBTScheduler(Scheduler):
@@ -128,11 +129,12 @@ class PBTScheduler(Scheduler):
     @classmethod
     def check_job(cls, params, hyperparameters):
         config = parsed(params, pbt.Config.from_log)
-        missing = [n for n in config.explore if n not in hyperparameters]
+        missing = [n for n in config.explored() if n not in hyperparameters]
         if missing:
             raise ValueError(f"a job of this PBT experiment must carry the hyperparameters it explores: "
                              f"missing {', '.join(map(repr, missing))}")
-        for name, spec in config.explore.items():
+        for name in config.explored():
+            spec = config.explore if isinstance(config.explore, pbt.PB2) else config.explore[name]
             pbt.check_explorable(name, values.decode(hyperparameters[name]), spec, config)
 
     @classmethod

@@ -10,12 +10,14 @@ every commit and compared with what the decision did.
 
 import math
 
+import hypothesis
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
 
-from schedy.core import decide, pbt, values
+from schedy.core import decide, pbt, schedulers, values
 from schedy.core import events as ev
 from schedy.core.check import find_double_claims
 from schedy.core.codec import Commit, decode_commit, encode_commit
@@ -24,11 +26,19 @@ from schedy.core.pbt import AddNoise, BinaryTournament, Config, Perturb, Resampl
 from schedy.core.state import apply, fold, lineage, oldest_queued
 from schedy.errors import NoJobError
 
+from _replay import redecide
+
 NAME = "pbt-exp"
 NAN = math.nan
 INF = math.inf
 
 # ---------------------------------------------------------------- the independent model
+
+
+def event(what):
+    """Count ``what`` in Hypothesis's statistics (``--hypothesis-show-statistics``), when a property test runs."""
+    if currently_in_test_context():
+        hypothesis.event(what)
 
 
 def number_or_nan(raw):
@@ -49,9 +59,14 @@ def better(a, b, objective):
 
 
 class Model:
-    """What the semantics say about a state, recomputed from scratch."""
+    """What the semantics say about a state, recomputed from scratch.
 
-    def __init__(self, state, cfg):
+    ``generation`` is the generation the deciding member finished: with the
+    SAME_GENERATION rule, each member is compared by its DONE segment of that
+    generation; with LATEST, by its latest DONE segment.
+    """
+
+    def __init__(self, state, cfg, generation=None):
         self.cfg = cfg
         self.state = state
         jobs = {m: [state.jobs[j] for j in ids if j in state.jobs] for m, ids in state.members.items()}
@@ -59,10 +74,45 @@ class Model:
         self.latest = {m: js[-1] for m, js in self.active.items()}
         self.last_done = {m: next((j for j in reversed(js) if j.status == ev.DONE), None)
                           for m, js in self.active.items()}
+        self.pending = []  # members whose segment of `generation` is still to come (running, queued, crashed)
+        if cfg.ranking == pbt.SAME_GENERATION and generation is not None:
+            self.compared = {m: next((j for j in reversed(js) if j.status == ev.DONE and j.generation == generation),
+                                     None) for m, js in self.active.items()}
+            self.pending = sorted(m for m, j in self.latest.items() if self.compared[m] is None
+                                  and j.generation == generation and j.status in (ev.RUNNING, ev.QUEUED, ev.CRASHED))
+        else:
+            self.compared = self.last_done
         self.last_gen = None if cfg.max_generations is None else cfg.max_generations - 1
 
+    def waits(self, member):
+        """Why the ready ``member`` cannot be decided now ("synchronous" or "pending"), or None."""
+        latest, cfg = self.latest[member], self.cfg
+        if latest.status == ev.CRASHED:
+            return None  # redone at once
+        g = latest.generation
+        if cfg.synchronous and self.behind(g):
+            return "synchronous"
+        if not isinstance(cfg.exploit, Truncate) or cfg.ranking != pbt.SAME_GENERATION:
+            return None
+        mg = Model(self.state, cfg, g)
+        ranking, k, top, bottom, undecided = mg.truncation()
+        own = mg.score(member)
+
+        def better_ones(group):
+            return [t for t in group if mg.eligible(t) and better(mg.score(t), own, cfg.objective)]
+
+        # Its side of the cut is undecided; or it is surely in the bottom, and no member surely in the top is
+        # better, but a member that may be in the top is.
+        if member in undecided or (member in bottom and not better_ones(top) and better_ones(ranking[len(top):k])):
+            return "pending"
+        return None
+
+    def behind(self, g):
+        """Members that have not finished generation ``g`` (what a synchronous population waits for)."""
+        return sorted(m for m, d in self.last_done.items() if d is None or d.generation < g)
+
     def score(self, m):
-        return number_or_nan(self.last_done[m].results.get(self.cfg.result_name))
+        return number_or_nan(self.compared[m].results.get(self.cfg.result_name))
 
     def ranking(self):
         def key(m):
@@ -70,10 +120,10 @@ class Model:
             if math.isnan(s):
                 return (1, 0.0, m)
             return (0, s if self.cfg.objective == "min" else -s, m)
-        return sorted((m for m in self.active if self.last_done[m] is not None), key=key)
+        return sorted((m for m in self.active if self.compared[m] is not None), key=key)
 
     def eligible(self, m):
-        d = self.last_done.get(m)
+        d = self.compared.get(m)
         return d is not None and (self.last_gen is None or d.generation < self.last_gen)
 
     def ready(self):
@@ -90,9 +140,14 @@ class Model:
         return self.cfg.population_size is not None and len(self.state.members) < self.cfg.population_size
 
     def truncation(self):
+        """``(ranking, k, top, bottom, undecided)``: the members surely in the top and surely in the bottom,
+        whatever the pending members score, and those whose side depends on it."""
         ranking = self.ranking()
-        k = math.floor(len(ranking) * self.cfg.exploit.proportion)
-        return ranking, k, (ranking[:k] if k else []), (ranking[-k:] if k else [])
+        n, p = len(ranking) + len(self.pending), len(self.pending)
+        k = math.floor(n * self.cfg.exploit.proportion)
+        if not k:
+            return ranking, k, [], [], []
+        return ranking, k, ranking[:max(k - p, 0)], ranking[max(n - k, 0):], ranking[max(n - k - p, 0):n - k]
 
 
 def carried_results(results, cfg):
@@ -279,14 +334,33 @@ class Sim:
         if not before.members:
             assert "population is empty" in msg
             return
-        assert m.ready() == [], "a member was ready, yet no job was handed out"
         assert m.latest, "every member pruned must finish the experiment, not refuse"
+        ready = m.ready()
+        if ready:
+            assert all(m.waits(mm) for _, _, mm in ready), "a ready member could be decided, yet none was"
+            g, _, member = ready[0]  # the refusal says why the first of them waits
+            g -= 1
+            assert e.waiting_for is not None and e.waiting_for.generation == g and not e.finished
+            waited = list(e.waiting_for.members)
+            if m.waits(member) == "synchronous":
+                event("refused: synchronous, waiting for a generation")
+                assert f"waiting for generation {g} of member" in msg, msg
+                assert waited == m.behind(g)
+            else:
+                event("refused: the decision depends on pending scores")
+                assert waited == Model(before, self.cfg, g).pending and waited
+            running = {j.job_id for mm, j in m.latest.items() if mm in waited and j.status == ev.RUNNING}
+            assert set(e.waiting_for.jobs) == running
+            return
         busy = [mm for mm, j in m.latest.items() if j.status in (ev.RUNNING, ev.QUEUED)]
         assert busy, "refused while no member is busy: the experiment should have finished"
         assert "every member of the population is running" in msg
+        assert e.waiting_for is not None and not e.finished
+        assert set(e.waiting_for.jobs) == {j.job_id for j in m.latest.values() if j.status == ev.RUNNING}
 
     def check_finished(self, before, d):
         assert isinstance(d.error, NoJobError) and "finished" in str(d.error)
+        assert d.error.finished and d.error.waiting_for is None
         assert d.events == [ev.experiment_updated(status=ev.DONE)] and d.value is None
         assert before.status == ev.RUNNING
         m = Model(before, self.cfg)
@@ -318,7 +392,8 @@ class Sim:
             return
         ready = m.ready()
         assert ready, "handed out a job while no member was ready"
-        member = ready[0][2]  # furthest behind, then longest waiting, then member number
+        # Furthest behind, then longest waiting, then member number; skipping those that must wait.
+        member = next(mm for _, _, mm in ready if not m.waits(mm))
         assert job.member == member, (job.member, ready)
         latest = m.latest[member]
         if latest.status == ev.CRASHED:  # the crashed segment is redone as it was
@@ -331,28 +406,42 @@ class Sim:
                 assert job.results == carried(before.jobs[latest.parent], cfg)
             return
         assert latest.status == ev.DONE
+        g = latest.generation
+        m = Model(before, cfg, g)
+        if cfg.synchronous:  # generation g + 1 starts only once every member has finished g
+            assert m.behind(g) == [], (g, m.behind(g))
+        outcome = schedulers.scheduler("pbt").propose(before, None, decide.rng_for(before, self.version))
+        assert outcome.fields == {k: added[k] for k in outcome.fields}
+        compared = [before.jobs[j] for j in outcome.compared]
+        assert sorted(j.member for j in compared) == sorted(mm for mm, d in m.compared.items() if d is not None)
+        assert all(m.compared[j.member] == j for j in compared)
+        if cfg.ranking == pbt.SAME_GENERATION:  # ranked only against scores of the generation it finished
+            assert {j.generation for j in compared} == {g}, ([j.generation for j in compared], g)
+            assert job.generation == g + 1
         parent = before.jobs[job.parent]
         assert job.generation == parent.generation + 1
         assert job.results == carried(parent, cfg)  # model_path travels, the score does not
         if parent.member == member:  # the member continues from its own latest segment, unchanged
             assert parent.job_id == latest.job_id and job.hyperparameters == latest.hyperparameters
             if isinstance(cfg.exploit, Truncate):
-                _, k, top, bottom = m.truncation()
+                ranking, k, top, bottom, undecided = m.truncation()
+                assert member not in undecided, (member, ranking, m.pending)
                 if member in bottom:
-                    # It may only stay if no top member is both strictly better and eligible.
+                    # It may only stay if no member that may be in the top is both strictly better and eligible.
                     assert not any(m.eligible(t) and better(m.score(t), m.score(member), cfg.objective)
-                                   for t in top), (member, m.ranking(), k)
+                                   for t in ranking[:k]), (member, ranking, k)
             return
-        # An exploit: the member copies another member's latest finished segment.
+        # An exploit: the member copies another member's segment (of the same generation, or its latest).
         self.exploits += 1
+        event(f"exploit, {cfg.ranking}{', synchronous' if cfg.synchronous else ''}")
         donor = parent.member
         assert donor in m.active, "a pruned member was copied"
-        assert parent.job_id == m.last_done[donor].job_id
+        assert parent.job_id == m.compared[donor].job_id
         assert m.eligible(donor)
         assert better(m.score(donor), m.score(member), cfg.objective), (m.score(donor), m.score(member))
         if isinstance(cfg.exploit, Truncate):
-            ranking, k, top, bottom = m.truncation()
-            assert k > 0 and member in bottom and donor in top, (member, donor, ranking, k)
+            ranking, k, top, bottom, _ = m.truncation()
+            assert k > 0 and member in bottom and donor in top, (member, donor, ranking, k, m.pending)
         check_explored(parent.hyperparameters, job.hyperparameters, cfg)
 
     def check_log(self):
@@ -457,12 +546,14 @@ def configs(draw, allow_hand=True):
             "opt": opt,
             "arch": Constant("resnet"),
         }
+    ranking = draw(st.sampled_from(pbt.RANKINGS))
     return Config(
         objective=draw(st.sampled_from([pbt.MINIMIZE, pbt.MAXIMIZE])),
         result_name=draw(st.sampled_from(["loss", "acc"])),
         exploit=exploit, explore=explore, initial_distributions=init,
         population_size=size if sampled else None,
         max_generations=draw(st.none() | st.integers(1, 6)),
+        ranking=ranking, synchronous=ranking == pbt.SAME_GENERATION and draw(st.booleans()),
     ), size
 
 
@@ -539,6 +630,11 @@ def test_random_pbt_runs_keep_the_semantics(cfg_size, n_workers, steps, seed, in
                 ask(workers[0])
         assert finished, "every member reached max_generations, yet the experiment is not DONE"
     sim.check_log()
+    # Replaying: every next_job decision, made again on the state before its commit, writes the same events.
+    wrong, checked = redecide(sim.commits, operator="op")
+    assert wrong == [] and checked == sum(1 for c in sim.commits if c.worker != "op"
+                                          and any(e["type"] in (ev.JOB_CLAIMED, ev.EXPERIMENT_UPDATED)
+                                                  for e in c.events))
     if finished:
         assert sim.state.status == ev.DONE
         assert any(e == ev.experiment_updated(status=ev.DONE) for c in sim.commits for e in c.events)
@@ -569,11 +665,14 @@ DEFAULT_INIT = {"lr": LogUniform(1e-3, 1.0), "n": Constant(8), "arch": Constant(
 
 
 def config(exploit=None, explore=None, init=None, population_size=None, max_generations=None, objective="min",
-           result_name="loss"):
+           result_name="loss", ranking=pbt.LATEST, synchronous=False):
+    """A definition for the examples; they were written for the rule of logs without ``ranking`` (LATEST), which
+    such logs keep; the examples of the SAME_GENERATION rule and of synchronous mode say so."""
     return Config(objective=objective, result_name=result_name, exploit=exploit or Truncate(0.5),
                   explore={"lr": Perturb()} if explore is None else explore,
                   initial_distributions=DEFAULT_INIT if init is None and population_size else (init or {}),
-                  population_size=population_size, max_generations=max_generations)
+                  population_size=population_size, max_generations=max_generations, ranking=ranking,
+                  synchronous=synchronous)
 
 
 def start_generation(sim, n):
@@ -1034,8 +1133,17 @@ def test_documented_log_vocabulary_reads():
         "explore": {"lr": {"perturb": {"minFactor": 0.8, "maxFactor": 1.2}}},
         "init": {"lr": {"loguniform": {"low": 1e-4, "high": 1}}}, "numParallel": 20, "maxGenerations": 10}}}
     cfg = Config.from_log(params)
-    assert cfg == Config("max", "acc", Truncate(0.2), {"lr": Perturb(0.8, 1.2)}, {"lr": LogUniform(1e-4, 1)}, 20, 10)
-    assert cfg.to_log() == params
+    # Written before the ranking rule was recorded: decided, and replayed, with the latest segments.
+    assert cfg == Config("max", "acc", Truncate(0.2), {"lr": Perturb(0.8, 1.2)}, {"lr": LogUniform(1e-4, 1)}, 20, 10,
+                         ranking=pbt.LATEST)
+    assert cfg.to_log()["scheduler"]["PBT"] == dict(params["scheduler"]["PBT"], ranking="latest")
+    new = Config("max", "acc", Truncate(0.2), {"lr": Perturb(0.8, 1.2)}, {"lr": LogUniform(1e-4, 1)}, 20, 10)
+    assert new.ranking == pbt.SAME_GENERATION and not new.synchronous
+    assert new.to_log()["scheduler"]["PBT"]["ranking"] == "generation"
+    assert "synchronous" not in new.to_log()["scheduler"]["PBT"]
+    sync = Config.from_log({"scheduler": {"PBT": dict(params["scheduler"]["PBT"], ranking="generation",
+                                                       synchronous=True)}})
+    assert sync.synchronous and sync.to_log()["scheduler"]["PBT"]["synchronous"] is True
 
 
 def good(**changes):
@@ -1063,6 +1171,10 @@ def good(**changes):
     lambda: Config(**good(max_generations=0)),
     lambda: Config(**good(explore={"momentum": Perturb()})),  # absent from initial_distributions
     lambda: Config(**good(initial_distributions={"lr": Choice(["a", "b"])}, explore={"lr": AddNoise(0.1)})),
+    lambda: Config(**good(ranking="fair")),
+    lambda: Config(**good(ranking=pbt.LATEST, synchronous=True)),
+    lambda: Config(**good(explore=pbt.PB2({"lr": (0, 1)}), initial_distributions={"lr": Choice(["a", "b"])})),
+    lambda: Config(**good(explore=pbt.PB2({"momentum": (0, 1)}))),
 ], ids=lambda f: "")
 def test_bad_definitions_raise_value_error(make):
     with pytest.raises(ValueError):
@@ -1077,6 +1189,7 @@ def test_bad_definitions_raise_value_error(make):
     lambda: Config(**good(explore={"lr": "perturb"})),
     lambda: Config(**good(explore={"lr": []})),
     lambda: Config(**good(explore=[Perturb()])),
+    lambda: Config(**good(synchronous="yes")),
 ])
 def test_bad_definitions_raise_type_error(make):
     with pytest.raises(TypeError):
@@ -1092,6 +1205,13 @@ def test_bad_definitions_raise_type_error(make):
     {"explore": {"momentum": {"perturb": {}}}},
     {"numParallel": None},
     {"qualityResultName": None},
+    {"ranking": "best"},
+    {"ranking": "latest", "synchronous": True},
+    {"synchronous": 1},
+    {"pb2": {"bounds": {"lr": [0, 1]}}},  # and explore too
+    {"explore": {}, "pb2": {"bounds": {}}},
+    {"explore": {}, "pb2": {"bounds": {"lr": [0, 1]}, "kappa": -1}},
+    {"explore": {}, "pb2": {"bounds": {"lr": [0, 1]}, "beta": 2}},
 ])
 def test_bad_params_are_refused_by_create_experiment(pbt_params):
     params = {"scheduler": {"PBT": {
@@ -1147,3 +1267,100 @@ def test_keep_without_explore_trains_each_member_on_with_its_first_values():
     for job in state.jobs.values():
         assert job.hyperparameters == first[job.member]
         assert job.parent is None or state.jobs[job.parent].member == job.member
+
+
+# ---------------------------------------------------------------- ranking within a generation, synchronous mode
+
+
+def test_a_member_is_ranked_against_the_same_generation_not_the_latest():
+    """Member 0 finishes generation 1 after member 1 has finished generation 2 with the best score yet. Under
+    SAME_GENERATION, member 0 is compared with member 1's generation-1 segment, and copies that one."""
+    sim = Sim(config(Truncate(0.34), population_size=3, ranking=pbt.SAME_GENERATION), seed=0)
+    a, b, c = start_generation(sim, 3)  # members 0, 1, 2
+    for job, loss in ((b, 3.0), (c, 2.5), (a, 2.0)):
+        sim.put(job.job_id, ev.DONE, score=loss)
+    b1, c1, a1 = start_generation(sim, 3)  # longest waiting first: k = 1, member 1 is the bottom one
+    assert (b1.member, b1.parent) == (1, a.job_id)  # it copied the top one
+    assert (c1.member, c1.parent, a1.member, a1.parent) == (2, c.job_id, 0, a.job_id)
+    sim.put(c1.job_id, ev.DONE, score=1.2)
+    sim.put(b1.job_id, ev.DONE, score=1.0)
+    # Member 2 (waited longest) may be in the bottom or not, depending on member 0's pending score: it waits.
+    # Member 1 is at the top whatever member 0 scores: it goes on at once.
+    b2 = sim.next_job("w1")
+    assert (b2.member, b2.generation, b2.parent) == (1, 2, b1.job_id)
+    with pytest.raises(NoJobError) as e:
+        sim.next_job("w2")
+    assert (e.value.waiting_for.members, e.value.waiting_for.generation) == ((0,), 1)
+    sim.put(b2.job_id, ev.DONE, score=0.1)  # generation 2, better than anything of generation 1
+    sim.put(a1.job_id, ev.DONE, score=1.5)  # member 0 is now the bottom of generation 1
+    c2 = sim.next_job("w2")
+    assert c2.parent == c1.job_id  # member 2 is in the middle: it continues
+    a2 = sim.next_job("w0")
+    assert (a2.member, a2.generation, a2.parent) == (0, 2, b1.job_id)  # member 1's generation 1, not its later
+
+
+def test_a_member_that_may_be_in_the_bottom_waits_for_the_pending_scores():
+    sim = Sim(config(Truncate(0.5), population_size=2, ranking=pbt.SAME_GENERATION), seed=0)
+    a, b = start_generation(sim, 2)
+    sim.put(a.job_id, ev.DONE, score=1.0)
+    n = sim.version
+    with pytest.raises(NoJobError) as e:
+        sim.next_job("w0")  # member 0 is in the bottom half or not, depending on member 1's score
+    assert sim.version == n  # a refusal writes nothing
+    wait = e.value.waiting_for
+    assert (wait.generation, wait.members, wait.jobs) == (0, (1,), (b.job_id,)) and not e.value.finished
+    assert "depends on generation 0 of member 1, still training" in str(e.value)
+    sim.put(b.job_id, ev.DONE, score=0.5)
+    a1 = sim.next_job("w0")  # now it knows: member 1 is better, member 0 copies it
+    assert (a1.member, a1.generation, a1.parent) == (0, 1, b.job_id)
+
+
+def test_synchronous_mode_waits_for_every_member_of_the_generation():
+    sim = Sim(config(Truncate(0.5), population_size=3, ranking=pbt.SAME_GENERATION, synchronous=True), seed=0)
+    a, b, c = start_generation(sim, 3)
+    sim.put(a.job_id, ev.DONE, score=0.0)  # the best possible score: an asynchronous member would go on
+    sim.put(b.job_id, ev.DONE, score=1.0)
+    with pytest.raises(NoJobError, match="waiting for generation 0 of member 2") as e:
+        sim.next_job("w0")
+    assert (e.value.waiting_for.generation, e.value.waiting_for.members, e.value.waiting_for.jobs) == \
+        (0, (2,), (c.job_id,))
+    sim.put(c.job_id, ev.CRASHED)  # the crashed segment is redone first, and still waited for
+    retry = sim.next_job("w2")
+    assert (retry.member, retry.generation) == (2, 0)
+    with pytest.raises(NoJobError, match="waiting for generation 0 of member 2"):
+        sim.next_job("w0")
+    sim.put(retry.job_id, ev.DONE, score=2.0)
+    nxt = [sim.next_job(f"w{i}") for i in range(3)]
+    assert sorted(j.generation for j in nxt) == [1, 1, 1]
+    copied = next(j for j in nxt if j.member == 2)
+    assert copied.parent == a.job_id  # the worst copied the best
+    sim.put(copied.job_id, ev.PRUNED)  # a pruned member is not waited for
+    for j in nxt:
+        if j.member != 2:
+            sim.put(j.job_id, ev.DONE, score=0.5)
+    assert sorted(sim.next_job(f"w{i}").generation for i in range(2)) == [2, 2]
+
+
+def test_synchronous_mode_waits_for_a_member_added_by_hand():
+    sim = Sim(config(Truncate(0.5), ranking=pbt.SAME_GENERATION, synchronous=True), seed=0)
+    sim.add({"lr": 0.1, "n": 1, "x": 0.0})
+    a = sim.next_job("w0")
+    sim.put(a.job_id, ev.DONE, score=1.0)
+    a1 = sim.next_job("w0")  # alone: nothing to wait for
+    sim.put(a1.job_id, ev.DONE, score=0.5)
+    late = sim.add({"lr": 0.2, "n": 1, "x": 0.0})  # a new member, at generation 0
+    assert sim.next_job("w1").job_id == late.job_id  # queued: handed out first
+    with pytest.raises(NoJobError, match="waiting for generation 1 of member 1"):
+        sim.next_job("w0")  # member 0 does not start generation 2 before the new member has finished 1
+    sim.put(late.job_id, ev.DONE, score=2.0)
+    late1 = sim.next_job("w1")  # the new member is behind: it is not held back
+    assert (late1.member, late1.generation) == (1, 1)
+
+
+def test_old_rule_logs_keep_deciding_with_the_latest_segments():
+    """The same situation as the first example, under LATEST (the rule of logs without ``ranking``)."""
+    sim = Sim(config(Truncate(0.5), population_size=2, ranking=pbt.LATEST), seed=0)
+    a, b = start_generation(sim, 2)
+    sim.put(a.job_id, ev.DONE, score=1.0)
+    a1 = sim.next_job("w0")  # no waiting: member 1 has no score, member 0 is ranked alone
+    assert a1.parent == a.job_id
