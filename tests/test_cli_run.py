@@ -391,7 +391,7 @@ def test_pbt_waits_while_the_only_ready_member_trains_elsewhere(cli, tmp_path):
     line = out.until(lambda line: line.startswith("waiting:"))
     other = 1 - held.member
     assert line == (f"waiting: member {other} finished generation 0; whether it continues or copies a better member "
-                    f"depends on generation 0 of member {held.member}, still training (job {held.job_id} running)")
+                    f"depends on the generation-0 score of member {held.member}, not known yet (job {held.job_id} running)")
     assert proc.poll() is None
     checkpoint = tmp_path / "ckpt" / "held.json"
     checkpoint.write_text(json.dumps(held.hyperparameters["lr"]))  # what the script would have saved

@@ -5,6 +5,7 @@ import time
 import click
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -15,6 +16,41 @@ def _fmt(x):
     return "nan" if x != x else f"{x:.3g}"
 
 
+def _print_table(console, table):
+    """Print ``table``; piped output (80 columns by default) is widened to the table's natural width, so that no
+    number is cut to an ellipsis."""
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    width = console.width
+    if console.is_terminal or natural <= width:
+        console.print(table)
+        return
+    console.width = natural
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
+class WorkerCounts(click.ParamType):
+    """A worker count, or several separated by commas (``1,2,4``)."""
+
+    name = "N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        counts = []
+        for part in str(value).split(","):
+            try:
+                n = int(part.strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a worker count, nor a comma-separated list of them (1,2,4)", param, ctx)
+            if n < 1:
+                self.fail(f"a worker count must be at least 1, got {n} in {value!r}", param, ctx)
+            counts.append(n)
+        return counts
+
+
 @main.command(short_help="Compare search strategies on a simulated problem: table, plots, logs.")
 @click.argument("problem", type=click.Choice(["toy", "lr-schedule"]))
 @click.option("-s", "--strategy", "strategies", multiple=True, metavar="NAME",
@@ -23,16 +59,18 @@ def _fmt(x):
 @click.option("--seeds", type=click.IntRange(1), default=20, show_default=True, help="Runs per strategy.")
 @click.option("--first-seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seeds are FIRST-SEED, FIRST-SEED + 1, ...")
-@click.option("--workers", type=click.IntRange(1), default=None,
-              help="Simulated workers. Default: the problem's (toy: 1, lr-schedule: 4).")
+@click.option("--workers", "workers", type=WorkerCounts(), multiple=True,
+              help="Simulated workers. Repeat it (--workers 1 --workers 4), or give a comma-separated list "
+                   "(--workers 1,2,4,8), to run every strategy at every count and compare them in one table. "
+                   "Default: the problem's (toy: 1, lr-schedule: 4).")
 @click.option("--segments", type=click.IntRange(1), default=None,
               help="Segments of a full training (per member, or per job of random or manual search). Default: the "
                    "problem's (toy: 25, lr-schedule: 20).")
 @click.option("--population", type=click.IntRange(1), default=None,
               help="lr-schedule only: the PBT population (default 16); the budget is population x segments.")
 @click.option("--budget", type=click.IntRange(1), default=None,
-              help="Segments each strategy may train in total. Default: the problem's (toy: 2 x segments, "
-                   "lr-schedule: population x segments).")
+              help="Segments each run reports in total (a segment cut short by a failure is trained again and "
+                   "counted once). Default: the problem's (toy: 2 x segments, lr-schedule: population x segments).")
 @click.option("--segment-time", type=click.FloatRange(0, min_open=True), default=None, metavar="SECONDS",
               help="Mean simulated duration of a segment (toy: 60, lr-schedule: 100).")
 @click.option("--failure-rate", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
@@ -45,8 +83,9 @@ def _fmt(x):
               help="Write PNG plots into DIR (needs matplotlib: pip install 'schedy[plots]').")
 @click.option("--db", "db", metavar="PATH", default=None,
               help="Also write the log of the first seed of each strategy into this database (a directory or "
-                   "URL; created if needed), as experiments named PROBLEM-STRATEGY-seedN. Not read from "
-                   "$SCHEDY_DB: a simulation writes nowhere unless asked.")
+                   "URL; created if needed), as experiments named PROBLEM-STRATEGY-seedN (PROBLEM-STRATEGY-wW-seedN "
+                   "with several worker counts). Not read from $SCHEDY_DB: a simulation writes nowhere unless "
+                   "asked.")
 def simulate(problem, strategies, seeds, first_seed, workers, segments, population, budget, segment_time,
              failure_rate, restart, processes, plots_dir, db):
     """Simulate search strategies on PROBLEM with many seeds, offline, and compare them.
@@ -58,6 +97,10 @@ def simulate(problem, strategies, seeds, first_seed, workers, segments, populati
     mean final scores with a permutation test p-value. PROBLEM is "toy" (the
     toy example of the PBT paper, Figure 2) or "lr-schedule" (a learning rate
     that must decrease during training).
+
+    With several worker counts (--workers 1,2,4), every strategy runs at
+    every count, in one table; the pairs compare the strategies at each
+    count, and each strategy with itself at the first count.
     """
     from ..simulation import Durations, Failures, compare, lr_schedule, toy
 
@@ -78,9 +121,14 @@ def simulate(problem, strategies, seeds, first_seed, workers, segments, populati
     if unknown:
         raise click.UsageError(f"unknown strategy {unknown[0]!r} for {problem}; choose among {', '.join(available)}")
     chosen = {s: available[s] for s in (dict.fromkeys(strategies) or available)}
+    counts = [n for given in workers for n in given]
+    twice = sorted({n for n in counts if counts.count(n) > 1})
+    if twice:
+        raise click.UsageError(f"--workers {twice[0]} is given twice")
+    several = len(counts) > 1
     options = {"failures": Failures(failure_rate, restart)}
-    if workers is not None:
-        options["workers"] = workers
+    if counts:
+        options["workers"] = counts if several else counts[0]
     if budget is not None:
         options["budget"] = budget
     seed_list = list(range(first_seed, first_seed + seeds))
@@ -89,8 +137,12 @@ def simulate(problem, strategies, seeds, first_seed, workers, segments, populati
     err = Console(stderr=True)
     d = prob.durations
     out.print(f"Simulating {problem}: {prob.description}.", markup=False)
-    out.print(f"{len(chosen)} strateg{'y' if len(chosen) == 1 else 'ies'} x {seeds} seeds "
-              f"({first_seed}..{first_seed + seeds - 1}); {options.get('workers', prob.workers)} worker(s); budget "
+    runs = len(chosen) * max(1, len(counts)) * seeds
+    out.print(f"{len(chosen)} strateg{'y' if len(chosen) == 1 else 'ies'} x "
+              + (f"{len(counts)} worker counts ({', '.join(map(str, counts))}) x " if several else "")
+              + f"{seeds} seeds ({first_seed}..{first_seed + seeds - 1}); "
+              + ("" if several else f"{options.get('workers', prob.workers)} worker(s); ")
+              + f"budget "
               f"{options.get('budget', prob.budget) or 'none'} segments; segments of {d.mean:g} s on average "
               f"(lognormal spread {d.spread:g}, worker speeds spread {d.worker_spread:g}); "
               + (f"failure rate {failure_rate:g} per segment, restart after {restart:g} s."
@@ -98,7 +150,7 @@ def simulate(problem, strategies, seeds, first_seed, workers, segments, populati
     start = time.perf_counter()
     with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
                   TimeElapsedColumn(), console=err, disable=not err.is_terminal, transient=True) as bar:
-        task = bar.add_task("runs", total=len(chosen) * seeds)
+        task = bar.add_task("runs", total=runs)
         with failures():
             result = compare(chosen, prob, seed_list, processes=processes,
                              progress=lambda done, total: bar.update(task, completed=done), **options)
@@ -108,15 +160,29 @@ def simulate(problem, strategies, seeds, first_seed, workers, segments, populati
     direction = "higher" if result.objective == "max" else "lower"
     table = Table(title=f"best {score} reached ({direction} is better); the time axis is {result.horizon / 3600:.3g} "
                         f"simulated hours", box=box.SIMPLE_HEAD, collapse_padding=True)
-    for col in ("strategy", "runs", "by 1/4", "by 1/2", "final", "std", "median", "segments"):
+    cols = ["strategy", "runs", "by 1/4", "by 1/2", "final", "std", "median", "segments"]
+    if several:
+        cols[1:1] = ["workers"]
+        cols.append("hours")
+    for col in cols:
         table.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
     for r in result.rows():
-        table.add_row(r["strategy"], str(r["runs"]), _fmt(r["at 0.25"]), _fmt(r["at 0.5"]), _fmt(r["mean"]),
-                      _fmt(r["std"]), _fmt(r["median"]), f"{r['segments']:.1f}")
-    out.print(table)
+        cells = [r["strategy"], str(r["runs"]), _fmt(r["at 0.25"]), _fmt(r["at 0.5"]), _fmt(r["mean"]),
+                 _fmt(r["std"]), _fmt(r["median"]), f"{r['segments']:.1f}"]
+        if several:
+            cells[1:1] = [str(r["workers"])]
+            cells.append(f"{r['end'] / 3600:.3g}")
+        table.add_row(*cells)
+    _print_table(out, table)
     out.print("by 1/4, by 1/2: mean best score reached by that share of the time axis; final, std, median: of the "
-              "best score at the end of each run; segments: trained, mean per run.", markup=False)
-    if len(chosen) > 1:
+              "best score at the end of each run; segments: trained (reported), mean per run"
+              + ("; hours: simulated time until the end of the run, mean per run." if several else "."),
+              markup=False)
+    if several:
+        first = f"{counts[0]} worker{'' if counts[0] == 1 else 's'}"
+        out.print((f"Pairs: the strategies at each worker count, and each strategy against itself at {first}."
+                   if len(chosen) > 1 else f"Pairs: each worker count against {first}."), markup=False)
+    if len(result.labels) > 1:
         pairs = Table(title="pairs: difference of the mean final scores, first minus second", box=box.SIMPLE_HEAD,
                       collapse_padding=True)
         for col in ("first", "second", "difference", "better", "p", "p by 1/2"):
@@ -124,12 +190,12 @@ def simulate(problem, strategies, seeds, first_seed, workers, segments, populati
         for p, half in zip(result.pairs(), result.pairs(at=0.5)):
             pairs.add_row(p["a"], p["b"], f"{p['difference']:+.4g}", p["better"] or "neither", f"{p['p']:.2g}",
                           f"{half['p']:.2g}")
-        out.print(pairs)
+        _print_table(out, pairs)
         out.print("p: two-sided permutation test of the difference of the means (10,000 resamples, seeded); "
                   "p by 1/2: the same on the best scores reached by half the time axis.", markup=False)
     segs = sum(r.stats["segments"] for runs in result.runs.values() for r in runs)
     commits = sum(r.stats["commits"] for runs in result.runs.values() for r in runs)
-    out.print(f"{len(chosen) * seeds} runs, {segs} simulated segments and {commits} commits in {elapsed:.2f} s "
+    out.print(f"{runs} runs, {segs} simulated segments and {commits} commits in {elapsed:.2f} s "
               f"of wall time.", markup=False)
     if plots_dir is not None:
         with failures():
@@ -145,7 +211,8 @@ def simulate(problem, strategies, seeds, first_seed, workers, segments, populati
             database = SchedyDB(db)
             names = []
             for label, sim in result.examples.items():
-                name = f"{problem}-{label}-seed{sim.seed}"
+                strategy, n = result.cells[label]
+                name = f"{problem}-{strategy}-w{n}-seed{sim.seed}" if several else f"{problem}-{label}-seed{sim.seed}"
                 sim.save(database, name)
                 names.append(name)
         out.print(f"Logs of seed {first_seed} written to {database.path}: {', '.join(names)}. Check them with: "

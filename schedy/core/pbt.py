@@ -494,9 +494,11 @@ def compared(state, config, members, latest):
     """What a member whose latest DONE segment is ``latest`` is ranked against: ``([(member, job)], pending)``.
 
     With :data:`SAME_GENERATION`, each member's DONE segment of ``latest``'s
-    generation, and ``pending`` the segments of that generation still
-    running (or crashed, to be redone); members without either are left out.
-    With :data:`LATEST`, each member's latest DONE segment, and no pending.
+    generation g; ``pending`` are the members that have not finished g yet
+    (training it, or further behind), as ``(member, latest segment)``; a
+    member that skipped g (possible only in a log decided with LATEST before)
+    is left out. With :data:`LATEST`, each member's latest DONE segment, and
+    no pending.
     """
     if config.ranking == LATEST:
         return [(m, d) for m, _, d in members if d is not None], []
@@ -508,7 +510,7 @@ def compared(state, config, members, latest):
             if job is not None:
                 out.append((m, job))
                 continue
-        if current.generation == g and current.status in (ev.RUNNING, ev.QUEUED, ev.CRASHED):
+        if current.generation <= g:
             pending.append((m, current))
     return out, pending
 
@@ -575,7 +577,8 @@ def propose(state, now, rng, config):
             names = ", ".join(str(m) for m, _ in pending)
             first_wait = first_wait or Waiting(
                 f"member {member} finished generation {g}; whether it continues or copies a better member depends "
-                f"on generation {g} of member{'s' * (len(pending) > 1)} {names}, still training",
+                f"on the generation-{g} score{'s' * (len(pending) > 1)} of member{'s' * (len(pending) > 1)} {names}, "
+                f"not known yet",
                 jobs=_running(pending), generation=g, members=tuple(m for m, _ in pending))
             continue
         source, hps = latest, latest.hyperparameters

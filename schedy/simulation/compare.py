@@ -6,6 +6,11 @@ cores) and returns a :class:`Comparison`. The same seed gives each strategy
 the same simulated machines and segment durations, so differences come
 from the strategies (common random numbers).
 
+``workers=[1, 2, 4]`` adds a dimension: every strategy runs at every worker
+count, each combination under its own label (``"pbt @ 4 workers"``), and
+:meth:`Comparison.pairs` compares the strategies within each worker count
+and each strategy across worker counts.
+
 Significance is a two-sided permutation test on the difference of the
 means (:func:`permutation_test`): the runs of the two strategies are pooled
 and split at random 10,000 times (a numpy Generator with a fixed seed, so
@@ -36,6 +41,8 @@ class RunSummary:
     end: float  # simulated seconds until the last commit
     stats: dict
     schedule: list  # the hyperparameter schedule of the best job (Simulation.schedule())
+    strategy: str | None = None  # its key in the experiments given to compare (the label, with one worker count)
+    workers: int | None = None  # the simulated workers of the run
 
     @property
     def final(self):
@@ -48,9 +55,15 @@ class RunSummary:
         return padded[i]
 
 
-def _summary(label, sim):
+def _summary(label, sim, strategy=None):
     times, best = sim.best_over_time()
-    return RunSummary(label, sim.seed, times, best, sim.stats["end"], dict(sim.stats), sim.schedule())
+    return RunSummary(label, sim.seed, times, best, sim.stats["end"], dict(sim.stats), sim.schedule(),
+                      label if strategy is None else strategy, sim.workers)
+
+
+def _label(strategy, workers):
+    """The label of ``strategy`` run with ``workers`` workers in a comparison of several worker counts."""
+    return f"{strategy} @ {workers} worker{'' if workers == 1 else 's'}"
 
 
 def permutation_test(a, b, resamples=10_000, seed=0):
@@ -80,12 +93,36 @@ def permutation_test(a, b, resamples=10_000, seed=0):
 
 class Comparison:
     """The runs of :func:`compare`: ``runs[label]`` is a list of :class:`RunSummary` (one per seed, in order),
-    ``examples[label]`` the full :class:`~schedy.simulation.Simulation` of the first seed (for plots)."""
+    ``examples[label]`` the full :class:`~schedy.simulation.Simulation` of the first seed (for plots).
 
-    def __init__(self, problem, labels, seeds, runs, examples, objective, score_name, options):
+    ``labels`` lists the labels in order; ``strategies`` the strategies and ``workers`` the worker counts
+    compared (one count unless ``compare`` was given several). With one worker count, the labels are the
+    strategies; with several, each strategy at each count has its own label, ``label(strategy, workers)``
+    (``"pbt @ 4 workers"``), strategy by strategy, in the order of the counts.
+    """
+
+    def __init__(self, problem, labels, seeds, runs, examples, objective, score_name, options, cells=None):
         self.problem, self.labels, self.seeds = problem, labels, seeds
         self.runs, self.examples = runs, examples
         self.objective, self.score_name, self.options = objective, score_name, options
+        if cells is None:  # one worker count: each label is a strategy
+            cells = {label: (label, runs[label][0].workers if runs[label] else None) for label in labels}
+        self.cells = cells  # {label: (strategy, workers)}
+        self.strategies = list(dict.fromkeys(strategy for strategy, _ in cells.values()))
+        self.workers = list(dict.fromkeys(n for _, n in cells.values()))
+
+    def label(self, strategy, workers=None):
+        """The label of ``strategy`` at ``workers`` workers (``workers`` may be left out with one worker count)."""
+        if workers is None:
+            if len(self.workers) != 1:
+                raise ValueError(f"this comparison has several worker counts ({', '.join(map(str, self.workers))}): "
+                                 "say which")
+            workers = self.workers[0]
+        for label, cell in self.cells.items():
+            if cell == (strategy, workers):
+                return label
+        raise KeyError(f"no runs of {strategy!r} with {workers} workers in this comparison (strategies: "
+                       f"{', '.join(self.strategies)}; workers: {', '.join(map(str, self.workers))})")
 
     @property
     def horizon(self):
@@ -108,8 +145,9 @@ class Comparison:
         return pbt._better(a, b, self.objective)
 
     def rows(self, fractions=(0.25, 0.5)):
-        """One dict per strategy: runs, the mean best score at each fraction of the horizon, and the final best
-        score (mean, std, median, min, max), the mean segments and the mean simulated end (seconds)."""
+        """One dict per label: ``strategy``, ``workers`` and ``label`` (the strategy itself with one worker count),
+        runs, the mean best score at each fraction of the horizon (``"at 0.25"``...), and the final best score
+        (mean, std, median, min, max), the mean segments and the mean simulated end (seconds)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a strategy whose runs reported nothing: NaN
             return self._rows(fractions)
@@ -118,7 +156,8 @@ class Comparison:
         out = []
         for label in self.labels:
             finals = self.finals(label)
-            row = {"strategy": label, "runs": len(finals)}
+            strategy, workers = self.cells[label]
+            row = {"strategy": strategy, "workers": workers, "label": label, "runs": len(finals)}
             for f in fractions:
                 row[f"at {f:g}"] = float(np.nanmean(self.best_at(label, f * self.horizon)))
             row.update(mean=float(np.nanmean(finals)), std=float(np.nanstd(finals, ddof=1)) if len(finals) > 1 else 0.0,
@@ -128,33 +167,58 @@ class Comparison:
             out.append(row)
         return out
 
-    def pairs(self, at=None):
-        """One dict per pair of strategies: the difference of the mean final best scores (first minus second),
-        which is better, and the permutation test's p-value. ``at`` (a fraction of the horizon) compares the
-        best scores reached by that time instead."""
+    def _pairs(self):
+        """(a, b, strategy, workers) of each pair to compare: see :meth:`pairs`."""
+        if len(self.workers) == 1:
+            return [(a, b, None, self.workers[0]) for i, a in enumerate(self.labels) for b in self.labels[i + 1:]]
         out = []
-        for i, a in enumerate(self.labels):
-            for b in self.labels[i + 1:]:
-                if at is None:
-                    xa, xb = self.finals(a), self.finals(b)
-                else:
-                    xa, xb = self.best_at(a, at * self.horizon), self.best_at(b, at * self.horizon)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    ma, mb = float(np.nanmean(xa)), float(np.nanmean(xb))
-                better = a if self.better(ma, mb) else b if self.better(mb, ma) else None
-                out.append({"a": a, "b": b, "difference": ma - mb, "better": better,
-                            "p": permutation_test(xa, xb)})
+        for n in self.workers:  # the strategies, within each worker count
+            out.extend((self.label(a, n), self.label(b, n), None, n)
+                       for i, a in enumerate(self.strategies) for b in self.strategies[i + 1:])
+        first = self.workers[0]
+        for strategy in self.strategies:  # each strategy at each other count against itself at the first count
+            out.extend((self.label(strategy, n), self.label(strategy, first), strategy, None)
+                       for n in self.workers[1:])
+        return out
+
+    def pairs(self, at=None):
+        """One dict per pair: the difference of the mean final best scores (``a`` minus ``b``), which is better,
+        and the permutation test's p-value. ``at`` (a fraction of the horizon) compares the best scores reached
+        by that time instead.
+
+        With one worker count, every pair of strategies (``workers`` is that count, ``strategy`` None). With
+        several: the strategies pairwise within each worker count (``workers`` is the count, ``strategy``
+        None), then each strategy at each other count against itself at the first count given (``a`` the
+        other count, ``b`` the first; ``strategy`` is the strategy, ``workers`` None).
+        """
+        out = []
+        for a, b, strategy, workers in self._pairs():
+            if at is None:
+                xa, xb = self.finals(a), self.finals(b)
+            else:
+                xa, xb = self.best_at(a, at * self.horizon), self.best_at(b, at * self.horizon)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ma, mb = float(np.nanmean(xa)), float(np.nanmean(xb))
+            better = a if self.better(ma, mb) else b if self.better(mb, ma) else None
+            out.append({"a": a, "b": b, "difference": ma - mb, "better": better, "p": permutation_test(xa, xb),
+                        "strategy": strategy, "workers": workers})
         return out
 
     def __str__(self):
         rows = self.rows()
-        head = (f"{self.problem}: {len(self.seeds)} seeds per strategy; best {self.score_name} "
-                f"({'higher' if self.objective == pbt.MAXIMIZE else 'lower'} is better); horizon "
-                f"{self.horizon / 3600:.2f} simulated hours")
+        several = len(self.workers) > 1
+        head = (f"{self.problem}: {len(self.seeds)} seeds per strategy"
+                + (f" and worker count ({', '.join(map(str, self.workers))})" if several else "")
+                + f"; best {self.score_name} ({'higher' if self.objective == pbt.MAXIMIZE else 'lower'} is better); "
+                f"horizon {self.horizon / 3600:.2f} simulated hours")
         cols = ["strategy", "runs", "at 0.25", "at 0.5", "mean", "std", "median", "segments"]
+        if several:
+            cols[1:1] = ["workers"]
+            cols.append("hours")
         lines = [head, "  ".join(f"{c:>12}" for c in cols)]
         for r in rows:
+            r = dict(r, hours=r["end"] / 3600)
             lines.append("  ".join(f"{r[c]:>12}" if isinstance(r[c], str) else f"{r[c]:>12.6g}" for c in cols))
         lines.append("pairwise (final best; permutation test, two-sided):")
         for p in self.pairs():
@@ -186,10 +250,10 @@ def _init(experiments, problem, options):
     _TASK = (experiments, problem, options)
 
 
-def _run(label, seed, keep):
+def _run(label, strategy, workers, seed, keep):
     experiments, problem, options = _TASK
-    sim = simulate(experiments[label], problem, seed=seed, keep_states=keep, **options)
-    return _summary(label, sim), (sim if keep else None)
+    sim = simulate(experiments[strategy], problem, seed=seed, workers=workers, keep_states=keep, **options)
+    return _summary(label, sim, strategy), (sim if keep else None)
 
 
 def available_cores():
@@ -200,24 +264,51 @@ def available_cores():
         return os.cpu_count() or 1
 
 
-def compare(experiments, problem, seeds=range(20), *, processes=None, progress=None, **options):
-    """Simulate each experiment of ``{label: experiment}`` with each seed; return a :class:`Comparison`.
+def _worker_counts(workers):
+    """``workers`` as a list of distinct positive counts; ``[None]`` (the problem's) when None."""
+    if workers is None:
+        return [None]
+    if isinstance(workers, (str, bytes)):
+        raise TypeError(f"workers must be a positive integer or a list of them, got {workers!r}")
+    counts = [workers] if isinstance(workers, (int, np.integer)) and not isinstance(workers, bool) else workers
+    try:
+        counts = list(counts)
+    except TypeError:
+        raise TypeError(f"workers must be a positive integer or a list of them, got {workers!r}") from None
+    for n in counts:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"workers must be positive integers, got {n!r} in {workers!r}")
+    counts = [int(n) for n in counts]
+    if not counts or len(set(counts)) != len(counts):
+        raise ValueError(f"workers must be distinct worker counts, at least one, got {workers!r}")
+    return counts
 
-    ``options`` are passed to :func:`~schedy.simulation.simulate` (``workers``,
-    ``budget``, ``durations``, ``failures``...; not ``db``). The runs are spread
-    over ``processes`` processes (default: one per core, at most one per run);
-    each process simulates whole runs, so the result does not depend on how
-    many there are. ``progress(done, total)`` is called after each run.
+
+def compare(experiments, problem, seeds=range(20), *, workers=None, processes=None, progress=None, **options):
+    """Simulate each experiment of ``{strategy: experiment}`` with each seed; return a :class:`Comparison`.
+
+    ``workers`` is a worker count, or a list of them: every strategy then runs
+    at every count, as ``"<strategy> @ <n> workers"`` (one count keeps the
+    strategies as labels; default: the problem's). ``options`` are passed to
+    :func:`~schedy.simulation.simulate` (``budget``, ``durations``,
+    ``failures``...; not ``db``). The runs are spread over ``processes``
+    processes (default: one per core, at most one per run); each process
+    simulates whole runs, so the result does not depend on how many there
+    are. ``progress(done, total)`` is called after each run.
     """
     if not isinstance(experiments, dict) or not experiments:
-        raise TypeError("compare needs a non-empty dict of {label: experiment}")
+        raise TypeError("compare needs a non-empty dict of {strategy: experiment}")
     if "db" in options or "seed" in options or "keep_states" in options:
         raise TypeError("compare runs many seeds in memory: give seeds=..., and save a run with simulate(..., db=...)")
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct integers, at least one, got {seeds!r}")
-    labels = list(experiments)
-    tasks = [(label, seed, seed == seeds[0]) for label in labels for seed in seeds]
+    counts = _worker_counts(workers)
+    several = len(counts) > 1
+    cells = {(_label(strategy, n) if several else strategy): (strategy, n)
+             for strategy in experiments for n in counts}
+    labels = list(cells)
+    tasks = [(label, strategy, n, seed, seed == seeds[0]) for label, (strategy, n) in cells.items() for seed in seeds]
     n = available_cores() if processes is None else processes
     n = max(1, min(int(n), len(tasks)))
     results = [None] * len(tasks)
@@ -242,10 +333,14 @@ def compare(experiments, problem, seeds=range(20), *, processes=None, progress=N
                     progress(done, len(tasks))
     runs = {label: [] for label in labels}
     examples = {}
-    for (label, _, _), (summary, sim) in zip(tasks, results):
+    for (label, *_), (summary, sim) in zip(tasks, results):
         runs[label].append(summary)
         if sim is not None:
             examples[label] = sim
     first = examples[labels[0]]
     name = getattr(problem, "name", None) or "problem"
-    return Comparison(name, labels, seeds, runs, examples, first.objective, first.score_name, options)
+    # The worker count of each label as the runs had it (the problem's when compare was given none).
+    cells = {label: (strategy, runs[label][0].workers) for label, (strategy, _) in cells.items()}
+    if counts != [None]:
+        options = dict(options, workers=counts if several else counts[0])
+    return Comparison(name, labels, seeds, runs, examples, first.objective, first.score_name, options, cells)

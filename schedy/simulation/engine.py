@@ -17,6 +17,16 @@ lease every ``heartbeat`` seconds, and reports the score with ``update_job``.
 A worker may die mid-segment: then it reports nothing, its lease lapses, the
 next writer records the expiry (``decide.expire_leases`` through the
 decision it makes), and the segment is redone.
+
+The budget counts segments *reported* (accepted by ``update_job``). A claim
+reserves what it will train: one segment (PBT), or, for a random or manual
+search job claimed for the first time, its length (less if the budget has
+less left). A PBT claim that dies, or whose report is refused, gives its
+segment back to the budget; a random or manual search job keeps what it
+reserved until it is trained to its end, by whichever worker resumes it
+(a job handed out again is resumed whatever the budget). The experiment is
+marked DONE once the budget is reported, so a segment lost to a death is
+wasted time, never budget.
 """
 
 import heapq
@@ -31,7 +41,7 @@ from ..core import events as ev
 from ..core.codec import Commit, encode_commit
 from ..core import snapshot as snapshots
 from ..core.snapshot import commit_crc, encode_snapshot
-from ..core.state import apply, lineage
+from ..core.state import apply, lineage, oldest_queued
 from ..errors import ConflictError, NoJobError, ResourceExistsError, SchedyError
 from .problems import Durations, Failures, Problem
 
@@ -46,13 +56,14 @@ _ASK, _BEAT, _END, _DIE, _RESTART, _ALARM = range(6)
 
 class _Worker:
     __slots__ = ("slot", "wid", "speed", "epoch", "restarts", "job", "expected", "claimed_at", "hps", "hps_log",
-                 "model", "done", "length", "lost")
+                 "model", "done", "length", "lost", "reserved")
 
     def __init__(self, slot, speed):
         self.slot, self.wid, self.speed = slot, f"sim-{slot}", speed
         self.epoch = self.restarts = 0
         self.job = None
         self.lost = False
+        self.reserved = 0  # PBT: budget segments this worker's claim holds and has not reported (0 or 1)
 
 
 class _Engine:
@@ -130,11 +141,15 @@ class _Engine:
 
         self.state, self.commits = None, []
         self.heap, self.seq = [], 0
-        self.idle, self.alarm_at = [], None
+        self.idle, self.alarm_at, self.alarm_from = [], None, None
         self.models, self.progress, self.spans = {}, {}, {}
         self.reports = []  # (time, member or job number, job number, segment, score, slot)
         self.states = [] if keep_states else None  # the model state of each report
-        self.reserved = 0
+        # The budget (segments reported): ``reported`` so far; ``reserved`` = reported + what claims will still
+        # report (PBT), or the sum of ``quota`` (random and manual search: segments reserved for each job claimed
+        # so far, its length or less when the budget had less left; a job keeps its quota until trained to it).
+        self.reported = self.reserved = 0
+        self.quota = {}
         self.stats = dict(segments=0, heartbeats=0, deaths=0, expired=0, refused=0, asks=0)
         self.wake = False
 
@@ -175,14 +190,20 @@ class _Engine:
         for slot in idle:
             self._push(t, _ASK, slot, self.workers[slot].epoch)
 
-    def _arm(self):
-        """While some worker waits, wake it when the earliest lease lapses (a lost worker's segment is redone)."""
-        claims = self.state.claims
-        if not self.idle or not claims:
+    def _arm(self, t):
+        """While some worker waits, wake it when the earliest lease lapses (a lost worker's segment is redone).
+
+        Leases that lapsed before ``t`` are left out: the waiting workers have seen them (a decision records
+        them; a worker waiting for the budget has no use for them).
+        """
+        if not self.idle:
             return
-        at = math.nextafter(min(claims.values()), math.inf)
+        future = [until for until in self.state.claims.values() if until >= t]
+        if not future:
+            return
+        at = math.nextafter(min(future), math.inf)
         if self.alarm_at is None or at < self.alarm_at:
-            self.alarm_at = at
+            self.alarm_at, self.alarm_from = at, t
             self._push(at, _ALARM, -1)
 
     def run(self):
@@ -228,26 +249,66 @@ class _Engine:
     # -- what a worker does ----------------------------------------------------------------------
 
     def _ask(self, w, t):
-        if self.budget is not None and self.reserved >= self.budget:
+        if self.state.status != ev.RUNNING:
+            return  # the experiment is DONE (it finished by itself, or the budget is reported): the worker stops
+        budget = self.budget
+        if budget is not None and self.reported >= budget:
             self._stop(t)
-            return  # the worker stops
+            return  # the budget is reported: the worker stops
+        resume = by_id = None
+        if budget is not None and self.reserved >= budget:
+            # random or manual search: a job that keeps its quota, handed out again, may still be claimed
+            resume, by_id = self._resumable(t)
+            if resume is None:
+                self._wait(w, t)  # every segment of the budget is held by a claim: wait, one may be given back
+                return
         self.stats["asks"] += 1
         wid = w.wid
-        job_id, error = self._decide(t, wid, lambda s, v: decide.next_job(s, self.name, wid, v, t, self.created))
+        if not by_id:
+            job_id, error = self._decide(t, wid, lambda s, v: decide.next_job(s, self.name, wid, v, t, self.created))
+        else:  # behind jobs never started in the queue of a manual search: claim it by its id, as Job.try_run does
+            job_id, error = self._decide(t, wid, lambda s, v: decide.claim_job(s, self.name, resume, wid, None,
+                                                                              self.created, t))
         if error is not None:
             if not isinstance(error, NoJobError):
                 raise error
             if self.state.status == ev.RUNNING:
-                self.idle.append(w.slot)  # every member is busy: ask again when something changes
-                self._arm()
+                self._wait(w, t)  # every member is busy: ask again when something changes
             return
         self._start_job(w, job_id, t)
 
+    def _wait(self, w, t):
+        self.idle.append(w.slot)
+        self._arm(t)
+
+    def _resumable(self, t):
+        """With the budget fully reserved: ``(job, by_id)``, a random or manual search job that keeps its quota,
+        queued at ``t``, or ``(None, None)``.
+
+        The oldest queued job when it is one (``next_job`` hands it out: ``by_id`` False), else the first queued
+        of them (a manual search queues a job handed out again behind the jobs never started: ``by_id`` True).
+        """
+        if self.pbt:
+            return None, None
+        state, _ = decide.expire_leases(self.state, t)  # what the next decision will see
+        head = oldest_queued(state)
+        if head is None or head in self.quota:
+            return head, False
+        waiting = [j for j in self.quota if state.jobs[j].status == ev.QUEUED]
+        return (min(waiting, key=lambda j: state.jobs[j].queue_seq), True) if waiting else (None, None)
+
     def _stop(self, t):
-        """The budget is spent: mark the experiment DONE, as an operator stopping a search early would."""
+        """The budget is reported: mark the experiment DONE, as an operator stopping a search would."""
         if self.state.status == ev.RUNNING:
             self._decide(t, OPERATOR, lambda s, v: decide.update_experiment(s, self.name, status=ev.DONE,
                                                                            incarnation=self.created))
+
+    def _give_back(self, w):
+        """A PBT claim that will report nothing (its worker died, or lost the claim): its segment is not spent."""
+        if w.reserved:
+            self.reserved -= w.reserved
+            w.reserved = 0
+            self.wake = True  # a worker waiting for the budget may claim it
 
     def _start_job(self, w, job_id, t):
         job = self.state.jobs[job_id]
@@ -257,11 +318,20 @@ class _Engine:
         if self.pbt:
             w.model = self.models.get(job.parent) if job.parent is not None else None
             w.done, w.length = 0, 1
+            if self.budget is not None:
+                self.reserved += 1
+                w.reserved = 1
         else:
             w.done, w.model = self.progress.get(job_id, (0, None))
-            w.length = self.segments_per_job
+            if job_id not in self.quota:  # claimed for the first time: reserve its length, or what the budget has left
+                quota = self.segments_per_job if self.budget is None else min(self.segments_per_job,
+                                                                              self.budget - self.reserved)
+                if quota < 1:
+                    raise AssertionError(f"{self.label}: job {job_id} claimed with no budget left")
+                self.quota[job_id] = quota
+                self.reserved += quota
+            w.length = self.quota[job_id]
         w.hps = values.decode_mapping(w.hps_log)
-        self.reserved += w.length - w.done
         self._segment(w, t)
         self._push(t + self.heartbeat, _BEAT, w.slot, w.epoch)
 
@@ -281,24 +351,29 @@ class _Engine:
             raise TypeError(f"problem {self.problem.name!r} returned a score of type {type(score).__name__}, "
                             f"not a number")
         score = float(score)
-        self.stats["segments"] += 1
-        w.done += 1
-        final = w.done >= w.length
+        done = w.done + 1
+        final = done >= w.length
         if self.pbt:
             results = dict(self.state.jobs[job_id].results)
             results[self.score_name] = values.encode(score)
         else:
             results = {self.score_name: values.encode(score)}
-        status = ev.DONE if final else ev.RUNNING
+        # A random or manual search job whose quota is shorter than a full training was cut by the budget: PRUNED.
+        status = ev.RUNNING if not final else ev.DONE if self.pbt or done >= self.segments_per_job else ev.PRUNED
         hps, expected = w.hps_log, w.expected
         _, error = self._decide(t, wid, lambda s, v: decide.update_job(
             s, self.name, job_id, wid, status, hps, results, expected, self.created, t))
         if error is not None:  # this worker lost the job (its lease lapsed): the report is refused
             self.stats["refused"] += 1
+            self._give_back(w)  # PBT: the segment is redone (or another trained) on the budget it held
             w.job = None
             w.epoch += 1
             self._ask(w, t)
             return
+        w.done = done
+        w.reserved = 0  # PBT: the segment it held is reported (still in ``reserved``)
+        self.reported += 1
+        self.stats["segments"] += 1
         job = self.state.jobs[job_id]
         self.reports.append((t, job.member if job.member is not None else job.number, job.number,
                              (job.generation + 1) if self.pbt else w.done, score, w.slot))
@@ -326,12 +401,14 @@ class _Engine:
                                                                       claimed_at))
         if error is not None:
             w.lost = True  # like the real heartbeat thread: stop renewing; the report will be refused
+            self._give_back(w)
             return
         self.stats["heartbeats"] += 1
         self._push(t + self.heartbeat, _BEAT, w.slot, w.epoch)
 
     def _die(self, w, t):
         self.stats["deaths"] += 1
+        self._give_back(w)  # PBT; a random or manual search job keeps its quota, for whoever resumes it
         w.epoch += 1
         w.job = None
         self._push(t + self.failures.restart, _RESTART, w.slot, w.epoch)
@@ -343,13 +420,12 @@ class _Engine:
 
     def _alarm(self, t):
         self.alarm_at = None
-        claims = self.state.claims
-        if not self.idle or not claims:
+        if not self.idle:
             return
-        if min(claims.values()) < t:
+        if any(self.alarm_from <= until < t for until in self.state.claims.values()):
             self._wake_idle(t)  # a lease lapsed: the waiting workers ask, and the first records the expiry
         else:
-            self._arm()  # renewed meanwhile
+            self._arm(t)  # renewed meanwhile
 
     # -- the result ------------------------------------------------------------------------------
 
@@ -380,9 +456,13 @@ def simulate(experiment, problem, *, workers=None, budget=None, seed=0, duration
     ``RandomSearch`` or ``ManualSearch``); ``problem``
     a :class:`~schedy.simulation.problems.Problem` or a callable
     ``(hyperparameters, state, steps, rng) -> (state, score)``. ``budget``
-    is the number of segments to train (a job of random or manual search
-    reserves its ``segments_per_job`` segments when it is claimed); once they
-    are reserved, the simulation marks the experiment DONE. ``durations``
+    is the number of segments to report: once that many are reported, the
+    simulation marks the experiment DONE (PBT with ``max_generations`` may
+    finish first). A segment cut short by a failure, or whose report is
+    refused, is wasted time, not budget: it is trained again. A random or
+    manual search job reserves its ``segments_per_job`` segments when it is
+    first claimed, or what is left of the budget: a job that the budget cuts
+    short ends ``PRUNED``. ``durations``
     (:class:`Durations`) and ``failures`` (:class:`Failures`, or a
     probability per segment) model time. ``heartbeat`` is the interval of
     lease renewals (default: a quarter of the experiment's lease, as a real
@@ -415,9 +495,10 @@ class Simulation:
     and ``worker`` (the simulated machine); ``states`` the model state of each
     report (with ``keep_states``, else None). ``models`` maps each job id to
     the model state its last segment produced; ``spans`` each finished job
-    to ``(claimed, finished, worker)`` times. ``stats`` counts segments,
-    commits, heartbeats, deaths, lapsed leases (``expired``), refused reports
-    and the simulated ``end`` time.
+    to ``(claimed, finished, worker)`` times. ``stats`` counts segments
+    (reported: one per entry of ``reports``), commits, heartbeats, deaths,
+    lapsed leases (``expired``), refused reports and the simulated ``end``
+    time.
     """
 
     def __init__(self, **fields):

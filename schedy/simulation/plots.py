@@ -26,6 +26,7 @@ from ..core import pbt
 HOUR = 3600.0
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf"]
+STYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3))]
 
 
 def _figure(rows=1, cols=1, width=None, height=None):
@@ -54,13 +55,24 @@ def _log_scale(values):
 
 
 def plot_best(comparison, path=None, points=200):
-    """Best score so far against simulated time (hours), one line per strategy: mean over seeds, IQR band."""
+    """Best score so far against simulated time (hours), one line per strategy: mean over seeds, IQR band.
+
+    With several worker counts, one line per strategy and count: a colour per strategy, a line style per count.
+    """
     fig, axes = _figure(width=7.5, height=4.2)
     ax = axes[0][0]
     horizon = comparison.horizon
     times = np.linspace(0.0, horizon, points)
     every = []
+    cells = getattr(comparison, "cells", {})
+    strategies = getattr(comparison, "strategies", [])
+    counts = getattr(comparison, "workers", [])
     for i, label in enumerate(comparison.labels):
+        style = "-"
+        if len(counts) > 1:  # several worker counts: a colour per strategy, a line style per count
+            strategy, n = cells[label]
+            i = strategies.index(strategy)
+            style = STYLES[counts.index(n) % len(STYLES)]
         curves = comparison.curves(label, times)
         every.extend(curves[np.isfinite(curves)].ravel().tolist())
         # From the moment every run has reported (before that, the mean would be over a changing subset).
@@ -70,7 +82,7 @@ def plot_best(comparison, path=None, points=200):
         low = np.where(shown, np.percentile(safe, 25, axis=0), np.nan)
         high = np.where(shown, np.percentile(safe, 75, axis=0), np.nan)
         color = COLORS[i % len(COLORS)]
-        ax.plot(times / HOUR, mean, color=color, label=label, lw=1.8)
+        ax.plot(times / HOUR, mean, color=color, label=label, lw=1.8, ls=style)
         ax.fill_between(times / HOUR, low, high, color=color, alpha=0.18, lw=0)
     if comparison.objective == pbt.MINIMIZE and _log_scale(every):
         ax.set_yscale("log")

@@ -74,12 +74,13 @@ class Model:
         self.latest = {m: js[-1] for m, js in self.active.items()}
         self.last_done = {m: next((j for j in reversed(js) if j.status == ev.DONE), None)
                           for m, js in self.active.items()}
-        self.pending = []  # members whose segment of `generation` is still to come (running, queued, crashed)
+        self.pending = []  # members whose segment of `generation` is still to come
         if cfg.ranking == pbt.SAME_GENERATION and generation is not None:
             self.compared = {m: next((j for j in reversed(js) if j.status == ev.DONE and j.generation == generation),
                                      None) for m, js in self.active.items()}
+            # Members that have not finished `generation` yet: training it, or behind it (not those past it).
             self.pending = sorted(m for m, j in self.latest.items() if self.compared[m] is None
-                                  and j.generation == generation and j.status in (ev.RUNNING, ev.QUEUED, ev.CRASHED))
+                                  and j.generation <= generation)
         else:
             self.compared = self.last_done
         self.last_gen = None if cfg.max_generations is None else cfg.max_generations - 1
@@ -1309,7 +1310,7 @@ def test_a_member_that_may_be_in_the_bottom_waits_for_the_pending_scores():
     assert sim.version == n  # a refusal writes nothing
     wait = e.value.waiting_for
     assert (wait.generation, wait.members, wait.jobs) == (0, (1,), (b.job_id,)) and not e.value.finished
-    assert "depends on generation 0 of member 1, still training" in str(e.value)
+    assert "depends on the generation-0 score of member 1, not known yet" in str(e.value)
     sim.put(b.job_id, ev.DONE, score=0.5)
     a1 = sim.next_job("w0")  # now it knows: member 1 is better, member 0 copies it
     assert (a1.member, a1.generation, a1.parent) == (0, 1, b.job_id)
