@@ -48,6 +48,8 @@ from schedy.random import LogUniform  # noqa: E402
 from schedy.simulation import compare, lr_schedule, permutation_test, toy  # noqa: E402
 
 RAY_TUNE_TOY_2_WORKERS = (0.69, 0.83)
+COLOURS = {"pbt": "tab:blue", "pbt-sync": "tab:orange", "pbt-latest": "tab:grey", "pb2": "tab:green",
+           "explore-only": "tab:red"}
 
 
 def toy_strategies(problem):
@@ -202,10 +204,13 @@ def plot(toy_results, lr_results, directory):
             (fig.add_subplot(1, 2, 1), toy_results, "toy, 2 members", "mean best Q (higher is better)"),
             (fig.add_subplot(1, 2, 2), lr_results, "lr-schedule, 16 members", "mean best loss (lower is better)")):
         workers = sorted(results)
-        for label in results[workers[0]]:
+        for i, label in enumerate(results[workers[0]]):
             means = [results[w][label]["mean"] for w in workers]
             errs = [results[w][label]["std"] / math.sqrt(len(results[w][label]["finals"])) for w in workers]
-            ax.errorbar(workers, means, yerr=errs, marker="o", capsize=3, label=label)
+            # Shifted a little sideways, so strategies with equal figures (PBT and synchronous PBT with two
+            # members) stay visible; one colour per strategy in both panels.
+            shifted = [w * 1.03 ** (i - 2) for w in workers]
+            ax.errorbar(shifted, means, yerr=errs, marker="o", capsize=3, label=label, color=COLOURS[label])
         if results is toy_results:
             ax.axhspan(*RAY_TUNE_TOY_2_WORKERS, xmin=0.55, xmax=1.0, color="grey", alpha=0.2,
                        label="Ray Tune PBT, 2 workers")
@@ -215,6 +220,7 @@ def plot(toy_results, lr_results, directory):
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.legend(fontsize=7)
+    fig.suptitle("mean best score over seeds (bars: standard error), equal budget of segments", fontsize=9)
     fig.tight_layout()
     fig.savefig(directory / "pbt-workers.png", dpi=110)
     print(f"wrote {directory / 'pbt-workers.png'}")

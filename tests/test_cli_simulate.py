@@ -13,9 +13,9 @@ def test_simulate_prints_the_table_writes_plots_and_ordinary_logs(cli, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "toy problem of the PBT paper" in out and "3 seeds (0..2)" in out and "1 worker(s)" in out
-    for strategy in ("pbt", "explore-only", "exploit-only", "grid"):
+    for strategy in ("pbt", "explore-only", "exploit-only", "grid", "pbt-sync", "pb2"):
         assert f"\n  {strategy} " in out
-    assert "permutation test" in out and "12 runs, 144 simulated segments" in out
+    assert "permutation test" in out and "18 runs, 216 simulated segments" in out
     assert "simulating" not in out and "\r" not in out and "\x1b[" not in out  # no progress bar when piped
     names = ["toy-best.png", "toy-population.png", "toy-schedule.png", "toy-theta.png"]
     assert sorted(p.name for p in plots.iterdir()) == sorted(names)
@@ -50,7 +50,7 @@ def test_simulate_the_learning_rate_problem_with_failures(cli):
 
 def test_simulate_compares_worker_counts_in_one_table(cli, tmp_path):
     args = ("simulate", "lr-schedule", "--seeds", "2", "--population", "4", "--segments", "4", "--failure-rate", "0.1",
-            "--restart", "30", "--processes", "1")
+            "--restart", "30", "--processes", "1", "-s", "pbt", "-s", "random")
     repeated = cli(*args, "--workers", "1", "--workers", "2", "--workers", "4")
     listed = cli(*args, "--workers", "1,2", "--workers", "4", "--db", tmp_path / "sim")
     for done in (repeated, listed):

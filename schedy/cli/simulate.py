@@ -55,7 +55,7 @@ class WorkerCounts(click.ParamType):
 @click.argument("problem", type=click.Choice(["toy", "lr-schedule"]))
 @click.option("-s", "--strategy", "strategies", multiple=True, metavar="NAME",
               help="A strategy of the problem to simulate (repeat it; default: all). toy: pbt, explore-only, "
-                   "exploit-only, grid. lr-schedule: pbt, random.")
+                   "exploit-only, grid, pbt-sync, pb2. lr-schedule: pbt, random, pbt-sync, pb2, explore-only.")
 @click.option("--seeds", type=click.IntRange(1), default=20, show_default=True, help="Runs per strategy.")
 @click.option("--first-seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seeds are FIRST-SEED, FIRST-SEED + 1, ...")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.pbt import MAXIMIZE, MINIMIZE, AddNoise, Keep, Perturb, Truncate
+from ..core.pbt import MAXIMIZE, MINIMIZE, PB2, AddNoise, Keep, Perturb, Truncate
 from ..core.distributions import LogUniform
 
 
@@ -183,6 +183,8 @@ class Toy(Problem):
         * ``grid``: a manual search of the two jobs, each trained for
           ``segments`` segments with its own h.
 
+        And two variants of PBT: ``pbt-sync`` (``synchronous=True``) and
+        ``pb2`` (``PB2`` chooses h0 and h1 in [0, 1] instead of the noise).
         No ``max_generations``: every strategy trains until the budget is spent.
         """
         from ..adapters.api import ManualSearch, PopulationBasedTraining
@@ -193,6 +195,10 @@ class Toy(Problem):
             "explore-only": PopulationBasedTraining("toy-explore-only", MAXIMIZE, "Q", Keep(), noise),
             "exploit-only": PopulationBasedTraining("toy-exploit-only", MAXIMIZE, "Q", Truncate(0.5), {}),
             "grid": ManualSearch("toy-grid"),
+            "pbt-sync": PopulationBasedTraining("toy-pbt-sync", MAXIMIZE, "Q", Truncate(0.5), noise,
+                                                synchronous=True),
+            "pb2": PopulationBasedTraining("toy-pb2", MAXIMIZE, "Q", Truncate(0.5),
+                                           PB2({"h0": (0.0, 1.0), "h1": (0.0, 1.0)})),
         }
 
 
@@ -248,15 +254,24 @@ class LearningRateSchedule(Problem):
                                       f"segments"))
 
     def strategies(self):
-        """``pbt`` (a population of ``population``, ``Truncate(0.25)``, ``Perturb(0.8, 1.2)`` on ``lr``) and
-        ``random`` search of constant learning rates, each job trained for ``segments`` segments."""
+        """``pbt`` (a population of ``population``, ``Truncate(0.25)``, ``Perturb(0.8, 1.2)`` on ``lr``),
+        ``random`` search of constant learning rates, each job trained for ``segments`` segments, and the
+        variants of PBT: ``pbt-sync`` (``synchronous=True``), ``pb2`` (``PB2`` on ``lr`` within the initial
+        bounds, on a log scale) and ``explore-only`` (``Keep()``: perturb, never copy)."""
         from ..adapters.api import PopulationBasedTraining, RandomSearch
 
         dist = {"lr": LogUniform(self.low, self.high)}
+        perturb = {"lr": Perturb(0.8, 1.2)}
+        common = dict(population_size=self.population, max_generations=self.segments)
         return {
-            "pbt": PopulationBasedTraining("lr-pbt", MINIMIZE, "loss", Truncate(0.25), {"lr": Perturb(0.8, 1.2)},
-                                           dist, population_size=self.population, max_generations=self.segments),
+            "pbt": PopulationBasedTraining("lr-pbt", MINIMIZE, "loss", Truncate(0.25), perturb, dist, **common),
             "random": RandomSearch("lr-random", dist),
+            "pbt-sync": PopulationBasedTraining("lr-pbt-sync", MINIMIZE, "loss", Truncate(0.25), perturb, dist,
+                                                synchronous=True, **common),
+            "pb2": PopulationBasedTraining("lr-pb2", MINIMIZE, "loss", Truncate(0.25),
+                                           PB2({"lr": (self.low, self.high)}, log_scale=["lr"]), dist, **common),
+            "explore-only": PopulationBasedTraining("lr-explore-only", MINIMIZE, "loss", Keep(), perturb, dist,
+                                                    **common),
         }
 
 
