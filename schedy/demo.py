@@ -17,10 +17,11 @@ The main process creates a database (a fresh temporary directory unless
 ``--db`` is given) and a :class:`schedy.PopulationBasedTraining` experiment
 (``Truncate`` + ``Perturb``), then starts the workers. Each worker opens its
 own :class:`schedy.SchedyDB` on the same directory and loops on
-``exp.next_job()``: when every member is busy, ``next_job()`` raises
-:class:`schedy.errors.NoJobError` while the experiment is RUNNING, and the
-worker retries shortly; when every member has trained its last generation,
-the experiment marks itself DONE and the workers stop.
+``exp.next_job()``: while the next segment depends on segments running
+elsewhere, ``next_job()`` raises :class:`schedy.errors.NoJobError` with
+``waiting_for`` set, and the worker retries shortly; when every member has
+trained its last generation, the experiment marks itself DONE and the
+workers stop.
 
 Finally it prints a leaderboard of the members, the hyperparameter schedule
 that produced the best model (``exp.lineage``), and the path of the log.

@@ -52,11 +52,11 @@ def _finite(x):
     return _real(x) and math.isfinite(x)
 
 
-def _count(name, x):
+def _count(name, x, most):
     if isinstance(x, bool) or not isinstance(x, int):
         raise TypeError(f"PB2 {name} must be an integer, got {x!r}")
-    if x < 1:
-        raise ValueError(f"PB2 {name} must be at least 1, got {x!r}")
+    if not 1 <= x <= most:
+        raise ValueError(f"PB2 {name} must be from 1 to {most:,}, got {x!r}")
     return x
 
 
@@ -106,6 +106,8 @@ class PB2:
         if not isinstance(self.log_scale, (list, tuple)):
             raise TypeError(f"PB2 log_scale must be a list or tuple of names, got {self.log_scale!r}")
         for name in self.log_scale:
+            if not isinstance(name, str):
+                raise TypeError(f"PB2 log_scale must hold hyperparameter names (strings), got {name!r}")
             if name not in bounds:
                 raise ValueError(f"PB2 log_scale names {name!r}, which bounds does not define")
             if not bounds[name][0] > 0:
@@ -116,8 +118,9 @@ class PB2:
         if not (math.isfinite(self.kappa) and self.kappa >= 0):
             raise ValueError(f"PB2 kappa must be a finite number >= 0, got {self.kappa!r}")
         object.__setattr__(self, "kappa", float(self.kappa))
-        _count("window", self.window)
-        _count("candidates", self.candidates)
+        _count("window", self.window, 1_000)
+        # Scored at every exploit, inside the claim: a typo of a few zeros must not stall every worker.
+        _count("candidates", self.candidates, 100_000)
 
     def _key(self):
         return tuple(self.bounds.items()), self.log_scale, self.kappa, self.window, self.candidates
@@ -218,6 +221,9 @@ class PB2:
             if u is not None and _finite(time):
                 px.append(u)
                 pt.append(float(time))
+        if len(pt) > MAX_FIT:  # the newest only: a decision's cost must not grow with the population
+            keep = np.sort(np.argsort(pt, kind="stable")[-MAX_FIT:])
+            px, pt = [px[i] for i in keep], [pt[i] for i in keep]
         newest = np.argsort(t, kind="stable")[-MAX_FIT:]
         x, t, y = np.array(x)[newest], np.array(t)[newest], standardise(np.array(y)[newest])
         params = select(x[-MAX_SELECT:], t[-MAX_SELECT:], y[-MAX_SELECT:])

@@ -99,6 +99,8 @@ class Truncate:
         members = [m for m, _ in ranking]
         if k == 0 or member not in members:
             return None
+        if own == (-math.inf if objective == MINIMIZE else math.inf):
+            return None  # no score is strictly better: it never copies, wherever it ranks
         position = members.index(member)
         if position + pending < n - k:
             return None  # in the upper part, even if every pending member ranks above it
@@ -109,8 +111,8 @@ class Truncate:
         better = [m for m, s in ranking[:max(top, 0)] if m in eligible and _better(s, own, objective)]
         if better:
             return better[int(rng.integers(len(better)))]
-        maybe = [m for m, s in ranking[max(top, 0):k] if m in eligible and _better(s, own, objective)]
-        return WAIT if maybe else None
+        # None surely in the top is better; a pending member may yet be, or push a better one into the top.
+        return WAIT if pending else None
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,9 @@ class Config:
     def _check_pb2(self):
         for name in self.explore.bounds:
             dist = self.initial_distributions.get(name)
+            if isinstance(dist, distributions.Choice):
+                raise ValueError(f"PB2 chooses {name!r} anywhere within its bounds, but its initial distribution is "
+                                 f"a Choice {dist!r}: explore it with Perturb instead, or give a range")
             if dist is not None and not _numeric_dist(dist, [self.explore]):
                 raise ValueError(f"PB2 explores {name!r} within bounds, but its initial distribution {dist!r} does "
                                  "not give numbers")
@@ -481,11 +486,19 @@ def population(state, config):
 
 
 def segment_at(state, member, generation):
-    """The member's newest DONE segment of ``generation``, or None (not reached yet, skipped by an exploit)."""
+    """The member's newest DONE segment of ``generation``, or None (not reached yet, skipped by an exploit).
+
+    Walks back from the member's newest segment and stops at the first one of a lower generation: under
+    SAME_GENERATION a member's generations never decrease, so the cost is the distance walked back.
+    """
     jobs = state.jobs
     for job_id in reversed(state.members[member]):
         job = jobs.get(job_id)
-        if job is not None and job.status == ev.DONE and job.generation == generation:
+        if job is None:
+            continue  # a deleted segment
+        if job.generation < generation:
+            return None
+        if job.status == ev.DONE and job.generation == generation:
             return job
     return None
 
@@ -546,7 +559,7 @@ def propose(state, now, rng, config):
         if all(latest.status == ev.DONE for _, latest, _ in members):
             return Finished("every member reached max_generations")
         return Waiting("every member of the population is running a segment", jobs=_running(members))
-    first_wait, standings = None, {}
+    first_wait, standings, barrier = None, {}, {}
     for _, _, member, latest, _ in sorted(ready, key=lambda r: r[:3]):
         if latest.status == ev.CRASHED:
             # Redo the crashed segment from where it started: what it was added with, not what the crash left.
@@ -555,13 +568,16 @@ def propose(state, now, rng, config):
                              "generation": latest.generation, "parent": latest.parent, "member": member})
         g = latest.generation
         if config.synchronous:
-            behind = [(m, current) for m, current, d in members if d is None or d.generation < g]
+            if g not in barrier:  # the same for every member that finished g
+                barrier[g] = [(m, current) for m, current, d in members if d is None or d.generation < g]
+            behind = barrier[g]
             if behind:
-                names = ", ".join(str(m) for m, _ in behind)
-                first_wait = first_wait or Waiting(
-                    f"synchronous PBT: generation {g + 1} starts when every member has finished generation {g}; "
-                    f"waiting for generation {g} of member{'s' * (len(behind) > 1)} {names}",
-                    jobs=_running(behind), generation=g, members=tuple(m for m, _ in behind))
+                if first_wait is None:
+                    names = ", ".join(str(m) for m, _ in behind)
+                    first_wait = Waiting(
+                        f"synchronous PBT: generation {g + 1} starts when every member has finished generation "
+                        f"{g}; waiting for generation {g} of member{'s' * (len(behind) > 1)} {names}",
+                        jobs=_running(behind), generation=g, members=tuple(m for m, _ in behind))
                 continue
         if g not in standings:  # every member that finished g is ranked against the same segments
             segments, pending = compared(state, config, members, latest)
@@ -574,12 +590,12 @@ def propose(state, now, rng, config):
                                       len(pending))
         if donor is WAIT:
             # Another ready member may be decided already; this one is asked again on a later call.
-            names = ", ".join(str(m) for m, _ in pending)
-            first_wait = first_wait or Waiting(
-                f"member {member} finished generation {g}; whether it continues or copies a better member depends "
-                f"on the generation-{g} score{'s' * (len(pending) > 1)} of member{'s' * (len(pending) > 1)} {names}, "
-                f"not known yet",
-                jobs=_running(pending), generation=g, members=tuple(m for m, _ in pending))
+            if first_wait is None:
+                names, many = ", ".join(str(m) for m, _ in pending), "s" * (len(pending) > 1)
+                first_wait = Waiting(
+                    f"member {member} finished generation {g}; whether it continues or copies a better member "
+                    f"depends on the generation-{g} score{many} of member{many} {names}, not known yet",
+                    jobs=_running(pending), generation=g, members=tuple(m for m, _ in pending))
             continue
         source, hps = latest, latest.hyperparameters
         if donor is not None:

@@ -314,9 +314,12 @@ def test_log_round_trip_and_equality():
     ({"bounds": {"x": (0, 1)}, "kappa": -0.1}, "kappa must be a finite number >= 0, got -0.1"),
     ({"bounds": {"x": (0, 1)}, "kappa": NAN}, "kappa must be a finite number >= 0, got nan"),
     ({"bounds": {"x": (0, 1)}, "kappa": "2"}, "kappa must be a number, got '2'"),
-    ({"bounds": {"x": (0, 1)}, "window": 0}, "window must be at least 1, got 0"),
+    ({"bounds": {"x": (0, 1)}, "window": 0}, "window must be from 1 to 1,000, got 0"),
     ({"bounds": {"x": (0, 1)}, "window": 2.0}, "window must be an integer, got 2.0"),
-    ({"bounds": {"x": (0, 1)}, "candidates": 0}, "candidates must be at least 1, got 0"),
+    ({"bounds": {"x": (0, 1)}, "candidates": 0}, "candidates must be from 1 to 100,000, got 0"),
+    ({"bounds": {"x": (0, 1)}, "candidates": 10**9}, "candidates must be from 1 to 100,000, got 1000000000"),
+    ({"bounds": {"x": (0, 1)}, "log_scale": [["x"]]}, r"log_scale must hold hyperparameter names \(strings\), "
+                                                       r"got \['x'\]"),
     ({"bounds": {"x": (0, 1)}, "candidates": True}, "candidates must be an integer, got True"),
 ])
 def test_bad_definitions(kwargs, message):

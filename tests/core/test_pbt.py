@@ -98,15 +98,39 @@ class Model:
         mg = Model(self.state, cfg, g)
         ranking, k, top, bottom, undecided = mg.truncation()
         own = mg.score(member)
+        if own == (-INF if cfg.objective == "min" else INF):
+            return None  # nothing can be strictly better: it never copies
 
         def better_ones(group):
             return [t for t in group if mg.eligible(t) and better(mg.score(t), own, cfg.objective)]
 
-        # Its side of the cut is undecided; or it is surely in the bottom, and no member surely in the top is
-        # better, but a member that may be in the top is.
-        if member in undecided or (member in bottom and not better_ones(top) and better_ones(ranking[len(top):k])):
+        # Its side of the cut is undecided; or it is surely in the bottom, no member surely in the top is
+        # better, and pending members may yet be.
+        if member in undecided or (member in bottom and not better_ones(top) and mg.pending):
             return "pending"
         return None
+
+    def copies_if_pending_score(self, member, extreme):
+        """Whether full information would make ``member`` copy, if every pending member ranked at the ``extreme``
+        ("best": above every ranked member, and strictly better than ``member`` unless nothing can be; "worst":
+        below all of them, NaN). Independent of the rule's arithmetic."""
+        cfg = self.cfg
+        mg = Model(self.state, cfg, self.latest[member].generation)
+        ranked = mg.ranking()
+        order = mg.pending + ranked if extreme == "best" else ranked + mg.pending
+        n = len(order)
+        k = math.floor(n * cfg.exploit.proportion)
+        if not k or order.index(member) < n - k:
+            return False
+        own = mg.score(member)
+        unbeatable = own == (-INF if cfg.objective == "min" else INF)
+
+        def better_than_own(t):
+            if t in mg.pending:
+                return extreme == "best" and not unbeatable
+            return mg.eligible(t) and better(mg.score(t), own, cfg.objective)
+
+        return any(better_than_own(t) for t in order[:k])
 
     def behind(self, g):
         """Members that have not finished generation ``g`` (what a synchronous population waits for)."""
@@ -211,8 +235,17 @@ def within(x, intervals):
 
 
 def check_explored(old_hps, new_hps, cfg):
-    """Explored values stay within the factors and clamps; the others are copied unchanged."""
+    """Explored values stay within the factors and clamps (PB2: within its bounds); the others are copied."""
     assert set(old_hps) == set(new_hps)
+    if isinstance(cfg.explore, pbt.PB2):
+        for name, raw in old_hps.items():
+            if name in cfg.explore.bounds:
+                low, high = cfg.explore.bounds[name]
+                new = values.decode(new_hps[name])
+                assert low <= new <= high and type(new) is type(values.decode(raw)), (name, raw, new)
+            else:
+                assert new_hps[name] == raw, name
+        return
     for name, raw in old_hps.items():
         if name not in cfg.explore:
             assert new_hps[name] == raw, name
@@ -350,6 +383,11 @@ class Sim:
             else:
                 event("refused: the decision depends on pending scores")
                 assert waited == Model(before, self.cfg, g).pending and waited
+            for _, _, mm in ready:
+                if m.waits(mm) == "pending":  # waiting is only right if some pending scores would make it copy
+                    mg = Model(before, self.cfg, m.latest[mm].generation)
+                    assert m.copies_if_pending_score(mm, "best") or m.copies_if_pending_score(mm, "worst"), \
+                        (mm, [(t, mg.score(t), mg.eligible(t)) for t in mg.ranking()], mg.pending)
             running = {j.job_id for mm, j in m.latest.items() if mm in waited and j.status == ev.RUNNING}
             assert set(e.waiting_for.jobs) == running
             return
@@ -420,13 +458,21 @@ class Sim:
             assert {j.generation for j in compared} == {g}, ([j.generation for j in compared], g)
             assert job.generation == g + 1
         parent = before.jobs[job.parent]
+        if isinstance(cfg.exploit, Truncate) and cfg.ranking == pbt.SAME_GENERATION and m.pending:
+            # Decided with scores pending: whatever they will be, full information copies exactly when this did.
+            copied = parent.member != member
+            m0 = Model(before, cfg)
+            for extreme in ("best", "worst"):
+                assert m0.copies_if_pending_score(member, extreme) == copied, (extreme, copied, m.pending)
+            event("decided with scores pending")
         assert job.generation == parent.generation + 1
         assert job.results == carried(parent, cfg)  # model_path travels, the score does not
         if parent.member == member:  # the member continues from its own latest segment, unchanged
             assert parent.job_id == latest.job_id and job.hyperparameters == latest.hyperparameters
             if isinstance(cfg.exploit, Truncate):
                 ranking, k, top, bottom, undecided = m.truncation()
-                assert member not in undecided, (member, ranking, m.pending)
+                unbeatable = m.score(member) == (-INF if cfg.objective == "min" else INF)
+                assert member not in undecided or unbeatable, (member, ranking, m.pending)
                 if member in bottom:
                     # It may only stay if no member that may be in the top is both strictly better and eligible.
                     assert not any(m.eligible(t) and better(m.score(t), m.score(member), cfg.objective)
@@ -548,6 +594,9 @@ def configs(draw, allow_hand=True):
             "arch": Constant("resnet"),
         }
     ranking = draw(st.sampled_from(pbt.RANKINGS))
+    if draw(st.integers(0, 5)) == 0:  # PB2 on the learning rate instead of the strategies
+        explore = pbt.PB2({"lr": (1e-3, 1.0)}, log_scale=draw(st.sampled_from([(), ("lr",)])),
+                          window=draw(st.integers(1, 3)), candidates=draw(st.sampled_from([1, 20])))
     return Config(
         objective=draw(st.sampled_from([pbt.MINIMIZE, pbt.MAXIMIZE])),
         result_name=draw(st.sampled_from(["loss", "acc"])),
@@ -1365,3 +1414,78 @@ def test_old_rule_logs_keep_deciding_with_the_latest_segments():
     sim.put(a.job_id, ev.DONE, score=1.0)
     a1 = sim.next_job("w0")  # no waiting: member 1 has no score, member 0 is ranked alone
     assert a1.parent == a.job_id
+
+
+def test_a_member_surely_in_the_bottom_waits_while_a_pending_member_may_be_better():
+    """Three members tie; the fourth is still training. The last of the three is surely in the bottom half, and no
+    member surely in the top half is strictly better, but the pending one may be: the decision waits for it."""
+    rng = np.random.default_rng(0)
+    ranking = [(0, 1.0), (1, 1.0), (2, 1.0)]
+    assert pbt.Truncate(0.5).choose(ranking, 2, 1.0, rng, "min", {0, 1, 2, 3}, pending=1) is pbt.WAIT
+    assert pbt.Truncate(0.5).choose(ranking, 2, 1.0, rng, "min", {0, 1, 2}, pending=0) is None  # all known: ties
+    sim = Sim(config(Truncate(0.5), population_size=4, ranking=pbt.SAME_GENERATION), seed=0)
+    a, b, c, d = start_generation(sim, 4)
+    for job in (a, b, c):
+        sim.put(job.job_id, ev.DONE, score=1.0)
+    a1 = sim.next_job("w0")  # member 0 is in the top half whatever member 3 scores
+    assert (a1.member, a1.parent) == (0, a.job_id)
+    with pytest.raises(NoJobError) as e:
+        sim.next_job("w1")  # member 1's side of the cut depends on member 3; member 2 may have a donor in it
+    assert e.value.waiting_for.members == (3,)
+    sim.put(d.job_id, ev.DONE, score=0.5)
+    picks = {j.member: j for j in start_generation(sim, 2)}
+    assert picks[2].parent == d.job_id  # member 3 is better and in the top: member 2 copies it
+    assert picks[1].parent in (d.job_id, b.job_id)
+
+
+def _pb2_calls(monkeypatch):
+    calls = []
+    real = pbt.PB2.suggest
+
+    def spy(self, observations, pending, at, start, rng):
+        call = (sorted(observations, key=repr), sorted(pending, key=repr), at, start)
+        if not calls or calls[-1] != call:  # Sim's check proposes each decision again, with the same inputs
+            calls.append(call)
+        return real(self, observations, pending, at, start, rng)
+
+    monkeypatch.setattr(pbt.PB2, "suggest", spy)
+    return calls
+
+
+@pytest.mark.parametrize("objective", ["min", "max"])
+def test_pb2_is_fed_the_gains_of_the_recent_segments_and_the_running_ones(monkeypatch, objective):
+    calls = _pb2_calls(monkeypatch)
+    bandit = pbt.PB2({"lr": (0.001, 1.0)}, window=2)
+    sim = Sim(config(Truncate(0.5), bandit, population_size=2, objective=objective, ranking=pbt.SAME_GENERATION),
+              seed=3)
+    sign = 1.0 if objective == "max" else -1.0  # a gain is a change of the score for the better
+    good, bad = (2.0, 1.0) if objective == "max" else (1.0, 2.0)
+
+    def lr(job):
+        return values.decode(job.hyperparameters["lr"])
+
+    a, b = start_generation(sim, 2)
+    sim.put(b.job_id, ev.DONE, score=bad)
+    sim.put(a.job_id, ev.DONE, score=good)
+    b1 = sim.next_job("w1")  # member 1 (waited longer) is the worse: it copies member 0
+    assert b1.parent == a.job_id and calls[-1][0] == [] and calls[-1][2] == 1.0  # no segment with a parent yet
+    a1 = sim.next_job("w0")
+    assert a1.parent == a.job_id and len(calls) == 1  # member 0 continues: PB2 is not asked
+    sim.put(a1.job_id, ev.DONE, score=good + sign * 0.5)
+    sim.put(b1.job_id, ev.DONE, score=bad)
+    a2 = sim.next_job("w0")  # member 0 is the better: it continues, and trains while member 1 decides
+    b2 = sim.next_job("w1")
+    assert (a2.parent, b2.parent, len(calls)) == (a1.job_id, a1.job_id, 2)
+    observations, pending, at, start = calls[-1]
+    assert at == 2.0 and start == {"lr": lr(a1)}
+    assert observations == sorted([(1.0, {"lr": lr(a1)}, 0.5), (1.0, {"lr": lr(b1)}, -abs(good - bad))], key=repr)
+    assert pending == [(2.0, {"lr": lr(a2)})]  # member 0's running segment
+    assert lr(b2) != lr(a1)  # chosen by the bandit, not copied
+    for generation in (2, 3):
+        sim.put(a2.job_id, ev.DONE, score=good + sign * (0.5 + generation / 10))
+        sim.put(b2.job_id, ev.DONE, score=bad)
+        a2, b2 = sim.next_job("w0"), sim.next_job("w1")
+        observations, pending, at, _ = calls[-1]
+        # window 2: the segments of the last two generations, up to the one copied
+        assert at == generation + 1 and {o[0] for o in observations} == {generation - 1.0, float(generation)}
+        assert pending == [(generation + 1.0, {"lr": lr(a2)})]
