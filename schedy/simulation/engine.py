@@ -272,8 +272,10 @@ class _Engine:
         if error is not None:
             if not isinstance(error, NoJobError):
                 raise error
-            if self.state.status == ev.RUNNING:
-                self._wait(w, t)  # every member is busy: ask again when something changes
+            if not error.finished:
+                # Waiting (the next job depends on running ones) or empty (a job may come back when a lease
+                # lapses): ask again when something changes.
+                self._wait(w, t)
             return
         self._start_job(w, job_id, t)
 
