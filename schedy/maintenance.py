@@ -14,7 +14,9 @@ It checks, for each experiment: the CRC and the shape of every record;
 that versions run 1, 2, 3... with none missing; that folding the log
 succeeds; that no job was claimed by two workers at once; that each snapshot
 the readers would use gives the state a replay of the log gives; and it
-reports a torn last record (left by a crash mid-append) as a warning.
+reports a torn last record (a line without its final newline) as a warning,
+saying what writers do with it: complete it, if it is the next commit whole
+with a CRC that checks, else cut it off (see docs/repair.md).
 
 ``repair(db, name)`` keeps every commit before the first damaged one and
 moves the damaged record and everything after it aside (never deletes it):
@@ -22,8 +24,9 @@ on the local file store the bytes are appended verbatim to
 ``experiments/<key>/damaged-<UTC time>.jsonl``, fsynced before the log is cut,
 under the log's exclusive lock; on object storage each object is copied to
 ``experiments/<key>/damaged-<UTC time>/`` and checked before it is deleted.
-Snapshots that no longer describe the kept log are moved aside too. See
-docs/repair.md.
+Snapshots that no longer describe the kept log are moved aside too. A torn
+last record that writers would complete is completed instead (its final
+newline added), if it folds. See docs/repair.md.
 """
 
 import os
@@ -33,7 +36,7 @@ from typing import List, Optional
 from urllib.parse import unquote, urlparse
 
 from .adapters.api import SchedyDB
-from .adapters.filestore import FileLogStore
+from .adapters.filestore import COMPLETE, LEAVE, FileLogStore, expected_after, torn_fate
 from .adapters.naming import stream_key
 from .core.check import find_double_claims
 from .core.codec import BadRecord, decode_commit
@@ -67,7 +70,7 @@ class ExperimentReport:
     key: str  # the store key of its stream
     location: str  # where its log lives
     commits: int  # complete records in the log
-    intact: int  # commits 1..intact read, follow each other and fold: what repair would keep
+    intact: int  # commits 1..intact read, follow each other and fold: what repair keeps (+ a torn commit it completes)
     problems: List[Problem] = field(default_factory=list)
 
     @property
@@ -154,6 +157,7 @@ class RepairReport:
     kept: int  # commits 1..kept stay in the log
     set_aside: List[SetAside] = field(default_factory=list)
     torn: int = 0  # bytes of a torn last record set aside
+    completed: Optional[int] = None  # the torn last commit completed (its final newline added), if any
     strays: List[str] = field(default_factory=list)  # objects in the log folder that are not commits, set aside
     snapshots: List[str] = field(default_factory=list)  # snapshots set aside
     destination: Optional[str] = None  # where the records went
@@ -164,7 +168,7 @@ class RepairReport:
     @property
     def changed(self):
         """True if the repair moves (or, in a dry run, would move) anything."""
-        return bool(self.set_aside or self.torn or self.strays or self.snapshots)
+        return bool(self.set_aside or self.torn or self.completed or self.strays or self.snapshots)
 
     def __str__(self):
         would = "would " if self.dry_run else ""
@@ -181,6 +185,10 @@ class RepairReport:
                 lines.append(f"  {moved} {r}")
             if self.torn:
                 lines.append(f"  {moved} a torn last record of {self.torn} bytes")
+            if self.completed:
+                done, add = ("would complete", "would add") if self.dry_run else ("completed", "added")
+                lines.append(f"  {done} commit {self.completed}, a torn last record whose CRC checks: {add} its final "
+                             f"newline")
             for s in self.strays:
                 lines.append(f"  {moved} {s} (not a commit)")
             if self.destination:
@@ -204,6 +212,8 @@ class _Analysis:
     cut_commit: int  # the commit number that record stood for
     record_commits: list  # for each record: (the commit number it stood for, the version it claims or None)
     torn: bytes
+    torn_at: int  # the byte where the torn record starts (file store)
+    completable: Optional[int]  # the version of a torn last commit that folds and that repair completes
     strays: list
     bad_snapshots: list  # (where, why) of snapshots repair must move aside
     newer_format: Optional[str]  # the message of an UnsupportedFormatError met while folding
@@ -294,6 +304,29 @@ def _analyse(db, key, label=None):
         if cut is None:
             cut, cut_commit = index, commit
 
+    def fold_one(commit):
+        """The state after ``commit``, which joins the intact prefix (raises if the fold refuses it)."""
+        nonlocal name
+        folded = apply(state, commit, stream)
+        good.append(commit)
+        if commit.version in wanted:
+            states_at[commit.version] = folded
+        for e in commit.events:
+            if e.get("type") == "ExperimentCreated" and type(e.get("name")) is str:
+                name = e["name"] if label is None else name
+        return folded
+
+    def fold_error(e, commit):
+        """How a failure of the fold at ``commit`` is reported (and a newer format remembered)."""
+        nonlocal newer
+        msg = str(e) if isinstance(e, CorruptLogError) else \
+            f"commit {commit.version} cannot be folded ({type(e).__name__}: {e})"
+        if msg.startswith(stream + ": "):
+            msg = msg[len(stream) + 2:]
+        if isinstance(e, UnsupportedFormatError) and newer is None:
+            newer = msg
+        return msg
+
     expected = 1
     for index, (pos, where, data) in enumerate(records):
         if slotted and pos != expected:
@@ -333,30 +366,50 @@ def _analyse(db, key, label=None):
         if cut is not None:
             continue
         try:
-            state = apply(state, commit, stream)
+            folded = fold_one(commit)
         except Exception as e:  # noqa: BLE001 - CorruptLogError, or anything else the fold should have turned into one
-            msg = str(e) if isinstance(e, CorruptLogError) else \
-                f"commit {commit.version} cannot be folded ({type(e).__name__}: {e})"
-            if msg.startswith(stream + ": "):
-                msg = msg[len(stream) + 2:]
-            if isinstance(e, UnsupportedFormatError) and newer is None:
-                newer = msg
-            problems.append(Problem(ERROR, f"{msg} (the fold stops here)", commit.version))
+            problems.append(Problem(ERROR, f"{fold_error(e, commit)} (the fold stops here)", commit.version))
             broken(index, commit.version)
             continue
-        good.append(commit)
-        intact = commit.version
-        if commit.version in wanted:
-            states_at[commit.version] = state
-        for e in commit.events:
-            if e.get("type") == "ExperimentCreated" and type(e.get("name")) is str:
-                name = e["name"] if label is None else name
+        state, intact = folded, commit.version
     if cut is not None and len(records) - cut > 1:
         problems.append(Problem(WARNING, f"the fold stops at commit {cut_commit}: the {len(records) - cut} records "
                                          f"from there on were checked only for damage and order"))
+    # A torn last record: readers ignore it; a writer, once it holds the lock, completes it or cuts it off
+    # (schedy.adapters.filestore.torn_fate, which this mirrors).
+    torn_at = records[-1][0] + len(records[-1][2]) + 1 if records else 0
+    completable = None
     if torn:
-        problems.append(Problem(WARNING, f"a torn last record of {len(torn)} bytes follows commit {len(records)} "
-                                         f"(a crash mid-append): readers ignore it, the next writer cuts it off"))
+        fate, version = torn_fate(torn, expected_after(records[-1][2] if records else None))
+        if fate == COMPLETE and cut is None:
+            commit = decode_commit(torn)
+            try:
+                state = fold_one(commit)
+            except Exception as e:  # noqa: BLE001 - as in the loop above
+                problems.append(Problem(ERROR, f"{fold_error(e, commit)}; it is a torn last record whose CRC "
+                                               f"checks: the next writer completes it (it cannot tell that it does "
+                                               f"not fold), and every reader then stops there; repair sets it aside",
+                                        version))
+            else:
+                completable = version
+                problems.append(Problem(WARNING, f"commit {version} lacks its final newline (a torn last record of "
+                                                 f"{len(torn)} bytes whose CRC checks: a crash lost the newline, or "
+                                                 f"its writer stopped just before it): readers do not take it yet, "
+                                                 f"the next writer (or repair) completes it and keeps it", version))
+        elif fate == COMPLETE:
+            problems.append(Problem(WARNING, f"commit {version} lacks its final newline (a torn last record of "
+                                             f"{len(torn)} bytes whose CRC checks): the next writer completes it, "
+                                             f"but it lies after the damage at commit {cut_commit}: repair sets it "
+                                             f"aside with the records from there on", version))
+        elif fate == LEAVE:
+            problems.append(Problem(WARNING, f"a torn last record of {len(torn)} bytes follows the damaged record "
+                                             f"where commit {record_commits[-1][0]} was due: readers stop at the "
+                                             f"damage and writers leave it as it is; repair sets it aside with the "
+                                             f"damaged records"))
+        else:
+            problems.append(Problem(WARNING, f"a torn last record of {len(torn)} bytes follows commit {len(records)} "
+                                             f"(not a whole commit: a write that never completed, or what a crash left "
+                                             f"of an unsynced one): readers ignore it, the next writer cuts it off"))
     for where, _ in strays:
         problems.append(Problem(ERROR, f"unexpected object in the log: {where}"))
     try:
@@ -367,8 +420,13 @@ def _analyse(db, key, label=None):
     for c in double:
         problems.append(Problem(ERROR, f"double claim: commit {c.version} gives job {c.job_id!r} to {c.worker!r} while "
                                        f"{c.holder!r} still holds it", c.version))
-    # Snapshots: a reader uses one when the log still holds, at its cursor, the commit it was taken at.
+    # Snapshots: a reader uses one when the log still holds, at its cursor, the commit it was taken at (a
+    # complete line). One of a torn commit that writers complete is checked as it will be used then.
     bad_snapshots = []
+    lines, commits_at = records, record_commits
+    if completable is not None:
+        lines = records + [(torn_at, "the torn last record", torn)]
+        commits_at = record_commits + [(completable, completable)]
     for where, decoded, why in decoded_snapshots:
         if decoded is None:
             problems.append(Problem(WARNING, f"snapshot {shown[where]} cannot be read ({why}): readers ignore it"))
@@ -376,7 +434,7 @@ def _analyse(db, key, label=None):
             continue
         snap, cursor, crc = decoded
         v = snap.version
-        if _tail_at(store, records, cursor) != crc.encode("ascii", "replace"):
+        if _tail_at(store, lines, cursor) != crc.encode("ascii", "replace"):
             problems.append(Problem(WARNING, f"snapshot {shown[where]} of commit {v} is stale: the log no longer holds that "
                                              f"commit as the snapshot saw it, so readers ignore it", v))
             bad_snapshots.append((where, "stale"))
@@ -384,16 +442,16 @@ def _analyse(db, key, label=None):
         if slotted:
             at = cursor
         else:
-            ends = [pos + len(data) + 1 for pos, _, data in records]
+            ends = [pos + len(data) + 1 for pos, _, data in lines]
             at = None
             if cursor in ends:
-                due, version = record_commits[ends.index(cursor)]
+                due, version = commits_at[ends.index(cursor)]
                 at = due if version is None else version
         if at != v:
             problems.append(Problem(ERROR, f"snapshot {shown[where]} says commit {v} but points at commit {at}: readers "
                                            f"would use it", v))
             bad_snapshots.append((where, "misplaced"))
-        elif v > intact:
+        elif v > (completable or intact):
             problems.append(Problem(WARNING, f"snapshot {shown[where]} of commit {v} lies after the damage at commit "
                                              f"{cut_commit}: readers that open from it do not see the damage", v))
             bad_snapshots.append((where, "after the damage"))
@@ -402,11 +460,16 @@ def _analyse(db, key, label=None):
             problems.append(Problem(ERROR, f"snapshot {shown[where]} of commit {v} disagrees with the log (replaying "
                                            f"commits 1-{v} gives another {diff}): readers would use it", v))
             bad_snapshots.append((where, "disagrees"))
+        elif v == completable:
+            problems.append(Problem(WARNING, f"snapshot {shown[where]} is of commit {v}, which is torn: readers ignore "
+                                             f"it until a writer completes the commit, then use it (it agrees with "
+                                             f"the log)", v))
     if name is None:
         name = _name_from_key(key) or key
     report = ExperimentReport(name=name, key=key, location=store.describe(key), commits=len(records), intact=intact,
                               problems=problems)
-    return _Analysis(report, records, cut, cut_commit, record_commits, torn, strays, bad_snapshots, newer, shown)
+    return _Analysis(report, records, cut, cut_commit, record_commits, torn, torn_at, completable, strays,
+                     bad_snapshots, newer, shown)
 
 
 # -- verify -------------------------------------------------------------------------------------------------
@@ -450,7 +513,10 @@ def repair(db, name, *, dry_run=False):
     cut, under the log's exclusive lock); on object storage the objects are
     copied to ``experiments/<key>/damaged-<UTC time>/`` and checked before
     they are deleted. A torn last record is set aside too, and so is every
-    snapshot that readers would not use or that disagrees with the kept log.
+    snapshot that readers would not use or that disagrees with the kept log,
+    except a torn last commit that writers complete (its CRC checks, it is
+    the next commit) and that folds: it may be an acknowledged commit that
+    lost its newline, so repair completes it too (``completed``).
     Double claims are reported (``unrepaired``) but not touched: the records
     are intact, and cutting them would lose work. With ``dry_run``, nothing
     changes and the report says what would be done. Refuses
@@ -464,7 +530,8 @@ def repair(db, name, *, dry_run=False):
         raise ExperimentNotFoundError(f"no experiment named {name!r} in {db.path}")
     if dry_run or not isinstance(store, FileLogStore):
         return _repair(db, key, name, dry_run)
-    with store.exclusive(key):
+    # Not settled on entry: repair completes a torn last commit only if it folds, and sets other torn bytes aside.
+    with store.exclusive(key, settle=False):
         return _repair(db, key, name, dry_run)
 
 
@@ -475,11 +542,12 @@ def _repair(db, key, name, dry_run):
         raise UnsupportedFormatError(f"experiment {name!r}: {a.newer_format}; this log was written by a newer Schedy. "
                                      f"Upgrade Schedy rather than repair it: nothing was changed")
     report = RepairReport(name=name, key=key, location=a.report.location, dry_run=dry_run,
-                          kept=a.cut_commit - 1 if a.cut is not None else a.report.intact)
+                          kept=a.cut_commit - 1 if a.cut is not None else a.completable or a.report.intact)
     if a.cut is not None:
         for (pos, where, data), (due, version) in zip(a.records[a.cut:], a.record_commits[a.cut:]):
             report.set_aside.append(SetAside(version, due, where, len(data)))
-    report.torn = len(a.torn)
+    report.torn = 0 if a.completable else len(a.torn)
+    report.completed = a.completable
     report.strays = [where for where, _ in a.strays]
     report.snapshots = [a.shown[where] for where, _ in a.bad_snapshots]
     report.unrepaired = [p for p in a.report.errors if p.message.startswith("double claim")]
@@ -493,6 +561,8 @@ def _repair(db, key, name, dry_run):
             report.destination = os.path.join(os.path.dirname(store.describe(key)), target)
         if dry_run:
             return report
+        if report.completed:
+            store.complete_record(key, a.torn_at + len(a.torn))
         if records_moved:
             offset = a.records[a.cut][0] if a.cut is not None else (
                 a.records[-1][0] + len(a.records[-1][2]) + 1 if a.records else 0)

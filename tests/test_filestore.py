@@ -1,7 +1,12 @@
 """Behaviour specific to the local file store: torn records, corruption, format, fork."""
 
+import logging
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -35,16 +40,24 @@ def test_a_torn_last_record_is_ignored_by_readers_and_repaired_by_the_next_write
     whole = path.read_bytes()
     lines = whole.splitlines(keepends=True)
     last = lines[-1]
+    prefix = whole[: len(whole) - len(last)]
     for cut in range(1, len(last)):  # every byte offset inside the last commit
-        path.write_bytes(whole[: len(whole) - len(last) + cut])
+        path.write_bytes(prefix + last[:cut])
         reader = schedy.SchedyDB(str(db.path)).get_experiment("e")
         assert len(reader.all_jobs()) == 2, f"cut at {cut}"
-        job = reader.add_job({"i": "new"})  # the writer cuts the torn bytes off first
-        assert job.job_id == "3"
-        after, prefix = path.read_bytes(), whole[: len(whole) - len(last)]
-        assert after.startswith(prefix) and after[len(prefix):].count(b"\n") == 1 and after.endswith(b"\n")
-        assert b'"i":2' not in after, "the torn bytes were cut off"
-        assert len(schedy.SchedyDB(str(db.path)).get_experiment("e").all_jobs()) == 3
+        assert path.read_bytes() == prefix + last[:cut], "a reader changes nothing"
+        job = reader.add_job({"i": "new"})  # the writer settles the torn bytes first
+        after = path.read_bytes()
+        if cut < len(last) - 1:  # not a whole commit: cut off
+            assert job.job_id == "3"
+            assert after.startswith(prefix) and after[len(prefix):].count(b"\n") == 1 and after.endswith(b"\n")
+            assert b'"i":2' not in after, "the torn bytes were cut off"
+            assert len(schedy.SchedyDB(str(db.path)).get_experiment("e").all_jobs()) == 3
+        else:  # the whole commit but its newline: completed, and the new commit follows it
+            assert job.job_id == "4"
+            assert after.startswith(whole) and after[len(whole):].count(b"\n") == 1 and after.endswith(b"\n")
+            assert [j.hyperparameters["i"] for j in schedy.SchedyDB(str(db.path)).get_experiment("e").all_jobs()] == \
+                [0, 1, 2, "new"]
     assert path.read_bytes().endswith(b"\n")
 
 
@@ -369,3 +382,262 @@ def _damage_then_cut(path, said, go):
         said.put(size)
         go.wait(60)
         os.truncate(log, size)
+
+
+# -- a torn last record: readers never take it; the next writer completes it (a whole commit) or cuts it off ----
+#
+# A torn record that is a whole commit missing only its newline may have been acknowledged (a claim, or any
+# commit with durable=False, is acknowledged before it is synced; a crash can then keep the line but not its
+# last byte, and keep the snapshot written after it): writers complete it. No commit can be read back from
+# anything else (never acknowledged, or what a crash left of an unsynced commit): writers cut it off. See
+# docs/repair.md#a-torn-last-record.
+
+
+def torn(tmp_path, snapshot_every, cut=1):
+    """A log of commits 1 (create "m"), 2 (x=1), 3 (x=2), then ``cut`` bytes cut from its end.
+
+    Return ``(db path, log path, the log before the cut)``. With ``cut=1`` commit 3 lacks only its newline.
+    """
+    path = str(tmp_path / "db")
+    db = schedy.SchedyDB(path, snapshot_every=snapshot_every)
+    exp = db.add_experiment(schedy.ManualSearch("m"))
+    exp.add_job({"x": 1})
+    exp.add_job({"x": 2})
+    log = log_file(db, "m")
+    whole = log.read_bytes()
+    os.truncate(log, len(whole) - cut)
+    return path, log, whole
+
+
+def xs(path):
+    """The ``x`` of every job, as a fresh reader (in this process) reads them."""
+    return [j.hyperparameters["x"] for j in schedy.SchedyDB(path).get_experiment("m").all_jobs()]
+
+
+def in_child(code, *args):
+    """Run ``code`` in a new Python process (``sys.argv[1:]``: ``args``); return its stdout, or fail with its stderr."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def snapshot_state(path):
+    """How a fresh reader opened ``m``: its StreamView's ``snapshot`` and state."""
+    view = schedy.SchedyDB(path).get_experiment("m")._view
+    return view.snapshot, view.state
+
+
+def test_the_acknowledged_write_after_a_torn_commit_with_a_snapshot_is_kept(tmp_path, caplog):
+    """The reported data loss: commit 3 lost its newline, its snapshot survived, and the next write was lost."""
+    from schedy.maintenance import verify
+
+    path, log, whole = torn(tmp_path, snapshot_every=1)
+    assert (log.parent / "snapshot.json").exists()
+    report = verify(path, "m").experiments[0]
+    assert report.ok and "commit 3 lacks its final newline" in report.warnings[0].message
+    assert "completes it" in report.warnings[0].message
+    with caplog.at_level(logging.WARNING, logger="schedy"):
+        how, state = snapshot_state(path)
+    assert how.startswith("ignored") and "lacks its final newline" in how, "the snapshot of a torn commit is not used"
+    assert state.version == 2 and xs(path) == [1]
+    assert log.read_bytes() == whole[:-1], "readers change nothing"
+
+    exp = schedy.SchedyDB(path, snapshot_every=1).get_experiment("m")
+    exp.add_job({"x": 3})  # acknowledged
+    assert xs(path) == [1, 2, 3]
+    after = log.read_bytes()
+    assert after.startswith(whole) and after.count(b"\n") == 4 and after.endswith(b"\n"), "completed, then appended"
+    assert [c.version for c in log_commits(schedy.SchedyDB(path), "m")] == [1, 2, 3, 4]
+    how, state = snapshot_state(path)
+    assert how == "used" and state.version == 4
+    report = verify(path, "m").experiments[0]
+    assert report.ok and not report.problems
+
+
+def test_a_torn_commit_without_a_snapshot_is_completed_by_the_next_writer(tmp_path):
+    path, log, whole = torn(tmp_path, snapshot_every=1000)
+    assert not (log.parent / "snapshot.json").exists()
+    assert xs(path) == [1]
+    schedy.SchedyDB(path).get_experiment("m").add_job({"x": 3})
+    assert xs(path) == [1, 2, 3] and log.read_bytes().startswith(whole)
+
+
+@pytest.mark.parametrize("cut", [2, 19, 100])
+@pytest.mark.parametrize("snapshot_every", [1, 1000])
+def test_a_torn_record_whose_crc_does_not_check_is_cut_off_by_the_next_writer(tmp_path, cut, snapshot_every):
+    """Really partial (or its CRC field cut): never acknowledged, so cut; its snapshot, if any, is ignored."""
+    path, log, whole = torn(tmp_path, snapshot_every, cut=cut)
+    how, state = snapshot_state(path)
+    assert state.version == 2 and (how is None if snapshot_every == 1000 else how.startswith("ignored"))
+    schedy.SchedyDB(path, snapshot_every=snapshot_every).get_experiment("m").add_job({"x": 3})
+    assert xs(path) == [1, 3]
+    lines = log.read_bytes().splitlines(keepends=True)
+    assert b"".join(lines[:2]) == whole[: len(b"".join(lines[:2]))] and len(lines) == 3 and b'"x":2' not in lines[2]
+    how, state = snapshot_state(path)
+    assert state.version == 3 and how == ("used" if snapshot_every == 1 else None)
+
+
+@pytest.mark.parametrize("cut", [1, 50])
+def test_a_torn_commit_after_the_snapshot_of_the_commit_before_it(tmp_path, cut):
+    """Readers open from the snapshot of commit 2 and ignore torn commit 3; the writer completes it or cuts it."""
+    path, log, whole = torn(tmp_path, snapshot_every=2, cut=cut)  # a snapshot after commit 2, none after 3
+    how, state = snapshot_state(path)
+    assert how == "used" and state.version == 2
+    schedy.SchedyDB(path, snapshot_every=2).get_experiment("m").add_job({"x": 3})
+    assert xs(path) == ([1, 2, 3] if cut == 1 else [1, 3])
+    how, state = snapshot_state(path)
+    assert how == "used" and state.version == (4 if cut == 1 else 3)
+
+
+WRITER = """
+    import sys
+    import schedy
+    schedy.SchedyDB(sys.argv[1], snapshot_every=1).get_experiment("m").add_job({"x": 3})
+"""
+
+
+@pytest.mark.parametrize("cut", [1, 30])
+def test_a_writer_in_another_process_settles_the_torn_record_for_a_reader_already_open(tmp_path, cut):
+    path, log, whole = torn(tmp_path, snapshot_every=1, cut=cut)
+    reader = schedy.SchedyDB(path).get_experiment("m")  # open in this process, before the writer runs
+    assert [j.hyperparameters["x"] for j in reader.all_jobs()] == [1]
+    in_child(WRITER, path)
+    assert [j.hyperparameters["x"] for j in reader.all_jobs()] == ([1, 2, 3] if cut == 1 else [1, 3])
+    assert xs(path) == [j.hyperparameters["x"] for j in reader.all_jobs()]
+
+
+DIES_WRITING = """
+    import os, signal, sys
+    import schedy
+    from schedy.adapters import filestore
+
+    keep = int(sys.argv[2])  # how many bytes of its line the writer writes before it is killed
+
+    def dies(fd, data):
+        os.write(fd, bytes(data)[: len(data) - 1 if keep < 0 else keep])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    exp = schedy.SchedyDB(sys.argv[1]).get_experiment("m")
+    filestore._write_all = dies
+    exp.add_job({"x": "killed"})
+"""
+
+
+@pytest.mark.parametrize("keep", [-1, 40])
+def test_a_writer_killed_mid_append_leaves_a_torn_record_the_next_writer_settles(tmp_path, keep):
+    """A real process killed (SIGKILL) with its line written but for the newline (-1), or for 40 bytes only."""
+    path = str(tmp_path / "db")
+    exp = schedy.SchedyDB(path).add_experiment(schedy.ManualSearch("m"))
+    exp.add_job({"x": 1})
+    log = log_file(schedy.SchedyDB(path), "m")
+    before = log.read_bytes()
+    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(DIES_WRITING), path, str(keep)],
+                            capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    left = log.read_bytes()
+    assert left.startswith(before) and len(left) > len(before) and not left.endswith(b"\n")
+    assert xs(path) == [1], "nobody heard of the dead writer's commit: readers do not take it"
+    in_child(WRITER, path)
+    assert xs(path) == ([1, "killed", 3] if keep < 0 else [1, 3])
+    assert find_double_claims(log_commits(schedy.SchedyDB(path), "m")) == []
+
+
+def test_a_claim_that_lost_its_newline_is_kept_so_its_job_is_not_handed_out_twice(tmp_path):
+    """A claim is acknowledged before it is synced: a crash can keep all of it but its newline, and its snapshot."""
+    path = str(tmp_path / "db")
+    db = schedy.SchedyDB(path, worker="first", snapshot_every=1)
+    exp = db.add_experiment(schedy.ManualSearch("m"))
+    exp.add_job({"x": 1})
+    exp.add_job({"x": 2})
+    job = exp.next_job()  # commit 4, acknowledged: this worker runs job 1
+    assert job.job_id == "1"
+    log = log_file(db, "m")
+    os.truncate(log, log.stat().st_size - 1)
+    out = in_child("""
+        import sys
+        import schedy
+        print(schedy.SchedyDB(sys.argv[1], worker="second").get_experiment("m").next_job().job_id)
+    """, path)
+    assert out.strip() == "2", "the job the first worker is running was handed out again"
+    commits = log_commits(schedy.SchedyDB(path), "m")
+    assert [c.version for c in commits] == [1, 2, 3, 4, 5] and find_double_claims(commits) == []
+    held = {j.job_id: j.status for j in schedy.SchedyDB(path).get_experiment("m").all_jobs()}
+    assert held == {"1": "RUNNING", "2": "RUNNING"}
+
+
+def test_a_decision_that_writes_nothing_sees_the_completed_commit(tmp_path):
+    """The torn record is settled as the lock is taken, before the read: next_job finds the job it adds."""
+    path = str(tmp_path / "db")
+    exp = schedy.SchedyDB(path).add_experiment(schedy.ManualSearch("m"))
+    exp.add_job({"x": 1})
+    log = log_file(schedy.SchedyDB(path), "m")
+    os.truncate(log, log.stat().st_size - 1)
+    assert schedy.SchedyDB(path).get_experiment("m").all_jobs() == []  # a reader does not take the torn commit...
+    out = in_child("""
+        import sys
+        import schedy
+        print(schedy.SchedyDB(sys.argv[1]).get_experiment("m").next_job().hyperparameters["x"])
+    """, path)
+    assert out.strip() == "1"  # ...the next writer does
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_completed_commit_is_synced_at_once_unless_the_store_is_not_durable(tmp_path, monkeypatch, durable):
+    from schedy.adapters import filestore
+
+    path, log, whole = torn(tmp_path, snapshot_every=1000)
+    synced = []
+    real = filestore._fdatasync
+    monkeypatch.setattr(filestore, "_fdatasync", lambda fd: (synced.append(log.read_bytes()), real(fd)))
+    exp = schedy.SchedyDB(path, durable=durable).get_experiment("m")
+    exp.next_job()  # a claim: not synced by itself
+    assert synced == ([whole] if durable else [])  # the completion was, before the claim was written
+
+
+def test_the_lock_holder_settles_the_torn_record_before_its_body_runs(tmp_path):
+    path, log, whole = torn(tmp_path, snapshot_every=1000)
+    db = schedy.SchedyDB(path)
+    with db._store.exclusive(stream_key("m")):
+        assert log.read_bytes() == whole
+    os.truncate(log, len(whole) - 1)
+    with db._store.exclusive(stream_key("m"), settle=False):  # schedy repair settles it itself
+        assert log.read_bytes() == whole[:-1]
+
+
+def test_a_torn_record_after_a_damaged_line_is_left_for_repair(tmp_path):
+    path, log, whole = torn(tmp_path, snapshot_every=1000)
+    lines = log.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"x":1', b'"x":7')  # commit 2 damaged, commit 3 torn
+    damaged = b"".join(lines)
+    log.write_bytes(damaged)
+    with pytest.raises(CorruptLogError, match="commit 2 is damaged"):
+        schedy.SchedyDB(path).get_experiment("m").add_job({"x": 3})
+    assert log.read_bytes() == damaged
+
+
+def test_a_writer_refuses_a_log_cut_behind_its_back(tmp_path):
+    """A view that read commit 3 finds the log cut before it: it must not append (O_APPEND would glue or skip)."""
+    path, log, whole = torn(tmp_path, snapshot_every=1000, cut=0)
+    exp = schedy.SchedyDB(path).get_experiment("m")
+    assert [j.hyperparameters["x"] for j in exp.all_jobs()] == [1, 2]
+    cut = whole[: whole.rindex(b"\n", 0, len(whole) - 1) + 1]  # commit 3 removed whole, as a repair would
+    log.write_bytes(cut)
+    with pytest.raises(CorruptLogError, match="cut behind its back"):
+        exp.add_job({"x": 3})
+    assert log.read_bytes() == cut
+    assert [j.hyperparameters["x"] for j in schedy.SchedyDB(path).get_experiment("m").all_jobs()] == [1]
+
+
+def test_a_writer_opened_past_a_damaged_line_does_not_append_after_the_torn_record_that_follows_it(tmp_path):
+    """Opened from the snapshot of damaged commit 2, a writer reads no damage, but must not glue onto torn commit 3."""
+    path, log, whole = torn(tmp_path, snapshot_every=2)  # a snapshot after commit 2
+    lines = log.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"x":1', b'"x":7')  # its CRC field unchanged: the snapshot still matches it
+    damaged = b"".join(lines)
+    log.write_bytes(damaged)
+    exp = schedy.SchedyDB(path).get_experiment("m")
+    assert exp._view.snapshot == "used"
+    with pytest.raises(CorruptLogError, match="torn record after a damaged line"):
+        exp.add_job({"x": 3})
+    assert log.read_bytes() == damaged

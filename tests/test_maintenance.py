@@ -432,3 +432,170 @@ def test_the_repaired_damage_file_is_synced_before_the_log_is_cut(tmp_path, monk
     synced = calls.index(("fsync", fix.destination))
     cut = calls.index(("truncate", str(log_file(db, "e"))))
     assert synced < cut
+
+
+# -- a torn last record (file store): verify says what writers do with it, repair does the same but deletes nothing --
+#
+# A torn record that is the next commit whole but for its newline (its CRC checks) may be an acknowledged commit
+# whose newline a crash lost: writers and repair complete it. Anything else was never acknowledged: writers cut
+# it off, repair sets it aside. See docs/repair.md#a-torn-last-record.
+
+# (jobs, snapshot_every, bytes cut from the end of the log): commits 1..jobs+1, the last one torn.
+TORN = {
+    "whole commit, snapshot of it": (2, 1, 1),
+    "whole commit, no snapshot": (2, 1000, 1),
+    "whole commit, snapshot of the commit before": (2, 2, 1),
+    "partial, snapshot of it": (2, 1, 2),
+    "partial, no snapshot": (2, 1000, 60),
+    "partial, snapshot of the commit before": (2, 2, 60),
+}
+
+
+def torn_log(tmp_path, jobs, snapshot_every, cut):
+    """``make`` then cut ``cut`` bytes off the log; return (db, the log before, the torn bytes left)."""
+    db, _ = make(str(tmp_path / "db"), jobs=jobs, snapshot_every=snapshot_every)
+    path = log_file(db, "e")
+    whole = path.read_bytes()
+    last = whole.splitlines(keepends=True)[-1]
+    os.truncate(path, len(whole) - cut)
+    return db, whole, last[: len(last) - cut]
+
+
+@pytest.mark.parametrize("case", TORN)
+def test_verify_says_what_the_next_writer_does_with_a_torn_record(tmp_path, case):
+    jobs, every, cut = TORN[case]
+    db, whole, left = torn_log(tmp_path, jobs, every, cut)
+    completes = cut == 1
+    e = verify(db, "e").experiments[0]
+    assert e.ok and e.commits == jobs and e.intact == jobs
+    said = [p.message for p in e.warnings]
+    if completes:
+        assert said[0].startswith(f"commit {jobs + 1} lacks its final newline (a torn last record of {len(left)} bytes")
+        assert "readers do not take it yet, the next writer (or repair) completes it and keeps it" in said[0]
+    else:
+        assert said[0] == (f"a torn last record of {len(left)} bytes follows commit {jobs} (not a whole commit: a "
+                           f"write that never completed, or what a crash left of an unsynced one): readers ignore "
+                           f"it, the next writer cuts it off")
+    if every == 1:  # the snapshot of the torn commit
+        assert len(said) == 2 and ("which is torn: readers ignore it until a writer completes the commit" in said[1]
+                                   if completes else "is stale" in said[1])
+    else:  # none, or one of the commit before, which readers use
+        assert len(said) == 1
+    # What verify said is what a writer does (taking snapshots as often: a stale one would be replaced).
+    schedy.SchedyDB(str(db.path), snapshot_every=every).get_experiment("e").add_job({"i": "next"})
+    i = [j.hyperparameters["i"] for j in reopen(db).get_experiment("e").all_jobs()]
+    assert i == (list(range(jobs)) + ["next"] if completes else list(range(jobs - 1)) + ["next"])
+    after = verify(db, "e").experiments[0]
+    assert after.ok and not after.problems
+
+
+@pytest.mark.parametrize("case", TORN)
+def test_repair_completes_a_torn_commit_and_sets_any_other_torn_record_aside(tmp_path, case):
+    jobs, every, cut = TORN[case]
+    db, whole, left = torn_log(tmp_path, jobs, every, cut)
+    completes = cut == 1
+    before = everything(db)
+    plan = repair(db, "e", dry_run=True)
+    assert everything(db) == before, "a dry run changes nothing"
+    fix = repair(db, "e")
+    assert (plan.kept, plan.completed, plan.torn, plan.snapshots) == (fix.kept, fix.completed, fix.torn, fix.snapshots)
+    assert fix.changed and not fix.set_aside
+    path = log_file(db, "e")
+    if completes:
+        assert fix.kept == fix.completed == jobs + 1 and fix.torn == 0 and fix.destination is None
+        assert not fix.snapshots, "the snapshot of the completed commit is good again"
+        assert path.read_bytes() == whole
+        assert f"would complete commit {jobs + 1}" in str(plan) and f"completed commit {jobs + 1}" in str(fix)
+    else:
+        assert fix.kept == jobs and fix.completed is None and fix.torn == len(left)
+        assert path.read_bytes() == whole[: len(whole) - cut - len(left)]
+        assert Path(fix.destination).read_bytes() == left, "set aside, byte for byte"
+        assert len(fix.snapshots) == (every == 1)  # a snapshot of the cut commit is stale
+        assert f"set aside a torn last record of {len(left)} bytes" in str(fix)
+    after = verify(db, "e").experiments[0]
+    assert after.ok and not after.problems
+    i = [j.hyperparameters["i"] for j in reopen(db).get_experiment("e").all_jobs()]
+    assert i == list(range(jobs if completes else jobs - 1))
+    if every == 1 and completes:
+        assert reopen(db).get_experiment("e")._view.snapshot == "used"
+
+
+def test_the_cli_repair_completes_a_torn_commit(tmp_path):
+    from click.testing import CliRunner
+
+    from schedy.cli import main
+
+    db, whole, _ = torn_log(tmp_path, 2, 1, 1)
+    result = CliRunner().invoke(main, ["repair", "e", "--db", str(db.path), "-y"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "completed commit 3, a torn last record whose CRC checks: added its final newline" in result.output
+    assert "The log changed" not in result.output and "e: 3 commits, OK" in result.output
+    assert log_file(db, "e").read_bytes() == whole
+
+
+def _torn_append(db, commit):
+    with open(log_file(db, "e"), "ab") as f:
+        f.write(encode_commit(commit).rstrip(b"\n"))
+
+
+def test_a_torn_commit_the_fold_refuses_is_an_error_and_repair_sets_it_aside(tmp_path):
+    db, _ = make(str(tmp_path / "db"), jobs=2)
+    whole = log_file(db, "e").read_bytes()
+    _torn_append(db, Commit(4, 1.0, "w", [{"type": "JobDeleted", "job": "99"}]))  # no Schedy writer wrote this
+    (error,) = verify(db, "e").experiments[0].errors
+    assert error.commit == 4 and "job '99' does not exist" in error.message
+    assert "the next writer completes it" in error.message and "repair sets it aside" in error.message
+    plan = repair(db, "e", dry_run=True)
+    assert plan.completed is None and plan.torn > 0 and plan.kept == 3
+    # As verify said: a writer cannot tell, completes it, and then stops there like every reader.
+    with pytest.raises(CorruptLogError, match="commit 4"):
+        reopen(db).get_experiment("e").add_job({"i": "next"})
+    assert log_file(db, "e").read_bytes().endswith(b"\n")
+    fix = repair(db, "e")  # now a complete damaged record
+    assert fix.kept == 3 and [r.version for r in fix.set_aside] == [4]
+    assert log_file(db, "e").read_bytes() == whole and verify(db).ok
+
+
+def test_a_torn_commit_in_a_newer_format_is_not_repaired(tmp_path):
+    db, _ = make(str(tmp_path / "db"), jobs=0)
+    event = {"type": "ExperimentCreated", "format": 2, "name": "future", "kind": "manual",
+             "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+    write_log(db, "future", [])
+    with open(log_file(db, "future"), "wb") as f:
+        f.write(encode_commit(Commit(1, 0.0, "w", [event])).rstrip(b"\n"))
+    before = everything(db)
+    e = verify(db, "future").experiments[0]
+    assert not e.ok and "format 2" in e.errors[0].message
+    with pytest.raises(UnsupportedFormatError, match="newer Schedy.*nothing was changed"):
+        repair(db, "future")
+    assert everything(db) == before
+
+
+def test_a_torn_record_after_a_damaged_line_is_left_by_writers_and_set_aside_by_repair(tmp_path):
+    db, _ = make(str(tmp_path / "db"), jobs=3)
+    flip(db, "e", 3)  # the line before it damaged
+    os.truncate(log_file(db, "e"), log_file(db, "e").stat().st_size - 1)  # commit 4 torn, its CRC checks
+    damaged = log_file(db, "e").read_bytes()
+    e = verify(db, "e").experiments[0]
+    assert "commit 3 is damaged" in e.errors[0].message
+    assert any("follows the damaged record where commit 3 was due" in w.message and "writers leave it" in w.message
+               for w in e.warnings)
+    with pytest.raises(CorruptLogError, match="commit 3 is damaged"):
+        reopen(db).get_experiment("e").add_job({"i": "next"})
+    assert log_file(db, "e").read_bytes() == damaged, "the writer left it as it is"
+    fix = repair(db, "e")
+    assert fix.kept == 2 and [r.due for r in fix.set_aside] == [3] and fix.torn > 0 and fix.completed is None
+    assert Path(fix.destination).read_bytes() == damaged[len(log_file(db, "e").read_bytes()):]
+    assert verify(db).ok
+
+
+def test_a_torn_commit_after_damage_further_back_is_set_aside_with_it(tmp_path):
+    db, _ = make(str(tmp_path / "db"), jobs=3)
+    flip(db, "e", 2)
+    _torn_append(db, Commit(5, 1.0, "w", []))
+    e = verify(db, "e").experiments[0]
+    assert any(w.message.startswith("commit 5 lacks its final newline") and "after the damage at commit 2" in w.message
+               for w in e.warnings)
+    fix = repair(db, "e")
+    assert fix.kept == 1 and [r.due for r in fix.set_aside] == [2, 3, 4] and fix.torn > 0 and fix.completed is None
+    assert verify(db).ok

@@ -8,6 +8,9 @@ Layout under the database directory::
 Writers hold an exclusive ``flock`` on the log file from the moment they read
 the head until their commit is written, so the append loop never has to retry
 on this store; the commit is fsynced after the lock is released. POSIX only.
+
+A torn last record (bytes after the last newline) is never read; the first
+writer to take the lock settles it before it reads: see :func:`torn_fate`.
 """
 
 import fcntl
@@ -19,7 +22,8 @@ from pathlib import Path
 
 import orjson
 
-from ..errors import DatabaseError
+from ..errors import CorruptLogError, DatabaseError
+from ..core.codec import BadRecord, decode_commit
 from ..core.events import FORMAT
 
 _MARKER = "SCHEDY"
@@ -51,17 +55,20 @@ class _Handle:
 class _Exclusive:
     """The write lock of one open log, as a context manager (a generator-based one cost more than the lock)."""
 
-    __slots__ = ("h", "meanwhile")
+    __slots__ = ("h", "meanwhile", "settle")
 
-    def __init__(self, h, meanwhile):
+    def __init__(self, h, meanwhile, settle):
         self.h = h
         self.meanwhile = meanwhile
+        self.settle = settle
 
     def __enter__(self):
         self.h.lock.acquire()
         try:
             if self.meanwhile is None or not self._try_for_a_while():
                 fcntl.flock(self.h.fd, fcntl.LOCK_EX)
+            if self.settle is not None:
+                self.settle(self.h.fd)
         except BaseException:
             # Also when the flock was taken and an interrupt (Ctrl-C) arrived just after: unlocking a lock not
             # held does nothing, and one left held would stop every other writer.
@@ -98,6 +105,85 @@ class _Exclusive:
             fcntl.flock(self.h.fd, fcntl.LOCK_UN)
         finally:
             self.h.lock.release()
+
+
+COMPLETE, CUT, LEAVE = "complete", "cut", "leave"
+
+
+def expected_after(previous):
+    """The version a record after the complete line ``previous`` must have (1 after none), or None if it is damaged."""
+    if previous is None:
+        return 1
+    try:
+        return decode_commit(previous).version + 1
+    except BadRecord:
+        return None
+
+
+def torn_fate(torn, expected):
+    """What a writer holding the lock does with the torn last record ``torn`` (the bytes after the last newline).
+
+    ``expected`` is the version due there (:func:`expected_after`), None if the line before is damaged.
+    Returns ``(COMPLETE, version)``, ``(CUT, None)`` or ``(LEAVE, None)``.
+
+    A writer acknowledges a commit only once :meth:`FileLogStore.append` has written its whole line, the final
+    newline last (a failed write is cut back before the error is raised), and, for a durable commit, once
+    ``fdatasync`` has returned. So bytes that are not a whole commit were never acknowledged, or are what a machine
+    crash left of an unsynced one (a claim, or any commit of a ``durable=False`` store, is acknowledged before it
+    is synced): either way the commit cannot be read back from them, and they are cut off. But a torn record
+    whose CRC checks and that is the commit due there may be an acknowledged commit that lost only its newline,
+    and the snapshot written after it (not synced either) can survive a crash that the line's last byte did
+    not. Readers may have folded it, and a worker may be running its job. Or its writer died just before the
+    newline, and nobody heard of it. Either way completing it (adding the newline) loses nothing and glues
+    nothing, where cutting it could lose an acknowledged commit: it is completed. After a damaged line
+    (``expected`` None) nothing can be told; the record is left as it is (readers stop at the damage, and
+    ``schedy repair`` sets both aside).
+    """
+    if expected is None:
+        return LEAVE, None
+    try:
+        version = decode_commit(torn).version
+    except BadRecord:
+        return CUT, None
+    return (COMPLETE, version) if version == expected else (CUT, None)
+
+
+def _torn_tail(fd, size):
+    """``(start, torn, previous)`` of a log of ``size`` bytes that does not end with a newline.
+
+    ``torn`` is the bytes after the last newline (from byte ``start``), ``previous`` the complete line before them,
+    without its newline, or None if ``torn`` starts the file.
+    """
+    pos, buf = size, b""
+    while True:
+        last = buf.rfind(b"\n")
+        if last >= 0:
+            before = buf.rfind(b"\n", 0, last)
+            if before >= 0 or pos == 0:
+                return pos + last + 1, buf[last + 1:], buf[before + 1: last]
+        elif pos == 0:
+            return 0, buf, None
+        step = min(pos, max(1 << 16, len(buf)))
+        pos -= step
+        buf = _pread(fd, step, pos) + buf
+
+
+def _pread(fd, n, offset):
+    chunks = []
+    while n > 0:
+        chunk = os.pread(fd, n, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n -= len(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 _STORES = weakref.WeakSet()
@@ -202,7 +288,8 @@ class FileLogStore:
     def read(self, key, cursor):
         """Return the complete records after byte offset ``cursor`` and the offset after them.
 
-        A torn last record (no final newline) is left unread.
+        A torn last record (no final newline) is left unread, even when a snapshot of it exists (see
+        :meth:`last_record_tail`): the first writer to take the lock settles it (:func:`torn_fate`).
         """
         h = self._handle(key, create=False)
         if h is None:
@@ -216,15 +303,38 @@ class FileLogStore:
             return [], cursor
         return data[: end - 1].split(b"\n"), cursor + end
 
-    def exclusive(self, key, meanwhile=None):
+    def exclusive(self, key, meanwhile=None, settle=True):
         """Hold the stream's write lock (against other threads and processes) for the body.
 
         While another writer holds it (another process, or another database object on the same path),
         ``meanwhile()`` is called between tries for a short while: a writer reads the commits being appended,
         and returns whether it read anything. It runs with this store's thread lock of the stream held, so it
         must not write to the stream; an error it raises propagates, and the lock is not taken.
+
+        Once the lock is held, a torn last record is settled (with ``settle``; ``schedy repair`` settles it
+        itself): completed if it is a whole commit, cut off if not (see :func:`torn_fate`). So the body reads
+        the log as every later reader will, and never appends after a torn record.
         """
-        return _Exclusive(self._handle(key, create=True), meanwhile)
+        return _Exclusive(self._handle(key, create=True), meanwhile, self._settle if settle else None)
+
+    def _settle(self, fd, size=None):
+        """Complete or cut the torn last record of the log open at ``fd`` (under the lock); return the fate, or None."""
+        if size is None:
+            size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return None
+        start, torn, previous = _torn_tail(fd, size)
+        fate, _ = torn_fate(torn, expected_after(previous))
+        if fate == COMPLETE:
+            _write_all(fd, b"\n")
+            # The commit may have been acknowledged and its newline lost once already: make it durable now,
+            # rather than with the next durable commit.
+            if self.durable:
+                _fdatasync(fd)
+        elif fate == CUT:
+            # Not a whole commit (see torn_fate), so never taken by a reader: cutting it loses nothing readable.
+            os.ftruncate(fd, start)
+        return fate
 
     def append(self, key, cursor, version, data, sync=True):
         """Append ``data`` if the log ends at ``cursor``; return the new cursor, or None if it has grown.
@@ -232,27 +342,46 @@ class FileLogStore:
         With ``sync`` (and a durable store) the data is on disk when this returns;
         without, it is once :meth:`sync` (or a later synced append) returns.
 
-        Must be called inside :meth:`exclusive`. Bytes of a torn record after
-        ``cursor`` are cut off first. On any error the file is cut back to
-        ``cursor``, so a failed append leaves the log as it was.
+        Must be called inside :meth:`exclusive`, which settles a torn last
+        record first; one found after ``cursor`` all the same is settled here
+        (if it is completed, None is returned: the log has grown). A log that
+        still does not end at ``cursor`` (shorter: cut behind this writer's
+        back; or torn after a damaged line) raises CorruptLogError, writing
+        nothing: appending would glue the line to another or skip versions.
+        On any error the file is cut back to ``cursor``, so a failed append
+        leaves the log as it was.
+
+        The caller's write is acknowledged only once this returns, that is once
+        every byte of ``data``, its final newline last, is written (see
+        :func:`torn_fate`).
         """
         h = self._handle(key, create=True)
         size = os.fstat(h.fd).st_size
         if size > cursor:
             if b"\n" in os.pread(h.fd, size - cursor, cursor):
                 return None
-            os.ftruncate(h.fd, cursor)
+            fate = self._settle(h.fd, size)
+            if fate == COMPLETE:
+                return None
+            if fate == CUT:
+                size = os.fstat(h.fd).st_size
+        if size != cursor:
+            why = ("fewer than this writer had read: it was cut behind its back (by schedy repair, or by hand)"
+                   if size < cursor else "and ends with a torn record after a damaged line (see schedy verify)")
+            raise CorruptLogError(f"{self.describe(key)} holds {size} bytes, {why}; nothing was written "
+                                  f"(open the experiment again)")
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(h.fd, view)
-                view = view[n:]
+            _write_all(h.fd, data)
         except BaseException:
             # The line has no final newline yet, so no reader has taken it: cutting it off is safe.
             os.ftruncate(h.fd, cursor)
             raise
         # From here the line is complete and readers (who take no lock) may already have folded it, so it
         # must stay even if the sync fails: the caller gets the error, the log keeps the commit.
+        # Nothing is acknowledged before this point: `data` ends with its newline and every byte of it is written
+        # (a torn record left by a writer was never acknowledged, unless it lost only its newline: torn_fate).
+        # The sync comes here (sync=True) or, from StreamView.transact, after the lock is released and before the
+        # caller hears of a durable commit; a claim and a durable=False store are acknowledged unsynced.
         if sync:
             self.sync(key, created=cursor == 0)
         return cursor + len(data)
@@ -275,11 +404,22 @@ class FileLogStore:
         return 0
 
     def last_record_tail(self, key, cursor):
-        """The final bytes of the record that ends at byte ``cursor`` (for checking a snapshot)."""
+        """The final bytes of the complete record that ends at byte ``cursor`` (for checking a snapshot).
+
+        b"" if no complete line ends there. If the log ends one byte short of ``cursor`` with the end of a line,
+        the snapshot's commit lacks its final newline (a torn record, see :func:`torn_fate`): readers do not take
+        it, so BadRecord is raised, saying so.
+        """
         h = self._handle(key, create=False)
         if h is None or cursor < 19:
             return b""
-        return os.pread(h.fd, 19, cursor - 19).rstrip(b"\n")
+        data = os.pread(h.fd, 19, cursor - 19)
+        if len(data) == 19 and data.endswith(b"\n"):
+            return data[:-1]
+        if len(data) == 18 and data.endswith(b'"}'):
+            raise BadRecord(f"its commit is the last line of {self.describe(key)}, which lacks its final newline (a "
+                            f"torn record): readers do not take it")
+        return b""
 
     def write_snapshot(self, key, version, data):
         """Replace the stream's snapshot with ``data`` (atomically: a reader sees the old one or the new one)."""
@@ -364,6 +504,18 @@ class FileLogStore:
         os.ftruncate(h.fd, offset)
         os.fsync(h.fd)
         return str(dest), position, len(data)
+
+    def complete_record(self, key, size):
+        """Add the final newline to the torn last record of a log of ``size`` bytes, then fsync it (``schedy repair``).
+
+        Must be called inside :meth:`exclusive` (``settle=False``). Raises CorruptLogError, changing nothing, if the
+        log no longer has that size or ends with a newline.
+        """
+        h = self._handle(key, create=False)
+        if os.fstat(h.fd).st_size != size or size == 0 or os.pread(h.fd, 1, size - 1) == b"\n":
+            raise CorruptLogError(f"{self.describe(key)} changed while it was being repaired; nothing was completed")
+        _write_all(h.fd, b"\n")
+        os.fsync(h.fd)
 
     def set_aside_snapshot(self, key, where, name):
         """Rename the snapshot ``where`` (as :meth:`snapshot_records` named it) to ``experiments/<key>/<name>``; return the new path."""

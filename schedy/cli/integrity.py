@@ -16,7 +16,8 @@ def verify(experiment, db):
 
     Reads every record and reports every problem: damaged or missing
     commits, a fold that fails, a job claimed twice, a snapshot that
-    disagrees with its log, a torn last record (a warning). Prints one line
+    disagrees with its log, a torn last record (a warning, saying whether
+    writers complete it or cut it off). Prints one line
     per experiment; exits with 0 only if everything holds.
     """
     with failures():
@@ -35,8 +36,9 @@ def repair(experiment, db, dry_run, yes):
 
     Nothing is deleted: the damaged record and every later one are copied
     to a damaged-<UTC time> file (or folder) beside the log before the log
-    is cut. Stop the workers of the experiment first. Asks for confirmation
-    unless -y is given; declining changes nothing.
+    is cut. A torn last commit whose CRC checks is completed instead (its
+    final newline added). Stop the workers of the experiment first. Asks for
+    confirmation unless -y is given; declining changes nothing.
     """
     with failures():
         database = open_db(db)
@@ -49,7 +51,7 @@ def repair(experiment, db, dry_run, yes):
         sys.exit(1)
     with failures():
         done = maintenance.repair(database, experiment)
-        if done.set_aside != plan.set_aside or done.torn != plan.torn:
+        if done.set_aside != plan.set_aside or done.torn != plan.torn or done.completed != plan.completed:
             click.echo("The log changed since the plan above; this is what was done:")
         click.echo(str(done))
         after = maintenance.verify(database, experiment)
