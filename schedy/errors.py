@@ -61,6 +61,14 @@ class DatabaseError(SchedyError):
     """The database location cannot be used (for example, it is a regular file)."""
 
 
+class StoreError(DatabaseError):
+    """The object store failed an operation for good: a transient failure that outlasted the retries, or a refusal.
+
+    The message is one line naming the operation and the object; the store's own exception is the
+    ``__cause__``. A write whose outcome stayed unknown says so: it may still appear in the log.
+    """
+
+
 class CorruptLogError(SchedyError):
     """A commit in the log is damaged or out of sequence; the message names the experiment and the commit."""
 

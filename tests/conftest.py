@@ -150,3 +150,12 @@ def cli(tmp_path):
 
     run.db = db
     return run
+
+
+@pytest.fixture
+def fault_proxy(s3_endpoint):
+    """A fault-injecting proxy (tests/faultproxy.py) in front of the test S3 server; forwards everything until told."""
+    from faultproxy import FaultProxy
+
+    with FaultProxy(s3_endpoint, seed=20261129) as proxy:
+        yield proxy

@@ -38,6 +38,33 @@ def default_path():
 
 OBJECT_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "azure", "memory")
 
+# obstore reads HTTP client settings from the environment (AWS_ALLOW_HTTP, AZURE_TIMEOUT...) only when no
+# client_options are given: options given in code replace them all (object_store's `from_env` builder, then
+# `with_client_options`). Schedy adds them back, under the code's own keys.
+_ENV_PREFIX = {"s3": "AWS_", "s3a": "AWS_", "gs": "GOOGLE_", "az": "AZURE_", "abfs": "AZURE_", "abfss": "AZURE_",
+               "azure": "AZURE_"}
+_CLIENT_KEYS = ("allow_http", "allow_invalid_certificates", "connect_timeout", "default_content_type", "http1_only",
+                "http2_only", "http2_keep_alive_interval", "http2_keep_alive_timeout", "http2_keep_alive_while_idle",
+                "pool_idle_timeout", "pool_max_idle_per_host", "proxy_url", "proxy_ca_certificate", "proxy_excludes",
+                "randomize_addresses", "read_timeout", "timeout", "user_agent")
+
+
+def _client_options(scheme, given, opts):
+    """The client options to hand obstore: ``given`` (from code) over those of the environment."""
+    client = {str(k).lower(): v for k, v in dict(given or {}).items()}
+    if client:
+        prefix = _ENV_PREFIX.get(scheme, "")
+        for key in _CLIENT_KEYS:
+            value = os.environ.get(prefix + key.upper())
+            if value is not None:
+                client.setdefault(key, value)
+        if scheme == "gs":
+            client.setdefault("allow_http", True)  # GCS's builder allows HTTP by default; keep that default
+    # A plain-HTTP endpoint given in code (base_url for GCS) is allowed without saying so twice.
+    if any(str(opts.get(k, "")).startswith("http://") for k in ("endpoint", "base_url")):
+        client.setdefault("allow_http", True)
+    return client
+
 
 def _open_store(location, durable, snapshot_every, file_mode, options):
     """The log store for ``location``: a directory or file:// URL, or an object store URL."""
@@ -71,9 +98,7 @@ def _open_store(location, durable, snapshot_every, file_mode, options):
         from obstore.store import from_url
 
         opts = dict(options)
-        client = dict(opts.pop("client_options", {}))
-        if str(opts.get("endpoint", "")).startswith("http://"):
-            client.setdefault("allow_http", True)
+        client = _client_options(scheme, opts.pop("client_options", None), opts)
         bucket_url = url._replace(path="").geturl()
         try:
             store = from_url(bucket_url, client_options=client or None, **opts)
@@ -82,7 +107,7 @@ def _open_store(location, durable, snapshot_every, file_mode, options):
         except BaseException as e:  # noqa: BLE001 - obstore's own errors (and Rust panics) name no credential
             raise ValueError(f"cannot configure {shown}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
         prefix = url.path
-    return shown, ObjectLogStore(store, prefix, location=shown, snapshot_every=snapshot_every)
+    return shown, ObjectLogStore(store, prefix, location=shown, snapshot_every=snapshot_every, bucket=url.hostname)
 
 
 class SchedyDB:

@@ -9,19 +9,50 @@ Appending commit ``v`` is a put-if-absent of its object, so two writers can
 never both write ``v``; the loser reads the new commits and decides again.
 There is no lock: :meth:`exclusive` does nothing. The cursor of a stream is
 the version of the last commit read.
+
+Outcomes the store leaves unknown are resolved, never reported as failures
+(see :meth:`ObjectLogStore._create`): a put whose reply was lost (timeout,
+connection reset, a 5xx after the request was sent, or "already exists"
+because obstore retried a create that had landed) is settled by reading the
+object back. Our bytes there: the put is ours. Another writer's: we lost the
+race. Nothing there: the put did not happen, and it is sent again, a bounded
+number of times with backoff. Reads that fail transiently are retried the
+same way. What still fails is a one-line :class:`~schedy.errors.StoreError`
+naming the operation and the object, with obstore's exception as its cause.
 """
 
+import itertools
+import logging
 import os
+import random
 import secrets
 import threading
+import time
+from collections import Counter
 from contextlib import nullcontext
 
 import obstore
 import orjson
-from obstore.exceptions import AlreadyExistsError, PreconditionError
+from obstore.exceptions import (
+    AlreadyExistsError,
+    GenericError,
+    JoinError,
+    PreconditionError,
+)
 
 from ..core.events import FORMAT
-from ..errors import CorruptLogError, DatabaseError
+from ..errors import CorruptLogError, DatabaseError, StoreError
+
+log = logging.getLogger("schedy")
+
+# Retries on top of obstore's own (which re-send reads, and writes whose request never left, but never a
+# create that timed out or was cut off after it was sent). An operation is tried at most ATTEMPTS times, and
+# not again once RETRY_FOR seconds have passed since its first try; the pauses between tries start at
+# BACKOFF seconds and double up to MAX_BACKOFF, each drawn at random between half and all of that.
+ATTEMPTS = 5
+RETRY_FOR = 60.0
+BACKOFF = 0.05
+MAX_BACKOFF = 2.0
 
 _MEMORY = {}
 _MEMORY_GUARD = threading.Lock()
@@ -64,14 +95,28 @@ def _conflict(e):
     return isinstance(e, (AlreadyExistsError, PreconditionError))
 
 
+def _transient(e):
+    """True for the failures worth another try: obstore reports timeouts, connection resets and 5xx answers
+    (once its own retries are spent) as GenericError; JoinError is its async runtime failing a task."""
+    return isinstance(e, (GenericError, JoinError))
+
+
+def _fatal(e):
+    return isinstance(e, (KeyboardInterrupt, SystemExit, GeneratorExit))
+
+
 class ObjectLogStore:
     """Log store on an obstore ``store``; ``prefix`` is the database's folder inside it."""
 
-    def __init__(self, store, prefix="", location="object store", snapshot_every=1000):
+    def __init__(self, store, prefix="", location="object store", snapshot_every=1000, bucket=None):
         self.store = store
         self.prefix = prefix.strip("/")
         self.location = location
         self.snapshot_every = snapshot_every
+        self.bucket = bucket  # for messages only: "bucket 'x' does not exist"
+        self.attempts, self.retry_for = ATTEMPTS, RETRY_FOR
+        self.stats = Counter()  # retries and resolved outcomes, for tests and benchmarks
+        self._stats_guard = threading.Lock()
         self._won = {}  # key -> (version, bytes) of the commit that beat our last append
         self._check_conditional_writes()
 
@@ -81,44 +126,170 @@ class ObjectLogStore:
     def _log(self, key, version=None):
         return self._path("experiments", key, "log", "" if version is None else f"{version:0{_WIDTH}d}.json")
 
-    def _check_conditional_writes(self):
-        """Refuse a store that does not honour put-if-absent: it could hand one job to two workers."""
-        probe = self._path(".schedy-probe", secrets.token_hex(8))
-        try:
-            obstore.put(self.store, probe, b"1", mode="create")
+    # -- retries and outcome resolution -------------------------------------------------------------------
+
+    def _count(self, what, n=1):
+        with self._stats_guard:
+            self.stats[what] += n
+
+    def _again(self, attempt, start, attempts=None):
+        """Whether try number ``attempt`` (which failed) may be followed by another; pause first if so."""
+        if attempt >= (attempts or self.attempts) or time.monotonic() - start >= self.retry_for:
+            return False
+        time.sleep(random.uniform(0.5, 1.0) * min(MAX_BACKOFF, BACKOFF * 2 ** (attempt - 1)))
+        return True
+
+    def _error(self, what, path, e, attempts=1, note=""):
+        """The one-line error for operation ``what`` on ``path`` that failed with ``e`` (to be raised from e)."""
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return StoreError(f"{self.location}: could not {what} ({path}){tries}{note}: {type(e).__name__}: "
+                          f"{_first_line(e)}")
+
+    def _read(self, what, path, fn, missing_ok=True, attempts=None):
+        """``fn()``, tried again on transient failures; FileNotFoundError passes through if ``missing_ok``."""
+        start = time.monotonic()
+        for attempt in itertools.count(1):
             try:
-                obstore.put(self.store, probe, b"2", mode="create")
-            except Exception as e:  # noqa: BLE001 - any refusal of the second create is what we want
-                if not _conflict(e):
+                return fn()
+            except FileNotFoundError as e:
+                if missing_ok:
                     raise
-            else:
+                raise self._error(what, path, e, attempt) from e
+            except BaseException as e:  # obstore's Rust panics derive from BaseException
+                if _fatal(e):
+                    raise
+                if not _transient(e) or not self._again(attempt, start, attempts):
+                    raise self._error(what, path, e, attempt) from e
+                self._count("read retries")
+                log.info("%s: %s (%s) failed, trying again: %s", self.location, what, path, _first_line(e))
+
+    def _get_bytes(self, what, path, attempts=None):
+        """The bytes of ``path``, or None if it does not exist (transient failures are retried)."""
+        try:
+            return self._read(f"read {what}", path, lambda: bytes(obstore.get(self.store, path).bytes()),
+                              attempts=attempts)
+        except FileNotFoundError:
+            return None
+
+    def _list(self, what, prefix, offset=None):
+        """Every object's metadata under ``prefix`` (after ``offset``), in one retried listing."""
+        def listing():
+            batches = obstore.list(self.store, prefix, offset=offset) if offset else obstore.list(self.store, prefix)
+            return [meta for batch in batches for meta in batch]
+
+        return self._read(f"list {what}", prefix, listing, missing_ok=False)
+
+    def _create(self, what, path, data, readback_attempts=None):
+        """Put ``data`` at ``path`` if nothing is there; return ``(ours, bytes now at path)``.
+
+        The outcome rule: a put that succeeds is ours. A put whose outcome is unknown (a transient error: a
+        timeout, a reset connection, a 5xx once obstore's retries are spent) or that is refused because the
+        object exists (which is also what obstore's own retry of a create that had landed sees) is settled by
+        reading the object back: our bytes there, the put is ours (our bytes are unique: a commit carries a
+        random token); another writer's, we lost; nothing there, the put did not happen and is sent again,
+        at most ``attempts`` times in all. Any other refusal (permissions, a missing bucket...) raises at once.
+        If the object cannot be read back (``readback_attempts`` tries), the outcome stays unknown: StoreError.
+        """
+        start = time.monotonic()
+        for attempt in itertools.count(1):
+            try:
+                obstore.put(self.store, path, data, mode="create")
+                return True, data
+            except BaseException as e:  # obstore's Rust panics derive from BaseException
+                if _fatal(e):
+                    raise
+                if not (_conflict(e) or _transient(e)):
+                    raise self._error(f"write {what}", path, e, attempt) from e
+                failure = e
+            self._count("already exists" if _conflict(failure) else "unknown write outcomes")
+            try:
+                existing = self._get_bytes(what, path, readback_attempts)
+            except StoreError:
+                raise self._error(f"write {what}", path, failure, attempt,
+                                  note=" (its outcome is unknown: reading it back failed too)") from failure
+            if existing is not None:
+                self._count("resolved as ours" if existing == data else "lost races")
+                return existing == data, existing
+            if not self._again(attempt, start):
+                raise self._error(f"write {what}", path, failure, attempt) from failure
+            self._count("write retries")
+            log.info("%s: %s (%s) did not land, writing it again: %s", self.location, what, path,
+                     _first_line(failure))
+
+    # -- opening -------------------------------------------------------------------------------------------
+
+    def _check_conditional_writes(self):
+        """Refuse a store that does not honour put-if-absent: it could hand one job to two workers.
+
+        The probe's bytes are unique to this check, so that a lost reply (obstore then retries the create
+        and hears "already exists") is told from a second create that the store accepted.
+        """
+        probe = self._path(".schedy-probe", secrets.token_hex(8))
+        token = secrets.token_hex(16)
+        first, second = f"schedy probe {token} 1".encode(), f"schedy probe {token} 2".encode()
+        try:
+            try:
+                # Read back once only: a store that fails both the put and the read is unreachable, and obstore
+                # has already retried each (with its defaults, a wrong endpoint is reported in seconds, not 30).
+                ours, _ = self._create("the conditional-write probe", probe, first, readback_attempts=1)
+            except StoreError as e:
+                if isinstance(e.__cause__, FileNotFoundError):  # a PUT answered 404: nothing to put objects in
+                    raise self._missing_bucket() from e.__cause__
+                raise
+            if not ours:
+                raise DatabaseError(f"cannot use {self.location}: another writer holds the probe object {probe}")
+            if self._second_create_accepted(probe, first, second):
                 raise DatabaseError(
                     f"{self.location} accepted a second create of the same object: it does not support conditional "
                     "writes, so Schedy cannot guarantee that no job is handed to two workers"
                 )
+            marker_path = self._path("SCHEDY")
+            _, marker = self._create("the database marker", marker_path, b'{"format": %d}' % FORMAT)
             try:
-                obstore.put(self.store, self._path("SCHEDY"), b'{"format": %d}' % FORMAT, mode="create")
-            except Exception as e:  # noqa: BLE001
-                if not _conflict(e):
-                    raise
-                marker = bytes(obstore.get(self.store, self._path("SCHEDY")).bytes())
                 fmt = orjson.loads(marker).get("format") if marker.startswith(b"{") else None
-                if not isinstance(fmt, int) or fmt > FORMAT:
-                    raise DatabaseError(f"the database at {self.location} has format {fmt!r}; this Schedy reads "
-                                        f"up to {FORMAT}") from None
-        except DatabaseError:
-            raise
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as e:  # noqa: BLE001 - obstore's Rust panics derive from BaseException
-            raise DatabaseError(f"cannot use {self.location}: {type(e).__name__}: {_first_line(e)}") from None
+            except orjson.JSONDecodeError:
+                fmt = None
+            if not isinstance(fmt, int) or fmt > FORMAT:
+                raise DatabaseError(f"the database at {self.location} has format {fmt!r}; this Schedy reads "
+                                    f"up to {FORMAT}") from None
+        except StoreError as e:
+            raise StoreError(f"cannot use {e!s}") from e.__cause__
         finally:
             try:
                 obstore.delete(self.store, probe)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException:  # noqa: BLE001 - a leftover probe object is harmless
-                pass
+            except BaseException as e:  # a leftover probe object is harmless
+                if _fatal(e):
+                    raise
+
+    def _second_create_accepted(self, probe, first, second):
+        """Try to create ``probe`` again: True if the store let it through, False once it is refused."""
+        start = time.monotonic()
+        for attempt in itertools.count(1):
+            try:
+                obstore.put(self.store, probe, second, mode="create")
+                return True
+            except BaseException as e:  # obstore's Rust panics derive from BaseException
+                if _fatal(e):
+                    raise
+                if not (_conflict(e) or _transient(e)):
+                    raise self._error("create the conditional-write probe a second time", probe, e, attempt) from e
+                failure = e
+            existing = self._get_bytes("the conditional-write probe", probe)
+            if existing == second:  # our second create landed: obstore retried it, or its reply was lost
+                return True
+            if existing == first and _conflict(failure):
+                return False  # refused, and the first create is intact
+            # The outcome is unknown (the request may never have reached the store): ask again.
+            if not self._again(attempt, start):
+                raise self._error("create the conditional-write probe a second time", probe, failure,
+                                  attempt) from failure
+            self._count("write retries")
+
+    def _missing_bucket(self):
+        what = "container" if self.location.split("://", 1)[0] in ("az", "abfs", "abfss", "azure") else "bucket"
+        name = f" {self.bucket!r}" if self.bucket else ""
+        return DatabaseError(f"cannot use {self.location}: the {what}{name} does not exist (a write in it was "
+                             "answered 404 Not Found)")
 
     def describe(self, key):
         return f"{self.location} {self._log(key)}"
@@ -127,21 +298,22 @@ class ObjectLogStore:
         return 0
 
     def keys(self):
-        listing = obstore.list_with_delimiter(self.store, self._path("experiments") + "/")
+        prefix = self._path("experiments") + "/"
+        listing = self._read("list the experiments", prefix,
+                             lambda: obstore.list_with_delimiter(self.store, prefix), missing_ok=False)
         return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in listing["common_prefixes"])
 
     def _versions_after(self, key, cursor):
         prefix = self._log(key)
         offset = self._log(key, cursor) if cursor else None
         found = []
-        for batch in obstore.list(self.store, prefix, offset=offset) if offset else obstore.list(self.store, prefix):
-            for meta in batch:
-                name = meta["path"].rsplit("/", 1)[-1]
-                stem = name[:-5] if name.endswith(".json") else ""
-                if not stem.isdigit():
-                    raise CorruptLogError(f"{self.describe(key)}: unexpected object {meta['path']!r} in the log")
-                if int(stem) > cursor:
-                    found.append(int(stem))
+        for meta in self._list(f"the log of {key!r}", prefix, offset):
+            name = meta["path"].rsplit("/", 1)[-1]
+            stem = name[:-5] if name.endswith(".json") else ""
+            if not stem.isdigit():
+                raise CorruptLogError(f"{self.describe(key)}: unexpected object {meta['path']!r} in the log")
+            if int(stem) > cursor:
+                found.append(int(stem))
         return sorted(found)  # listings are not guaranteed to be sorted
 
     def read(self, key, cursor):
@@ -158,10 +330,10 @@ class ObjectLogStore:
                 raise CorruptLogError(f"{self.describe(key)}: commit {expected} is missing (the log jumps to {v})")
 
         def fetch(v):
-            try:
-                return bytes(obstore.get(self.store, self._log(key, v)).bytes()).rstrip(b"\n")
-            except FileNotFoundError:
-                raise CorruptLogError(f"{self.describe(key)}: commit {v} disappeared while it was read") from None
+            data = self._get_bytes(f"commit {v} of {key!r}", self._log(key, v))
+            if data is None:
+                raise CorruptLogError(f"{self.describe(key)}: commit {v} disappeared while it was read")
+            return data.rstrip(b"\n")
 
         # Fetch many commits at once: one round trip each, one after another, would make a writer that fell
         # behind (or a reader opening a long log) slower than the writers it has to catch up with.
@@ -181,17 +353,10 @@ class ObjectLogStore:
 
         Every acknowledged put is durable on object storage, so ``sync`` changes nothing.
         """
-        path = self._log(key, version)
-        try:
-            obstore.put(self.store, path, data, mode="create")
-        except Exception as e:  # noqa: BLE001
-            if not _conflict(e):
-                raise
-            # A create whose reply was lost may have landed and been retried: it is ours if the bytes are ours.
-            existing = bytes(obstore.get(self.store, path).bytes())
-            if existing != data:
-                self._won[key] = (version, existing)
-                return None
+        ours, existing = self._create(f"commit {version} of {key!r}", self._log(key, version), data)
+        if not ours:
+            self._won[key] = (version, existing)  # read to compare with ours: the next read need not GET it
+            return None
         return version
 
     def sync(self, key, created=False):
@@ -199,35 +364,27 @@ class ObjectLogStore:
 
     def last_record_tail(self, key, cursor):
         """The final bytes of the record that ends at ``cursor`` (for checking a snapshot)."""
-        try:
-            return bytes(obstore.get(self.store, self._log(key, cursor)).bytes()).rstrip(b"\n")[-18:]
-        except FileNotFoundError:
-            return b""
+        data = self._get_bytes(f"commit {cursor} of {key!r}", self._log(key, cursor))
+        return b"" if data is None else data.rstrip(b"\n")[-18:]
 
     def write_snapshot(self, key, version, data):
         """Store a snapshot taken at ``version`` (written once; a second writer's copy is identical)."""
-        try:
-            obstore.put(self.store, self._path("experiments", key, "snapshots", f"{version:0{_WIDTH}d}.json"), data,
-                        mode="create")
-        except Exception as e:  # noqa: BLE001
-            if not _conflict(e):
-                raise
+        self._create(f"the snapshot of {key!r} at commit {version}",
+                     self._path("experiments", key, "snapshots", f"{version:0{_WIDTH}d}.json"), data)
 
     def latest_snapshot(self, key):
         """The bytes of the newest snapshot of ``key``, or None."""
         prefix = self._path("experiments", key, "snapshots") + "/"
-        paths = sorted(m["path"] for batch in obstore.list(self.store, prefix) for m in batch)
+        paths = sorted(m["path"] for m in self._list(f"the snapshots of {key!r}", prefix))
         if not paths:
             return None
-        try:
-            return bytes(obstore.get(self.store, paths[-1]).bytes())
-        except FileNotFoundError:
-            return None
+        return self._get_bytes(f"a snapshot of {key!r}", paths[-1])
 
     # -- maintenance (schedy.maintenance: verify and repair) -----------------------------------------------
 
     def _get(self, path):
-        return bytes(obstore.get(self.store, path).bytes())
+        """The bytes of ``path``; FileNotFoundError if it does not exist."""
+        return self._read(f"read {path.rsplit('/', 1)[-1]}", path, lambda: bytes(obstore.get(self.store, path).bytes()))
 
     def scan(self, key):
         """Everything stream ``key`` holds, for ``schedy verify``: ``(records, torn, strays)``, or None if it has no log.
@@ -238,15 +395,14 @@ class ObjectLogStore:
         """
         prefix = self._log(key)
         named, strays = [], []
-        for batch in obstore.list(self.store, prefix):
-            for meta in batch:
-                path = meta["path"]
-                name = path.rsplit("/", 1)[-1]
-                stem = name[:-5] if name.endswith(".json") else ""
-                if stem.isdigit() and path == self._log(key, int(stem)):
-                    named.append((int(stem), path))
-                else:
-                    strays.append((f"{self.location} {path}", path))
+        for meta in self._list(f"the log of {key!r}", prefix):
+            path = meta["path"]
+            name = path.rsplit("/", 1)[-1]
+            stem = name[:-5] if name.endswith(".json") else ""
+            if stem.isdigit() and path == self._log(key, int(stem)):
+                named.append((int(stem), path))
+            else:
+                strays.append((f"{self.location} {path}", path))
         if not named and not strays:
             return None
         named.sort()
@@ -265,7 +421,7 @@ class ObjectLogStore:
         """``[(where, bytes)]`` of every snapshot of the stream, oldest first (readers use the newest)."""
         prefix = self._path("experiments", key, "snapshots") + "/"
         out = []
-        for path in sorted(m["path"] for batch in obstore.list(self.store, prefix) for m in batch):
+        for path in sorted(m["path"] for m in self._list(f"the snapshots of {key!r}", prefix)):
             try:
                 out.append((path, self._get(path)))
             except FileNotFoundError:
@@ -296,15 +452,13 @@ class ObjectLogStore:
             moves.append((path, self._path("experiments", key, folder, rel)))
         for path, dest in moves:
             data = self._get(path)
-            try:
-                obstore.put(self.store, dest, data, mode="create")
-            except Exception as e:  # noqa: BLE001
-                if not _conflict(e):
-                    raise
-            if self._get(dest) != data:
+            self._create(f"a copy of {path}", dest, data)
+            if self._get(dest) != data:  # every copy is read back before anything is deleted
                 raise DatabaseError(f"{self.location}: {dest!r} already holds other bytes; nothing was deleted")
         for path, _ in sorted(moves, key=lambda m: m[0], reverse=True):
-            obstore.delete(self.store, path)
+            # Deleting is idempotent (deleting a missing object succeeds), so a retried delete is harmless.
+            self._read(f"delete {path.rsplit('/', 1)[-1]}", path, lambda p=path: obstore.delete(self.store, p),
+                       missing_ok=False)
         return [dest for _, dest in moves]
 
 
