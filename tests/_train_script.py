@@ -81,7 +81,9 @@ def main(mode, *argv):
         block(['{"loss": 1e9}'])
         block(["{", f'  "loss": {loss!r},', '  "names": ' + json.dumps(sorted(opts)), "}"])
     elif mode == "echo":
-        env = {k: v for k, v in os.environ.items() if k.startswith("SCHEDY_") or k == "PYTHONUNBUFFERED"}
+        # SCHEDY_TEST_* configure the test suite's servers (.ci/run sets them), not what schedy run passes.
+        env = {k: v for k, v in os.environ.items()
+               if k.startswith("SCHEDY_") and not k.startswith("SCHEDY_TEST_") or k == "PYTHONUNBUFFERED"}
         block([json.dumps({"argv": list(argv), "env": env})])
     elif mode == "none":
         print("done, but no results")

@@ -6,6 +6,9 @@ server in its own process, started once per test session (or the one named by
 as the usual AWS_* variables, so worker subprocesses reach it too.
 """
 
+import base64
+import hashlib
+import hmac
 import os
 import socket
 import subprocess
@@ -13,6 +16,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from email.utils import formatdate
 
 import pytest
 
@@ -84,10 +88,42 @@ def _s3_db(request, tmp_path):
     return f"s3://{new_bucket(endpoint)}/team/db"
 
 
+AZURITE_URL = os.environ.get("SCHEDY_TEST_AZURITE_URL")  # an Azurite blob service (.ci/run starts one)
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # Azurite's own
+
+
+def create_container(name):
+    """Create a container on Azurite with a Shared Key request (obstore creates objects, not containers)."""
+    headers = {"x-ms-date": formatdate(usegmt=True), "x-ms-version": "2021-08-06"}
+    canonical = "".join(f"{k}:{v}\n" for k, v in sorted(headers.items()))
+    to_sign = "PUT\n" + "\n" * 11 + canonical + f"/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{name}\nrestype:container"
+    key = base64.b64decode(AZURITE_KEY)
+    signature = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest()).decode()
+    authorization = f"SharedKey {AZURITE_ACCOUNT}:{signature}"
+    request = urllib.request.Request(f"{AZURITE_URL}/{AZURITE_ACCOUNT}/{name}?restype=container", method="PUT",
+                                     headers={**headers, "Authorization": authorization, "Content-Length": "0"})
+    assert urllib.request.urlopen(request, timeout=10).status == 201
+
+
+def _azure_db(request, tmp_path):
+    if not AZURITE_URL:
+        pytest.skip("set SCHEDY_TEST_AZURITE_URL to an Azurite blob service to test az:// (.ci/run does)")
+    name = f"schedy-{uuid.uuid4().hex[:12]}"
+    create_container(name)
+    # The environment, so that worker subprocesses open the same store from the URL alone.
+    env = {"AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT, "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
+           "AZURE_STORAGE_ENDPOINT": f"{AZURITE_URL}/{AZURITE_ACCOUNT}", "AZURE_ALLOW_HTTP": "true"}
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return f"az://{name}/team/db"
+
+
 # One line per store: a function from (request, a fresh temporary directory) to a SchedyDB location.
-STORES = {"file": _file_db, "memory": _memory_db, "s3": _s3_db}
+STORES = {"file": _file_db, "memory": _memory_db, "s3": _s3_db, "azure": _azure_db}
 # Stores that other processes can open (memory:// lives inside one process).
-SHARED_STORES = {"file", "s3"}
+SHARED_STORES = {"file", "s3", "azure"}
 
 
 @pytest.fixture(params=sorted(STORES))

@@ -1,43 +1,27 @@
 """Azure Blob Storage against the Azurite emulator, when one runs: set SCHEDY_TEST_AZURITE_URL
-(for example http://127.0.0.1:10000, from ``azurite-blob --blobHost 127.0.0.1 --disableTelemetry``).
-Skipped otherwise: the test suite does not start Azurite.
+(for example http://127.0.0.1:10000, from ``azurite-blob --blobHost 127.0.0.1 --disableTelemetry``), as
+``.ci/run`` does. Skipped otherwise.
 
 Checks the configurations docs/object-storage.md documents for Azure (an endpoint with the account in its
 path, use_emulator, the environment with client_options given in code), a missing container, and lost replies
 and refused writes through the fault proxy.
 """
 
-import base64
-import hashlib
-import hmac
 import os
-import urllib.request
 import uuid
-from email.utils import formatdate
 
 import pytest
+from conftest import AZURITE_ACCOUNT as ACCOUNT
+from conftest import AZURITE_KEY as KEY
+from conftest import create_container
 from faultproxy import CLOSE, DELAY, REFUSE, RESET, UNAVAILABLE, FaultProxy
 
 import schedy
 from schedy.errors import DatabaseError
 
 AZURITE = os.environ.get("SCHEDY_TEST_AZURITE_URL")
-ACCOUNT = "devstoreaccount1"
-KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # Azurite's own
 
 pytestmark = pytest.mark.skipif(not AZURITE, reason="set SCHEDY_TEST_AZURITE_URL to run against Azurite")
-
-
-def create_container(name):
-    """Create a container with a Shared Key request (obstore creates objects, not containers)."""
-    headers = {"x-ms-date": formatdate(usegmt=True), "x-ms-version": "2021-08-06"}
-    canonical = "".join(f"{k}:{v}\n" for k, v in sorted(headers.items()))
-    to_sign = "PUT\n" + "\n" * 11 + canonical + f"/{ACCOUNT}/{ACCOUNT}/{name}\nrestype:container"
-    signature = base64.b64encode(hmac.new(base64.b64decode(KEY), to_sign.encode(), hashlib.sha256).digest()).decode()
-    request = urllib.request.Request(f"{AZURITE}/{ACCOUNT}/{name}?restype=container", method="PUT",
-                                     headers={**headers, "Authorization": f"SharedKey {ACCOUNT}:{signature}",
-                                              "Content-Length": "0"})
-    assert urllib.request.urlopen(request, timeout=10).status == 201
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 from conformance import LogStoreConformance
-from conftest import new_bucket
+from conftest import AZURITE_ACCOUNT, AZURITE_KEY, AZURITE_URL, create_container, new_bucket
 from obstore.store import MemoryStore, from_url
 
 from schedy.adapters.filestore import FileLogStore
@@ -53,3 +53,33 @@ class TestS3LogStore(LogStoreConformance):
         bucket = store.location.split("/")[2]
         return ("__import__('schedy.adapters.objectstore', fromlist=['x']).ObjectLogStore("
                 f"__import__('obstore.store', fromlist=['x']).from_url({'s3://' + bucket!r}), 'team/db')")
+
+
+class TestAzureLogStore(LogStoreConformance):
+    """Azure Blob Storage over HTTP: the Azurite emulator that .ci/run starts, a fresh container per test."""
+
+    @pytest.fixture(autouse=True)
+    def _azurite(self, monkeypatch):
+        if not AZURITE_URL:
+            pytest.skip("set SCHEDY_TEST_AZURITE_URL to an Azurite blob service (.ci/run does)")
+        # The environment names the account, so that a subprocess opens the store from the URL alone.
+        monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT)
+        monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY)
+        monkeypatch.setenv("AZURE_STORAGE_ENDPOINT", f"{AZURITE_URL}/{AZURITE_ACCOUNT}")
+        monkeypatch.setenv("AZURE_ALLOW_HTTP", "true")
+
+    def make_store(self, tmp_path):
+        name = f"schedy-{uuid.uuid4().hex[:12]}"
+        create_container(name)
+        return self.reopen_container(name)
+
+    def reopen_container(self, name):
+        return ObjectLogStore(from_url(f"az://{name}"), "team/db", location=f"az://{name}/team/db")
+
+    def reopen(self, store):
+        return self.reopen_container(store.location.split("/")[2])
+
+    def subprocess_store_expr(self, store):
+        name = store.location.split("/")[2]
+        return ("__import__('schedy.adapters.objectstore', fromlist=['x']).ObjectLogStore("
+                f"__import__('obstore.store', fromlist=['x']).from_url({'az://' + name!r}), 'team/db')")
