@@ -54,3 +54,38 @@ def describe(packages=()):
             "python": platform.python_version(), "implementation": platform.python_implementation(),
             "platform": platform.platform(), "schedy_commit": commit(),
             **{p: version_of(p) for p in packages}}
+
+
+def start_moto(stderr=subprocess.DEVNULL):
+    """Start a moto S3 server on a free loopback port; return ``(process, endpoint)`` once it answers."""
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/", timeout=1)
+            return proc, endpoint
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                stop_process(proc)
+                raise RuntimeError("the local S3 server (moto) did not start; is moto[server] installed?") from None
+            time.sleep(0.05)
+
+
+def stop_process(proc):
+    """Terminate ``proc``, killing it if it does not exit within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

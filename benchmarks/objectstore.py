@@ -36,7 +36,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,7 @@ import schedy  # noqa: E402
 from schedy.adapters import objectstore as objectstore_module  # noqa: E402
 from schedy.errors import ConflictError  # noqa: E402
 from schedy.random import Choice, LogUniform  # noqa: E402
-from machine import describe  # noqa: E402 - benchmarks/machine.py, beside this script
+from machine import describe, start_moto, stop_process  # noqa: E402 - benchmarks/machine.py, beside this script
 
 DISTRIBUTIONS = {"lr": LogUniform(1e-5, 1e-1), "layers": Choice([1, 2, 3, 4])}
 WORK_MS = 10  # the second series of the full run: each job "trains" this long (a sleep)
@@ -140,6 +139,7 @@ def per(counts, n):
 # The local S3 server and its request log.
 
 _LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[0-9.]+" (?P<status>\d{3})')
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug colours the lines of 4xx and 5xx answers, even in a pipe
 
 
 def classify(method, path, status):
@@ -169,31 +169,16 @@ class Server:
     """A moto S3 server started here on loopback, whose request log is read line by line."""
 
     def __init__(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.endpoint = f"http://127.0.0.1:{port}"
         self.entries = []  # (method, path, status), in the order the server logged them
         self.cond = threading.Condition()
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc, self.endpoint = start_moto(stderr=subprocess.PIPE)
         threading.Thread(target=self._read, daemon=True).start()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(self.endpoint + "/", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("the local S3 server (moto) did not start; is moto[server] installed?")
-                time.sleep(0.05)
         self.start_seconds = time.perf_counter() - t0
 
     def _read(self):
         for line in self.proc.stderr:
-            m = _LINE.search(line)
+            m = _LINE.search(_COLOUR.sub("", line))
             if m:
                 with self.cond:
                     self.entries.append((m["method"], m["path"], int(m["status"])))
@@ -238,12 +223,7 @@ class Server:
         return sorted(p for p, n in accepted.items() if n > 1)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
 
 
 class NoServer:

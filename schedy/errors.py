@@ -78,7 +78,7 @@ class UnsupportedFormatError(CorruptLogError):
 
 
 class ConflictError(SchedyError):
-    """An append lost the race to other writers too many times in a row."""
+    """An append kept losing the race for the next commit for minutes (see ``stream.GIVE_UP_AFTER``); nothing was written."""
 
 
 class ReadOnlyError(SchedyError):

@@ -21,7 +21,6 @@ from obstore.exceptions import AlreadyExistsError, NotSupportedError, Preconditi
 from obstore.store import MemoryStore
 
 import schedy
-from schedy.adapters import stream as stream_module
 from schedy.adapters.naming import stream_key
 from schedy.adapters.objectstore import ObjectLogStore
 from schedy.core import decide
@@ -29,9 +28,9 @@ from schedy.core import events as ev
 from schedy.core.check import find_double_claims
 from schedy.core.codec import Commit, decode_commit, encode_commit
 from schedy.core.state import fold
-from schedy.errors import ConflictError, CorruptLogError, DatabaseError, NoJobError
+from schedy.errors import CorruptLogError, DatabaseError, NoJobError
 
-from conftest import log_commits, log_size, new_bucket
+from conftest import log_commits, new_bucket
 
 STORE_KINDS = ["memory", "s3"]
 
@@ -231,20 +230,6 @@ def test_threads_on_separate_handles_race_without_double_claims(kind, request):
     commits = log_commits(schedy.SchedyDB(url), "t")
     assert find_double_claims(commits) == [] and set(claims(commits).values()) == {1}
     assert [c.version for c in commits] == list(range(1, len(commits) + 1))
-
-
-def test_retries_are_bounded_jittered_and_give_up_with_a_clear_error(monkeypatch):
-    db = schedy.SchedyDB(f"memory://{uuid.uuid4().hex}/db")
-    exp = manual_with_jobs(db, "busy", 1)
-    sleeps = []
-    monkeypatch.setattr(stream_module.time, "sleep", sleeps.append)
-    monkeypatch.setattr(db._store, "append", lambda key, cursor, version, data, sync=True: None)  # always loses
-    with pytest.raises(ConflictError, match="gave up after"):
-        exp.add_job({"i": 1})
-    monkeypatch.undo()
-    assert 2 <= len(sleeps) <= 100 and all(0 <= s <= 1.0 for s in sleeps)
-    assert len(set(sleeps)) > 1  # jittered
-    assert log_size(db, "busy") == 2  # nothing was written
 
 
 # -- (d) a writer killed between its put and its return ---------------------------------------------------------
