@@ -38,7 +38,8 @@ from urllib.parse import unquote, urlparse
 from .adapters.api import SchedyDB
 from .adapters.filestore import COMPLETE, LEAVE, FileLogStore, expected_after, torn_fate
 from .adapters.naming import stream_key
-from .core.check import find_double_claims
+from .core import events as ev
+from .core.check import find_backwards_times, find_double_claims
 from .core.codec import BadRecord, decode_commit
 from .core.snapshot import decode_snapshot
 from .core.state import apply
@@ -420,6 +421,17 @@ def _analyse(db, key, label=None):
     for c in double:
         problems.append(Problem(ERROR, f"double claim: commit {c.version} gives job {c.job_id!r} to {c.worker!r} while "
                                        f"{c.holder!r} still holds it", c.version))
+    lease = state.lease if state is not None else ev.DEFAULT_LEASE
+    backwards = find_backwards_times(good, lease)
+    if backwards:
+        b, workers = backwards[0], {w for x in backwards for w in (x.worker, x.after_worker)}
+        problems.append(Problem(WARNING, f"commit times run backwards by more than the lease ({lease:g} s) "
+                                         f"{len(backwards)} time{'' if len(backwards) == 1 else 's'}, by up to "
+                                         f"{b.seconds:.0f} s (commit {b.version} by {b.worker!r} is stamped before "
+                                         f"commit {b.after} by {b.after_worker!r}): the clocks of "
+                                         f"{', '.join(map(repr, sorted(workers)))} disagree; leases do not depend "
+                                         f"on them, but commit times shown (history, as_of a time) do",
+                                b.version))
     # Snapshots: a reader uses one when the log still holds, at its cursor, the commit it was taken at (a
     # complete line). One of a torn commit that writers complete is checked as it will be used then.
     bad_snapshots = []

@@ -35,7 +35,7 @@ CREATE = {"type": "ExperimentCreated", "format": 1, "name": "e", "kind": "manual
           "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
 
 
-def add_job(s, v, now):
+def add_job(s, v, now, lapsed):
     return Decision([{"type": "JobAdded", "job": str(s.next_number), "hyperparameters": {}, "status": "QUEUED",
                       "results": {}}])
 
@@ -126,7 +126,7 @@ def always_losing_view(fake, give_up_after, attempt=0.02):
     store = ObjectLogStore(MemoryStore(), "db", location="memory store")
     view = StreamView(store, "e", "exp", lambda: "me",
                       backoff=backoff(fake, give_up_after=give_up_after))
-    view.transact(lambda s, v, now: Decision([CREATE]))
+    view.transact(lambda s, v, now, lapsed: Decision([CREATE]))
     attempts = []
 
     def append(key, cursor, version, data, sync=True):
@@ -188,7 +188,7 @@ def test_the_deadline_defaults_to_minutes_and_is_configurable(fake, monkeypatch)
 def test_a_loser_that_finally_wins_writes_once(fake):
     store = ObjectLogStore(MemoryStore(), "db", location="memory store")
     view = StreamView(store, "e", "exp", lambda: "me", backoff=backoff(fake))
-    view.transact(lambda s, v, now: Decision([CREATE]))
+    view.transact(lambda s, v, now, lapsed: Decision([CREATE]))
     real_append, calls = store.append, []
 
     def append(key, cursor, version, data, sync=True):
@@ -282,7 +282,7 @@ class Untouchable:
 def test_the_file_store_never_consults_the_retry_policy(tmp_path, fake):
     store = FileLogStore(tmp_path / "db")
     views = [StreamView(store, "e", "e", lambda n=n: f"w{n}", backoff=Untouchable()) for n in range(2)]
-    views[0].transact(lambda s, v, now: Decision([CREATE]))
+    views[0].transact(lambda s, v, now, lapsed: Decision([CREATE]))
     for i in range(60):
         views[i % 2].transact(add_job)  # each view is behind by one commit: it catches up under the lock
     assert views[0].refresh().version == 61
@@ -294,7 +294,7 @@ def test_an_object_store_view_knows_it_races(fake):
     store = ObjectLogStore(MemoryStore(), "db", location="memory store")
     view = StreamView(store, "e", "e", lambda: "w", backoff=backoff(fake))
     assert view._racy is None
-    view.transact(lambda s, v, now: Decision([CREATE]))
+    view.transact(lambda s, v, now, lapsed: Decision([CREATE]))
     assert view._racy is True and view.backoff.last_commit == fake.now
 
 

@@ -85,8 +85,10 @@ def test_a_late_report_from_a_worker_whose_lease_lapsed_is_refused(tmp_path):
     exp.add_job({"i": 1})
     other = schedy.SchedyDB(str(tmp_path / "db"), worker="fast").get_experiment("late")
     for view in (exp._view, other._view):
-        view.clock = lambda: now[0]
+        view.clock = view.monotonic = lambda: now[0]
     slow = exp.next_job()  # claimed without a with-block: nothing renews it
+    with pytest.raises(schedy.errors.NoJobError):
+        other.next_job()  # held: "fast" sees the claim now, and times its lease from here
     now[0] += 9
     with pytest.raises(schedy.errors.NoJobError):
         other.next_job()  # still held
@@ -110,7 +112,7 @@ def test_a_put_renews_the_lease_and_a_lapsed_pbt_segment_is_redone(tmp_path):
     exp = db.add_experiment(schedy.PopulationBasedTraining(
         "pbt", "min", "loss", schedy.pbt.Truncate(), initial_distributions={"lr": schedy.random.Uniform(0, 1)},
         population_size=1, max_generations=3, lease=10))
-    exp._view.clock = lambda: now[0]
+    exp._view.clock = exp._view.monotonic = lambda: now[0]
     job = exp.next_job()
     for _ in range(3):
         now[0] += 8

@@ -305,7 +305,7 @@ def test_a_writer_behind_a_deleted_commit_reports_it_instead_of_filling_the_gap(
     view.state, view.cursor = fold(decode_commit(r) for r in records[:2]), 2  # a reader that stopped at commit 2
     obstore.delete(store.store, commit_path(store, key, 3))
     with pytest.raises(CorruptLogError, match="commit 3"):
-        view.transact(lambda s, v, now: decide.add_job(s, s.name, {"i": 9}, "QUEUED", {}))
+        view.transact(lambda s, v, now, lapsed: decide.add_job(s, s.name, {"i": 9}, "QUEUED", {}))
     assert commit_path(store, key, 3) not in all_objects(store.store)
 
 

@@ -172,7 +172,8 @@ class SchedyDB:
         seed = _check_seed(exp.seed) if exp.seed is not None else secrets.randbits(63)
         view = self._view(name)
         lease = ev.check_lease(exp.lease)
-        view.transact(lambda s, v, now: decide.create_experiment(s, name, exp._kind, params, status, seed, lease))
+        view.transact(lambda s, v, now, lapsed: decide.create_experiment(s, name, exp._kind, params, status, seed,
+                                                                         lease))
         exp.seed = seed
         exp._bind(self, view)
         return exp
@@ -306,7 +307,7 @@ class Experiment:
         ev.check_job_status(status)
         self._require_db()
         name, created = self.name, self._created
-        job_id, state = self._transact(lambda s, v, now: decide.add_job(s, name, hps, status, res, created))
+        job_id, state = self._transact(lambda s, v, now, lapsed: decide.add_job(s, name, hps, status, res, created))
         return Job._from_state(self, state.jobs[job_id])
 
     def next_job(self):
@@ -317,7 +318,8 @@ class Experiment:
         """
         self._require_db()
         name, worker, created = self.name, self._db.worker, self._created
-        job_id, state = self._transact(lambda s, v, now: decide.next_job(s, name, worker, v, now, created))
+        job_id, state = self._transact(
+            lambda s, v, now, lapsed: decide.next_job(s, name, worker, v, now, created, lapsed))
         return Job._from_state(self, state.jobs[job_id])
 
     def get_job(self, job_id):
@@ -405,7 +407,7 @@ class Experiment:
         new_lease = lease if lease != synced_lease else None
         name, created = self.name, self._created
         _, state = view.transact(
-            lambda s, v, now: decide.update_experiment(s, name, new_status, new_params, created, new_lease))
+            lambda s, v, now, lapsed: decide.update_experiment(s, name, new_status, new_params, created, new_lease))
         self._synced = (state.status, state.params, state.lease)
         self._sync(state)
 
@@ -413,7 +415,7 @@ class Experiment:
         """Delete the experiment (its history stays in the log); with ``ensure``, raise if it is already gone."""
         view = self._require_db()
         name, created = self.name, self._created
-        view.transact(lambda s, v, now: decide.delete_experiment(s, name, ensure, created))
+        view.transact(lambda s, v, now, lapsed: decide.delete_experiment(s, name, ensure, created))
 
 
 class ManualSearch(Experiment):
@@ -643,7 +645,8 @@ class Job:
         name, worker, created = self._context()
         job_id = self.job_id
         _, state = exp._transact(
-            lambda s, v, now: decide.update_job(s, name, job_id, worker, status, hps, res, expected, created, now))
+            lambda s, v, now, lapsed: decide.update_job(s, name, job_id, worker, status, hps, res, expected, created,
+                                                        now, lapsed))
         self._adopt(state)
 
     def try_run(self):
@@ -651,21 +654,21 @@ class Job:
         name, worker, created = self._context()
         job_id, expected = self.job_id, self._version or 0
         _, state = self.experiment._transact(
-            lambda s, v, now: decide.claim_job(s, name, job_id, worker, expected, created, now))
+            lambda s, v, now, lapsed: decide.claim_job(s, name, job_id, worker, expected, created, now, lapsed))
         self._adopt(state)
 
     def delete(self, ensure=True):
         """Delete this job; with ``ensure``, raise JobNotFoundError if it is already gone."""
         name, _, created = self._context()
         job_id = self.job_id
-        self.experiment._transact(lambda s, v, now: decide.delete_job(s, name, job_id, ensure, created))
+        self.experiment._transact(lambda s, v, now, lapsed: decide.delete_job(s, name, job_id, ensure, created))
 
     def _renew(self):
         """Extend this worker's lease on the job; raise UnsafeUpdateError if it lost the job."""
         name, worker, created = self._context()
         job_id, claimed_at = self.job_id, self._claimed_at
         self.experiment._transact(
-            lambda s, v, now: decide.heartbeat(s, name, job_id, worker, now, created, claimed_at))
+            lambda s, v, now, lapsed: decide.heartbeat(s, name, job_id, worker, now, created, claimed_at, lapsed))
 
     def __enter__(self):
         """Start work on the job: claim it unless this worker already holds it (see :meth:`try_run`); return it.
@@ -677,7 +680,8 @@ class Job:
         name, worker, created = self._context()
         job_id, expected = self.job_id, self._version or 0
         _, state = self.experiment._transact(
-            lambda s, v, now: decide.enter_job(s, name, job_id, worker, expected, created, now), cached_ok=True)
+            lambda s, v, now, lapsed: decide.enter_job(s, name, job_id, worker, expected, created, now, lapsed),
+            cached_ok=True)
         self._adopt(state)
         self._claimed_at = state.jobs[job_id].claimed_at
         self._lease_lost = None

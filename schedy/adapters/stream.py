@@ -22,6 +22,7 @@ import orjson
 from ..core.codec import BadRecord, Commit, decode_commit, encode_commit
 from ..core import snapshot as snapshots
 from ..core.snapshot import commit_crc, decode_snapshot, encode_snapshot
+from ..core import leases
 from ..core.state import apply, fold
 from ..errors import ConflictError, CorruptLogError, ReadOnlyError
 from .bulk import collector_paused
@@ -149,10 +150,13 @@ def make_backoff():
 class StreamView:
     """The state of one experiment's stream as this process last read it."""
 
-    def __init__(self, store, key, label, worker, clock=time.time, backoff=None):
+    def __init__(self, store, key, label, worker, clock=time.time, backoff=None, monotonic=time.monotonic):
         self.store, self.key, self.label = store, key, label
         self.worker = worker  # a callable returning the current worker id
-        self.clock = clock
+        self.clock = clock  # stamps commits and leases (for people and audit; no decision compares it)
+        self.monotonic = monotonic  # times the claims this process has seen go unrenewed (core.leases)
+        self.lapsed = ()  # the claims seen unrenewed for their lease, as of the last read
+        self._where = store.describe(key)
         self.backoff = backoff if backoff is not None else make_backoff()
         self.state = None
         self.cursor = store.initial_cursor()
@@ -213,6 +217,7 @@ class StreamView:
                         observe(commits)
                     state = fold(commits, state, f"experiment {self.label!r}")
             self.state, self.cursor = state, cursor  # together: an interrupt must not leave one without the other
+            self._observe(state)
             if (opening and self.snapshot is None and self.state
                     and self.state.version >= snapshots.interval(self.state, self.store.snapshot_every)):
                 self.snapshot = f"ignored: missing (the log has {self.state.version} commits)"
@@ -226,7 +231,10 @@ class StreamView:
         return list(self._commits(records, 1))
 
     def transact(self, decide, cached_ok=False):
-        """Append the events of ``decide(state, version, now)`` as commit ``version``.
+        """Append the events of ``decide(state, version, now, lapsed)`` as commit ``version``.
+
+        ``lapsed`` lists the claims this view has seen go unrenewed for their lease (:mod:`schedy.core.leases`);
+        decisions pass it on to :func:`schedy.core.decide.expire_leases`.
 
         Return the decision's value and the state right after it (or raise the
         decision's error once its events are written). With ``cached_ok``, a
@@ -238,7 +246,7 @@ class StreamView:
             with self._guard():
                 state = self.state
                 try:
-                    decision = decide(state, state.version + 1, self.clock())
+                    decision = decide(state, state.version + 1, self.clock(), ())
                 except Exception:  # noqa: BLE001 - decide again on the fresh log below
                     decision = None
                 if decision is not None and not decision.events and decision.error is None:
@@ -260,7 +268,7 @@ class StreamView:
                     state = self.refresh(observe if self.state is not None else None)  # not a whole log at open
                     version = (state.version if state else 0) + 1
                     now = self.clock()
-                    decision = decide(state, version, now)
+                    decision = decide(state, version, now, self.lapsed)
                     if not decision.events:
                         return _outcome(decision), state
                     commit = Commit(version, now, self.worker(), decision.events)
@@ -270,6 +278,7 @@ class StreamView:
                     cursor = self.store.append(self.key, before, version, line, sync=False)
                     if cursor is not None:
                         self.state, self.cursor = new_state, cursor
+                        self._observe(new_state)
                         if racy:
                             backoff.won(began)
                 if cursor is not None:
@@ -287,6 +296,12 @@ class StreamView:
                 started = began if began is not None else backoff.monotonic()
             backoff.lost(lost, began, started, self.label)
 
+    def _observe(self, state):
+        """Note the claims of ``state`` as seen now, and which of them lapsed (see schedy.core.leases)."""
+        watch = _watch(self._where, self.monotonic)
+        watch.sightings, self.lapsed = leases.observe(watch.sightings, state, self.monotonic(), watch.lease)
+        watch.lease = state.lease if state is not None else None
+
     def _read_others(self):
         """Fold the commits other writers appended since the last read (while waiting for the lock); True if any."""
         before = self.state
@@ -303,6 +318,41 @@ class StreamView:
             self.store.write_snapshot(self.key, state.version, data)
         except Exception as e:  # noqa: BLE001
             log.warning("experiment %r: could not write a snapshot at commit %d (%s)", self.label, state.version, e)
+
+
+class _Watch:
+    def __init__(self):
+        self.sightings = {}  # job id -> core.leases.Sighting
+        self.lease = None  # the experiment's lease as last seen
+
+
+_WATCHES = {}  # (stream location, monotonic clock) -> _Watch
+_WATCHES_GUARD = threading.Lock()
+
+
+def _new_guard_after_fork():
+    # The parent's guard may have been held by a thread the fork did not copy. The sightings stay valid:
+    # the monotonic clock is the machine's.
+    global _WATCHES_GUARD
+    _WATCHES_GUARD = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_guard_after_fork)
+
+
+def _watch(where, monotonic):
+    """What this process has seen of a stream's claims, shared by all its views of that stream on that clock.
+
+    Shared so that a claim this process saw, through any SchedyDB, is timed from then on: a second SchedyDB
+    opened later in the same process does not wait a lease more. (Sightings from another clock would be
+    meaningless, hence the clock in the key.)
+    """
+    with _WATCHES_GUARD:
+        w = _WATCHES.get((where, monotonic))
+        if w is None:
+            w = _WATCHES[(where, monotonic)] = _Watch()
+        return w
 
 
 def _outcome(decision):

@@ -36,3 +36,31 @@ def find_double_claims(commits):
             elif kind == ev.EXPERIMENT_CREATED:
                 holders.clear()
     return found
+
+
+class BackwardsTime(NamedTuple):
+    """Commit ``version`` by ``worker`` is stamped ``seconds`` before commit ``after`` by ``after_worker``."""
+
+    version: int
+    worker: str
+    after: int
+    after_worker: str
+    seconds: float
+
+
+def find_backwards_times(commits, tolerance):
+    """Return the commits stamped more than ``tolerance`` seconds before an earlier commit, worst first.
+
+    Commits are stamped by their writers' clocks; a log whose times run backwards by more than a lease was
+    written by machines whose clocks disagree that much. Leases do not rely on those clocks
+    (:mod:`schedy.core.leases`), but the times people read do (history, ``as_of`` a time).
+    """
+    found, latest = [], None  # latest: the commit with the latest time so far
+    for c in commits:
+        if type(c.time) not in (int, float):
+            continue
+        if latest is not None and latest.time - c.time > tolerance:
+            found.append(BackwardsTime(c.version, c.worker, latest.version, latest.worker, latest.time - c.time))
+        if latest is None or c.time > latest.time:
+            latest = c
+    return sorted(found, key=lambda b: -b.seconds)

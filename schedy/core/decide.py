@@ -16,6 +16,7 @@ from numpy.random.bit_generator import ISeedSequence
 from ..errors import (ExperimentNotFoundError, JobNotFoundError, NoJobError, ResourceExistsError, SchedyError,
                       UnsafeUpdateError)
 from . import events as ev
+from . import leases
 from .codec import Commit
 from .outcomes import Finished, Proposal, Waiting
 from .schedulers import scheduler
@@ -105,25 +106,29 @@ def create_experiment(state, name, kind, params, status, seed, lease=ev.DEFAULT_
     return Decision([ev.experiment_created(name, kind, params, status, seed, ev.check_lease(lease))])
 
 
-def expire_leases(state, now):
-    """Record every claim whose lease lapsed before ``now``: the events, and the state after them.
+def expire_leases(state, now, lapsed=None):
+    """Record the claims whose lease lapsed: the events, and the state after them.
 
-    Whichever worker next writes records them; the job is handed out again
-    (or, with PBT, redone), and the old holder's writes are refused from then
-    on, since the job's version changed.
+    ``lapsed`` names them (job ids, as :func:`schedy.core.leases.observe` finds them from what the deciding
+    worker has seen; ids no longer claimed are skipped); None means every claim whose ``lease_until`` is
+    before ``now``, the rule for one clock shared by every writer (:func:`schedy.core.leases.lapsed_at`).
+    Whichever worker next writes records them; the job is handed out again (or, with PBT, redone), and the
+    old holder's writes are refused from then on, since the job's version changed.
     """
-    claims = state.claims
-    if now is None or not claims or min(claims.values()) >= now:
+    if lapsed is None:
+        lapsed = leases.lapsed_at(state, now)
+    else:
+        lapsed = [j for j in lapsed if j in state.claims]
+    if not lapsed:
         return state, []
-    lapsed = sorted(j for j, until in claims.items() if until < now)
     status = scheduler(state.kind).expired_status
     events = [ev.job_lease_expired(j, state.jobs[j].worker, status) for j in lapsed]
     return apply(state, Commit(state.version + 1, now, "", events)), events
 
 
-def _after_expiries(state, now, rest):
+def _after_expiries(state, now, lapsed, rest):
     """Expire lapsed leases, then decide ``rest(state)`` on the result, in one commit."""
-    state, expired = expire_leases(state, now)
+    state, expired = expire_leases(state, now, lapsed)
     try:
         d = rest(state)
     except SchedyError as e:
@@ -169,10 +174,10 @@ def add_job(state, name, hyperparameters, status, results, incarnation=None):
     return Decision([ev.job_added(job_id, hyperparameters, status, results, **kind.on_add(state))], job_id)
 
 
-def next_job(state, name, worker, version, now, incarnation=None):
+def next_job(state, name, worker, version, now, incarnation=None, lapsed=None):
     """Claim the oldest queued job, or the scheduler's new one; raise NoJobError if there is none."""
     require(state, name, incarnation)
-    return _after_expiries(state, now, lambda s: _next_job(s, name, worker, version, now))
+    return _after_expiries(state, now, lapsed, lambda s: _next_job(s, name, worker, version, now))
 
 
 def _next_job(state, name, worker, version, now):
@@ -210,10 +215,10 @@ def _check_version(job, name, expected_version):
         )
 
 
-def claim_job(state, name, job_id, worker, expected_version=None, incarnation=None, now=None):
+def claim_job(state, name, job_id, worker, expected_version=None, incarnation=None, now=None, lapsed=None):
     """Claim a given job for ``worker`` (``Job.try_run``); refuse if someone holds it or it changed."""
     require(state, name, incarnation)
-    return _after_expiries(state, now, lambda s: _claim_job(s, name, job_id, worker, expected_version, now))
+    return _after_expiries(state, now, lapsed, lambda s: _claim_job(s, name, job_id, worker, expected_version, now))
 
 
 def _claim_job(state, name, job_id, worker, expected_version, now):
@@ -224,7 +229,7 @@ def _claim_job(state, name, job_id, worker, expected_version, now):
     return Decision([ev.job_claimed(job_id, worker, _lease_until(state, now))], job_id, durable=False)
 
 
-def enter_job(state, name, job_id, worker, expected_version=None, incarnation=None, now=None):
+def enter_job(state, name, job_id, worker, expected_version=None, incarnation=None, now=None, lapsed=None):
     """Start work on a job (``with job:``): nothing to write if ``worker`` holds it as this copy knows it, else claim it."""
     require(state, name, incarnation)
 
@@ -234,10 +239,10 @@ def enter_job(state, name, job_id, worker, expected_version=None, incarnation=No
             return Decision([], job_id)
         return _claim_job(s, name, job_id, worker, expected_version, now)
 
-    return _after_expiries(state, now, rest)
+    return _after_expiries(state, now, lapsed, rest)
 
 
-def heartbeat(state, name, job_id, worker, now, incarnation=None, claimed_at=None):
+def heartbeat(state, name, job_id, worker, now, incarnation=None, claimed_at=None, lapsed=None):
     """Renew ``worker``'s lease on a job it holds; raise UnsafeUpdateError if it no longer holds it.
 
     ``claimed_at`` (the time of the claim being renewed) tells a claim apart from a later claim of the
@@ -251,17 +256,17 @@ def heartbeat(state, name, job_id, worker, now, incarnation=None, claimed_at=Non
             raise UnsafeUpdateError(f"job {job_id!r} of experiment {name!r} is no longer held by {worker}")
         return Decision([ev.job_heartbeat(job_id, worker, _lease_until(s, now))], job_id, durable=False)
 
-    return _after_expiries(state, now, rest)
+    return _after_expiries(state, now, lapsed, rest)
 
 
 def update_job(state, name, job_id, worker, status, hyperparameters, results, expected_version=None,
-               incarnation=None, now=None):
+               incarnation=None, now=None, lapsed=None):
     """Write a job's status, hyperparameters and results (``Job.put``); only the changed fields are logged.
 
     A holder's put that keeps the job RUNNING also renews its lease.
     """
     require(state, name, incarnation)
-    return _after_expiries(state, now, lambda s: _update_job(s, name, job_id, worker, status, hyperparameters,
+    return _after_expiries(state, now, lapsed, lambda s: _update_job(s, name, job_id, worker, status, hyperparameters,
                                                              results, expected_version, now))
 
 

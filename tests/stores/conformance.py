@@ -27,7 +27,7 @@ CREATE = {"type": "ExperimentCreated", "format": 1, "name": "s", "kind": "manual
           "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
 
 
-def add_job(s, v, now):
+def add_job(s, v, now, lapsed):
     return Decision([{"type": "JobAdded", "job": str(s.next_number), "hyperparameters": {"v": v},
                       "status": "QUEUED", "results": {}}])
 
@@ -127,9 +127,9 @@ class LogStoreConformance:
         b = StreamView(self.reopen(store), "s", "s", lambda: "b")
         create = {"type": "ExperimentCreated", "format": 1, "name": "s", "kind": "manual",
                   "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
-        a.transact(lambda s, v, now: Decision([create]))
+        a.transact(lambda s, v, now, lapsed: Decision([create]))
         b.refresh()
-        add = lambda s, v, now: Decision([{"type": "JobAdded", "job": str(s.next_number), "hyperparameters": {},
+        add = lambda s, v, now, lapsed: Decision([{"type": "JobAdded", "job": str(s.next_number), "hyperparameters": {},
                                            "status": "QUEUED", "results": {}}])
         a.transact(add)
         b.transact(add)  # b is one commit behind: it must catch up, not overwrite
@@ -147,12 +147,12 @@ class LogStoreConformance:
             store = {expr}
             view = StreamView(store, "s", "s", lambda: sys.argv[1])
             for i in range(100):
-                view.transact(lambda s, v, now: Decision([{{"type": "JobAdded", "job": str(s.next_number),
+                view.transact(lambda s, v, now, lapsed: Decision([{{"type": "JobAdded", "job": str(s.next_number),
                     "hyperparameters": {{"w": sys.argv[1], "i": i}}, "status": "QUEUED", "results": {{}}}}]))
         """)
         create = {"type": "ExperimentCreated", "format": 1, "name": "s", "kind": "manual",
                   "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
-        StreamView(store, "s", "s", lambda: "main").transact(lambda s, v, now: Decision([create]))
+        StreamView(store, "s", "s", lambda: "main").transact(lambda s, v, now, lapsed: Decision([create]))
         procs = [subprocess.Popen([sys.executable, "-c", script, f"w{n}"]) for n in range(4)]
         assert [p.wait(timeout=120) for p in procs] == [0] * 4
         records, _ = self.reopen(store).read("s", store.initial_cursor())
@@ -202,7 +202,7 @@ class LogStoreConformance:
     def test_a_view_opens_from_the_newest_snapshot_with_the_state_of_a_full_replay(self, store):
         store.snapshot_every = 3
         writer = StreamView(store, "s", "s", lambda: "w")
-        writer.transact(lambda s, v, now: Decision([CREATE]))
+        writer.transact(lambda s, v, now, lapsed: Decision([CREATE]))
         for _ in range(7):
             writer.transact(add_job)  # commits 1..8: snapshots at 3 and 6
         other = self.reopen(store)
@@ -215,7 +215,7 @@ class LogStoreConformance:
 
     def test_a_snapshot_that_does_not_match_the_log_is_ignored(self, store, caplog):
         writer = StreamView(store, "s", "s", lambda: "w")
-        writer.transact(lambda s, v, now: Decision([CREATE]))
+        writer.transact(lambda s, v, now, lapsed: Decision([CREATE]))
         for _ in range(3):
             writer.transact(add_job)
         # A well-formed snapshot of the current state, but naming a commit CRC the log does not hold.
