@@ -10,10 +10,10 @@ Open a database, add an experiment, and let workers pull jobs::
         job.results["loss"] = train(**job.hyperparameters)
 """
 
-from . import errors, pbt, random
+from . import errors, experiments, jobs, pbt, random  # experiments, jobs: the original client's module names
 from .adapters.api import Experiment, Job, ManualSearch, PopulationBasedTraining, RandomSearch, SchedyDB
 
 __version__ = "0.1.0"
 
 __all__ = ["SchedyDB", "Experiment", "ManualSearch", "RandomSearch", "PopulationBasedTraining", "Job", "errors",
-           "pbt", "random", "__version__"]
+           "experiments", "jobs", "pbt", "random", "__version__"]

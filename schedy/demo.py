@@ -23,8 +23,11 @@ elsewhere, ``next_job()`` raises :class:`schedy.errors.NoJobError` with
 trained its last generation, the experiment marks itself DONE and the
 workers stop.
 
-Finally it prints a leaderboard of the members, the hyperparameter schedule
-that produced the best model (``exp.lineage``), and the path of the log.
+Finally it prints how many segments were trained (population x generations:
+each member trains one segment per generation, whether it continues its own
+model or a better member's), a leaderboard of the members, the hyperparameter
+schedule that produced the best model (``exp.lineage``), and the path of the
+log.
 """
 
 import argparse
@@ -102,6 +105,51 @@ def claimants(path):
     return owner
 
 
+def _count(n, word):
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def segment_count(jobs, population, generations, elapsed=None):
+    """Lines saying how many segments are DONE, and why that is, or is not, ``population`` x ``generations``.
+
+    With the default ranking (against the same generation) every member trains
+    exactly one segment per generation, whether it continues its own model or,
+    after an exploit, a better member's: a finished run has population x
+    generations segments. Fewer means generations skipped (with
+    ``ranking=LATEST``, the rule of release 0.1.0, a member that copies a
+    segment of a later generation continues from that generation) or a search
+    stopped early. A CRASHED segment is redone by a new segment and not counted.
+    """
+    by_id = {j.job_id: j for j in jobs}
+    done = [j for j in jobs if j.status == schedy.Job.DONE]
+    exploits = sum(1 for j in done if j.parent_id in by_id and by_id[j.parent_id].member != j.member)
+    expected = population * generations
+    when = "" if elapsed is None else f" in {elapsed:.2f} s"
+    plan = f"{population} members x {generations} generations"
+    trained, reached = Counter(), {}
+    for j in done:
+        trained[j.member] += 1
+        reached[j.member] = max(reached.get(j.member, -1), j.generation)
+    skipped = sum(reached[m] + 1 - trained[m] for m in trained)
+    unfinished = sum(generations - 1 - g for g in reached.values()) + generations * max(0, population - len(reached))
+    crashed = sum(1 for j in jobs if j.status == schedy.Job.CRASHED)
+    if len(done) == expected:
+        lines = [(f"{len(done)} segments DONE{when} = {plan}: each member trains one segment per generation, "
+                  "whether it continues its own model or a better member's")]
+    else:
+        lines = [f"{len(done)} segments DONE{when}, not {plan} = {expected}:"]
+        if skipped:
+            lines.append(f"  {_count(skipped, 'generation')} skipped by members that copied a member further "
+                         "ahead and continued from its generation (ranking by latest segment)")
+        if unfinished:
+            lines.append(f"  {_count(unfinished, 'segment')} never trained: the search stopped before every "
+                         f"member reached generation {generations - 1}")
+    if crashed:
+        lines.append(f"({_count(crashed, 'CRASHED segment')}, each redone by a new segment, not counted)")
+    lines.append(f"{exploits} of them continued a better member's model (exploit, then explore)")
+    return lines
+
+
 def run(db_path, workers, population, generations, steps, seed, pause, top=5, out=sys.stdout):
     """Run the demo; return the process exit code."""
     db = schedy.SchedyDB(db_path)
@@ -153,14 +201,11 @@ def run(db_path, workers, population, generations, steps, seed, pause, top=5, ou
 
     failed = [p.name for p in procs if p.exitcode != 0]
     jobs = exp.all_jobs()
-    by_id = {j.job_id: j for j in jobs}
     done = [j for j in jobs if j.status == schedy.Job.DONE]
     path = log_path(db, EXPERIMENT)
     owner = claimants(path)
-    exploits = [j for j in done if j.parent_id is not None and by_id[j.parent_id].member != j.member]
 
-    print(f"\n{len(done)} segments DONE in {elapsed:.2f} s; {len(exploits)} of them continued from a better "
-          "member (exploit, then explore)", file=out)
+    print("\n" + "\n".join(segment_count(jobs, population, generations, elapsed)), file=out)
     per_worker = Counter(owner[j.job_id] for j in done)
     print("Segments per worker: " + ", ".join(f"{n}: {per_worker[n]}" for n in names), file=out)
     if not done:

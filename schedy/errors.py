@@ -3,6 +3,11 @@
 Every error Schedy raises on purpose derives from :class:`SchedyError`, except
 bad arguments, which raise the built-in ``ValueError`` or ``TypeError`` (before
 anything is written).
+
+The original Schedy client's HTTP errors (:class:`HTTPError`, :class:`ClientError`,
+:class:`ClientRequestError`, :class:`AuthenticationError`, :class:`ReauthenticateError`,
+:class:`UnhandledResponseError`, :class:`ServerError`) are defined too, for code ported from it, but
+never raised: there is no server.
 """
 
 from .core.outcomes import Finished, Waiting
@@ -83,3 +88,51 @@ class ConflictError(SchedyError):
 
 class ReadOnlyError(SchedyError):
     """A write through an experiment opened ``as_of`` a past moment: such a view of the log cannot change it."""
+
+
+# -- The original client's errors ---------------------------------------------------------------
+#
+# The original Schedy client talked to a server over HTTP, and its errors said how a request failed.
+# Schedy has no server, so nothing here ever raises these: they exist so that code ported from the
+# original client, which catches them, still imports and runs, and their `except` clauses catch nothing.
+# (The original's ResourceExistsError, UnsafeUpdateError and NoJobError are the classes above, which Schedy
+# raises; they are not HTTPErrors here, so an `except HTTPError` clause does not catch them.)
+
+class HTTPError(SchedyError):
+    """The original client's base class for a failed request to the service. Never raised: there is no server.
+
+    ``body`` is the server's message and ``code`` the HTTP status code, as in the original.
+    """
+
+    def __init__(self, body="", code=None, *args):
+        self.body, self.code = body, code
+        text = str(body).replace("\r", "").rstrip("\n")
+        if not text:
+            text = "<No server message>"
+        elif len(text) > 150:
+            text = text[:147] + "..."
+        super().__init__("HTTP Error {}:\n> {}".format(code, text.replace("\n", "\n> ")), *args)
+
+
+class ClientError(HTTPError):
+    """The original client's error caused by the client side. Never raised."""
+
+
+class ClientRequestError(ClientError):
+    """The original client's error caused by the content of a request (HTTP 4xx). Never raised."""
+
+
+class AuthenticationError(ClientRequestError):
+    """The original client's refused authentication (HTTP 403). Never raised: there is no account."""
+
+
+class ReauthenticateError(ClientRequestError):
+    """The original client's expired authentication (HTTP 401). Never raised: there is no account."""
+
+
+class UnhandledResponseError(ClientError):
+    """The original client's unparsable response from the service. Never raised."""
+
+
+class ServerError(HTTPError):
+    """The original client's server-side failure (HTTP 5xx). Never raised: there is no server."""

@@ -285,13 +285,18 @@ def test_unstorable_value_is_a_type_error_before_anything_is_written(db):
         exp.add_job({"model": Model()})
     job = exp.add_job({"i": 1})
     n = log_size(db, "bad")
-    job.results["weights"] = {1, 2}
     with pytest.raises(TypeError, match=r"results\['weights'\].*set"):
+        job.results["weights"] = {1, 2}  # refused when set (docs/workers.md)
+    job.results["weights"] = []
+    job.results["weights"].append({1, 2})  # changed in place: caught by the write
+    with pytest.raises(TypeError, match=r"results\['weights'\]\[0\].*set"):
         job.put()
+    assert log_size(db, "bad") == n  # the failed put wrote nothing
     with pytest.raises(TypeError):
         with exp.next_job() as running:
-            running.results["model"] = Model()
-    assert log_size(db, "bad") == n + 1  # only the claim of next_job; the failed put wrote nothing
+            running.results["model"] = Model()  # raises in the block: the job is reported CRASHED
+    assert log_size(db, "bad") == n + 2  # the claim, and the block's report
+    assert exp.get_job(running.job_id).status == "CRASHED"
 
 
 # -- bad input ----------------------------------------------------------------------------------

@@ -256,7 +256,7 @@ def test_no_results_block_crashes_the_job_and_stops(cli):
     assert result.returncode == 1
     assert statuses(exp) == ["CRASHED", "QUEUED"]
     assert result.stderr == ("Error: job 1: no results block in the command's output (print a line '--- RESULTS ---', "
-                             "the results, then '--- END RESULTS ---'; or pass --allow-empty-results)\n")
+                             "then the results; or pass --allow-empty-results)\n")
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"job 1: CRASHED in \d+\.\d s", lines[-2])
     assert lines[-1] == "stopped after a failure (--ignore-errors goes on): 0 done, 1 failed"
@@ -288,6 +288,44 @@ def test_a_failing_command_crashes_the_job_and_its_block_is_ignored(cli):
     assert result.stderr == "Error: job 1: the command exited with status 3\n"
     [job] = exp.all_jobs()
     assert job.status == "CRASHED" and job.results == {}
+
+
+# An original-style training script: "name: value" lines, and no end marker (the block ends at the exit).
+ORIGINAL_STYLE = """
+import sys
+print("epoch 1/1")
+print("--- RESULTS ---")
+print("loss: 0.25")
+print("accuracy:   0.9")
+print("model_path: /data/ckpt/a b.pt")
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def test_an_original_style_block_without_end_line_is_complete_at_the_exit(cli, tmp_path):
+    script = tmp_path / "original.py"
+    script.write_text(ORIGINAL_STYLE)
+    exp = manual(cli, "o", {"x": 1}, {"x": 2})
+    result = cli("run", "o", PY, script, "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert statuses(exp) == ["DONE", "DONE"]
+    assert [j.results for j in exp.all_jobs()] == [{"loss": 0.25, "accuracy": 0.9, "model_path": "/data/ckpt/a b.pt"}] * 2
+    assert re.search(r"job 1: DONE in \d+\.\d s: loss=0\.25, accuracy=0\.9, model_path=/data/ckpt/a b\.pt",
+                     result.stdout)
+
+
+def test_an_unclosed_block_of_a_failing_command_is_ignored_as_a_closed_one_is(cli, tmp_path):
+    script = tmp_path / "original.py"
+    script.write_text(ORIGINAL_STYLE)
+    exp = manual(cli, "o")
+    exp.add_job({"x": 1}, results={"model_path": "/data/ckpt/parent.pt"})
+    result = cli("run", "o", PY, script, "3")
+    assert result.returncode == 1
+    # The exit status decides, as with a closed block: CRASHED, and the results it started with are kept.
+    assert result.stderr == "Error: job 1: the command exited with status 3\n"
+    [job] = exp.all_jobs()
+    assert job.status == "CRASHED" and job.results == {"model_path": "/data/ckpt/parent.pt"}
 
 
 def test_ignore_errors_goes_on_and_still_fails(cli):
@@ -531,6 +569,26 @@ def test_malformed_blocks_name_the_line(lines, message):
     assert message in str(e.value)
 
 
-def test_an_unclosed_block_is_malformed_even_after_a_good_one():
-    with pytest.raises(ResultsError, match="the results block opened on output line 4 has no '--- END RESULTS ---'"):
-        results("--- RESULTS ---", "a 1", "--- END RESULTS ---", "--- RESULTS ---", "b 2")
+def test_a_block_without_end_line_runs_to_the_end_of_the_output():
+    # The original client's protocol: the end marker is optional, a block left open ends when the command exits.
+    assert results("--- RESULTS ---", "loss 0.25", "", "path /a/b.pt") == {"loss": 0.25, "path": "/a/b.pt"}
+    assert results("--- RESULTS ---") == {}
+    assert results("--- RESULTS ---", "{", ' "loss": 1', "}") == {"loss": 1}
+    # An open block after a closed one is the last block: it counts.
+    assert results("--- RESULTS ---", "a 1", "--- END RESULTS ---", "--- RESULTS ---", "b 2") == {"b": 2}
+    # Lines after an end marker are not results; a block left open takes every line up to the exit.
+    assert results("--- RESULTS ---", "a 1", "--- END RESULTS ---", "saving the model... done") == {"a": 1}
+    with pytest.raises(ResultsError, match="output line 3: 'done.' has no value"):
+        results("--- RESULTS ---", "a 1", "done.")
+
+
+def test_name_colon_value_lines_name_the_result_without_its_colon():
+    assert results("--- RESULTS ---", "loss: 0.25", "accuracy:\t0.9", "model_path: /data/ckpt/7.pt", "n 3",
+                   "note: a: b", "--- END RESULTS ---") == {
+        "loss": 0.25, "accuracy": 0.9, "model_path": "/data/ckpt/7.pt", "n": 3, "note": "a: b"}
+    with pytest.raises(ResultsError, match="output line 3: result 'loss' is given twice"):
+        results("--- RESULTS ---", "loss 1", "loss: 2")
+    with pytest.raises(ResultsError, match="output line 2: ': 5' has no name"):
+        results("--- RESULTS ---", ": 5")
+    with pytest.raises(ResultsError, match="output line 2: 'loss:' has no value"):
+        results("--- RESULTS ---", "loss:")

@@ -174,3 +174,26 @@ def test_relative_links_resolve(path):
         if "://" in target:
             continue
         assert (path.parent / target).exists(), f"{rel(path)} links to {target}, which does not exist"
+
+
+def test_the_readme_example_runs_in_four_processes_at_once(tmp_path):
+    """Its comment says every worker runs it, in as many processes as you like: 4 start together, twice over."""
+    code = python_blocks(ROOT / "README.md")[0][2]
+    assert "exist_ok=True" in code and "Every worker runs this loop" in code
+    script = tmp_path / "example.py"
+    # Every process waits at one barrier (a file the test creates) so that all four open the database at once.
+    script.write_text("import os, sys, time\n"
+                      "while not os.path.exists(sys.argv[1]):\n    time.sleep(0.01)\n" + code, encoding="utf-8")
+    go = tmp_path / "go"
+    for round_ in range(2):  # the second round finds the experiment there
+        procs = [subprocess.Popen([sys.executable, str(script), str(go)], cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        go.touch()
+        for p in procs:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err
+        go.unlink()
+    import schedy
+
+    jobs = schedy.SchedyDB(str(tmp_path / "my-schedy-db")).get_experiment("mnist").all_jobs()
+    assert len(jobs) == 2 * 4 * 10 and all(j.status == "DONE" and "loss" in j.results for j in jobs)

@@ -182,8 +182,8 @@ def test_files_are_private_to_their_owner_unless_configured(tmp_path):
         assert oct((db.path / "SCHEDY").stat().st_mode & 0o777) == "0o600"
         team = schedy.SchedyDB(str(tmp_path / "team"), file_mode=0o660)
         team.add_experiment(schedy.ManualSearch("shared"))
-        assert oct(log_file(team, "shared").stat().st_mode & 0o777) == "0o640"  # the umask still applies
-        assert oct((tmp_path / "team").stat().st_mode & 0o777) == "0o750"
+        assert oct(log_file(team, "shared").stat().st_mode & 0o777) == "0o660"  # exactly, whatever the umask
+        assert oct((tmp_path / "team").stat().st_mode & 0o777) == "0o770"
     finally:
         os.umask(old)
     with pytest.raises(ValueError, match="file_mode"):

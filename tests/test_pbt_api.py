@@ -101,17 +101,23 @@ def test_results_travel_to_the_next_segment_without_the_score(db):
     assert nxt.results == {"model_path": f"ckpt-{job.job_id}.npy"}
 
 
-def test_a_segment_finishing_without_its_result_is_refused_and_kept_running(db):
+def test_a_segment_finishing_without_its_result_is_refused_and_recorded_crashed_at_the_end_of_its_block(db):
     exp = db.add_experiment(sampled_pbt())
-    n = log_size(db, "pbt")
-    with pytest.raises(ValueError, match=r"job '1' .*without its result 'loss'"):
+    with pytest.raises(ValueError, match=r"job '1' .*without its result 'loss'.*recorded CRASHED"):
         with exp.next_job() as job:
             job.results["accuracy"] = 0.9
-    assert log_size(db, "pbt") == n + 1  # the claim only
-    assert exp.get_job(job.job_id).status == "RUNNING"
-    job.results["loss"] = 0.1
-    job.put()
-    assert exp.get_job(job.job_id).results == {"accuracy": 0.9, "loss": 0.1}
+    stored = exp.get_job(job.job_id)
+    assert stored.status == "CRASHED" and stored.results["accuracy"] == 0.9  # not left RUNNING
+    assert "without its result 'loss'" in stored.results["schedy_error"]
+    redo = exp.next_job()
+    n = log_size(db, "pbt")
+    redo.status = "DONE"
+    with pytest.raises(ValueError, match="without its result 'loss'"):
+        redo.put()  # a put outside a with block is refused and writes nothing: set the score and put again
+    assert log_size(db, "pbt") == n
+    redo.results["loss"] = 0.1
+    redo.put()
+    assert exp.get_job(redo.job_id).status == "DONE"
     bad = exp.next_job()
     bad.results["loss"] = "low"
     bad.status = "DONE"

@@ -19,7 +19,7 @@ from ..core import pbt, values
 from ..core.distributions import check_distributions
 from ..core.schedulers import RandomScheduler
 from ..core.state import fold, lineage
-from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError
+from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError, UnsafeUpdateError
 from . import leases
 from .bulk import collector_paused
 from .filestore import FileLogStore
@@ -72,6 +72,11 @@ def _open_store(location, durable, snapshot_every, file_mode, options):
     url = urlparse(location) if "://" in location else None
     scheme = url.scheme if url else ""
     shown = url._replace(netloc=url.hostname or "").geturl() if url else location  # never show credentials
+    original = sorted(set(options) & {"config_path", "config_override"})
+    if original:
+        raise TypeError(f"{', '.join(original)}: the original client's options for its server's configuration; "
+                        f"Schedy has no server: pass the database location instead, SchedyDB(\"path/to/db\") or "
+                        f"an s3://, gs://, az:// URL (or set SCHEDY_DB)")
     if scheme in ("", "file"):
         if options:
             raise TypeError(f"options {sorted(options)} apply to object storage only, not to a local directory")
@@ -160,8 +165,14 @@ class SchedyDB:
     def _view(self, name):
         return StreamView(self._store, stream_key(name), name, lambda: self.worker)
 
-    def add_experiment(self, exp):
-        """Create ``exp`` in the database and bind it; raise ResourceExistsError if the name is taken."""
+    def add_experiment(self, exp, exist_ok=False):
+        """Create ``exp`` in the database and bind it; return it.
+
+        If the name is taken, raise ResourceExistsError; with ``exist_ok``, use the stored experiment instead
+        when its definition (kind, distributions and other parameters, lease, and the seed if ``exp`` has one)
+        is the same, so that every worker can run the same script: ``exp`` is bound to it and takes its
+        status and seed. A different definition raises ResourceExistsError naming what differs.
+        """
         if not isinstance(exp, Experiment) or exp._kind is None:
             raise TypeError("add_experiment needs a ManualSearch, RandomSearch or PopulationBasedTraining")
         if exp._view is not None:
@@ -170,11 +181,13 @@ class SchedyDB:
         status = ev.check_experiment_status(exp.status)
         params = exp._params()
         seed = _check_seed(exp.seed) if exp.seed is not None else secrets.randbits(63)
+        any_seed = exp.seed is None
         view = self._view(name)
         lease = ev.check_lease(exp.lease)
-        view.transact(lambda s, v, now, lapsed: decide.create_experiment(s, name, exp._kind, params, status, seed,
-                                                                         lease))
-        exp.seed = seed
+        _, state = view.transact(lambda s, v, now, lapsed: decide.create_experiment(
+            s, name, exp._kind, params, status, seed, lease, exist_ok=exist_ok, any_seed=any_seed))
+        exp.seed = state.seed
+        exp.status = state.status
         exp._bind(self, view)
         return exp
 
@@ -310,12 +323,24 @@ class Experiment:
         job_id, state = self._transact(lambda s, v, now, lapsed: decide.add_job(s, name, hps, status, res, created))
         return Job._from_state(self, state.jobs[job_id])
 
-    def next_job(self):
+    def next_job(self, wait=None):
         """Claim the next job for this worker and return it (RUNNING); raise NoJobError if there is none.
 
         Use it as ``with exp.next_job() as job:``: the job is marked DONE when
         the block ends, CRASHED if it raises, and its results are pushed.
+
+        ``wait=True`` asks again, with growing pauses (up to 2 s), for as long
+        as a job may still come: while every PBT member is training elsewhere
+        or a synchronous population finishes its generation, or while the
+        queue is empty but jobs run (a worker that dies gives its job back
+        when its lease lapses). ``wait=<seconds>`` waits at most that long.
+        NoJobError comes once the experiment is finished, or nothing queued,
+        running or to propose is left (see :mod:`schedy.adapters.waiting`).
         """
+        if wait is not None and wait is not False:
+            from . import waiting
+
+            return waiting.next_job(self, wait)
         self._require_db()
         name, worker, created = self.name, self._db.worker, self._created
         job_id, state = self._transact(
@@ -581,6 +606,53 @@ def _number(job_state):
     return job_state.number
 
 
+class JobValues(dict):
+    """A job's hyperparameters or results: a dict that refuses at once a value the log cannot store.
+
+    Setting an item (``job.results["model_path"] = path``), ``update`` and ``setdefault`` check the value
+    and raise TypeError or ValueError naming the key, so that a training run never learns only at its final
+    report that a result cannot be saved. (A value changed in place, such as a list appended to, is
+    checked when the job is written.)
+    """
+
+    def __init__(self, data=(), where="results"):
+        super().__init__(data)
+        self.where = where
+
+    def _check(self, key, value):
+        if not isinstance(key, str):
+            raise TypeError(f"{self.where}: names are strings, got {type(key).__name__} {key!r}")
+        values.encode(value, f"{self.where}[{key!r}]")
+
+    def __setitem__(self, key, value):
+        self._check(key, value)
+        super().__setitem__(key, value)
+
+    def update(self, *args, **kwargs):
+        new = dict(*args, **kwargs)
+        for k, v in new.items():
+            self._check(k, v)
+        super().update(new)
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def __reduce__(self):
+        return (type(self), (dict(self), self.where))
+
+
+def _job_values(value, where):
+    """``value`` (a dict of name -> value, or None) checked whole and wrapped as JobValues."""
+    values.encode_mapping(value, where)
+    return JobValues({} if value is None else value, where)
+
+
 class Job:
     """One job of an experiment: a set of hyperparameters, its results and its status.
 
@@ -606,6 +678,7 @@ class Job:
         self.parent_id = parent_id
         self.member = None
         self._version = None
+        self._read = None  # the job as the log had it when this object last read or wrote it (a JobState)
         self._lease_lost = None  # why this worker lost the job while its `with` block ran, if it did
 
     @classmethod
@@ -613,10 +686,30 @@ class Job:
         # The attributes __init__ sets, set here directly: all_jobs() builds one Job per job, 100,000 at a time.
         job = object.__new__(cls)
         job.job_id, job.experiment, job.status = js.job_id, exp, js.status
-        job.hyperparameters, job.results = values.decode_mapping(js.hyperparameters), values.decode_mapping(js.results)
+        # Values read from the log can be stored: wrapped without checking them again.
+        job._hyperparameters = JobValues(values.decode_mapping(js.hyperparameters), "hyperparameters")
+        job._results = JobValues(values.decode_mapping(js.results), "results")
         job.generation, job.parent_id, job.member = js.generation, js.parent, js.member
-        job._version, job._lease_lost = js.version, None
+        job._version, job._lease_lost, job._read = js.version, None, js
         return job
+
+    @property
+    def hyperparameters(self):
+        """The job's hyperparameters (a :class:`JobValues`: values the log cannot store are refused when set)."""
+        return self._hyperparameters
+
+    @hyperparameters.setter
+    def hyperparameters(self, value):
+        self._hyperparameters = _job_values(value, "hyperparameters")
+
+    @property
+    def results(self):
+        """The job's results (a :class:`JobValues`: values the log cannot store are refused when set)."""
+        return self._results
+
+    @results.setter
+    def results(self, value):
+        self._results = _job_values(value, "results")
 
     def __repr__(self):
         return (f"Job(id={self.job_id!r}, experiment={self.experiment.name!r}, status={self.status!r}, "
@@ -624,7 +717,7 @@ class Job:
 
     def _adopt(self, state):
         js = state.jobs[self.job_id]
-        self.status, self._version = js.status, js.version
+        self.status, self._version, self._read = js.status, js.version, js
 
     def _context(self):
         exp = self.experiment
@@ -635,19 +728,29 @@ class Job:
         """Write this job's status, hyperparameters and results.
 
         With ``safe``, raise UnsafeUpdateError (writing nothing) if the job
-        changed in the log since this object last read or wrote it.
+        changed in the log since this object last read or wrote it, except
+        when this worker still holds the claim it held then: its changes are
+        then merged into the log's, field by field (each result and each
+        hyperparameter by name, and the status), and only a field changed on
+        both sides to different values is refused, by name. So a note another
+        process adds to a running job does not cost the holder its report.
         """
         exp = self.experiment
         hps = values.encode_mapping(self.hyperparameters, "hyperparameters")
         res = values.encode_mapping(self.results, "results")
         status = ev.check_job_status(self.status)
         expected = (self._version or 0) if safe else None
+        base = self._read if safe else None
         name, worker, created = self._context()
         job_id = self.job_id
         _, state = exp._transact(
             lambda s, v, now, lapsed: decide.update_job(s, name, job_id, worker, status, hps, res, expected, created,
-                                                        now, lapsed))
+                                                        now, lapsed, base))
         self._adopt(state)
+        js = state.jobs[job_id]
+        if (js.hyperparameters, js.results) != (hps, res):  # merged with another writer's changes: show them
+            self._hyperparameters = JobValues(values.decode_mapping(js.hyperparameters), "hyperparameters")
+            self._results = JobValues(values.decode_mapping(js.results), "results")
 
     def try_run(self):
         """Claim this job (status RUNNING) for this worker; raise UnsafeUpdateError if another holds it or it changed."""
@@ -690,8 +793,66 @@ class Job:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        """Mark the job DONE, or CRASHED if the block raised (the exception propagates); push it with :meth:`put`."""
+        """Mark the job DONE, or CRASHED if the block raised (the exception propagates); push it with :meth:`put`.
+
+        If the report cannot be written for any reason but a lost claim (UnsafeUpdateError: another worker
+        has the job now), the job is recorded CRASHED instead, with the results that can be stored and the
+        reason as the result ``schedy_error``, and the error raised says what was kept.
+        """
         leases.keeper.release(self)
         self.status = ev.CRASHED if exc_type is not None else ev.DONE
-        self.put()
+        try:
+            self.put()
+        except UnsafeUpdateError as e:
+            if not self._still_held():
+                raise  # the claim was lost: the job is another worker's now
+            self._report_crash(e, conflict=True)
+        except Exception as e:
+            self._report_crash(e)
         return False
+
+    def _still_held(self):
+        """Whether this worker still holds the claim this object read (after reading the log again)."""
+        state = self.experiment._refresh()
+        js = state.jobs.get(self.job_id) if state is not None else None
+        read = self._read
+        return js is not None and read is not None and js.worker == read.worker == self.experiment._db.worker \
+            and js.claimed_at == read.claimed_at
+
+    def _report_crash(self, failure, conflict=False):
+        """Record the job CRASHED after its final report failed with ``failure``; raise an error saying so.
+
+        With ``conflict`` (another writer changed what this report changes), the log's values are kept and
+        none of this worker's results are written.
+        """
+        kept, dropped = {}, []
+        if conflict:
+            js = self.experiment._view.state.jobs[self.job_id]
+            self._read, self._version = js, js.version
+            kept = values.decode_mapping(js.results)
+            dropped = sorted(k for k in self._results if k not in kept or kept[k] != self._results[k])
+        for k, v in ({} if conflict else dict(self._results)).items():
+            try:
+                values.encode(v, k)
+                kept[k] = v
+            except (TypeError, ValueError):
+                dropped.append(k)
+        kept["schedy_error"] = f"the final report failed: {type(failure).__name__}: {failure}"[:1000]
+        status, results = self.status, self._results
+        self.status, self._results = ev.CRASHED, JobValues(kept, "results")
+        try:
+            self.put()
+        except Exception as e:  # noqa: BLE001 - e.g. the store is unreachable: say that nothing was written
+            self.status, self._results = status, results
+            raise SchedyError(f"job {self.job_id!r} of experiment {self.experiment.name!r}: its final report "
+                              f"failed ({failure}), and so did recording it CRASHED ({e}); nothing was written: "
+                              f"the job is handed out again once its lease lapses") from failure
+        what = f"the results {', '.join(sorted(k for k in kept if k != 'schedy_error'))}" if len(kept) > 1 else \
+            "no result"
+        what += " (as the log had them)" if conflict else ""
+        lost = f"; not written: {', '.join(map(repr, dropped))}" if dropped else ""
+        # The error of the failed report's kind (code that caught a ValueError for a missing score still does).
+        error = UnsafeUpdateError if conflict else type(failure) if type(failure) in (ValueError, TypeError) \
+            else SchedyError
+        raise error(f"job {self.job_id!r} of experiment {self.experiment.name!r}: its final report could not be "
+                    f"written ({failure}); it was recorded CRASHED with {what}{lost}") from failure

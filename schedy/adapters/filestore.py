@@ -35,13 +35,39 @@ _SPIN_SECONDS = 0.002
 _yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
+def _exact_mode(fd, mode):
+    # os.open and mkdir take the umask's bits away from the mode: file_mode=0o660 would be 0o640 under the
+    # usual umask 022. A file or folder Schedy creates gets file_mode (dir_mode) exactly, as documented.
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+
+
+def _create_or_open(path, flags, mode):
+    """``os.open(path, flags | O_CREAT, mode)``, giving the file exactly ``mode`` if this call creates it."""
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return os.open(path, flags, mode)  # someone else's file keeps its mode
+    _exact_mode(fd, mode)
+    return fd
+
+
+def _mkdir(path, mode, parents=False):
+    """Create the folder ``path`` with exactly ``mode`` (folders above it, with ``parents``, as mkdir makes them)."""
+    try:
+        path.mkdir(mode=mode, parents=parents)
+    except FileExistsError:
+        return
+    os.chmod(path, mode)
+
+
 class _Handle:
     """An open log file of one process: the fd, and a lock for the threads sharing it."""
 
     def __init__(self, path, create, mode):
-        flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
+        flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         try:
-            self.fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), mode)
+            self.fd = _create_or_open(path, flags, mode) if create else os.open(path, flags)
             self.writable = True
         except PermissionError:
             if create:
@@ -237,11 +263,12 @@ class FileLogStore:
             raise DatabaseError(f"the database path {str(root)!r} is a regular file, not a directory")
         marker = root / _MARKER
         try:
-            root.mkdir(parents=True, exist_ok=True, mode=self.dir_mode)
-            self._dir.mkdir(exist_ok=True, mode=self.dir_mode)
+            _mkdir(root, self.dir_mode, parents=True)
+            _mkdir(self._dir, self.dir_mode)
             if not marker.exists():
                 tmp = root / f".{_MARKER}.{os.getpid()}.tmp"
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.file_mode)
+                _exact_mode(fd, self.file_mode)
                 with open(fd, "wb") as f:
                     f.write(orjson.dumps({"format": FORMAT}))
                     f.flush()
@@ -279,7 +306,7 @@ class FileLogStore:
             if h is None:
                 path = self._dir / key / _LOG
                 if create:
-                    path.parent.mkdir(exist_ok=True, mode=self.dir_mode)
+                    _mkdir(path.parent, self.dir_mode)
                 elif not path.exists():
                     return None
                 self._handles[key] = h = _Handle(path, create, self.file_mode)
@@ -427,6 +454,7 @@ class FileLogStore:
         tmp = folder / f".snapshot.{os.getpid()}.{threading.get_ident()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), self.file_mode)
         try:
+            _exact_mode(fd, self.file_mode)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
@@ -491,7 +519,7 @@ class FileLogStore:
             pos += len(chunk)
         data = b"".join(chunks)
         dest = self._dir / key / name
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), self.file_mode)
+        fd = _create_or_open(dest, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), self.file_mode)
         try:
             position = os.fstat(fd).st_size
             view = memoryview(data)

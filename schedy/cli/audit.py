@@ -7,15 +7,12 @@ from contextlib import contextmanager
 
 import click
 import orjson
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ..adapters.api import PopulationBasedTraining, TIME_COLUMNS, _columns, flat_row, job_frame
 from .. import audit
 from ..core import values
 from . import db_option, failures, main, open_db
+from .jobs import print_rows
 
 
 def _check_moment(ctx, param, value):
@@ -100,8 +97,16 @@ def _is_number(value):
 def _cell(value):
     """A value for a table on a terminal: like :func:`_text`, but a string that is not printable is escaped."""
     if isinstance(value, float) and value == value and abs(value) != float("inf"):
-        return Text(format(value, ".7g"))  # a table is for reading: --json has every digit
-    return Text(audit.label(value) if isinstance(value, str) else _text(value))
+        return format(value, ".7g")  # a table is for reading: --json has every digit
+    return _full(value)
+
+
+def _full(value):
+    """A value with every digit, for the paragraphs a table becomes on a narrow terminal."""
+    return audit.label(value) if isinstance(value, str) else _text(value)
+
+
+_ABSENT = object()
 
 
 @main.command(short_help="The chain of jobs that led to a job: its hyperparameter schedule.")
@@ -131,21 +136,20 @@ def lineage(experiment, job, db, as_of, as_json):
         return
     hps = list(dict.fromkeys(k for j in chain for k in j.hyperparameters))
     results = [score] if score else list(dict.fromkeys(k for j in chain for k in j.results))
-    # Names and values come from the log: Text cells, so "[red]" or ":smile:" in them is shown, not interpreted.
-    table = Table(title=Text(f"lineage of job {job} in {audit.label(experiment)}"), title_justify="left",
-                  box=box.SIMPLE_HEAD)
-    for col in ("generation", "job", "parent", "member"):
-        table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("status")
-    for col in (*hps, *results):
-        numeric = all(_is_number(j.hyperparameters.get(col) if col in hps else j.results.get(col)) for j in chain)
-        table.add_column(Text(audit.label(col)), justify="right" if numeric else "left", no_wrap=numeric,
-                         overflow="fold")
-    for j in chain:
-        table.add_row(_cell(j.generation), _cell(j.job_id), _cell(j.parent_id), _cell(j.member), _cell(j.status),
-                      *(_cell(j.hyperparameters.get(h)) for h in hps), *(_cell(j.results.get(r)) for r in results))
+    # A job field of None (no parent, no member) is no value; a hyperparameter or result set to None is null.
+    values = [[j.generation, j.job_id, j.parent_id, j.member, j.status,
+               *(j.hyperparameters.get(h, _ABSENT) for h in hps), *(j.results.get(r, _ABSENT) for r in results)]
+              for j in chain]
+    headers = ["generation", "job", "parent", "member", "status", *map(audit.label, (*hps, *results))]
+    numeric = [True] * 4 + [False] + [all(v is _ABSENT or _is_number(v) for v in column)
+                                      for column in list(zip(*values))[5:]]
+    shown = [[None if v is _ABSENT else _cell(v) for v in row] for row in values]
+    full = [[None if v is _ABSENT or (v is None and i < 5) else "null" if v is None else _full(v)
+             for i, v in enumerate(row)] for row in values]
     with _writing():
-        Console(soft_wrap=False, markup=False, emoji=False, highlight=False).print(table)
+        # Numbers, ids and statuses stay whole; too narrow a terminal gets a paragraph per job.
+        print_rows(headers, shown, [n or i == 4 for i, n in enumerate(numeric)], numeric, full_rows=full,
+                   title=f"lineage of job {job} in {audit.label(experiment)}")
 
 
 def _csv_cell(row, column):

@@ -16,6 +16,7 @@ from collections import Counter
 
 import click
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -31,7 +32,9 @@ KINDS = {"manual": ManualSearch, "random": RandomSearch, "pbt": PopulationBasedT
 
 # The names `schedy add` takes for DIST; each PARAMS key is a constructor argument of the class.
 DISTRIBUTIONS = {"uniform": Uniform, "loguniform": LogUniform, "normal": Normal, "choice": Choice,
-                 "constant": Constant}
+                 "constant": Constant, "const": Constant}  # const: the original client's name (and the log's)
+# Distributions whose PARAMS is the value itself, as the original client wrote them: `x const 3`.
+BARE_VALUE = {"const"}
 # The log form's names (docs/pbt.md), used inside a Resample strategy.
 LOG_DISTRIBUTIONS = {"uniform": Uniform, "loguniform": LogUniform, "normal": Normal, "choice": Choice,
                      "const": Constant}
@@ -90,15 +93,95 @@ def distributions_of(exp):
     return {}
 
 
-def render(renderable):
-    """Print a rich renderable, without the spaces rich pads its lines with."""
+UNBOUNDED = 100_000  # the width of output into a file or a pipe: nothing is folded there
+HEADER_MIN = 10  # a header longer than its column is broken over lines, in a column at least this wide
+WORD_MAX = 30  # text wraps between words, and a longer word folds; numbers, ids and statuses never do
+
+
+def _console():
+    """A console for standard output, as wide as the terminal (or COLUMNS); into a file or a pipe, unbounded."""
     # Into a file or a pipe, fold nothing (unless COLUMNS says how wide): rich would assume 80 columns.
     unbounded = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
     # Names and values are data: never read them as rich markup, emoji codes or things to colour.
-    console = Console(highlight=False, markup=False, emoji=False, width=100_000 if unbounded else None)
+    return Console(highlight=False, markup=False, emoji=False, width=UNBOUNDED if unbounded else None)
+
+
+def render(renderable, console=None):
+    """Print a rich renderable, without the spaces rich pads its lines with."""
+    console = console or _console()
     with console.capture() as captured:
         console.print(renderable)
     click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()).strip("\n"))
+
+
+def as_paragraphs(headers, rows):
+    """One paragraph of ``header: value`` lines per row (a None value is left out), a blank line between them."""
+    return "\n\n".join("\n".join(f"{h}: {v}" for h, v in zip(headers, row) if v is not None) for row in rows)
+
+
+def _column_widths(headers, rows, whole, available):
+    """The width of the text of each column so that the table fits in ``available`` columns; None if it cannot.
+
+    At its natural width when it fits. Else every column gets at least its longest value if its values
+    are ``whole``, else its longest word up to WORD_MAX, and HEADER_MIN for a longer header; the room
+    left widens the narrowest columns first, each up to its natural width.
+    """
+    natural, least = [], []
+    for i, header in enumerate(headers):
+        texts = [row[i] for row in rows if row[i]]
+        longest = max(map(cell_len, texts), default=0)
+        natural.append(max(cell_len(header), longest, 1))
+        word = longest if whole[i] else min(max((cell_len(w) for t in texts for w in t.split()), default=0), WORD_MAX)
+        least.append(max(min(cell_len(header), HEADER_MIN), word, 1))
+    room = available - (3 * len(headers) + 1)  # box.SIMPLE_HEAD: a space each side of a cell, one between cells
+    if sum(natural) <= room:
+        return natural
+    if sum(least) > room:
+        return None
+    widths = least
+    for _ in range(room - sum(least)):  # fewer than the columns lack: sum(natural) > room
+        i = min((i for i, w in enumerate(widths) if w < natural[i]), key=lambda i: widths[i])
+        widths[i] += 1
+    return widths
+
+
+def _break(header, width):
+    """``header`` over lines of at most ``width`` characters, broken after a space, ``_ - . /`` when there is one."""
+    lines = []
+    while len(header) > width:
+        cut = max(header.rfind(c, 0, width) for c in " _-./") + 1
+        if cut < width // 2:  # no separator, or too early to be worth it: fold
+            cut = width
+        lines.append(header[:cut].rstrip())
+        header = header[cut:].lstrip()
+    return "\n".join([*lines, header])
+
+
+def print_rows(headers, rows, whole, right, full_rows=None, title=None):
+    """Print ``rows`` under ``headers`` as a table that never drops a column nor cuts a value.
+
+    ``rows`` hold the text of each cell (None: no value). The values of a ``whole`` column (numbers,
+    ids, statuses) stay whole on one line; other values fold, and a header longer than its column is
+    broken over lines. When even that does not fit in the terminal, each row becomes a paragraph of
+    ``header: value`` lines, the values taken from ``full_rows`` (default: ``rows``). Into a file or a
+    pipe the table is as wide as it needs. ``right``: the columns justified to the right (numbers).
+    """
+    console = _console()
+    widths = _column_widths(headers, rows, whole, console.width)
+    if title is not None:
+        click.echo(f"{title}\n")
+    if widths is None:
+        text = as_paragraphs(headers, rows if full_rows is None else full_rows)
+        if text:
+            click.echo(text)
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for header, width, to_right in zip(headers, widths, right):
+        table.add_column(Text(_break(header, width), overflow="fold"), justify="right" if to_right else "left",
+                         width=width, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(v or "") for v in row))
+    render(table, console)
 
 
 def _grid(rows):
@@ -185,6 +268,8 @@ def parse_distribution(hp, dist, text):
     if cls is None:
         raise click.UsageError(f"unknown distribution {dist!r} for {hp!r}; use one of {', '.join(DISTRIBUTIONS)}")
     args = parse_json(text, f"the parameters of {hp!r}")
+    if dist in BARE_VALUE:
+        args = {"value": args}  # `x const 3` (`x constant '{"value": 3}'` says the same)
     if not isinstance(args, dict):
         raise click.UsageError(f"the parameters of {hp!r} must be a JSON object such as "
                                f"'{{\"low\": 0, \"high\": 1}}', got {text!r}")
@@ -623,22 +708,20 @@ def list_(name, table, paragraphs, sort_fields, decreasing, fields, db):
     columns = chosen or (listing.columns if table or paragraphs else default)
     cells = [[r.get(c, _MISSING) for c in columns] for r in listing.rows]
     text = [[("" if v is _MISSING else show_value(v)) for v in row] for row in cells]
+    headers = [listing.header(c) for c in columns]
+    full = [[None if v is _MISSING else t for v, t in zip(row, trow)] for row, trow in zip(cells, text)]
     if table:
-        out = Table(box=box.SIMPLE_HEAD)
-        for i, c in enumerate(columns):
-            numeric = all(row[i] is _MISSING or _order(row[i])[0] == 0 for row in cells)
-            # A number cut across two lines reads as two numbers: keep numbers whole, and short.
-            out.add_column(Text(listing.header(c)), justify="right" if numeric and cells else "left",
-                           overflow="fold", no_wrap=bool(numeric and cells))
-        text = [[_short(v) if isinstance(v, float) else t for v, t in zip(row, trow)] for row, trow in zip(cells, text)]
-        for row in text:
-            out.add_row(*map(Text, row))
-        render(out)
+        numeric = [bool(cells) and all(row[i] is _MISSING or _order(row[i])[0] == 0 for row in cells)
+                   for i in range(len(columns))]
+        # A number cut across two lines reads as two numbers: keep numbers whole (and short), ids and statuses too.
+        whole = [n or c[0] == "schedy" for n, c in zip(numeric, columns)]
+        short = [[None if v is _MISSING else _short(v) if isinstance(v, float) else t for v, t in zip(row, trow)]
+                 for row, trow in zip(cells, text)]
+        print_rows(headers, short, whole, numeric, full_rows=full)
     elif paragraphs:
-        blocks = ["\n".join(f"{listing.header(c)}: {t}" for c, v, t in zip(columns, row, trow) if v is not _MISSING)
-                  for row, trow in zip(cells, text)]
+        blocks = as_paragraphs(headers, full)
         if blocks:
-            click.echo("\n\n".join(blocks))
+            click.echo(blocks)
     else:
         for row in text:
             click.echo("\t".join(row))
@@ -650,8 +733,9 @@ PUSH_OPTIONS = {"-p": "hyperparameter", "--hyperparameters": "hyperparameter", "
 STATUS_OPTIONS = ("-s", "--status")
 
 
-def parse_push(words):
-    """Hyperparameters, results and status from the words after NAME; a usage error for anything wrong."""
+def parse_pairs(words, command):
+    """Hyperparameters, results and the status as typed (or None) from ``-p``/``-r``/``-s`` words; a usage
+    error for anything wrong (``command`` names the command in messages)."""
     found = {"hyperparameter": {}, "result": {}}
     status, category, option, pairs, i = None, None, None, 0, 0
     while i < len(words):
@@ -667,15 +751,15 @@ def parse_push(words):
             if status is not None:
                 raise click.UsageError("the status is given twice")
             if eq:
-                value, i = inline, i + 1
+                status, i = inline, i + 1
             elif i + 1 < len(words):
-                value, i = words[i + 1], i + 2
+                status, i = words[i + 1], i + 2
             else:
-                raise click.UsageError(f"{name} needs a status: one of {', '.join(ev.JOB_STATUSES)}")
-            status, category = _status(value, ev.JOB_STATUSES, "job"), None
+                raise click.UsageError(f"{name} needs a status")
+            category = None
         elif word.startswith("-"):
             # Here a name is expected, and a name never starts with '-' (a value may: -1 is JSON).
-            raise click.UsageError(f"unknown option {word!r}; push takes -p, -r, -s and --db")
+            raise click.UsageError(f"unknown option {word!r}; {command} takes -p, -r, -s and --db")
         elif category is None:
             raise click.UsageError(f"unexpected {word!r}: name value pairs follow -p or -r")
         else:
@@ -687,7 +771,14 @@ def parse_push(words):
             pairs, i = pairs + 1, i + 2
     if category is not None and pairs == 0:
         raise click.UsageError(f"{option} is not followed by any name value pair")
-    return found["hyperparameter"], found["result"], status or Job.QUEUED
+    return found["hyperparameter"], found["result"], status
+
+
+def parse_push(words):
+    """Hyperparameters, results and status from the words after NAME; a usage error for anything wrong."""
+    hyperparameters, results, status = parse_pairs(words, "push")
+    status = Job.QUEUED if status is None else _status(status, ev.JOB_STATUSES, "job")
+    return hyperparameters, results, status
 
 
 @main.command(short_help="Add a job to an experiment.",

@@ -4,7 +4,9 @@ The command is a template: its placeholders (``%j``, ``%h``...) are checked
 before anything runs, then expanded for each job. Each job runs inside
 ``with job:``, so its lease is renewed while the command trains; the
 command's output is streamed through and scanned for results blocks, and the
-last one becomes the job's results. ``schedy run --help`` is the reference.
+last one becomes the job's results. A block ends at its end marker or, as with
+the original Schedy client, when the command exits. ``schedy run --help`` is
+the reference.
 """
 
 import json
@@ -21,7 +23,8 @@ from pathlib import Path
 
 import click
 
-from ..adapters.api import Job, default_path
+from ..adapters import waiting
+from ..adapters.api import default_path
 from ..core import values
 from ..errors import ExperimentNotFoundError, JobNotFoundError, NoJobError, UnsafeUpdateError
 from . import db_option, failures, main, open_db
@@ -32,7 +35,7 @@ HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE = 10.0  # seconds a command has to exit after the forwarded signal, before it is killed
 DRAIN = 2.0  # seconds output is still read after the command exited: something it started may hold the pipe open
 POLL = 0.1  # seconds between checks for signals and for the command's exit while its output is quiet
-WAIT_MAX = 2.0  # longest pause between two asks for a job while every PBT member is training elsewhere
+WAIT_MAX = waiting.LONGEST_PAUSE  # longest pause between two asks for a job while none can be handed out
 MAX_LINE = 8 << 20  # a longer run of output without a newline is taken as a line, so memory stays bounded
 MAX_BLOCK = 8 << 20  # results are at most 1 MiB as JSON; a block much longer is a runaway, not results
 
@@ -89,20 +92,24 @@ with:
     --- END RESULTS ---
 
 \b
-A block holds either one JSON object (over as many lines as it likes:
-{{"loss": 0.25, "model_path": "/data/ckpt/7.pt"}}), or one result per line:
-a name, spaces, and a value, read as JSON (NaN and Infinity included),
-else as a number if Python's float() reads it (nan, inf), else, unless it
-starts with {{ [ or ", as a string: the rest of the line, trimmed. Quote
-a string as JSON when it could be read as a number or as JSON.
-An empty block reports no results.
+The end line is optional: a block without one ends when CMD exits, so
+every line CMD prints after "--- RESULTS ---" belongs to it (print the
+block last, or close it). A block holds either one JSON object (over
+as many lines as it likes: {{"loss": 0.25, "model_path": "/data/ckpt/7.pt"}}),
+or one result per line: a name, spaces, and a value; a colon ending the
+name is not part of it ("loss: 0.25" is the result loss). The value is
+read as JSON (NaN and Infinity included), else as a number if Python's
+float() reads it (nan, inf), else, unless it starts with {{ [ or ", as a
+string: the rest of the line, trimmed. Quote a string as JSON when it
+could be read as a number or as JSON. An empty block reports no results.
 
 \b
 Each job ends:
   DONE     CMD exited with status 0 and printed a valid results block
            (or none, with --allow-empty-results);
   CRASHED  CMD exited with another status or was killed (any results
-           block is then ignored), could not be started, printed no
+           block, closed or not, is then ignored: the job keeps the
+           results it started with), could not be started, printed no
            block or a malformed one (the error names the output line),
            or reported results the experiment refuses (a PBT segment
            without its score);
@@ -112,10 +119,12 @@ Each job ends:
 Each failure prints one line "Error: job N: ..." on standard error.
 
 After a failure schedy run stops, unless --ignore-errors. It stops when
-the experiment hands out no more jobs ("no more jobs"), except with PBT
-while the experiment is RUNNING and segments train in other workers: no
-member is ready until one of them ends, so it waits for that (asking the
-log again at most every {WAIT_MAX:.0f} s). SIGINT (Ctrl-C),
+the experiment hands out no more jobs ("no more jobs"): it is finished, or
+nothing is queued, running or left to propose. While jobs run in other
+workers and none can be handed out (every PBT member is training, or the
+queue is empty but a running job may come back if its worker dies), it
+waits, as exp.next_job(wait=True) does (asking the log again at most every
+{WAIT_MAX:.0f} s). SIGINT (Ctrl-C),
 SIGTERM and SIGHUP are forwarded to CMD's process group; CMD has
 {GRACE:.0f} s to exit (a second signal kills it at once), then the job is
 CRASHED and schedy run stops.
@@ -220,12 +229,15 @@ class ResultsError(Exception):
 
 
 class Block:
-    """The lines of one results block, numbered as lines of the command's output."""
+    """The lines of one results block, numbered as lines of the command's output.
+
+    A block ends at its END marker, or else at the end of the output: the marker is optional.
+    """
 
     def __init__(self, start):
         self.start = start  # the output line of its START marker
-        self.lines = []  # (output line number, text) between the markers
-        self.closed = False
+        self.lines = []  # (output line number, text) after START, up to END or the end of the output
+        self.closed = False  # whether its END marker came
         self.size = 0
         self.too_long = False
 
@@ -253,7 +265,7 @@ class BlockScanner:
                 self.open.lines.append((self.count, text))
 
     def block(self):
-        """The last block printed (perhaps not closed), or None."""
+        """The last block printed, or None; once the output has ended, a block without END is complete."""
         return self.open if self.open is not None else self.last
 
 
@@ -282,8 +294,6 @@ def parse_block(block):
     if block.too_long:
         raise ResultsError(f"the results block opened on output line {block.start} is longer than "
                            f"{MAX_BLOCK >> 20} MiB")
-    if not block.closed:
-        raise ResultsError(f"the results block opened on output line {block.start} has no {END!r} line")
     body = [(n, t) for n, t in block.lines if t.strip()]
     if not body:
         return {}
@@ -299,10 +309,14 @@ def parse_block(block):
     results = {}
     for n, text in body:
         parts = text.split(None, 1)
+        name = parts[0].removesuffix(":")  # "loss: 0.25", the original client's form
+        if not name:
+            raise ResultsError(f"output line {n}: {_clip(text)!r} has no name; expected 'name value' per line, "
+                               "or one JSON object")
         if len(parts) < 2:
             raise ResultsError(f"output line {n}: {_clip(text)!r} has no value; expected 'name value' per line, "
                                "or one JSON object")
-        name, raw = parts[0], parts[1].strip()
+        raw = parts[1].strip()
         if name in results:
             raise ResultsError(f"output line {n}: result {name!r} is given twice")
         try:
@@ -514,23 +528,19 @@ class Runner:
         return self.exit_status()
 
     def claim(self):
-        """The next job and None, or None and why there is none."""
-        delay, waiting = POLL, None
-        while not self.signals:
-            try:
-                return self.exp.next_job(), None
-            except NoJobError as e:
-                wait = e.waiting_for
-                if wait is None:
-                    return None, f"no more jobs ({e})"
-                if wait != waiting:  # say it again only when what it waits for changes
-                    waiting = wait
-                    busy = wait.jobs
-                    self.out.waiting(f"waiting: {wait.reason} (job{'s' * (len(busy) > 1)} {', '.join(busy)} running)"
-                                     if busy else f"waiting: {wait.reason}")
-                self.pause(delay)
-                delay = min(2 * delay, WAIT_MAX)
-        return None, f"interrupted by {_signal_name(self.signals[0])}"
+        """The next job and None, or None and why there is none (waiting as ``next_job(wait=True)`` does)."""
+        def say(wait):
+            busy = wait.jobs
+            self.out.waiting(f"waiting: {wait.reason} (job{'s' * (len(busy) > 1)} {', '.join(busy)} running)"
+                             if busy else f"waiting: {wait.reason}")
+
+        try:
+            return waiting.next_job(self.exp, True, sleep=self.pause, on_wait=say,
+                                    stop=lambda: bool(self.signals)), None
+        except NoJobError as e:
+            if self.signals:
+                return None, f"interrupted by {_signal_name(self.signals[0])}"
+            return None, f"no more jobs ({e})"
 
     def pause(self, seconds):
         end = time.monotonic() + seconds
@@ -539,7 +549,7 @@ class Runner:
 
     def run_job(self, job):
         """Run the command for ``job`` inside ``with job:`` and report the outcome; True if the job is DONE."""
-        started, started_with = time.monotonic(), dict(job.results)
+        started = time.monotonic()
         failure, word, new = None, "CRASHED", None
         try:
             reported = False
@@ -554,12 +564,10 @@ class Runner:
             except (ValueError, TypeError) as e:
                 if not reported:
                     raise
-                # The experiment refused the DONE report (a PBT segment without its score) and wrote nothing:
-                # the job is still ours, RUNNING; mark it CRASHED with the results it started with.
+                # The experiment refused the DONE report (a PBT segment without its score): the with block has
+                # recorded the job CRASHED, with the reason as the result schedy_error (Job.__exit__).
                 failure = f"job {job.job_id}: results refused: {e}"
                 new = None
-                job.status, job.results = Job.CRASHED, started_with
-                job.put()
         except (UnsafeUpdateError, JobNotFoundError, ExperimentNotFoundError) as e:
             word = "lost"
             first = f" ({failure.split(': ', 1)[1]})" if failure else ""
@@ -602,14 +610,14 @@ class Runner:
         how = f"was killed by {_signal_name(-status)}" if status < 0 else f"exited with status {status}"
         if self.signals:
             raise JobFailed(f"job {job.job_id}: interrupted by {_signal_name(self.signals[0])}: the command {how}")
-        if status != 0:
+        if status != 0:  # any block is ignored, closed or not: one left open may have been cut short
             raise JobFailed(f"job {job.job_id}: the command {how}")
-        block = blocks.block()
+        block = blocks.block()  # the output has ended: a block without END runs to here and is complete
         if block is None:
             if self.allow_empty:
                 return {}
             raise JobFailed(f"job {job.job_id}: no results block in the command's output (print a line {START!r}, "
-                            f"the results, then {END!r}; or pass --allow-empty-results)")
+                            "then the results; or pass --allow-empty-results)")
         try:
             results = parse_block(block)
             values.encode_mapping({**job.results, **results}, "results")  # refuse what cannot be stored, now

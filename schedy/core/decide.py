@@ -98,12 +98,76 @@ def require_job(state, name, job_id, incarnation=None):
     return job
 
 
-def create_experiment(state, name, kind, params, status, seed, lease=ev.DEFAULT_LEASE):
+def create_experiment(state, name, kind, params, status, seed, lease=ev.DEFAULT_LEASE, exist_ok=False,
+                      any_seed=False):
+    """Create the experiment; with ``exist_ok``, an experiment of that name with the same definition is kept.
+
+    The definition is the kind, the parameters, the lease and the seed (``any_seed``: the caller chose none,
+    so any stored seed matches); the status is not part of it (a finished experiment stays finished).
+    Keeping it writes nothing; its value is then "exists".
+    A different definition raises ResourceExistsError naming what differs.
+    """
     if live(state):
-        raise ResourceExistsError(f"an experiment named {name!r} already exists")
+        if exist_ok:
+            scheduler(kind).check_params(params)
+            differences = _differences(state, kind, params, None if any_seed else seed, ev.check_lease(lease))
+            if not differences:
+                return Decision([], "exists")
+            raise ResourceExistsError(f"an experiment named {name!r} already exists with another definition: "
+                                      + "; ".join(differences))
+        raise ResourceExistsError(f"an experiment named {name!r} already exists (db.add_experiment(exp, "
+                                  f"exist_ok=True) uses it when the definitions match)")
     scheduler(kind).check_params(params)
     ev.check_experiment_status(status)
     return Decision([ev.experiment_created(name, kind, params, status, seed, ev.check_lease(lease))])
+
+
+def _differences(state, kind, params, seed, lease):
+    """What differs between the stored experiment and a definition, in words (empty if nothing)."""
+    def show(v):
+        text = repr(v)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    out = []
+    if state.kind != kind:
+        out.append(f"kind {state.kind!r} stored, {kind!r} given")
+    elif state.params != params:
+        # Named by their path in the parameters, without the scheduler's wrapper: "distributions.lr.uniform.low".
+        stored, given = _flat(_unwrap(state.params)), _flat(_unwrap(params))
+        for key in sorted(set(stored) | set(given)):
+            if stored.get(key, _ABSENT) != given.get(key, _ABSENT):
+                out.append(f"{key}: {show(stored.get(key, _ABSENT))} stored, {show(given.get(key, _ABSENT))} given")
+    if state.lease != lease:
+        out.append(f"lease: {state.lease:g} s stored, {lease:g} s given")
+    if seed is not None and state.seed != seed:
+        out.append(f"seed: {state.seed} stored, {seed} given")
+    return out
+
+
+class _Absent:
+    def __repr__(self):
+        return "(absent)"
+
+
+_ABSENT = _Absent()
+
+
+def _unwrap(params):
+    inner = params.get("scheduler")
+    if isinstance(inner, dict) and len(inner) == 1 and isinstance(next(iter(inner.values())), dict):
+        return {**{k: v for k, v in params.items() if k != "scheduler"}, **next(iter(inner.values()))}
+    return params
+
+
+def _flat(params, prefix=""):
+    """Nested parameters as ``{"a.b": value}``, so that a difference is named by its path."""
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def expire_leases(state, now, lapsed=None):
@@ -260,18 +324,25 @@ def heartbeat(state, name, job_id, worker, now, incarnation=None, claimed_at=Non
 
 
 def update_job(state, name, job_id, worker, status, hyperparameters, results, expected_version=None,
-               incarnation=None, now=None, lapsed=None):
+               incarnation=None, now=None, lapsed=None, base=None):
     """Write a job's status, hyperparameters and results (``Job.put``); only the changed fields are logged.
 
-    A holder's put that keeps the job RUNNING also renews its lease.
+    A holder's put that keeps the job RUNNING also renews its lease. ``base`` is the job as the writer's
+    copy read it (at ``expected_version``): if the job changed since but ``worker`` still holds the claim it
+    held then, the writer's changes are merged into the log's (see :func:`merge_changes`) instead of being
+    refused.
     """
     require(state, name, incarnation)
     return _after_expiries(state, now, lapsed, lambda s: _update_job(s, name, job_id, worker, status, hyperparameters,
-                                                             results, expected_version, now))
+                                                                     results, expected_version, now, base))
 
 
-def _update_job(state, name, job_id, worker, status, hyperparameters, results, expected_version, now):
+def _update_job(state, name, job_id, worker, status, hyperparameters, results, expected_version, now, base=None):
     job = require_job(state, name, job_id)
+    if (base is not None and expected_version and job.version != expected_version and job.worker == worker
+            and base.worker == worker and job.claimed_at == base.claimed_at):
+        status, hyperparameters, results = merge_changes(name, base, job, status, hyperparameters, results)
+        expected_version = None
     _check_version(job, name, expected_version)
     ev.check_job_status(status)
     scheduler(state.kind).check_update(state, job, status, results)
@@ -291,6 +362,41 @@ def _update_job(state, name, job_id, worker, status, hyperparameters, results, e
     if status == ev.RUNNING and job.worker == worker and now is not None and (events or job.lease_until is not None):
         events.append(ev.job_heartbeat(job_id, worker, _lease_until(state, now)))
     return Decision(events, job_id)
+
+
+def merge_changes(name, base, job, status, hyperparameters, results):
+    """The holder's write of ``(status, hyperparameters, results)``, made on ``base``, merged into ``job``.
+
+    Each field the holder changed since ``base`` (the status, each hyperparameter and each result, by name)
+    is applied to the job as the log has it now; a field the log also changed since ``base`` to another
+    value is a conflict: UnsafeUpdateError names every such field, and nothing is written.
+    """
+    conflicts = []
+    if status != base.status and job.status != base.status and job.status != status:
+        conflicts.append(f"status ({job.status} in the log, {status} here)")
+    elif status == base.status:
+        status = job.status
+    merged = []
+    for field, ours, old, now in (("hyperparameters", hyperparameters, base.hyperparameters, job.hyperparameters),
+                                  ("results", results, base.results, job.results)):
+        out = dict(now)
+        for key in set(ours) | set(old):
+            mine, before = ours.get(key, _ABSENT), old.get(key, _ABSENT)
+            if mine == before:
+                continue  # not changed here: the log's value stands
+            theirs = now.get(key, _ABSENT)
+            if theirs != before and theirs != mine:
+                conflicts.append(f"{field}[{key!r}]")
+            elif mine is _ABSENT:
+                out.pop(key, None)
+            else:
+                out[key] = mine
+        merged.append(out)
+    if conflicts:
+        raise UnsafeUpdateError(f"job {job.job_id!r} of experiment {name!r} changed in the log (commit {job.version}) "
+                                f"since this copy read it, in what this write changes too: {', '.join(conflicts)}; "
+                                f"get the job again, or put(safe=False) to overwrite")
+    return status, merged[0], merged[1]
 
 
 def delete_job(state, name, job_id, ensure=True, incarnation=None):

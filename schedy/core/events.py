@@ -30,15 +30,25 @@ EXPERIMENT_STATUSES = (RUNNING, DONE)
 def check_job_status(status):
     """Return ``status`` if it is a job status, else raise ValueError naming it."""
     if status not in JOB_STATUSES:
-        raise ValueError(f"unknown job status {status!r}; expected one of {', '.join(JOB_STATUSES)}")
+        raise ValueError(f"unknown job status {status!r}; expected one of {', '.join(JOB_STATUSES)}"
+                         f"{_case(status, JOB_STATUSES)}")
     return status
 
 
 def check_experiment_status(status):
     """Return ``status`` if it is an experiment status, else raise ValueError naming it."""
     if status not in EXPERIMENT_STATUSES:
-        raise ValueError(f"unknown experiment status {status!r}; expected one of {', '.join(EXPERIMENT_STATUSES)}")
+        raise ValueError(f"unknown experiment status {status!r}; expected one of {', '.join(EXPERIMENT_STATUSES)}"
+                         f"{_case(status, EXPERIMENT_STATUSES)}")
     return status
+
+
+def _case(status, statuses):
+    # In Python a status is a constant (Job.DONE, "DONE"): one spelling, as in the log. The command line,
+    # typed by hand, accepts any case.
+    if isinstance(status, str) and status.upper() in statuses:
+        return f" (in Python, statuses are upper case: {status.upper()!r}; the command line accepts any case)"
+    return ""
 
 
 def experiment_created(name, kind, params, status, seed, lease=DEFAULT_LEASE):

@@ -77,8 +77,9 @@ def encode(value, where="value", depth=0):
         return encode(str(value), where)
     elif isinstance(value, (list, tuple)):
         return encode(list(value), where, depth)
+    hint = " (for a path, store str(path))" if hasattr(value, "__fspath__") else ""
     raise TypeError(
-        f"{where}: cannot store a value of type {t.__name__}; Schedy stores None, booleans, "
+        f"{where}: cannot store a value of type {t.__name__}{hint}; Schedy stores None, booleans, "
         "numbers, strings, lists and dicts with string keys (numpy scalars and arrays included)"
     )
 
@@ -110,7 +111,7 @@ def encode_mapping(value, where):
     """Encode a dict of named values (hyperparameters or results); None means empty."""
     if value is None:
         return {}
-    if type(value) is dict:
+    if isinstance(value, dict):
         out = dict(value)  # checked after the copy: another thread may change the user's dict meanwhile
         if _plain(out):
             try:
