@@ -257,3 +257,14 @@ def test_file_mode_is_applied_exactly_whatever_the_umask(tmp_path):
              for p in (tmp_path / "shared").rglob("*")}
     modes["shared"] = stat.S_IMODE((tmp_path / "shared").stat().st_mode)
     assert modes and all(m == (0o770 if (tmp_path / p).is_dir() else 0o660) for p, m in modes.items()), modes
+
+
+# -- statuses ---------------------------------------------------------------------------------------------------
+
+
+def test_a_lower_case_status_in_python_is_refused_with_the_spelling_to_use(db):
+    with pytest.raises(ValueError, match="in Python, statuses are upper case: 'DONE'; the command line accepts"):
+        schedy.ManualSearch("m", status="done")
+    exp = db.add_experiment(schedy.ManualSearch("m", status="DONE"))
+    with pytest.raises(ValueError, match="upper case: 'QUEUED'"):
+        exp.add_job({}, status="queued")
