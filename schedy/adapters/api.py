@@ -9,6 +9,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -133,10 +134,13 @@ class SchedyDB:
     stored every ``snapshot_every`` commits (for experiments of more than 16 ×
     ``snapshot_every`` jobs, every sixteenth of their number of jobs). On
     local disk, new files are created with ``file_mode`` (default ``0o600``, directories ``0o700``: the
-    owner only).
+    owner only). ``clock`` (default ``time.time``) stamps commits and leases; ``monotonic`` (default
+    ``time.monotonic``) times how long this process has watched a claim go unrenewed
+    (:mod:`schedy.core.leases`): tests and simulations pass their own, to make time pass without waiting.
     """
 
-    def __init__(self, path=None, *, worker=None, durable=True, snapshot_every=1000, file_mode=0o600, **options):
+    def __init__(self, path=None, *, worker=None, durable=True, snapshot_every=1000, file_mode=0o600, clock=None,
+                 monotonic=None, **options):
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
             raise ValueError(f"snapshot_every must be a positive integer, got {snapshot_every!r}")
         if worker is not None and (not isinstance(worker, str) or not worker):
@@ -145,6 +149,11 @@ class SchedyDB:
             values.encode(worker, "worker")  # refuses text that is not valid Unicode
         self.path, self._store = _open_store(default_path() if path is None else path, durable, snapshot_every,
                                              file_mode, options)
+        for name, fn in (("clock", clock), ("monotonic", monotonic)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be a function returning seconds, got {fn!r}")
+        self._clock = clock or time.time
+        self._monotonic = monotonic or time.monotonic
         self._worker_name = worker
         self._tag = secrets.token_hex(3)  # fixed at open, so threads never see two ids; the pid changes on fork
         self._worker_id = (None, None)
@@ -163,7 +172,8 @@ class SchedyDB:
         return f"SchedyDB({str(self.path)!r})"
 
     def _view(self, name):
-        return StreamView(self._store, stream_key(name), name, lambda: self.worker)
+        return StreamView(self._store, stream_key(name), name, lambda: self.worker, clock=self._clock,
+                          monotonic=self._monotonic)
 
     def add_experiment(self, exp, exist_ok=False):
         """Create ``exp`` in the database and bind it; return it.
@@ -223,7 +233,8 @@ class SchedyDB:
     def get_experiments(self):
         """Iterate over every experiment in the database, in the order of their store keys."""
         for key in self._store.keys():
-            view = StreamView(self._store, key, key, lambda: self.worker)
+            view = StreamView(self._store, key, key, lambda: self.worker, clock=self._clock,
+                              monotonic=self._monotonic)
             state = view.refresh()
             if state is not None and not state.deleted:
                 view.label = state.name
