@@ -268,3 +268,31 @@ def test_a_lower_case_status_in_python_is_refused_with_the_spelling_to_use(db):
     exp = db.add_experiment(schedy.ManualSearch("m", status="DONE"))
     with pytest.raises(ValueError, match="upper case: 'QUEUED'"):
         exp.add_job({}, status="queued")
+
+
+# -- regressions ------------------------------------------------------------------------------------------------
+
+
+def test_changing_one_pbt_experiments_explore_does_not_change_the_next_ones_default():
+    first = schedy.PopulationBasedTraining("a", MINIMIZE, "loss", Truncate())
+    first.explore["lr"] = Perturb()
+    first.initial_distributions["lr"] = Uniform(0, 1)
+    second = schedy.PopulationBasedTraining("b", MINIMIZE, "loss", Truncate())  # raised before: shared defaults
+    assert second.explore == {} and second.initial_distributions == {}
+
+
+def test_a_holder_whose_lease_was_lost_in_its_block_is_told_why(db_path):
+    from schedy.adapters import leases
+
+    t = [1000.0]
+    exp = schedy.SchedyDB(db_path, worker="slow").add_experiment(schedy.ManualSearch("m", lease=60))
+    exp.add_job({"i": 0})
+    other = schedy.SchedyDB(db_path, worker="fast", clock=lambda: t[0], monotonic=lambda: t[0]).get_experiment("m")
+    with pytest.raises(UnsafeUpdateError, match="lost the job while the block ran: its lease renewal was refused"):
+        with exp.next_job() as job:
+            other.get_job(job.job_id)  # "fast" sees the claim, then watches it for a lease
+            t[0] += 61
+            assert other.next_job().job_id == job.job_id
+            leases.keeper._renew(job)  # the heartbeat thread's next beat, now
+            job.results["loss"] = 1.0
+    assert other.get_job(job.job_id).status == "RUNNING" and other.get_job(job.job_id).results == {}

@@ -10,8 +10,6 @@ import secrets
 import socket
 import threading
 import time
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from .. import audit
 from ..core import decide
@@ -23,97 +21,10 @@ from ..core.state import fold, lineage
 from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError, UnsafeUpdateError
 from . import leases
 from .bulk import collector_paused
-from .filestore import FileLogStore
+from .export import job_frame
 from .naming import check_name, stream_key
+from .opening import _open_store, default_path
 from .stream import FrozenView, StreamView
-
-
-def default_path():
-    """The database used when none is given: ``$SCHEDY_DB``, else ``$XDG_DATA_HOME/schedy`` (``~/.local/share/schedy``)."""
-    env = os.environ.get("SCHEDY_DB")
-    if env:
-        return env
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(data, "schedy")
-
-
-OBJECT_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "azure", "memory")
-
-# obstore reads HTTP client settings from the environment (AWS_ALLOW_HTTP, AZURE_TIMEOUT...) only when no
-# client_options are given: options given in code replace them all (object_store's `from_env` builder, then
-# `with_client_options`). Schedy adds them back, under the code's own keys.
-_ENV_PREFIX = {"s3": "AWS_", "s3a": "AWS_", "gs": "GOOGLE_", "az": "AZURE_", "abfs": "AZURE_", "abfss": "AZURE_",
-               "azure": "AZURE_"}
-_CLIENT_KEYS = ("allow_http", "allow_invalid_certificates", "connect_timeout", "default_content_type", "http1_only",
-                "http2_only", "http2_keep_alive_interval", "http2_keep_alive_timeout", "http2_keep_alive_while_idle",
-                "pool_idle_timeout", "pool_max_idle_per_host", "proxy_url", "proxy_ca_certificate", "proxy_excludes",
-                "randomize_addresses", "read_timeout", "timeout", "user_agent")
-
-
-def _client_options(scheme, given, opts):
-    """The client options to hand obstore: ``given`` (from code) over those of the environment."""
-    client = {str(k).lower(): v for k, v in dict(given or {}).items()}
-    if client:
-        prefix = _ENV_PREFIX.get(scheme, "")
-        for key in _CLIENT_KEYS:
-            value = os.environ.get(prefix + key.upper())
-            if value is not None:
-                client.setdefault(key, value)
-        if scheme == "gs":
-            client.setdefault("allow_http", True)  # GCS's builder allows HTTP by default; keep that default
-    # A plain-HTTP endpoint given in code (base_url for GCS) is allowed without saying so twice.
-    if any(str(opts.get(k, "")).startswith("http://") for k in ("endpoint", "base_url")):
-        client.setdefault("allow_http", True)
-    return client
-
-
-def _open_store(location, durable, snapshot_every, file_mode, options):
-    """The log store for ``location``: a directory or file:// URL, or an object store URL."""
-    location = os.fspath(location)
-    url = urlparse(location) if "://" in location else None
-    scheme = url.scheme if url else ""
-    shown = url._replace(netloc=url.hostname or "").geturl() if url else location  # never show credentials
-    original = sorted(set(options) & {"config_path", "config_override"})
-    if original:
-        raise TypeError(f"{', '.join(original)}: the original client's options for its server's configuration; "
-                        f"Schedy has no server: pass the database location instead, SchedyDB(\"path/to/db\") or "
-                        f"an s3://, gs://, az:// URL (or set SCHEDY_DB)")
-    if scheme in ("", "file"):
-        if options:
-            raise TypeError(f"options {sorted(options)} apply to object storage only, not to a local directory")
-        if scheme == "file":
-            if url.netloc not in ("", "localhost"):
-                raise ValueError(f"a file:// URL must name a local path, got host {url.hostname!r} in {shown!r}")
-            location = unquote(url.path)
-        path = Path(location).absolute()
-        return path, FileLogStore(path, durable=durable, snapshot_every=snapshot_every, file_mode=file_mode)
-    if scheme not in OBJECT_SCHEMES:
-        raise ValueError(f"unsupported database URL scheme {scheme!r} in {shown!r}; use a directory, file://, "
-                         f"s3://, gs://, az:// or memory://")
-    endpoint = options.get("endpoint")
-    if endpoint is not None and not str(endpoint).startswith(("http://", "https://")):
-        raise ValueError(f"endpoint must be an http:// or https:// URL, got {str(endpoint)[:80]!r}")
-    try:
-        from .objectstore import ObjectLogStore, memory_store
-    except ImportError:
-        raise ImportError(f"{scheme}:// databases need obstore: pip install 'schedy[cloud]'") from None
-
-    if scheme == "memory":
-        store, prefix = memory_store(url.netloc), url.path
-    else:
-        from obstore.store import from_url
-
-        opts = dict(options)
-        client = _client_options(scheme, opts.pop("client_options", None), opts)
-        bucket_url = url._replace(path="").geturl()
-        try:
-            store = from_url(bucket_url, client_options=client or None, **opts)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as e:  # noqa: BLE001 - obstore's own errors (and Rust panics) name no credential
-            raise ValueError(f"cannot configure {shown}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
-        prefix = url.path
-    return shown, ObjectLogStore(store, prefix, location=shown, snapshot_every=snapshot_every, bucket=url.hostname)
 
 
 class SchedyDB:
@@ -547,57 +458,6 @@ class PopulationBasedTraining(Experiment):
         self.ranking, self.synchronous = c.ranking, c.synchronous
 
 
-TIME_COLUMNS = ("added_at", "claimed_at", "finished_at")
-FIXED_COLUMNS = ("job_id", "status", "generation", "parent_id", "member", "added_at", "claimed_at", "claimed_by",
-                 "finished_at", "claims", "lease_expiries")
-
-
-def flat_row(row):
-    """A job row with its hyperparameters and results spread into ``hp.<name>`` and ``result.<name>`` keys."""
-    flat = {k: v for k, v in row.items() if k not in ("hyperparameters", "results")}
-    flat.update({f"hp.{k}": v for k, v in row["hyperparameters"].items()})
-    flat.update({f"result.{k}": v for k, v in row["results"].items()})
-    return flat
-
-
-def job_frame(rows):
-    """The DataFrame of job rows (``Experiment._job_rows()``); see :meth:`Experiment.to_dataframe`."""
-    try:
-        import pandas as pd
-    except ImportError:
-        raise ImportError("to_dataframe needs pandas: pip install 'schedy[export]'") from None
-    rows = [flat_row(r) for r in rows]
-    columns = _columns(rows)
-    frame = pd.DataFrame(rows, columns=columns)
-    for col in columns[len(FIXED_COLUMNS):]:
-        # pandas would turn integers into floats where some job lacks the value (2**53 + 1 would change):
-        # integer and boolean columns are nullable instead.
-        present = [r[col] for r in rows if r.get(col) is not None]
-        kinds = {type(v) for v in present}
-        dtype = None
-        if kinds == {bool}:
-            dtype = "boolean"
-        elif kinds == {int}:
-            dtype = ("Int64" if all(-(2**63) <= v < 2**63 for v in present)
-                     else "UInt64" if all(0 <= v < 2**64 for v in present) else None)
-        if dtype is not None:
-            frame[col] = pd.array([r.get(col) for r in rows], dtype=dtype)
-    # The fixed columns have one dtype whatever the rows hold (none, all None, some None).
-    for col in TIME_COLUMNS:  # to the microsecond: a float of seconds holds no more
-        micros = frame[col].astype("float64").mul(1e6).round()
-        frame[col] = pd.to_datetime(micros, unit="us", utc=True).dt.as_unit("us")
-    return frame.astype({"generation": "Int64", "member": "Int64", "claims": "int64", "lease_expiries": "int64"})
-
-
-def _columns(rows):
-    seen = dict.fromkeys(FIXED_COLUMNS)
-    for r in rows:
-        seen.update(dict.fromkeys(k for k in r if k.startswith("hp.")))
-    for r in rows:
-        seen.update(dict.fromkeys(k for k in r if k.startswith("result.")))
-    return list(seen)
-
-
 KINDS = {cls._kind: cls for cls in (ManualSearch, RandomSearch, PopulationBasedTraining)}
 
 
@@ -680,29 +540,25 @@ class Job:
 
     def __init__(self, job_id, experiment, hyperparameters, status=QUEUED, results=None,
                  generation=None, parent_id=None):
-        self.job_id = job_id
-        self.experiment = experiment
-        self.hyperparameters = hyperparameters
-        self.status = status
-        self.results = {} if results is None else results
-        self.generation = generation
-        self.parent_id = parent_id
-        self.member = None
-        self._version = None
-        self._read = None  # the job as the log had it when this object last read or wrote it (a JobState)
-        self._lease_lost = None  # why this worker lost the job while its `with` block ran, if it did
+        self._fill(job_id, experiment, status, _job_values(hyperparameters, "hyperparameters"),
+                   _job_values(results, "results"), generation, parent_id, None, None)
 
     @classmethod
     def _from_state(cls, exp, js):
-        # The attributes __init__ sets, set here directly: all_jobs() builds one Job per job, 100,000 at a time.
-        job = object.__new__(cls)
-        job.job_id, job.experiment, job.status = js.job_id, exp, js.status
-        # Values read from the log can be stored: wrapped without checking them again.
-        job._hyperparameters = JobValues(values.decode_mapping(js.hyperparameters), "hyperparameters")
-        job._results = JobValues(values.decode_mapping(js.results), "results")
-        job.generation, job.parent_id, job.member = js.generation, js.parent, js.member
-        job._version, job._lease_lost, job._read = js.version, None, js
+        """The job ``js`` (a JobState) as a Job of ``exp``; its values came from the log, so are not checked again."""
+        job = object.__new__(cls)  # no __init__: all_jobs() builds 100,000 of these at a time
+        job._fill(js.job_id, exp, js.status, JobValues(values.decode_mapping(js.hyperparameters), "hyperparameters"),
+                  JobValues(values.decode_mapping(js.results), "results"), js.generation, js.parent, js.member, js)
         return job
+
+    def _fill(self, job_id, experiment, status, hyperparameters, results, generation, parent_id, member, read):
+        """Set every attribute of a Job: the one place they are set, whichever way it is built."""
+        self.job_id, self.experiment, self.status = job_id, experiment, status
+        self._hyperparameters, self._results = hyperparameters, results
+        self.generation, self.parent_id, self.member = generation, parent_id, member
+        self._read = read  # the job as the log had it when this object last read or wrote it (a JobState)
+        self._version = None if read is None else read.version
+        self._lease_lost = None  # why this worker lost the job while its `with` block ran, if it did
 
     @property
     def hyperparameters(self):
@@ -815,8 +671,11 @@ class Job:
         try:
             self.put()
         except UnsafeUpdateError as e:
-            if not self._still_held():
-                raise  # the claim was lost: the job is another worker's now
+            if not self._still_held():  # the claim was lost: the job is another worker's now
+                if self._lease_lost is not None:  # the heartbeat saw it go: say when, and why
+                    raise UnsafeUpdateError(f"{e} (this worker lost the job while the block ran: its lease renewal "
+                                            f"was refused: {self._lease_lost})") from e
+                raise
             self._report_crash(e, conflict=True)
         except Exception as e:
             self._report_crash(e)

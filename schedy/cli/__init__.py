@@ -21,7 +21,7 @@ import click
 from click.core import ParameterSource
 
 from .. import __version__, maintenance
-from ..adapters.api import default_path
+from ..adapters.opening import default_path
 from ..errors import SchedyError
 
 DB_HELP = "The database: a directory, or an s3://, gs://, az:// URL."

@@ -8,7 +8,8 @@ from contextlib import contextmanager
 import click
 import orjson
 
-from ..adapters.api import PopulationBasedTraining, TIME_COLUMNS, _columns, flat_row, job_frame
+from ..adapters.api import PopulationBasedTraining
+from ..adapters.export import TIME_COLUMNS, _columns, flat_row, job_frame
 from .. import audit
 from ..core import values
 from . import db_option, failures, main, open_db

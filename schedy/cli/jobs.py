@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..adapters.api import Job, ManualSearch, PopulationBasedTraining, RandomSearch, SchedyDB, default_path
+from ..adapters.api import Job, ManualSearch, PopulationBasedTraining, RandomSearch, SchedyDB
+from ..adapters.opening import default_path
 from ..core import events as ev
 from ..core import pbt as core_pbt
 from ..pbt import BinaryTournament, Keep, Truncate

@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from ..adapters import waiting
-from ..adapters.api import default_path
+from ..adapters.opening import default_path
 from ..core import values
 from ..errors import ExperimentNotFoundError, JobNotFoundError, NoJobError, UnsafeUpdateError
 from . import db_option, failures, main, open_db
