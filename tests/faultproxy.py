@@ -28,7 +28,9 @@ A rule matches on ``method`` (None: any) and ``path`` (a regular expression sear
 query included; None: any). It fires for the next ``times`` matching requests (None: no limit), each with
 ``probability`` (None: always), drawn from one ``random.Random(seed)`` so a run is reproducible as far as the
 order of requests is. ``rule.fired`` counts its faults; ``proxy.counts`` counts every action taken (including
-``"forward"``), and ``proxy.requests`` lists ``(method, target, action)`` for every request.
+``"forward"``), ``proxy.requests`` lists ``(method, target, action)`` for every request, and ``proxy.replies``
+lists ``(method, target, status, header bytes, body bytes)`` for every reply sent to the client (relayed or
+made up; a reset or closed connection sends none).
 """
 
 import http.client
@@ -98,6 +100,7 @@ class FaultProxy:
         self.ignore_conditions = False
         self.counts = Counter()
         self.requests = []
+        self.replies = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -254,7 +257,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             lines.append(f"Content-Length: {len(body)}")
         else:
             body = b""
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        with self.owner._lock:  # before the client can see the reply, so that a count taken after it includes it
+            self.owner.replies.append((self.command, self.path, status, len(head), len(body)))
+        self.wfile.write(head + body)
         self.wfile.flush()
 
     def _reset(self):

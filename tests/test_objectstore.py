@@ -302,11 +302,22 @@ def test_a_writer_behind_a_deleted_commit_reports_it_instead_of_filling_the_gap(
     db, store, key = _five_commits(url)
     view = schedy.SchedyDB(url)._view("sweep")
     records, _ = store.read(key, 0)
-    view.state, view.cursor = fold(decode_commit(r) for r in records[:2]), 2  # a reader that stopped at commit 2
+    view.state, view.cursor = fold(decode_commit(r) for r in records[:1]), 1  # a reader that stopped at commit 1
     obstore.delete(store.store, commit_path(store, key, 3))
-    with pytest.raises(CorruptLogError, match="commit 3"):
+    with pytest.raises(CorruptLogError, match="commit 3 is missing"):  # it reads commit 2, then sees 4 past the hole
         view.transact(lambda s, v, now, lapsed: decide.add_job(s, s.name, {"i": 9}, "QUEUED", {}))
     assert commit_path(store, key, 3) not in all_objects(store.store)
+
+
+def test_a_reader_caught_up_at_a_deleted_commit_does_not_see_the_hole_and_verify_does(url):
+    """Readers GET the next commit instead of listing: one stopped at commit 2 hears 404 for commit 3 (documented)."""
+    from schedy.maintenance import verify
+
+    db, store, key = _five_commits(url)
+    obstore.delete(store.store, commit_path(store, key, 3))
+    assert store.read(key, 2) == ([], 2)
+    e = verify(db, "sweep").experiments[0]
+    assert not e.ok and [p.commit for p in e.errors] == [3] and "missing" in e.errors[0].message
 
 
 @pytest.mark.parametrize("garble", ["text", "truncated", "another_commit"])
@@ -326,11 +337,16 @@ def test_a_commit_garbled_by_hand_is_a_clear_error_naming_it(url, garble):
     assert "commit 3" in msg and "sweep" in msg
 
 
-def test_a_stray_object_in_the_log_folder_is_reported(url):
+def test_a_stray_object_in_the_log_folder_is_reported_by_verify_and_readers_never_see_it(url):
+    from schedy.maintenance import verify
+
     db, store, key = _five_commits(url)
     obstore.put(store.store, f"{store.prefix}/experiments/{key}/log/notes.txt", b"hello")
-    with pytest.raises(CorruptLogError, match="notes.txt"):
-        schedy.SchedyDB(url).get_experiment("sweep")
+    obstore.put(store.store, f"{store.prefix}/experiments/{key}/log/6.json", record(6))  # not a commit's name
+    assert [j.hyperparameters["i"] for j in schedy.SchedyDB(url).get_experiment("sweep").all_jobs()] == [0, 1, 2, 3]
+    e = verify(db, "sweep").experiments[0]
+    assert sorted(p.message.rsplit("/", 1)[-1] for p in e.errors if "unexpected object" in p.message) == \
+        ["6.json", "notes.txt"]
 
 
 # -- (f) a store that refuses conditional writes is refused at open ----------------------------------------------
@@ -544,7 +560,7 @@ def test_memory_databases_with_one_name_share_state_and_other_names_do_not():
 # -- requests per claim (issue 4: one list or get plus one conditional put when uncontended) ----------------------
 
 
-def test_an_uncontended_claim_is_one_list_and_one_put(url, monkeypatch):
+def test_an_uncontended_claim_is_one_get_and_one_put(url, monkeypatch):
     db = schedy.SchedyDB(url)
     exp = manual_with_jobs(db, "cheap", 40)
     calls = Counter()
@@ -552,19 +568,20 @@ def test_an_uncontended_claim_is_one_list_and_one_put(url, monkeypatch):
         real = getattr(obstore, fn)
         monkeypatch.setattr(obstore, fn, lambda *a, _real=real, _fn=fn, **k: (calls.update([_fn]), _real(*a, **k))[1])
     exp.next_job()
-    assert dict(calls) == {"list": 1, "put": 1}
-    # A writer three commits behind reads exactly those three: the cost does not grow with the log.
+    assert dict(calls) == {"get": 1, "put": 1}  # the GET of the next commit, answered 404
+    # A writer three commits behind GETs those three (1, then 2 at once), then 4 past the end at once: the cost
+    # depends on how far behind it is, not on the length of the log. It never lists.
     lagging = schedy.SchedyDB(url).get_experiment("cheap")
     for _ in range(3):
         exp.next_job()
     calls.clear()
     lagging.next_job()
-    assert dict(calls) == {"list": 1, "get": 3, "put": 1}
-    # Having met another writer, it still lists once: with no lock to wait for, it does not catch up twice.
+    assert dict(calls) == {"get": 1 + 2 + 4, "put": 1}
+    # Having met another writer, it still reads once: with no lock to wait for, it does not catch up twice.
     exp.next_job()
     calls.clear()
     lagging.next_job()
-    assert dict(calls) == {"list": 1, "get": 1, "put": 1}
+    assert dict(calls) == {"get": 1 + 2, "put": 1}
 
 
 # -- formats, and clear errors at open --------------------------------------------------------------------------

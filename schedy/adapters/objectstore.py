@@ -8,7 +8,10 @@ Layout under the database prefix::
 Appending commit ``v`` is a put-if-absent of its object, so two writers can
 never both write ``v``; the loser reads the new commits and decides again.
 There is no lock: :meth:`exclusive` does nothing. The cursor of a stream is
-the version of the last commit read.
+the version of the last commit read. Commits are consecutive (commit ``v + 1``
+is written by a writer that has read ``v``), so readers GET the next versions
+instead of listing the log (:meth:`ObjectLogStore.read`); only ``schedy
+verify`` lists it (:meth:`ObjectLogStore.scan`).
 
 Outcomes the store leaves unknown are resolved, never reported as failures
 (see :meth:`ObjectLogStore._create`): a put whose reply was lost (timeout,
@@ -53,6 +56,10 @@ ATTEMPTS = 5
 RETRY_FOR = 60.0
 BACKOFF = 0.05
 MAX_BACKOFF = 2.0
+
+# A reader behind the log GETs the next commits in windows of 2, 4, 8... versions at once, up to WINDOW: a long
+# log is read in parallel, and reading to its end costs at most one window of GETs answered 404.
+WINDOW = 64
 
 _MEMORY = {}
 _MEMORY_GUARD = threading.Lock()
@@ -171,11 +178,10 @@ class ObjectLogStore:
         except FileNotFoundError:
             return None
 
-    def _list(self, what, prefix, offset=None):
-        """Every object's metadata under ``prefix`` (after ``offset``), in one retried listing."""
+    def _list(self, what, prefix):
+        """Every object's metadata under ``prefix``, in one retried listing (no offset: Azurite ignores it)."""
         def listing():
-            batches = obstore.list(self.store, prefix, offset=offset) if offset else obstore.list(self.store, prefix)
-            return [meta for batch in batches for meta in batch]
+            return [meta for batch in obstore.list(self.store, prefix) for meta in batch]
 
         return self._read(f"list {what}", prefix, listing, missing_ok=False)
 
@@ -303,46 +309,58 @@ class ObjectLogStore:
                              lambda: obstore.list_with_delimiter(self.store, prefix), missing_ok=False)
         return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in listing["common_prefixes"])
 
-    def _versions_after(self, key, cursor):
-        prefix = self._log(key)
-        offset = self._log(key, cursor) if cursor else None
-        found = []
-        for meta in self._list(f"the log of {key!r}", prefix, offset):
-            name = meta["path"].rsplit("/", 1)[-1]
-            stem = name[:-5] if name.endswith(".json") else ""
-            if not stem.isdigit():
-                raise CorruptLogError(f"{self.describe(key)}: unexpected object {meta['path']!r} in the log")
-            if int(stem) > cursor:
-                found.append(int(stem))
-        return sorted(found)  # listings are not guaranteed to be sorted
+    def _fetch(self, key, versions):
+        """The records of commits ``versions`` of ``key``, None for each that does not exist, GET all at once."""
+        def one(v):
+            data = self._get_bytes(f"commit {v} of {key!r}", self._log(key, v))
+            return None if data is None else data.rstrip(b"\n")
+
+        if len(versions) > 1:
+            try:
+                return list(_pool().map(one, versions))
+            except RuntimeError:  # the pool is shut down (the interpreter is exiting): one at a time
+                pass
+        return [one(v) for v in versions]
 
     def read(self, key, cursor):
-        """Return the records of the commits after version ``cursor``, and the version of the last one."""
+        """Return the records of the commits after version ``cursor``, and the version of the last one.
+
+        No listing: GET commit ``cursor + 1`` (404: caught up, one request); while every commit asked for is
+        there, GET the next 2, 4, 8... up to WINDOW at once. The result is the run of consecutive commits up
+        to the first missing one. A read that got a commit by GET also looks one past the first missing one:
+        if a later commit is there and the missing one is still absent when asked again (both may have been
+        written between our GETs), the log has a hole: CorruptLogError. A reader already caught up when a
+        commit is deleted does not see that hole (its next write fills it), and readers never see objects in
+        the log folder that are not commits: ``schedy verify`` lists the log and reports both (:meth:`scan`).
+        """
         records = []
         won = self._won.pop(key, None)
         if won is not None and won[0] == cursor + 1:
             # The commit that beat our last append was read to compare it with ours: no need to GET it again.
             records.append(won[1].rstrip(b"\n"))
             cursor += 1
-        versions = self._versions_after(key, cursor)
-        for expected, v in enumerate(versions, cursor + 1):
-            if v != expected:
-                raise CorruptLogError(f"{self.describe(key)}: commit {expected} is missing (the log jumps to {v})")
-
-        def fetch(v):
-            data = self._get_bytes(f"commit {v} of {key!r}", self._log(key, v))
-            if data is None:
-                raise CorruptLogError(f"{self.describe(key)}: commit {v} disappeared while it was read")
-            return data.rstrip(b"\n")
-
-        # Fetch many commits at once: one round trip each, one after another, would make a writer that fell
-        # behind (or a reader opening a long log) slower than the writers it has to catch up with.
-        try:
-            fetched = list(_pool().map(fetch, versions)) if len(versions) > 1 else None
-        except RuntimeError:  # the pool is shut down (the interpreter is exiting): fetch one at a time
-            fetched = None
-        records.extend(fetched if fetched is not None else (fetch(v) for v in versions))
-        return records, cursor + len(versions)
+        size = 1
+        while True:
+            found = self._fetch(key, range(cursor + 1, cursor + 1 + size))
+            n = next((i for i, data in enumerate(found) if data is None), size)
+            records.extend(found[:n])
+            cursor += n
+            if n == size:
+                size = min(2 * size, WINDOW)
+                continue
+            if size == 1:
+                return records, cursor  # the first GET: caught up
+            # Commit cursor + 1 is missing. If none after it is there either, this is the end of the log.
+            after = found[n + 1:] or self._fetch(key, [cursor + 2])
+            if all(data is None for data in after):
+                return records, cursor
+            again = self._fetch(key, [cursor + 1])[0]  # asked after a later commit was seen: it must be there
+            if again is None:
+                later = cursor + 2 + next(i for i, data in enumerate(after) if data is not None)
+                raise CorruptLogError(f"{self.describe(key)}: commit {cursor + 1} is missing (commit {later} is "
+                                      f"there)")
+            records.append(again)
+            cursor += 1
 
     def exclusive(self, key, meanwhile=None):
         """Nothing to hold: writers race with conditional puts (``meanwhile`` is never called)."""
@@ -391,7 +409,7 @@ class ObjectLogStore:
 
         ``records`` lists ``(version, where, bytes)`` for every object of the log folder named after a version,
         sorted by that version (missing versions are simply absent); ``torn`` is always empty on this store;
-        ``strays`` lists ``(where, path)`` of the other objects in the log folder, which readers refuse.
+        ``strays`` lists ``(where, path)`` of the other objects in the log folder, which readers never see.
         """
         prefix = self._log(key)
         named, strays = [], []
@@ -448,7 +466,7 @@ class ObjectLogStore:
         log = self._log(key) + "/"
         moves = []
         for path in paths:
-            rel = path[len(log):] if path.startswith(log) else path[len(base):] if path.startswith(base) else path
+            rel = path[len(log):] if path.startswith(log) else path.removeprefix(base)
             moves.append((path, self._path("experiments", key, folder, rel)))
         for path, dest in moves:
             data = self._get(path)
