@@ -23,6 +23,7 @@ from rich.text import Text
 
 from ..adapters.api import Job, ManualSearch, PopulationBasedTraining, RandomSearch, SchedyDB
 from ..adapters.opening import default_path
+from ..core import distributions as core_distributions
 from ..core import events as ev
 from ..core import pbt as core_pbt
 from ..pbt import BinaryTournament, Keep, Truncate
@@ -36,14 +37,6 @@ DISTRIBUTIONS = {"uniform": Uniform, "loguniform": LogUniform, "normal": Normal,
                  "constant": Constant, "const": Constant}  # const: the original client's name (and the log's)
 # Distributions whose PARAMS is the value itself, as the original client wrote them: `x const 3`.
 BARE_VALUE = {"const"}
-# The log form's names (docs/pbt.md), used inside a Resample strategy.
-LOG_DISTRIBUTIONS = {"uniform": Uniform, "loguniform": LogUniform, "normal": Normal, "choice": Choice,
-                     "const": Constant}
-# Arguments of each explore strategy in log form, and which of them are required. The core's reader
-# ignores unknown keys, so a misspelt "min_factor" would silently mean the default: check them here.
-EXPLORE_ARGS = {"perturb": (("minFactor", "maxFactor", "low", "high", "discrete"), ()),
-                "resample": (("distribution", "probability"), ("distribution",)),
-                "noise": (("scale", "low", "high"), ("scale",))}
 CATEGORIES = ("schedy", "hyperparameter", "result")
 CATEGORY_ALIASES = {"hp": "hyperparameter"}  # the prefix of `schedy export` columns (hp.lr) works here too
 
@@ -248,21 +241,6 @@ def parse_json(text, what):
         raise click.UsageError(f"{what}: nested too deeply") from None
 
 
-def _check_keys(what, args, allowed, required):
-    unknown = [k for k in args if k not in allowed]
-    missing = [k for k in required if k not in args]
-    if unknown or missing:
-        problem = "; ".join(filter(None, [unknown and f"unknown {', '.join(map(repr, unknown))}",
-                                          missing and f"missing {', '.join(map(repr, missing))}"]))
-        raise click.UsageError(f"{what} takes {', '.join(allowed)}: {problem}")
-
-
-def _arguments(cls):
-    """The constructor arguments of a distribution class, in order: (all, required)."""
-    fields = dataclasses.fields(cls)
-    return [f.name for f in fields], [f.name for f in fields if f.default is dataclasses.MISSING]
-
-
 def parse_distribution(hp, dist, text):
     """The distribution of hyperparameter ``hp`` from the words ``DIST PARAMS``."""
     cls = DISTRIBUTIONS.get(dist)
@@ -274,8 +252,10 @@ def parse_distribution(hp, dist, text):
     if not isinstance(args, dict):
         raise click.UsageError(f"the parameters of {hp!r} must be a JSON object such as "
                                f"'{{\"low\": 0, \"high\": 1}}', got {text!r}")
-    _check_keys(f"{dist} (for {hp!r})", args, *_arguments(cls))
     try:
+        # The core's check of the arguments' names, then the constructor's of their values: the messages a
+        # log holding the same distribution gets.
+        core_distributions.check_keys(f"the {dist} distribution", args, *core_distributions.ARGUMENTS[cls])
         return cls(**args)
     except (TypeError, ValueError) as e:
         raise click.UsageError(f"bad parameters for {hp!r}: {e}") from None
@@ -315,39 +295,20 @@ def parse_exploit(text):
         raise click.UsageError(f"unknown --exploit {text!r}; use truncate, tournament, keep, "
                                "'{\"truncate\": PROPORTION}' or '{\"binaryTournament\": {}}'")
     spec = parse_json(text, "--exploit")
-    for name in ("binaryTournament", "keep"):
-        if isinstance(spec, dict) and spec.get(name, {}) != {}:
-            raise click.UsageError(f"--exploit: {name} takes no arguments, got {text!r}")
     try:
         return core_pbt.exploit_from_log(spec)
     except (TypeError, ValueError) as e:
         raise click.UsageError(f"--exploit: {e}") from None
 
 
-def _check_strategy(hp, spec):
-    what = f"--explore {hp!r}"
-    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in EXPLORE_ARGS:
-        raise click.UsageError(f"{what}: a strategy is one of {', '.join(EXPLORE_ARGS)} such as "
-                               f"'{{\"perturb\": {{}}}}', got {compact(spec)}")
-    (name, args), = spec.items()
-    if not isinstance(args, dict):
-        raise click.UsageError(f"{what}: the arguments of {name} must be a JSON object, got {compact(args)}")
-    _check_keys(f"{what}: {name}", args, *EXPLORE_ARGS[name])
-    dist = args.get("distribution")
-    if name == "resample" and isinstance(dist, dict) and len(dist) == 1:
-        (dname, dargs), = dist.items()
-        if dname in LOG_DISTRIBUTIONS and dname != "const" and isinstance(dargs, dict):
-            _check_keys(f"{what}: the {dname} distribution", dargs, *_arguments(LOG_DISTRIBUTIONS[dname]))
-
-
 def parse_explore(hp, text):
-    """The explore strategies of ``hp``: a log-form strategy or list of them, or the word ``perturb``."""
+    """The explore strategies of ``hp``: a log-form strategy or list of them, or the word ``perturb``.
+
+    The log form is read by the core (unknown keys, ranges and types are its checks, with its messages); the
+    rest of the definition (an empty list, a name without an initial distribution) is checked when the whole
+    experiment is built.
+    """
     spec = {"perturb": {}} if text == "perturb" else parse_json(text, f"--explore {hp!r}")
-    strategies = spec if isinstance(spec, list) else [spec]
-    if not strategies:
-        raise click.UsageError(f"--explore {hp!r}: the list of strategies is empty")
-    for s in strategies:
-        _check_strategy(hp, s)
     try:
         return core_pbt.explore_from_log(spec)
     except (TypeError, ValueError) as e:
@@ -356,7 +317,7 @@ def parse_explore(hp, text):
 
 def build_experiment(name, kind, words, status, seed, lease, pbt_options):
     """The experiment the arguments of ``schedy add`` describe; a usage error for any bad value."""
-    given = [opt for opt, value in pbt_options.items() if value not in (None, (), False)]
+    given = [opt for opt, value in pbt_options.items() if value is not None and value is not False and value != ()]
     if kind != "pbt" and given:
         raise click.UsageError(f"{given[0]} applies to pbt experiments only")
     if kind == "manual" and words:
@@ -380,16 +341,10 @@ def _build_pbt(name, dists, opts, common):
         raise click.UsageError("a pbt experiment needs --objective min or max")
     if not opts["--result"]:
         raise click.UsageError("a pbt experiment needs --result NAME: the result that ranks the population")
-    if bool(dists) != (opts["--population-size"] is not None):
-        raise click.UsageError("give HP DIST PARAMS triplets together with --population-size to sample the "
-                               "population, or neither and push its jobs yourself")
     explore = {}
     for hp, text in opts["--explore"]:
         if hp in explore:
             raise click.UsageError(f"--explore {hp!r} is given twice; chain strategies in one JSON list")
-        if dists and hp not in dists:
-            raise click.UsageError(f"--explore {hp!r}: {hp!r} has no initial distribution (the triplets define "
-                                   f"{', '.join(map(repr, dists))})")
         explore[hp] = parse_explore(hp, text)
     if opts["--pb2"] is not None:
         if explore:
@@ -399,10 +354,8 @@ def _build_pbt(name, dists, opts, common):
             explore = core_pbt.PB2.from_log(parse_json(opts["--pb2"], "--pb2"))
         except (TypeError, ValueError) as e:
             raise click.UsageError(f"--pb2: {e}") from None
-        missing = [hp for hp in explore.bounds if dists and hp not in dists]
-        if missing:
-            raise click.UsageError(f"--pb2: {', '.join(map(repr, missing))} has no initial distribution (the "
-                                   f"triplets define {', '.join(map(repr, dists))})")
+    # The rest is the core's check of the whole definition (as for the Python API and a log), raised here as
+    # a ValueError or TypeError and shown as a usage error by build_experiment.
     return PopulationBasedTraining(
         name, objective=opts["--objective"], result_name=opts["--result"],
         exploit=parse_exploit(opts["--exploit"] or "truncate"), explore=explore, initial_distributions=dists,
@@ -435,9 +388,9 @@ def _build_pbt(name, dists, opts, common):
 @click.option("--pb2", metavar="JSON",
               help="pbt: explore with the PB2 bandit instead, e.g. '{\"bounds\": {\"lr\": [0.0001, 0.1]}, "
                    "\"logScale\": [\"lr\"]}' (docs/pbt.md).")
-@click.option("--population-size", type=click.IntRange(min=1), metavar="N",
+@click.option("--population-size", type=int, metavar="N",
               help="pbt: sample N members from the triplets (give both or neither).")
-@click.option("--max-generations", type=click.IntRange(min=1), metavar="N",
+@click.option("--max-generations", type=int, metavar="N",
               help="pbt: each member trains at most N segments. Default: no limit.")
 @click.option("--ranking", type=click.Choice(list(core_pbt.RANKINGS)),
               help="pbt: rank a member against the others' segments of its generation (the default), or "

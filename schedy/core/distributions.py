@@ -186,29 +186,59 @@ class Constant(Distribution):
 
 _BY_LOG_NAME = {cls._LOG_NAME: cls for cls in (Uniform, LogUniform, Normal, Choice, Constant)}
 
+ARGUMENTS = {Uniform: (("low", "high"), ("low", "high")), LogUniform: (("low", "high"), ("low", "high")),
+             Normal: (("mean", "std"), ("mean", "std")), Choice: (("values", "weights"), ("values",)),
+             Constant: (("value",), ("value",))}
+"""Per class, the names of its arguments and those of them that are required (the log form's keys, except
+``Constant``, whose log form is the value itself)."""
+
+
+def check_keys(what, args, allowed, required=()):
+    """Raise ValueError unless every key of the dict ``args`` is ``allowed`` and every ``required`` one is there.
+
+    The message names what ``what`` takes, then what is wrong: ``perturb takes minFactor, maxFactor, low,
+    high, discrete: unknown 'min_factor'``. A reader must refuse what it does not know: a misspelt optional
+    key would otherwise silently mean its default.
+    """
+    unknown = [k for k in args if k not in allowed]
+    missing = [k for k in required if k not in args]
+    if unknown or missing:
+        problems = []
+        if unknown:
+            problems.append(f"unknown {', '.join(map(repr, unknown))}")
+        if missing:
+            problems.append(f"missing {', '.join(map(repr, missing))}")
+        takes = f"takes {', '.join(allowed)}" if allowed else "takes no arguments"
+        raise ValueError(f"{what} {takes}: {'; '.join(problems)}")
+
 
 def from_log(d):
-    """Build a distribution from its log form; raise ValueError if ``d`` is not one."""
+    """Build a distribution from its log form; raise ValueError if ``d`` is not one.
+
+    Unknown arguments are refused (``{"uniform": {"low": 0, "hi": 1}}``), and the constructor's own checks
+    apply; their TypeErrors become ValueErrors with the same message, as for any malformed log.
+    """
     if not isinstance(d, dict) or len(d) != 1:
         raise ValueError(f"a distribution is a one-key object such as {{'uniform': {{...}}}}, got {d!r}")
     (name, args), = d.items()
     cls = _BY_LOG_NAME.get(name)
     if cls is None:
         raise ValueError(f"unknown distribution {name!r}; known: {', '.join(sorted(_BY_LOG_NAME))}")
-    if cls is Constant:
-        return Constant(values.decode(args))
-    if not isinstance(args, dict):
-        raise ValueError(f"the arguments of {name!r} must be an object, got {args!r}")
     try:
+        if cls is Constant:
+            return Constant(values.decode(args))
+        if not isinstance(args, dict):
+            raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
+                f"the arguments of the {name} distribution must be an object, got {args!r}")
+        check_keys(f"the {name} distribution", args, *ARGUMENTS[cls])
         if cls is Choice:
-            return Choice([values.decode(v) for v in args["values"]], args.get("weights"))
-        if cls is Normal:
-            return Normal(args["mean"], args["std"])
-        return cls(args["low"], args["high"])
-    except KeyError as e:
-        raise ValueError(f"distribution {name!r} is missing the argument {e.args[0]!r}") from None
+            vals = args["values"]
+            if not isinstance(vals, list):
+                raise ValueError(f"the values of the choice distribution must be a list, got {vals!r}")
+            return Choice([values.decode(v) for v in vals], args.get("weights"))
+        return cls(**args)
     except TypeError as e:
-        raise ValueError(f"distribution {name!r} has an argument of the wrong type: {e}") from None
+        raise ValueError(str(e)) from None
 
 
 def check_distributions(distributions):

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .distributions import check_keys
+
 # Kernel hyperparameters, searched exhaustively (48 fits): no optimiser, no restarts, so a decision
 # depends on its inputs only. Length scales are in the unit box, from a bump a tenth of the range wide
 # to a near-linear trend. eps is per generation: 0.5 keeps a quarter of the correlation after four
@@ -140,11 +142,7 @@ class PB2:
         if not isinstance(d, dict):
             # A log's garbage is a ValueError whatever its type, as in Config.from_log.
             raise ValueError(f"PB2 parameters must be an object, got {d!r}")  # noqa: TRY004
-        unknown = [k for k in d if k not in _KEYS]
-        if unknown:
-            raise ValueError(f"unknown PB2 parameter(s) {', '.join(map(repr, unknown))}; expected {', '.join(_KEYS)}")
-        if "bounds" not in d:
-            raise ValueError(f"PB2 parameters need 'bounds', got {d!r}")
+        check_keys("PB2", d, _KEYS, ("bounds",))
         try:
             return cls(d["bounds"], **{f: d[k] for k, f in _FIELDS.items() if k in d})
         except TypeError as e:

@@ -149,14 +149,15 @@ class Keep:
 
 
 def exploit_from_log(d):
+    """The exploit strategy of log form ``d``; ValueError naming what is wrong."""
     if isinstance(d, dict) and len(d) == 1:
         (name, arg), = d.items()
         if name == "truncate":
-            return Truncate(arg)
-        if name == "binaryTournament":
-            return BinaryTournament()
-        if name == "keep":
-            return Keep()
+            return Truncate(arg)  # checks the proportion
+        if name in ("binaryTournament", "keep"):
+            if not (isinstance(arg, dict) and not arg):
+                raise ValueError(f"{name} takes no arguments, got {arg!r}; write {{{name!r}: {{}}}}")
+            return BinaryTournament() if name == "binaryTournament" else Keep()
     raise ValueError(f"unknown exploit strategy {d!r}; expected {{'truncate': p}}, {{'binaryTournament': {{}}}} "
                      f"or {{'keep': {{}}}}")
 
@@ -269,20 +270,40 @@ class AddNoise:
 EXPLORE_TYPES = (Perturb, Resample, AddNoise)
 
 
+EXPLORE_ARGUMENTS = {"perturb": (("minFactor", "maxFactor", "low", "high", "discrete"), ()),
+                     "resample": (("distribution", "probability"), ("distribution",)),
+                     "noise": (("scale", "low", "high"), ("scale",))}
+"""Per explore strategy of the log form, the names of its arguments and those of them that are required."""
+
+
 def explore_from_log(d):
+    """The explore strategy of log form ``d``, or the list of them for a list; ValueError naming what is wrong.
+
+    Unknown arguments are refused: a misspelt ``{"perturb": {"min_factor": 0.5}}`` would otherwise mean the
+    default factor. The constructors' TypeErrors become ValueErrors with the same message.
+    """
     if isinstance(d, list):
-        return [explore_from_log(x) for x in d]
-    if isinstance(d, dict) and len(d) == 1:
-        (name, a), = d.items()
-        if isinstance(a, dict):
-            if name == "perturb":
-                return Perturb(a.get("minFactor", 0.8), a.get("maxFactor", 1.2), a.get("low"), a.get("high"),
-                               a.get("discrete", False))
-            if name == "resample":
-                return Resample(distributions.from_log(a["distribution"]), a.get("probability", 0.25))
-            if name == "noise":
-                return AddNoise(a["scale"], a.get("low"), a.get("high"))
-    raise ValueError(f"unknown explore strategy {d!r}; expected perturb, resample or noise")
+        return [_strategy_from_log(x) for x in d]
+    return _strategy_from_log(d)
+
+
+def _strategy_from_log(d):
+    if not isinstance(d, dict) or len(d) != 1 or next(iter(d)) not in EXPLORE_ARGUMENTS:
+        raise ValueError(f"unknown explore strategy {d!r}; a strategy is one of {', '.join(EXPLORE_ARGUMENTS)}, "
+                         f"such as {{'perturb': {{}}}}")
+    (name, a), = d.items()
+    if not isinstance(a, dict):
+        raise ValueError(f"the arguments of {name} must be an object, got {a!r}")  # noqa: TRY004 (a log's garbage)
+    distributions.check_keys(name, a, *EXPLORE_ARGUMENTS[name])
+    try:
+        if name == "perturb":
+            return Perturb(a.get("minFactor", 0.8), a.get("maxFactor", 1.2), a.get("low"), a.get("high"),
+                           a.get("discrete", False))
+        if name == "resample":
+            return Resample(distributions.from_log(a["distribution"]), a.get("probability", 0.25))
+        return AddNoise(a["scale"], a.get("low"), a.get("high"))
+    except TypeError as e:
+        raise ValueError(str(e)) from None
 
 
 def _strategies(spec):
@@ -354,7 +375,10 @@ class Config:
             if not isinstance(name, str):
                 raise TypeError(f"explore keys must be hyperparameter names (strings), got {name!r}")
             strategies = _strategies(spec)
-            if not strategies or not all(isinstance(s, EXPLORE_TYPES) for s in strategies):
+            if isinstance(spec, list) and not spec:
+                raise ValueError(f"explore of {name!r} is an empty list of strategies: give at least one, or "
+                                 f"leave {name!r} out of explore")
+            if not all(isinstance(s, EXPLORE_TYPES) for s in strategies):
                 raise TypeError(f"explore of {name!r} must be Perturb, Resample, AddNoise or a list of them, got {spec!r}")
         distributions.check_distributions(self.initial_distributions)
         size = self.population_size
@@ -411,24 +435,54 @@ class Config:
 
     @classmethod
     def from_log(cls, params):
+        """The definition held by the log form ``params``; ValueError naming what is wrong.
+
+        Every key is checked: an unknown one (a misspelt ``maxGeneration``, an argument a strategy does
+        not take) is refused rather than ignored, since ignoring it would decide with a default the writer
+        did not mean. TypeErrors of the constructors become ValueErrors with the same message.
+        """
+        inner = params.get("scheduler") if isinstance(params, dict) and list(params) == ["scheduler"] else None
+        p = inner.get("PBT") if isinstance(inner, dict) and list(inner) == ["PBT"] else None
+        if not isinstance(p, dict):
+            raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
+                f"PBT parameters must be an object {{'scheduler': {{'PBT': {{...}}}}}}, got {params!r}")
+        distributions.check_keys("PBT", p, *PBT_ARGUMENTS)
+        explore = _named(p, "explore", explore_from_log, "explore of")
+        if "pb2" in p:
+            if explore:
+                raise ValueError("a PBT definition explores with PB2 or with per-hyperparameter strategies, "
+                                 "not both")
+            explore = PB2.from_log(p["pb2"])
+        init = _named(p, "init", distributions.from_log, "initial distribution of")
         try:
-            p = params["scheduler"]["PBT"]
-            explore = {n: explore_from_log(s) for n, s in p.get("explore", {}).items()}
-            if "pb2" in p:
-                if explore:
-                    raise ValueError("a PBT definition explores with PB2 or with per-hyperparameter strategies, "
-                                     "not both")
-                explore = PB2.from_log(p["pb2"])
             return cls(
                 objective=p["objective"], result_name=p["qualityResultName"],
-                exploit=exploit_from_log(p["exploit"]), explore=explore,
-                initial_distributions={n: distributions.from_log(d) for n, d in p.get("init", {}).items()},
+                exploit=exploit_from_log(p["exploit"]), explore=explore, initial_distributions=init,
                 population_size=p.get("numParallel"), max_generations=p.get("maxGenerations"),
                 # A log written before the ranking rule was recorded was decided with the latest segments.
                 ranking=p.get("ranking", LATEST), synchronous=p.get("synchronous", False),
             )
-        except (KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"invalid PBT parameters ({type(e).__name__}: {e})") from None
+        except TypeError as e:
+            raise ValueError(str(e)) from None
+
+
+PBT_ARGUMENTS = (("objective", "qualityResultName", "exploit", "explore", "init", "numParallel", "maxGenerations",
+                  "ranking", "synchronous", "pb2"), ("objective", "qualityResultName", "exploit"))
+"""The keys of a PBT definition's log form, and those of them that are required."""
+
+
+def _named(p, key, parse, what):
+    """``{name: parse(value)}`` for the object ``p[key]`` (absent: empty), each error naming its name."""
+    d = p.get(key, {})
+    if not isinstance(d, dict):
+        raise ValueError(f"PBT {key} must be an object of hyperparameter name -> value, got {d!r}")  # noqa: TRY004
+    out = {}
+    for name, value in d.items():
+        try:
+            out[name] = parse(value)
+        except ValueError as e:
+            raise ValueError(f"{what} {name!r}: {e}") from None
+    return out
 
 
 def _is_number(x):

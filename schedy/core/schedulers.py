@@ -28,8 +28,24 @@ def parsed(params, parse):
 
 
 def _random_distributions(params):
-    dists = params["scheduler"]["RandomSearch"]["distributions"]
-    return {name: distributions.from_log(d) for name, d in dists.items()}
+    """The distributions of random-search ``params``; ValueError naming what is wrong (unknown keys too)."""
+    inner = params.get("scheduler") if isinstance(params, dict) and list(params) == ["scheduler"] else None
+    args = inner.get("RandomSearch") if isinstance(inner, dict) and list(inner) == ["RandomSearch"] else None
+    if not isinstance(args, dict):
+        raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
+            f"random search parameters must be an object {{'scheduler': {{'RandomSearch': {{...}}}}}}, got {params!r}")
+    distributions.check_keys("random search", args, ("distributions",), ("distributions",))
+    dists = args["distributions"]
+    if not isinstance(dists, dict):
+        raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
+            f"random search distributions must be an object of hyperparameter name -> distribution, got {dists!r}")
+    out = {}
+    for name, d in dists.items():
+        try:
+            out[name] = distributions.from_log(d)
+        except ValueError as e:
+            raise ValueError(f"distribution of {name!r}: {e}") from None
+    return out
 
 
 class Scheduler:
@@ -40,7 +56,13 @@ class Scheduler:
 
     @classmethod
     def check_params(cls, params):
-        """Raise ValueError unless ``params`` is a valid definition of this kind."""
+        """Raise ValueError unless ``params`` is a valid definition of this kind.
+
+        The one check of a definition: ``decide.create_experiment`` and ``update_experiment`` call it before
+        writing (whether the definition came from the Python API or the command line), and the fold and the
+        snapshot reader call it on what they read, so each refuses the same definition with the same message.
+        It must refuse unknown keys rather than ignore them.
+        """
 
     @classmethod
     def check_job(cls, params, hyperparameters):
@@ -89,10 +111,7 @@ class RandomScheduler(Scheduler):
 
     @classmethod
     def check_params(cls, params):
-        try:
-            cls.distributions(params)
-        except (KeyError, TypeError, AttributeError):
-            raise ValueError(f"invalid random search parameters {params!r}") from None
+        cls.distributions(params)
 
     @classmethod
     def check_job(cls, params, hyperparameters):
@@ -124,7 +143,7 @@ class PBTScheduler(Scheduler):
 
     @classmethod
     def check_params(cls, params):
-        parsed(params, pbt.Config.from_log)
+        parsed(params, pbt.Config.from_log)  # checks every key and value: see Config.from_log
 
     @classmethod
     def check_job(cls, params, hyperparameters):

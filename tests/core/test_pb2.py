@@ -329,8 +329,8 @@ def test_bad_definitions(kwargs, message):
 
 @pytest.mark.parametrize(("d", "message"), [
     ([1, 2], "must be an object"),
-    ({"logScale": []}, "need 'bounds'"),
-    ({"bounds": {"x": [0, 1]}, "kapa": 2}, "unknown PB2 parameter.*'kapa'"),
+    ({"logScale": []}, "PB2 takes bounds, logScale, kappa, window, candidates: missing 'bounds'"),
+    ({"bounds": {"x": [0, 1]}, "kapa": 2}, "PB2 takes bounds, .*: unknown 'kapa'"),
     ({"bounds": [[0, 1]]}, "bounds must be a dict"),
     ({"bounds": {"x": [0, "1"]}}, r"bounds\['x'\] high must be a number"),
     ({"bounds": {"x": [0, 1]}, "window": "4"}, "window must be an integer"),

@@ -1225,6 +1225,7 @@ def good(**changes):
     lambda: Config(**good(ranking=pbt.LATEST, synchronous=True)),
     lambda: Config(**good(explore=pbt.PB2({"lr": (0, 1)}), initial_distributions={"lr": Choice(["a", "b"])})),
     lambda: Config(**good(explore=pbt.PB2({"momentum": (0, 1)}))),
+    lambda: Config(**good(explore={"lr": []})),  # an empty list of strategies: the right type, a wrong value
 ], ids=lambda f: "")
 def test_bad_definitions_raise_value_error(make):
     with pytest.raises(ValueError):
@@ -1237,7 +1238,6 @@ def test_bad_definitions_raise_value_error(make):
     lambda: Config(**good(exploit=Truncate)),
     lambda: Config(**good(exploit="truncate")),
     lambda: Config(**good(explore={"lr": "perturb"})),
-    lambda: Config(**good(explore={"lr": []})),
     lambda: Config(**good(explore=[Perturb()])),
     lambda: Config(**good(synchronous="yes")),
 ])
