@@ -31,7 +31,7 @@ def redecide(commits, operator="simulation"):
     differs, as ``[(commit, events decided now)]``, and how many were decided again."""
     wrong, checked = [], 0
     for state, c in next_job_commits(commits, operator):
-        d = decide.next_job(state, state.name, c.worker, c.version, c.time)
+        d = decide.next_job(state, name=state.name, worker=c.worker, version=c.version, now=c.time)
         checked += 1
         if d.events != c.events:
             wrong.append((c, d.events))

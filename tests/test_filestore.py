@@ -223,7 +223,7 @@ def _hold_lock_with_a_new_commit(path, said, released, go):
     with db._store.exclusive(view.key):
         state = view.refresh()
         version = state.version + 1
-        decision = decide.add_job(state, "e", {"i": "child"}, "QUEUED", {}, state.created)
+        decision = decide.add_job(state, name="e", hyperparameters={"i": "child"}, status="QUEUED", results={}, incarnation=state.created)
         line = encode_commit(Commit(version, time.time(), "child", decision.events))
         assert db._store.append(view.key, view.cursor, version, line) is not None
         said.put(version)

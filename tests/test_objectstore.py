@@ -305,7 +305,7 @@ def test_a_writer_behind_a_deleted_commit_reports_it_instead_of_filling_the_gap(
     view.state, view.cursor = fold(decode_commit(r) for r in records[:1]), 1  # a reader that stopped at commit 1
     obstore.delete(store.store, commit_path(store, key, 3))
     with pytest.raises(CorruptLogError, match="commit 3 is missing"):  # it reads commit 2, then sees 4 past the hole
-        view.transact(lambda s, v, now, lapsed: decide.add_job(s, s.name, {"i": 9}, "QUEUED", {}))
+        view.transact(lambda s, v, now, lapsed: decide.add_job(s, name=s.name, hyperparameters={"i": 9}, status="QUEUED", results={}))
     assert commit_path(store, key, 3) not in all_objects(store.store)
 
 

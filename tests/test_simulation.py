@@ -57,7 +57,7 @@ def test_the_log_is_what_the_decisions_write():
     state, checked = None, 0
     for c in sim.commits:
         if any(e["type"] == ev.JOB_CLAIMED for e in c.events):
-            d = decide.next_job(state, sim.name, c.worker, c.version, c.time, state.created)
+            d = decide.next_job(state, name=sim.name, worker=c.worker, version=c.version, now=c.time, incarnation=state.created)
             assert d.events == c.events and d.error is None
             checked += 1
         state = fold([c], state)

@@ -106,7 +106,7 @@ class SchedyDB:
         view = self._view(name)
         lease = ev.check_lease(exp.lease)
         _, state = view.transact(lambda s, v, now, lapsed: decide.create_experiment(
-            s, name, exp._kind, params, status, seed, lease, exist_ok=exist_ok, any_seed=any_seed))
+            s, name=name, kind=exp._kind, params=params, status=status, seed=seed, lease=lease, exist_ok=exist_ok, any_seed=any_seed))
         exp.seed = state.seed
         exp.status = state.status
         exp._bind(self, view)
@@ -242,7 +242,7 @@ class Experiment:
         ev.check_job_status(status)
         self._require_db()
         name, created = self.name, self._created
-        job_id, state = self._transact(lambda s, v, now, lapsed: decide.add_job(s, name, hps, status, res, created))
+        job_id, state = self._transact(lambda s, v, now, lapsed: decide.add_job(s, name=name, hyperparameters=hps, status=status, results=res, incarnation=created))
         return Job._from_state(self, state.jobs[job_id])
 
     def next_job(self, wait=None):
@@ -266,7 +266,7 @@ class Experiment:
         self._require_db()
         name, worker, created = self.name, self._db.worker, self._created
         job_id, state = self._transact(
-            lambda s, v, now, lapsed: decide.next_job(s, name, worker, v, now, created, lapsed))
+            lambda s, v, now, lapsed: decide.next_job(s, name=name, worker=worker, version=v, now=now, incarnation=created, lapsed=lapsed))
         return Job._from_state(self, state.jobs[job_id])
 
     def get_job(self, job_id):
@@ -354,7 +354,7 @@ class Experiment:
         new_lease = lease if lease != synced_lease else None
         name, created = self.name, self._created
         _, state = view.transact(
-            lambda s, v, now, lapsed: decide.update_experiment(s, name, new_status, new_params, created, new_lease))
+            lambda s, v, now, lapsed: decide.update_experiment(s, name=name, status=new_status, params=new_params, incarnation=created, lease=new_lease))
         self._synced = (state.status, state.params, state.lease)
         self._sync(state)
 
@@ -362,7 +362,7 @@ class Experiment:
         """Delete the experiment (its history stays in the log); with ``ensure``, raise if it is already gone."""
         view = self._require_db()
         name, created = self.name, self._created
-        view.transact(lambda s, v, now, lapsed: decide.delete_experiment(s, name, ensure, created))
+        view.transact(lambda s, v, now, lapsed: decide.delete_experiment(s, name=name, ensure=ensure, incarnation=created))
 
 
 class ManualSearch(Experiment):
@@ -611,8 +611,8 @@ class Job:
         name, worker, created = self._context()
         job_id = self.job_id
         _, state = exp._transact(
-            lambda s, v, now, lapsed: decide.update_job(s, name, job_id, worker, status, hps, res, expected, created,
-                                                        now, lapsed, base))
+            lambda s, v, now, lapsed: decide.update_job(s, name=name, job_id=job_id, worker=worker, status=status, hyperparameters=hps, results=res, expected_version=expected, incarnation=created,
+                                                        now=now, lapsed=lapsed, base=base))
         self._adopt(state)
         js = state.jobs[job_id]
         if (js.hyperparameters, js.results) != (hps, res):  # merged with another writer's changes: show them
@@ -624,21 +624,21 @@ class Job:
         name, worker, created = self._context()
         job_id, expected = self.job_id, self._version or 0
         _, state = self.experiment._transact(
-            lambda s, v, now, lapsed: decide.claim_job(s, name, job_id, worker, expected, created, now, lapsed))
+            lambda s, v, now, lapsed: decide.claim_job(s, name=name, job_id=job_id, worker=worker, expected_version=expected, incarnation=created, now=now, lapsed=lapsed))
         self._adopt(state)
 
     def delete(self, ensure=True):
         """Delete this job; with ``ensure``, raise JobNotFoundError if it is already gone."""
         name, _, created = self._context()
         job_id = self.job_id
-        self.experiment._transact(lambda s, v, now, lapsed: decide.delete_job(s, name, job_id, ensure, created))
+        self.experiment._transact(lambda s, v, now, lapsed: decide.delete_job(s, name=name, job_id=job_id, ensure=ensure, incarnation=created))
 
     def _renew(self):
         """Extend this worker's lease on the job; raise UnsafeUpdateError if it lost the job."""
         name, worker, created = self._context()
         job_id, claimed_at = self.job_id, self._claimed_at
         self.experiment._transact(
-            lambda s, v, now, lapsed: decide.heartbeat(s, name, job_id, worker, now, created, claimed_at, lapsed))
+            lambda s, v, now, lapsed: decide.heartbeat(s, name=name, job_id=job_id, worker=worker, now=now, incarnation=created, claimed_at=claimed_at, lapsed=lapsed))
 
     def __enter__(self):
         """Start work on the job: claim it unless this worker already holds it (see :meth:`try_run`); return it.
@@ -650,7 +650,7 @@ class Job:
         name, worker, created = self._context()
         job_id, expected = self.job_id, self._version or 0
         _, state = self.experiment._transact(
-            lambda s, v, now, lapsed: decide.enter_job(s, name, job_id, worker, expected, created, now, lapsed),
+            lambda s, v, now, lapsed: decide.enter_job(s, name=name, job_id=job_id, worker=worker, expected_version=expected, incarnation=created, now=now, lapsed=lapsed),
             cached_ok=True)
         self._adopt(state)
         self._claimed_at = state.jobs[job_id].claimed_at

@@ -1,7 +1,9 @@
 """Decisions: pure functions from the current state to the events to append.
 
 Every function takes the folded state of one stream (None if it has no
-commit) and returns a :class:`Decision`. A decision that must not happen raises
+commit), then the request by keyword only (``name=``, ``worker=``, ``now=``...:
+ten arguments given by position could land in the wrong place silently), and
+returns a :class:`Decision`. A decision that must not happen raises
 a :mod:`schedy.errors` exception or ValueError; nothing is appended then.
 Values arrive already in log form. Randomness comes from :func:`rng_for`, so
 the same log and the same command always give the same decision.
@@ -98,7 +100,7 @@ def require_job(state, name, job_id, incarnation=None):
     return job
 
 
-def create_experiment(state, name, kind, params, status, seed, lease=ev.DEFAULT_LEASE, exist_ok=False,
+def create_experiment(state, *, name, kind, params, status, seed, lease=ev.DEFAULT_LEASE, exist_ok=False,
                       any_seed=False):
     """Create the experiment; with ``exist_ok``, an experiment of that name with the same definition is kept.
 
@@ -206,7 +208,7 @@ def _lease_until(state, now):
     return None if now is None else now + state.lease
 
 
-def update_experiment(state, name, status=None, params=None, incarnation=None, lease=None):
+def update_experiment(state, *, name, status=None, params=None, incarnation=None, lease=None):
     """Change the status, parameters and/or lease; None leaves a field as it is."""
     require(state, name, incarnation)
     changes = {}
@@ -220,7 +222,7 @@ def update_experiment(state, name, status=None, params=None, incarnation=None, l
     return Decision([ev.experiment_updated(**changes)] if changes else [])
 
 
-def delete_experiment(state, name, ensure=True, incarnation=None):
+def delete_experiment(state, *, name, ensure=True, incarnation=None):
     if not live(state) or incarnation is not None and state.created != incarnation:
         if ensure:
             raise ExperimentNotFoundError(f"no experiment named {name!r} to delete (never created, or already deleted)")
@@ -228,7 +230,7 @@ def delete_experiment(state, name, ensure=True, incarnation=None):
     return Decision([ev.experiment_deleted()])
 
 
-def add_job(state, name, hyperparameters, status, results, incarnation=None):
+def add_job(state, *, name, hyperparameters, status, results, incarnation=None):
     require(state, name, incarnation)
     ev.check_job_status(status)
     kind = scheduler(state.kind)
@@ -238,7 +240,7 @@ def add_job(state, name, hyperparameters, status, results, incarnation=None):
     return Decision([ev.job_added(job_id, hyperparameters, status, results, **kind.on_add(state))], job_id)
 
 
-def next_job(state, name, worker, version, now, incarnation=None, lapsed=None):
+def next_job(state, *, name, worker, version, now, incarnation=None, lapsed=None):
     """Claim the oldest queued job, or the scheduler's new one; raise NoJobError if there is none."""
     require(state, name, incarnation)
     return _after_expiries(state, now, lapsed, lambda s: _next_job(s, name, worker, version, now))
@@ -279,7 +281,7 @@ def _check_version(job, name, expected_version):
         )
 
 
-def claim_job(state, name, job_id, worker, expected_version=None, incarnation=None, now=None, lapsed=None):
+def claim_job(state, *, name, job_id, worker, expected_version=None, incarnation=None, now=None, lapsed=None):
     """Claim a given job for ``worker`` (``Job.try_run``); refuse if someone holds it or it changed."""
     require(state, name, incarnation)
     return _after_expiries(state, now, lapsed, lambda s: _claim_job(s, name, job_id, worker, expected_version, now))
@@ -293,7 +295,7 @@ def _claim_job(state, name, job_id, worker, expected_version, now):
     return Decision([ev.job_claimed(job_id, worker, _lease_until(state, now))], job_id, durable=False)
 
 
-def enter_job(state, name, job_id, worker, expected_version=None, incarnation=None, now=None, lapsed=None):
+def enter_job(state, *, name, job_id, worker, expected_version=None, incarnation=None, now=None, lapsed=None):
     """Start work on a job (``with job:``): nothing to write if ``worker`` holds it as this copy knows it, else claim it."""
     require(state, name, incarnation)
 
@@ -306,7 +308,7 @@ def enter_job(state, name, job_id, worker, expected_version=None, incarnation=No
     return _after_expiries(state, now, lapsed, rest)
 
 
-def heartbeat(state, name, job_id, worker, now, incarnation=None, claimed_at=None, lapsed=None):
+def heartbeat(state, *, name, job_id, worker, now, incarnation=None, claimed_at=None, lapsed=None):
     """Renew ``worker``'s lease on a job it holds; raise UnsafeUpdateError if it no longer holds it.
 
     ``claimed_at`` (the time of the claim being renewed) tells a claim apart from a later claim of the
@@ -323,7 +325,7 @@ def heartbeat(state, name, job_id, worker, now, incarnation=None, claimed_at=Non
     return _after_expiries(state, now, lapsed, rest)
 
 
-def update_job(state, name, job_id, worker, status, hyperparameters, results, expected_version=None,
+def update_job(state, *, name, job_id, worker, status, hyperparameters, results, expected_version=None,
                incarnation=None, now=None, lapsed=None, base=None):
     """Write a job's status, hyperparameters and results (``Job.put``); only the changed fields are logged.
 
@@ -399,7 +401,7 @@ def merge_changes(name, base, job, status, hyperparameters, results):
     return status, merged[0], merged[1]
 
 
-def delete_job(state, name, job_id, ensure=True, incarnation=None):
+def delete_job(state, *, name, job_id, ensure=True, incarnation=None):
     try:
         require_job(state, name, job_id, incarnation)
     except JobNotFoundError:

@@ -207,13 +207,13 @@ class _Engine:
             self._push(at, _ALARM, -1)
 
     def run(self):
-        created = decide.create_experiment(None, self.name, self.kind, self.params, self.status, self.exp_seed,
-                                           self.lease)
+        created = decide.create_experiment(None, name=self.name, kind=self.kind, params=self.params, status=self.status, seed=self.exp_seed,
+                                           lease=self.lease)
         self._commit(self.start, OPERATOR, created.events)
         self.created = self.state.created
         for hps in self.jobs:
             _, error = self._decide(self.start, OPERATOR, lambda s, v: decide.add_job(
-                s, self.name, hps, ev.QUEUED, {}, self.created))
+                s, name=self.name, hyperparameters=hps, status=ev.QUEUED, results={}, incarnation=self.created))
             if error is not None:
                 raise error
         d = self.durations
@@ -265,10 +265,10 @@ class _Engine:
         self.stats["asks"] += 1
         wid = w.wid
         if not by_id:
-            job_id, error = self._decide(t, wid, lambda s, v: decide.next_job(s, self.name, wid, v, t, self.created))
+            job_id, error = self._decide(t, wid, lambda s, v: decide.next_job(s, name=self.name, worker=wid, version=v, now=t, incarnation=self.created))
         else:  # behind jobs never started in the queue of a manual search: claim it by its id, as Job.try_run does
-            job_id, error = self._decide(t, wid, lambda s, v: decide.claim_job(s, self.name, resume, wid, None,
-                                                                              self.created, t))
+            job_id, error = self._decide(t, wid, lambda s, v: decide.claim_job(s, name=self.name, job_id=resume, worker=wid, expected_version=None,
+                                                                              incarnation=self.created, now=t))
         if error is not None:
             if not isinstance(error, NoJobError):
                 raise error
@@ -302,7 +302,7 @@ class _Engine:
     def _stop(self, t):
         """The budget is reported: mark the experiment DONE, as an operator stopping a search would."""
         if self.state.status == ev.RUNNING:
-            self._decide(t, OPERATOR, lambda s, v: decide.update_experiment(s, self.name, status=ev.DONE,
+            self._decide(t, OPERATOR, lambda s, v: decide.update_experiment(s, name=self.name, status=ev.DONE,
                                                                            incarnation=self.created))
 
     def _give_back(self, w):
@@ -364,7 +364,7 @@ class _Engine:
         status = ev.RUNNING if not final else ev.DONE if self.pbt or done >= self.segments_per_job else ev.PRUNED
         hps, expected = w.hps_log, w.expected
         _, error = self._decide(t, wid, lambda s, v: decide.update_job(
-            s, self.name, job_id, wid, status, hps, results, expected, self.created, t))
+            s, name=self.name, job_id=job_id, worker=wid, status=status, hyperparameters=hps, results=results, expected_version=expected, incarnation=self.created, now=t))
         if error is not None:  # this worker lost the job (its lease lapsed): the report is refused
             self.stats["refused"] += 1
             self._give_back(w)  # PBT: the segment is redone (or another trained) on the budget it held
@@ -399,8 +399,8 @@ class _Engine:
         if w.job is None or w.lost:
             return
         job_id, wid, claimed_at = w.job, w.wid, w.claimed_at
-        _, error = self._decide(t, wid, lambda s, v: decide.heartbeat(s, self.name, job_id, wid, t, self.created,
-                                                                      claimed_at))
+        _, error = self._decide(t, wid, lambda s, v: decide.heartbeat(s, name=self.name, job_id=job_id, worker=wid, now=t, incarnation=self.created,
+                                                                      claimed_at=claimed_at))
         if error is not None:
             w.lost = True  # like the real heartbeat thread: stop renewing; the report will be refused
             self._give_back(w)

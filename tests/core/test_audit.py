@@ -42,19 +42,19 @@ class Log:
         return d.value
 
     def create(self, t, lease=10.0, status=ev.RUNNING):
-        return self.do(lambda s, v, now: decide.create_experiment(s, NAME, "manual", MANUAL, status, 7, lease), t)
+        return self.do(lambda s, v, now: decide.create_experiment(s, name=NAME, kind="manual", params=MANUAL, status=status, seed=7, lease=lease), t)
 
     def add(self, t, hps=None, status=ev.QUEUED, results=None, worker="alice"):
-        return self.do(lambda s, v, now: decide.add_job(s, NAME, hps or {}, status, results or {}), t, worker)
+        return self.do(lambda s, v, now: decide.add_job(s, name=NAME, hyperparameters=hps or {}, status=status, results=results or {}), t, worker)
 
     def next(self, t, worker):
-        return self.do(lambda s, v, now: decide.next_job(s, NAME, worker, v, now), t, worker)
+        return self.do(lambda s, v, now: decide.next_job(s, name=NAME, worker=worker, version=v, now=now), t, worker)
 
     def put(self, t, job_id, worker, status, results=None):
         def decision(s, v, now):
             job = s.jobs[job_id]
-            return decide.update_job(s, NAME, job_id, worker, status, job.hyperparameters,
-                                     job.results if results is None else results, None, None, now)
+            return decide.update_job(s, name=NAME, job_id=job_id, worker=worker, status=status, hyperparameters=job.hyperparameters,
+                                     results=job.results if results is None else results, expected_version=None, incarnation=None, now=now)
         return self.do(decision, t, worker)
 
 
@@ -70,7 +70,7 @@ def story():
     assert log.next(T0 + 30, "alice") == "2"            # 7  bob's lease lapsed: expired, requeued, alice claims
     log.put(T0 + 31, "1", "carol", ev.QUEUED)           # 8  1 requeued
     log.add(T0 + 32, {"lr": 0.3})                       # 9  job 3
-    log.do(lambda s, v, now: decide.delete_job(s, NAME, "3"), T0 + 33)  # 10
+    log.do(lambda s, v, now: decide.delete_job(s, name=NAME, job_id="3"), T0 + 33)  # 10
     return log
 
 
@@ -169,10 +169,10 @@ def test_an_incarnation_runs_from_its_creation_to_the_next():
     log = Log()
     log.create(T0)                                                              # 1
     log.add(T0 + 1, {"a": 1})                                                   # 2
-    log.do(lambda s, v, now: decide.delete_experiment(s, NAME), T0 + 2)         # 3
+    log.do(lambda s, v, now: decide.delete_experiment(s, name=NAME), T0 + 2)         # 3
     log.create(T0 + 3)                                                          # 4
     log.add(T0 + 4, {"a": 2})                                                   # 5
-    log.do(lambda s, v, now: decide.delete_experiment(s, NAME), T0 + 5)         # 6
+    log.do(lambda s, v, now: decide.delete_experiment(s, name=NAME), T0 + 5)         # 6
     log.create(T0 + 6)                                                          # 7
     versions = lambda created: [c.version for c in audit.incarnation(log.commits, created)]  # noqa: E731
     assert versions(1) == [1, 2, 3]
@@ -247,7 +247,7 @@ def test_job_times_start_again_with_each_incarnation():
     log.create(T0)
     log.add(T0 + 1)
     log.next(T0 + 2, "w")
-    log.do(lambda s, v, now: decide.delete_experiment(s, NAME), T0 + 3)
+    log.do(lambda s, v, now: decide.delete_experiment(s, name=NAME), T0 + 3)
     log.create(T0 + 4)
     log.add(T0 + 5)
     assert audit.job_times(log.commits) == {"2": audit.JobTimes(T0 + 5)}
@@ -259,7 +259,7 @@ def test_job_rows_in_the_order_jobs_were_added_with_user_values():
     log.add(T0 + 1, {"lr": 0.1, "opt": "adam"})
     log.add(T0 + 2, {"lr": {"$f": "NaN"}, "cfg": {"$d": {"$ref": [1, 2]}}}, results={"loss": {"$f": "-Infinity"}})
     log.add(T0 + 3, {"lr": 0.3})
-    log.do(lambda s, v, now: decide.delete_job(s, NAME, "1"), T0 + 4)
+    log.do(lambda s, v, now: decide.delete_job(s, name=NAME, job_id="1"), T0 + 4)
     log.next(T0 + 5, "w")
     rows = audit.job_rows(log.state, log.commits)
     assert [r["job_id"] for r in rows] == ["2", "3"]

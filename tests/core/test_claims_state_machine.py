@@ -111,8 +111,8 @@ class ClaimProtocol(RuleBasedStateMachine):
         self.kind = kind
         self.log = Log()
         self.stats = {"conflicts": 0, "stale_refusals": 0}
-        self.operator_writes(lambda s: decide.create_experiment(s, NAME, kind, MANUAL if kind == "manual" else RANDOM,
-                                                                ev.RUNNING, seed))
+        self.operator_writes(lambda s: decide.create_experiment(s, name=NAME, kind=kind, params=MANUAL if kind == "manual" else RANDOM,
+                                                                status=ev.RUNNING, seed=seed))
         self.n_added = 0
         for _ in range(n_jobs):
             self.add_job()
@@ -147,7 +147,7 @@ class ClaimProtocol(RuleBasedStateMachine):
         w = self.worker(i)
         before = self.log.version
         try:
-            d = transact(self.log, w, lambda s, v: decide.next_job(s, NAME, w.name, v, v * 1.5), self.stats)
+            d = transact(self.log, w, lambda s, v: decide.next_job(s, name=NAME, worker=w.name, version=v, now=v * 1.5), self.stats)
         except NoJobError:
             head = self.log.head_state
             assert self.log.version == before
@@ -173,7 +173,7 @@ class ClaimProtocol(RuleBasedStateMachine):
 
         def put(s, v):
             job = decide.require_job(s, NAME, job_id)
-            return decide.update_job(s, NAME, job_id, w.name, ev.DONE, job.hyperparameters, results, expected)
+            return decide.update_job(s, name=NAME, job_id=job_id, worker=w.name, status=ev.DONE, hyperparameters=job.hyperparameters, results=results, expected_version=expected)
 
         transact(self.log, w, put, self.stats)
         job = self.log.head_state.jobs[job_id]
@@ -196,8 +196,8 @@ class ClaimProtocol(RuleBasedStateMachine):
         def put(s, v):
             job = decide.require_job(s, NAME, job_id)
             if claim:
-                return decide.claim_job(s, NAME, job_id, w.name, expected)
-            return decide.update_job(s, NAME, job_id, w.name, ev.DONE, job.hyperparameters, results, expected)
+                return decide.claim_job(s, name=NAME, job_id=job_id, worker=w.name, expected_version=expected)
+            return decide.update_job(s, name=NAME, job_id=job_id, worker=w.name, status=ev.DONE, hyperparameters=job.hyperparameters, results=results, expected_version=expected)
 
         with pytest.raises(UnsafeUpdateError):
             transact(self.log, w, put, self.stats)
@@ -213,8 +213,8 @@ class ClaimProtocol(RuleBasedStateMachine):
         job = self.log.head_state.jobs[job_id]
         status = ev.QUEUED if requeue else ev.RUNNING
         results = {"note": values.encode(self.log.version)}
-        self.operator_writes(lambda s: decide.update_job(s, NAME, job_id, "operator", status, job.hyperparameters,
-                                                         results, None))
+        self.operator_writes(lambda s: decide.update_job(s, name=NAME, job_id=job_id, worker="operator", status=status, hyperparameters=job.hyperparameters,
+                                                         results=results, expected_version=None))
         w.revoked[job_id] = w.held.pop(job_id)
 
     @rule(status=st.sampled_from([ev.QUEUED, ev.QUEUED, ev.DONE]))
@@ -222,12 +222,12 @@ class ClaimProtocol(RuleBasedStateMachine):
         kind = self.log.head_state.kind
         hps = values.encode_mapping(hps_for(kind, self.n_added), "hyperparameters")
         self.n_added += 1
-        self.operator_writes(lambda s: decide.add_job(s, NAME, hps, status, {}))
+        self.operator_writes(lambda s: decide.add_job(s, name=NAME, hyperparameters=hps, status=status, results={}))
 
     @rule(status=st.sampled_from([ev.DONE, ev.RUNNING]))
     def set_experiment_status(self, status):
         if self.log.head_state.status != status:
-            self.operator_writes(lambda s: decide.update_experiment(s, NAME, status))
+            self.operator_writes(lambda s: decide.update_experiment(s, name=NAME, status=status))
 
     # ------------------------------------------------------------ invariants
 
@@ -280,9 +280,9 @@ TestClaimProtocol = ClaimProtocol.TestCase
 
 def manual_log(n_jobs):
     log = Log()
-    log.append(1, "op", decide.create_experiment(None, NAME, "manual", MANUAL, ev.RUNNING, 1).events)
+    log.append(1, "op", decide.create_experiment(None, name=NAME, kind="manual", params=MANUAL, status=ev.RUNNING, seed=1).events)
     for i in range(n_jobs):
-        log.append(log.version + 1, "op", decide.add_job(log.head_state, NAME, {"i": i}, ev.QUEUED, {}).events)
+        log.append(log.version + 1, "op", decide.add_job(log.head_state, name=NAME, hyperparameters={"i": i}, status=ev.QUEUED, results={}).events)
     return log
 
 
@@ -292,10 +292,10 @@ def test_stale_decision_conflicts_and_is_decided_again():
     a.read(log)
     b.read(log)
     stats = {"conflicts": 0, "stale_refusals": 0}
-    da = transact(log, a, lambda s, v: decide.next_job(s, NAME, "a", v, 0.0), stats)
+    da = transact(log, a, lambda s, v: decide.next_job(s, name=NAME, worker="a", version=v, now=0.0), stats)
     # b's view still shows job 1 queued: its first decision is the same claim, which must not land.
-    assert decide.next_job(b.view, NAME, "b", b.version + 1, 0.0).value == da.value == "1"
-    db = transact(log, b, lambda s, v: decide.next_job(s, NAME, "b", v, 0.0), stats)
+    assert decide.next_job(b.view, name=NAME, worker="b", version=b.version + 1, now=0.0).value == da.value == "1"
+    db = transact(log, b, lambda s, v: decide.next_job(s, name=NAME, worker="b", version=v, now=0.0), stats)
     assert stats["conflicts"] == 1
     assert db.value == "2"
     assert [c.worker for c in log.commits[-2:]] == ["a", "b"]
@@ -306,9 +306,9 @@ def test_refusal_from_a_stale_view_is_not_final():
     log = manual_log(0)
     a = Worker("a")
     a.read(log)
-    log.append(2, "op", decide.add_job(log.head_state, NAME, {}, ev.QUEUED, {}).events)
+    log.append(2, "op", decide.add_job(log.head_state, name=NAME, hyperparameters={}, status=ev.QUEUED, results={}).events)
     stats = {"conflicts": 0, "stale_refusals": 0}
-    d = transact(log, a, lambda s, v: decide.next_job(s, NAME, "a", v, 0.0), stats)
+    d = transact(log, a, lambda s, v: decide.next_job(s, name=NAME, worker="a", version=v, now=0.0), stats)
     assert d.value == "1" and stats["stale_refusals"] == 1
 
 
@@ -316,15 +316,15 @@ def test_stale_put_after_requeue_is_refused():
     log = manual_log(1)
     a, b = Worker("a"), Worker("b")
     stats = {"conflicts": 0, "stale_refusals": 0}
-    transact(log, a, lambda s, v: decide.next_job(s, NAME, "a", v, 0.0), stats)
+    transact(log, a, lambda s, v: decide.next_job(s, name=NAME, worker="a", version=v, now=0.0), stats)
     claimed_at = a.view.jobs["1"].version
     # The job goes back to the queue (a lease expiry, say) and b takes it.
-    log.append(log.version + 1, "op", decide.update_job(log.head_state, NAME, "1", "op", ev.QUEUED, {"i": 0}, {}).events)
-    transact(log, b, lambda s, v: decide.next_job(s, NAME, "b", v, 0.0), stats)
+    log.append(log.version + 1, "op", decide.update_job(log.head_state, name=NAME, job_id="1", worker="op", status=ev.QUEUED, hyperparameters={"i": 0}, results={}).events)
+    transact(log, b, lambda s, v: decide.next_job(s, name=NAME, worker="b", version=v, now=0.0), stats)
     # a, still holding its old copy, tries to write its results: refused, nothing written.
     n = log.version
     with pytest.raises(UnsafeUpdateError):
-        transact(log, a, lambda s, v: decide.update_job(s, NAME, "1", "a", ev.DONE, {"i": 0}, {"loss": 1}, claimed_at),
+        transact(log, a, lambda s, v: decide.update_job(s, name=NAME, job_id="1", worker="a", status=ev.DONE, hyperparameters={"i": 0}, results={"loss": 1}, expected_version=claimed_at),
                  stats)
     assert log.version == n and log.head_state.jobs["1"].worker == "b"
     assert find_double_claims(log.commits) == []
@@ -377,7 +377,7 @@ def test_broken_protocol_is_caught():
     a.read(log)
     b.read(log)  # both see jobs 1 and 2 queued, at the same version
     for w in (a, b):
-        d = decide.next_job(w.view, NAME, w.name, w.version + 1, 0.0)  # both decide on the same stale view
+        d = decide.next_job(w.view, name=NAME, worker=w.name, version=w.version + 1, now=0.0)  # both decide on the same stale view
         log.commits.append(Commit(len(log.commits) + 1, 0.0, w.name, d.events))  # no head check
     found = find_double_claims(log.commits)
     assert found == [DoubleClaim(version=5, job_id="1", holder="a", worker="b")]
@@ -391,7 +391,7 @@ def test_broken_protocol_is_caught():
     b.read(log)
     stats = {"conflicts": 0, "stale_refusals": 0}
     for w in (a, b):
-        transact(log, w, lambda s, v, w=w: decide.next_job(s, NAME, w.name, v, 0.0), stats)
+        transact(log, w, lambda s, v, w=w: decide.next_job(s, name=NAME, worker=w.name, version=v, now=0.0), stats)
     assert stats["conflicts"] == 1
     assert find_double_claims(log.commits) == []
     assert {j: s.worker for j, s in log.head_state.jobs.items()} == {"1": "a", "2": "b"}

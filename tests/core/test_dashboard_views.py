@@ -39,7 +39,7 @@ class Log:
     def __init__(self, kind="manual", params=MANUAL, name=NAME, lease=600.0):
         self.name = name
         self.states = [None]
-        self.decide(decide.create_experiment, kind, params, ev.RUNNING, 7, lease)
+        self.decide(decide.create_experiment, kind=kind, params=params, status=ev.RUNNING, seed=7, lease=lease)
 
     @property
     def state(self):
@@ -57,9 +57,9 @@ class Log:
         self.states.append(apply(self.state, Commit(v, t_of(v), worker, events)))
         return v
 
-    def decide(self, fn, *args, **kwargs):
+    def decide(self, fn, **kwargs):
         """Run a pure decision on the current state, append its events as one commit, return its value."""
-        d = fn(self.state, self.name, *args, **kwargs)
+        d = fn(self.state, name=self.name, **kwargs)
         if d.events:
             self.write(d.events)
         if d.error is not None:
@@ -71,24 +71,24 @@ class Log:
 
     # -- the operations the tests use ------------------------------------------------------------
     def add(self, hp=None, status=ev.QUEUED, results=None):
-        return self.decide(decide.add_job, values.encode_mapping(hp, "hp"), status,
-                           values.encode_mapping(results, "results"))
+        return self.decide(decide.add_job, hyperparameters=values.encode_mapping(hp, "hp"), status=status,
+                           results=values.encode_mapping(results, "results"))
 
     def claim(self, worker="w1"):
-        return self.decide(decide.next_job, worker, self.version + 1, self.next_time())
+        return self.decide(decide.next_job, worker=worker, version=self.version + 1, now=self.next_time())
 
     def put(self, job_id, status, results=None, hp=None, worker="w1"):
         job = self.state.jobs[job_id]
-        return self.decide(decide.update_job, job_id, worker, status,
-                           job.hyperparameters if hp is None else values.encode_mapping(hp, "hp"),
-                           job.results if results is None else values.encode_mapping(results, "results"),
+        return self.decide(decide.update_job, job_id=job_id, worker=worker, status=status,
+                           hyperparameters=job.hyperparameters if hp is None else values.encode_mapping(hp, "hp"),
+                           results=job.results if results is None else values.encode_mapping(results, "results"),
                            now=self.next_time())
 
     def heartbeat(self, job_id, worker="w1"):
-        return self.decide(decide.heartbeat, job_id, worker, self.next_time())
+        return self.decide(decide.heartbeat, job_id=job_id, worker=worker, now=self.next_time())
 
     def delete(self, job_id):
-        return self.decide(decide.delete_job, job_id)
+        return self.decide(decide.delete_job, job_id=job_id)
 
 
 def columns(state, time_of, since=0):
@@ -216,7 +216,7 @@ def test_summary_of_a_recreated_experiment_is_of_the_new_incarnation():
     log = Log()
     log.add({}, ev.DONE, {"loss": 0.1})
     log.decide(decide.delete_experiment)
-    log.decide(decide.create_experiment, "manual", MANUAL, ev.RUNNING, 8)
+    log.decide(decide.create_experiment, kind="manual", params=MANUAL, status=ev.RUNNING, seed=8)
     created = log.version
     log.add({}, ev.QUEUED)
     s = views.summary(log.state, log.time_of)
@@ -401,7 +401,7 @@ def test_since_returns_exactly_the_jobs_changed_after_that_commit():
     # The claim of job 1 lapses: the next decision records it, and the job (QUEUED again, no holder) is in the delta.
     v2 = log.version
     later = log.state.jobs["1"].lease_until + 1
-    log.decide(decide.add_job, {}, ev.QUEUED, {})  # job 7, without expiries (add_job does not expire)
+    log.decide(decide.add_job, hyperparameters={}, status=ev.QUEUED, results={})  # job 7 (add_job expires nothing)
     state, events = decide.expire_leases(log.state, later)
     assert [e["type"] for e in events] == [ev.JOB_LEASE_EXPIRED]
     log.write(events)

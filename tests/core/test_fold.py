@@ -119,17 +119,17 @@ def run(cmd, state, version):
     if op == "create":
         _, kind, status, seed = cmd
         must = ResourceExistsError if live(state) else None
-        return decide.create_experiment(state, NAME, kind, MANUAL if kind == "manual" else RANDOM, status, seed), must
+        return decide.create_experiment(state, name=NAME, kind=kind, params=MANUAL if kind == "manual" else RANDOM, status=status, seed=seed), must
     if op == "create_bad":
         _, kind, i = cmd
-        return decide.create_experiment(state, NAME, kind, BAD_PARAMS[i], ev.RUNNING, 1), \
+        return decide.create_experiment(state, name=NAME, kind=kind, params=BAD_PARAMS[i], status=ev.RUNNING, seed=1), \
             ResourceExistsError if live(state) else ValueError
     if op == "add_job":
         _, hps, status, results = cmd
-        return decide.add_job(state, NAME, values.encode_mapping(hps, "hyperparameters"), status,
-                              values.encode_mapping(results, "results")), must
+        return decide.add_job(state, name=NAME, hyperparameters=values.encode_mapping(hps, "hyperparameters"), status=status,
+                              results=values.encode_mapping(results, "results")), must
     if op == "next_job":
-        return decide.next_job(state, NAME, cmd[1], version, version * 1.5), must
+        return decide.next_job(state, name=NAME, worker=cmd[1], version=version, now=version * 1.5), must
     if op == "update_job":
         _, i, worker, status, hp_how, hps, results, how = cmd
         job_id = pick_job(state, i)
@@ -142,8 +142,8 @@ def run(cmd, state, version):
         else:
             hps, results = values.encode_mapping(hps, "h"), values.encode_mapping(results, "r")
             must = must or JobNotFoundError
-        return decide.update_job(state, NAME, job_id, worker, status, hps, results,
-                                 expected_version(state, job_id, how)), must
+        return decide.update_job(state, name=NAME, job_id=job_id, worker=worker, status=status, hyperparameters=hps, results=results,
+                                 expected_version=expected_version(state, job_id, how)), must
     if op == "claim_job":
         _, i, worker, how = cmd
         job_id = pick_job(state, i)
@@ -154,7 +154,7 @@ def run(cmd, state, version):
             must = UnsafeUpdateError
         elif job.worker is not None:
             must = UnsafeUpdateError
-        return decide.claim_job(state, NAME, job_id, worker, expected_version(state, job_id, how)), must
+        return decide.claim_job(state, name=NAME, job_id=job_id, worker=worker, expected_version=expected_version(state, job_id, how)), must
     if op == "delete_job":
         _, i, ensure = cmd
         job_id = pick_job(state, i)
@@ -162,7 +162,7 @@ def run(cmd, state, version):
             must = JobNotFoundError
         if not live(state) and not ensure:
             must = ExperimentNotFoundError  # delete_job requires the experiment even without ensure
-        return decide.delete_job(state, NAME, job_id, ensure), must
+        return decide.delete_job(state, name=NAME, job_id=job_id, ensure=ensure), must
     if op == "update_experiment":
         _, status, params = cmd
         if params == "same":
@@ -171,10 +171,10 @@ def run(cmd, state, version):
             params = (MANUAL if state is not None and state.kind == "manual" else RANDOM_2) if state else None
         elif params == "bad":
             params = BAD_PARAMS[0]
-        return decide.update_experiment(state, NAME, status, params), must
+        return decide.update_experiment(state, name=NAME, status=status, params=params), must
     if op == "delete_experiment":
         _, ensure = cmd
-        return decide.delete_experiment(state, NAME, ensure), (must if ensure else None)
+        return decide.delete_experiment(state, name=NAME, ensure=ensure), (must if ensure else None)
     raise AssertionError(op)
 
 
@@ -315,10 +315,10 @@ def test_a_scripted_history():
 
 
 def random_state(seed, extra_jobs=0):
-    state = apply(None, Commit(1, 0.0, "op", decide.create_experiment(None, NAME, "random", RANDOM, "RUNNING",
-                                                                      seed).events))
+    state = apply(None, Commit(1, 0.0, "op", decide.create_experiment(None, name=NAME, kind="random", params=RANDOM, status="RUNNING",
+                                                                      seed=seed).events))
     for _ in range(extra_jobs):
-        d = decide.next_job(state, NAME, "w", state.version + 1, 1.0)
+        d = decide.next_job(state, name=NAME, worker="w", version=state.version + 1, now=1.0)
         state = apply(state, Commit(state.version + 1, 0.0, "w", d.events))
     return state
 
@@ -327,7 +327,7 @@ STATE_OF_7_JOBS = random_state(3, extra_jobs=7)
 
 
 def sampled(state, version):
-    d = decide.next_job(state, NAME, "w", version, 1.0)
+    d = decide.next_job(state, name=NAME, worker="w", version=version, now=1.0)
     assert [e["type"] for e in d.events] == [ev.JOB_ADDED, ev.JOB_CLAIMED]
     return d.events[0]["hyperparameters"]
 
@@ -340,7 +340,7 @@ def test_same_seed_same_version_same_job():
     c = random_state(7, extra_jobs=3)
     assert sampled(c, 9) == sampled(a, 9)
     # The clock sets the claim's lease, never the sampled job.
-    assert decide.next_job(a, NAME, "w", 2, 1.0).events[0] == decide.next_job(b, NAME, "w", 2, 99.0).events[0]
+    assert decide.next_job(a, name=NAME, worker="w", version=2, now=1.0).events[0] == decide.next_job(b, name=NAME, worker="w", version=2, now=99.0).events[0]
 
 
 def test_different_version_or_seed_different_job():
@@ -533,10 +533,10 @@ def test_commits_are_atomic_in_the_fold():
 
 def test_next_job_refusals():
     state = base()
-    assert decide.next_job(state, NAME, "w", 3, 3.0).value == "1"
-    state = apply(state, Commit(3, 3.0, "w", decide.next_job(state, NAME, "w", 3, 3.0).events))
+    assert decide.next_job(state, name=NAME, worker="w", version=3, now=3.0).value == "1"
+    state = apply(state, Commit(3, 3.0, "w", decide.next_job(state, name=NAME, worker="w", version=3, now=3.0).events))
     with pytest.raises(NoJobError):
-        decide.next_job(state, NAME, "w", 4, 4.0)  # manual: nothing queued
-    done = apply(base(), Commit(3, 3.0, "op", decide.update_experiment(base(), NAME, "DONE").events))
+        decide.next_job(state, name=NAME, worker="w", version=4, now=4.0)  # manual: nothing queued
+    done = apply(base(), Commit(3, 3.0, "op", decide.update_experiment(base(), name=NAME, status="DONE").events))
     with pytest.raises(NoJobError, match="DONE"):
-        decide.next_job(done, NAME, "w", 4, 4.0)
+        decide.next_job(done, name=NAME, worker="w", version=4, now=4.0)

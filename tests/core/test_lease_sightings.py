@@ -12,14 +12,14 @@ LEASE = 10.0
 
 def log_with_claim(claim_time, stamp_skew=0.0):
     """A manual search with two jobs; job "1" claimed by "w" whose clock is ``stamp_skew`` s off."""
-    commits = [Commit(1, 0.0, "op", decide.create_experiment(None, "e", "manual", {"scheduler": {"Manual": {}}},
-                                                              ev.RUNNING, 1, LEASE).events)]
+    commits = [Commit(1, 0.0, "op", decide.create_experiment(None, name="e", kind="manual", params={"scheduler": {"Manual": {}}},
+                                                              status=ev.RUNNING, seed=1, lease=LEASE).events)]
     state = fold(commits)
     for i in range(2):
-        state = fold([Commit(state.version + 1, 0.0, "op", decide.add_job(state, "e", {"i": i}, ev.QUEUED, {}).events)],
+        state = fold([Commit(state.version + 1, 0.0, "op", decide.add_job(state, name="e", hyperparameters={"i": i}, status=ev.QUEUED, results={}).events)],
                      state)
     t = claim_time + stamp_skew
-    d = decide.next_job(state, "e", "w", state.version + 1, t, lapsed=())
+    d = decide.next_job(state, name="e", worker="w", version=state.version + 1, now=t, lapsed=())
     return fold([Commit(state.version + 1, t, "w", d.events)], state)
 
 
@@ -48,7 +48,7 @@ def test_the_writers_clock_does_not_matter_ahead_or_behind():
 def test_a_renewal_restarts_the_watch():
     state = log_with_claim(100.0)
     sightings, _ = leases.observe({}, state, 0.0)
-    beat = decide.heartbeat(state, "e", "1", "w", 108.0, lapsed=())
+    beat = decide.heartbeat(state, name="e", job_id="1", worker="w", now=108.0, lapsed=())
     renewed = fold([Commit(state.version + 1, 108.0, "w", beat.events)], state)
     sightings, lapsed = leases.observe(sightings, renewed, 8.0)
     assert lapsed == ()
@@ -59,11 +59,11 @@ def test_a_renewal_restarts_the_watch():
 def test_released_jobs_are_forgotten_and_a_new_claim_is_a_new_sighting():
     state = log_with_claim(100.0)
     sightings, _ = leases.observe({}, state, 0.0)
-    done = decide.update_job(state, "e", "1", "w", ev.DONE, {"i": 0}, {"loss": 1.0}, now=101.0, lapsed=())
+    done = decide.update_job(state, name="e", job_id="1", worker="w", status=ev.DONE, hyperparameters={"i": 0}, results={"loss": 1.0}, now=101.0, lapsed=())
     state = fold([Commit(state.version + 1, 101.0, "w", done.events)], state)
     sightings, lapsed = leases.observe(sightings, state, 50.0)
     assert sightings == {} and lapsed == ()
-    d = decide.next_job(state, "e", "v", state.version + 1, 102.0, lapsed=())
+    d = decide.next_job(state, name="e", worker="v", version=state.version + 1, now=102.0, lapsed=())
     state = fold([Commit(state.version + 1, 102.0, "v", d.events)], state)
     sightings, _ = leases.observe(sightings, state, 60.0)
     assert sightings["2"].since == 60.0
@@ -72,10 +72,10 @@ def test_released_jobs_are_forgotten_and_a_new_claim_is_a_new_sighting():
 def test_a_renewal_is_timed_by_the_lease_in_force_when_it_was_first_seen():
     state = log_with_claim(100.0)
     sightings, _ = leases.observe({}, state, 0.0)
-    longer = fold([Commit(state.version + 1, 101.0, "op", decide.update_experiment(state, "e", lease=100.0).events)],
+    longer = fold([Commit(state.version + 1, 101.0, "op", decide.update_experiment(state, name="e", lease=100.0).events)],
                   state)
     assert leases.observe(sightings, longer, LEASE)[1] == ("1",)  # claimed under 10 s, and not renewed since
-    shorter = fold([Commit(longer.version + 1, 102.0, "op", decide.update_experiment(longer, "e", lease=2.0).events)],
+    shorter = fold([Commit(longer.version + 1, 102.0, "op", decide.update_experiment(longer, name="e", lease=2.0).events)],
                    longer)
     assert leases.observe({}, shorter, 0.0)[0]["1"].lease == 2.0  # a worker that opens now knows only 2 s
     # One that saw the lease at 10 s and first sees a renewal with the lease at 2 s times it by 10 s: the
@@ -88,13 +88,13 @@ def test_a_renewal_is_timed_by_the_lease_in_force_when_it_was_first_seen():
 def test_a_decision_expires_exactly_the_claims_it_is_told_have_lapsed():
     state = log_with_claim(100.0)
     # With lapsed given, the stamps are not compared: a time far past the lease_until expires nothing ...
-    d = decide.next_job(state, "e", "v", state.version + 1, 1e9, lapsed=())
+    d = decide.next_job(state, name="e", worker="v", version=state.version + 1, now=1e9, lapsed=())
     assert [e["type"] for e in d.events] == [ev.JOB_CLAIMED] and d.value == "2"
     # ... and a claim seen lapsing is expired even if its stamp says it has time left.
-    d = decide.next_job(state, "e", "v", state.version + 1, 0.0, lapsed=("1", "7"))  # "7" is not claimed
+    d = decide.next_job(state, name="e", worker="v", version=state.version + 1, now=0.0, lapsed=("1", "7"))  # "7" is not claimed
     assert [(e["type"], e["job"]) for e in d.events] == [(ev.JOB_LEASE_EXPIRED, "1"), (ev.JOB_CLAIMED, "2")]
     # Without it, the shared-clock rule applies (the simulation; logs written before).
-    d = decide.next_job(state, "e", "v", state.version + 1, 100.0 + LEASE + 1)
+    d = decide.next_job(state, name="e", worker="v", version=state.version + 1, now=100.0 + LEASE + 1)
     assert [e["type"] for e in d.events] == [ev.JOB_LEASE_EXPIRED, ev.JOB_CLAIMED]
 
 

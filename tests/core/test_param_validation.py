@@ -159,12 +159,12 @@ def test_the_core_refuses_each_bad_parameter_with_its_message(kind, params, frag
     assert fragment in str(info.value)
     # Creating and updating an experiment go through the same check, before any event is returned.
     with pytest.raises(ValueError) as info:
-        decide.create_experiment(None, NAME, kind, params, ev.RUNNING, 1)
+        decide.create_experiment(None, name=NAME, kind=kind, params=params, status=ev.RUNNING, seed=1)
     assert fragment in str(info.value)
     good = {"pbt": PBT, "random": RANDOM, "manual": {"scheduler": {"Manual": {}}}}[kind]
-    state = decide_and_fold(decide.create_experiment(None, NAME, kind, good, ev.RUNNING, 1))
+    state = decide_and_fold(decide.create_experiment(None, name=NAME, kind=kind, params=good, status=ev.RUNNING, seed=1))
     with pytest.raises(ValueError) as info:
-        decide.update_experiment(state, NAME, params=params)
+        decide.update_experiment(state, name=NAME, params=params)
     assert fragment in str(info.value)
 
 
@@ -373,7 +373,7 @@ def test_the_cli_and_a_log_refuse_unknown_keys_with_the_same_message(tmp_path, a
     assert fragment in " ".join(result.output.split())
     assert not (tmp_path / "cli").exists()
     with pytest.raises(ValueError) as info:
-        decide.create_experiment(None, NAME, "pbt", params, ev.RUNNING, 1)
+        decide.create_experiment(None, name=NAME, kind="pbt", params=params, status=ev.RUNNING, seed=1)
     assert fragment in str(info.value)
     write_log(tmp_path / "log", params)
     with pytest.raises(CorruptLogError) as info:

@@ -294,7 +294,7 @@ class Sim:
         self.exploits = 0
         self.added_with = {}  # job id -> the results its JobAdded event carried
         # Leases long enough never to lapse here: these runs test PBT, not crash recovery.
-        self.append(decide.create_experiment(None, NAME, "pbt", cfg.to_log(), ev.RUNNING, seed, lease=1e9).events,
+        self.append(decide.create_experiment(None, name=NAME, kind="pbt", params=cfg.to_log(), status=ev.RUNNING, seed=seed, lease=1e9).events,
                     "op")
 
     @property
@@ -316,8 +316,8 @@ class Sim:
 
     def add(self, hps, status=ev.QUEUED, results=None):
         before = self.state
-        d = decide.add_job(before, NAME, values.encode_mapping(hps, "hyperparameters"), status,
-                           values.encode_mapping(results or {}, "results"))
+        d = decide.add_job(before, name=NAME, hyperparameters=values.encode_mapping(hps, "hyperparameters"), status=status,
+                           results=values.encode_mapping(results or {}, "results"))
         self.append(d.events, "op")
         job = self.state.jobs[d.value]
         assert job.member == len(before.members) and job.generation == 0 and job.parent is None
@@ -328,7 +328,7 @@ class Sim:
         before = self.state
         v = before.version + 1
         try:
-            d = decide.next_job(before, NAME, worker, v, v * 1.5)
+            d = decide.next_job(before, name=NAME, worker=worker, version=v, now=v * 1.5)
         except NoJobError as e:
             self.check_refusal(before, e)
             raise
@@ -349,7 +349,7 @@ class Sim:
         if status == ev.DONE or score is not None:
             res[self.cfg.result_name] = values.encode(score)
             res["model_path"] = f"ckpt/{job_id}.npz"
-        d = decide.update_job(self.state, NAME, job_id, worker, status, job.hyperparameters, res, job.version)
+        d = decide.update_job(self.state, name=NAME, job_id=job_id, worker=worker, status=status, hyperparameters=job.hyperparameters, results=res, expected_version=job.version)
         self.append(d.events, worker)
         job = self.state.jobs[job_id]
         assert job.status == status and job.worker is None
@@ -927,19 +927,19 @@ def test_finished_segment_without_the_result_is_refused_naming_result_and_job():
     job = sim.next_job()
     n, state = sim.version, sim.state
     with pytest.raises(ValueError) as info:
-        decide.update_job(state, NAME, job.job_id, "w", ev.DONE, job.hyperparameters, {"model_path": "m"}, None)
+        decide.update_job(state, name=NAME, job_id=job.job_id, worker="w", status=ev.DONE, hyperparameters=job.hyperparameters, results={"model_path": "m"}, expected_version=None)
     assert "'val_loss'" in str(info.value) and repr(job.job_id) in str(info.value)
     for bad in ("good", True, None, [1.0], {"v": 1.0}):
         with pytest.raises(ValueError) as info:
-            decide.update_job(state, NAME, job.job_id, "w", ev.DONE, job.hyperparameters,
-                              {"val_loss": values.encode(bad)}, None)
+            decide.update_job(state, name=NAME, job_id=job.job_id, worker="w", status=ev.DONE, hyperparameters=job.hyperparameters,
+                              results={"val_loss": values.encode(bad)}, expected_version=None)
         assert "'val_loss'" in str(info.value) and repr(job.job_id) in str(info.value), bad
     assert sim.version == n and sim.state is state  # nothing written
     # A job added by hand as DONE needs it too; unfinished states do not.
     with pytest.raises(ValueError, match="val_loss"):
-        decide.add_job(state, NAME, {"lr": 0.1}, ev.DONE, {})
+        decide.add_job(state, name=NAME, hyperparameters={"lr": 0.1}, status=ev.DONE, results={})
     for status in (ev.CRASHED, ev.PRUNED, ev.QUEUED):
-        assert decide.update_job(state, NAME, job.job_id, "w", status, job.hyperparameters, {}, None).events
+        assert decide.update_job(state, name=NAME, job_id=job.job_id, worker="w", status=status, hyperparameters=job.hyperparameters, results={}, expected_version=None).events
     # Numbers are fine, NaN included.
     for good in (1, 0.5, NAN, -INF):
         sim2 = Sim(sim.cfg, seed=0)
@@ -951,18 +951,18 @@ def test_hand_added_job_must_carry_numbers_for_what_is_explored():
     cfg = config(Truncate(0.5), explore={"lr": Perturb(), "wd": AddNoise(0.1)})
     sim = Sim(cfg, seed=0)
     with pytest.raises(ValueError, match="'wd'"):
-        decide.add_job(sim.state, NAME, {"lr": 0.1}, ev.QUEUED, {})
+        decide.add_job(sim.state, name=NAME, hyperparameters={"lr": 0.1}, status=ev.QUEUED, results={})
     with pytest.raises(ValueError, match="'lr'"):
-        decide.add_job(sim.state, NAME, {"wd": 0.0, "opt": "sgd"}, ev.QUEUED, {})
+        decide.add_job(sim.state, name=NAME, hyperparameters={"wd": 0.0, "opt": "sgd"}, status=ev.QUEUED, results={})
     for bad in ("0.1", True, None, [0.1]):
         with pytest.raises(ValueError, match="lr"):
-            decide.add_job(sim.state, NAME, {"lr": values.encode(bad), "wd": 0.0}, ev.QUEUED, {})
+            decide.add_job(sim.state, name=NAME, hyperparameters={"lr": values.encode(bad), "wd": 0.0}, status=ev.QUEUED, results={})
     job = sim.add({"lr": 0.1, "wd": 0, "opt": "sgd"})  # unexplored values may be anything
     assert (job.member, job.generation, job.parent) == (0, 0, None)
     assert sim.add({"lr": 3, "wd": 0.5}).member == 1
     # A put that drops an explored hyperparameter is refused too.
     with pytest.raises(ValueError, match="'wd'"):
-        decide.update_job(sim.state, NAME, job.job_id, "w", ev.QUEUED, {"lr": 0.1}, {}, None)
+        decide.update_job(sim.state, name=NAME, job_id=job.job_id, worker="w", status=ev.QUEUED, hyperparameters={"lr": 0.1}, results={}, expected_version=None)
 
 
 def test_queued_jobs_are_handed_out_before_sampling_and_before_continuations():
@@ -988,14 +988,14 @@ def test_finishing_decision_records_done_and_refuses():
         for job in start_generation(sim, 2):
             sim.put(job.job_id, ev.DONE, score=float(job.member))
     state = sim.state
-    d = decide.next_job(state, NAME, "w", state.version + 1, 0.0)
+    d = decide.next_job(state, name=NAME, worker="w", version=state.version + 1, now=0.0)
     assert d.events == [ev.experiment_updated(status=ev.DONE)]
     assert isinstance(d.error, NoJobError) and "max_generations" in str(d.error)
     assert d.value is None
     after = apply(state, Commit(state.version + 1, 0.0, "w", d.events))
     assert after.status == ev.DONE
     with pytest.raises(NoJobError, match="DONE"):
-        decide.next_job(after, NAME, "w", after.version + 1, 0.0)
+        decide.next_job(after, name=NAME, worker="w", version=after.version + 1, now=0.0)
     assert max(j.generation for j in after.jobs.values()) == 1
 
 
@@ -1153,7 +1153,7 @@ EXPLORES = [*PERTURBS, AddNoise(0.1), AddNoise(1, low=-1), AddNoise(0.5, low=0, 
 
 def round_trip(cfg):
     """Through the log: params written by create_experiment, through bytes, folded, read back."""
-    d = decide.create_experiment(None, NAME, "pbt", cfg.to_log(), ev.RUNNING, 1)
+    d = decide.create_experiment(None, name=NAME, kind="pbt", params=cfg.to_log(), status=ev.RUNNING, seed=1)
     line = encode_commit(Commit(1, 0.0, "op", d.events))[:-1]
     return Config.from_log(fold([decode_commit(line)]).params)
 
@@ -1270,7 +1270,7 @@ def test_bad_params_are_refused_by_create_experiment(pbt_params):
         "init": {"lr": {"uniform": {"low": 0, "high": 1}}}, "numParallel": 4, "maxGenerations": None,
         **pbt_params}}}
     with pytest.raises(ValueError):
-        decide.create_experiment(None, NAME, "pbt", params, ev.RUNNING, 1)
+        decide.create_experiment(None, name=NAME, kind="pbt", params=params, status=ev.RUNNING, seed=1)
 
 
 # ---------------------------------------------------------------- Keep: a baseline that never exploits
@@ -1289,15 +1289,15 @@ def _run_keep(explore, segments=24, members=3, seed=4):
         version += 1
         state = apply(state, Commit(version, float(version), "w", events))
 
-    commit(decide.create_experiment(None, NAME, "pbt", cfg.to_log(), ev.RUNNING, seed, lease=1e9).events)
+    commit(decide.create_experiment(None, name=NAME, kind="pbt", params=cfg.to_log(), status=ev.RUNNING, seed=seed, lease=1e9).events)
     for i in range(segments):
-        d = decide.next_job(state, NAME, "w", version + 1, float(version + 1))
+        d = decide.next_job(state, name=NAME, worker="w", version=version + 1, now=float(version + 1))
         commit(d.events)
         job = state.jobs[d.value]
         # The best member by far is member 0: a truncation would make the others copy it.
         loss = values.encode(float(job.member * 10 + 1))
-        commit(decide.update_job(state, NAME, job.job_id, "w", ev.DONE, job.hyperparameters,
-                                 {**job.results, "loss": loss}, None, None, float(version + 1)).events)
+        commit(decide.update_job(state, name=NAME, job_id=job.job_id, worker="w", status=ev.DONE, hyperparameters=job.hyperparameters,
+                                 results={**job.results, "loss": loss}, expected_version=None, incarnation=None, now=float(version + 1)).events)
     return state
 
 
