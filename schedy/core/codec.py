@@ -68,8 +68,8 @@ def decode_commit(line):
         d = orjson.loads(line)
     except orjson.JSONDecodeError as e:
         raise BadRecord(f"the line is not valid JSON: {e}") from None
-    v, t, w, e = d.get("v"), d.get("t"), d.get("w"), d.get("e")
+    v, t, w, events = d.get("v"), d.get("t"), d.get("w"), d.get("e")
     if (type(v) is not int or v < 1 or type(t) not in (int, float) or type(w) is not str
-            or type(e) is not list or not all(type(x) is dict and type(x.get("type")) is str for x in e)):
+            or type(events) is not list or not all(type(x) is dict and type(x.get("type")) is str for x in events)):
         raise BadRecord("the line is valid JSON but not a commit")
-    return Commit(v, t, w, e)
+    return Commit(v, t, w, events)

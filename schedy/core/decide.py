@@ -10,13 +10,19 @@ the same log and the same command always give the same decision.
 """
 
 import hashlib
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 from numpy.random.bit_generator import ISeedSequence
 
-from ..errors import (ExperimentNotFoundError, JobNotFoundError, NoJobError, ResourceExistsError, SchedyError,
-                      UnsafeUpdateError)
+from ..errors import (
+    ExperimentNotFoundError,
+    JobNotFoundError,
+    NoJobError,
+    ResourceExistsError,
+    SchedyError,
+    UnsafeUpdateError,
+)
 from . import events as ev
 from . import leases
 from .codec import Commit
@@ -39,7 +45,7 @@ class Decision(NamedTuple):
 
     events: list
     value: object = None
-    error: Exception = None
+    error: Optional[Exception] = None
     durable: bool = True
 
 

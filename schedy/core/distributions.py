@@ -8,6 +8,7 @@ vocabulary of the original Schedy service (``{"uniform": {"low": 0, "high":
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -124,7 +125,7 @@ class Choice(Distribution):
     """Picks one of ``values`` (any storable values, mixed freely), optionally weighted."""
 
     values: list
-    weights: list = None
+    weights: Optional[list] = None
     _LOG_NAME = "choice"
 
     def __post_init__(self):

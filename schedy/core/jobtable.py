@@ -18,7 +18,7 @@ BLOCK = 512
 MAX_DIGITS = 30
 
 
-_recent = {}  # job id -> its block, for the ids seen lately: a commit looks up its job a dozen times
+_recent: dict = {}  # job id -> its block, for the ids seen lately: a commit looks up its job a dozen times
 
 
 def _block(job_id):
@@ -147,7 +147,7 @@ class JobTable:
         except TypeError:
             return NotImplemented
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and mutable-looking: not hashable
 
     def __repr__(self):
         return f"JobTable({dict(self.items())!r})"

@@ -11,6 +11,7 @@ See docs/pbt.md for the full semantics.
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 from . import distributions, values
 from . import events as ev
@@ -176,8 +177,8 @@ class Perturb:
 
     min_factor: float = 0.8
     max_factor: float = 1.2
-    low: float = None
-    high: float = None
+    low: Optional[float] = None
+    high: Optional[float] = None
     discrete: bool = False
 
     def __post_init__(self):
@@ -244,8 +245,8 @@ class AddNoise:
     """Add Gaussian noise of standard deviation ``scale`` (works where a factor cannot move a value, such as 0)."""
 
     scale: float
-    low: float = None
-    high: float = None
+    low: Optional[float] = None
+    high: Optional[float] = None
 
     def __post_init__(self):
         _number("AddNoise scale", self.scale, positive=True)

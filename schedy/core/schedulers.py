@@ -4,11 +4,13 @@ A scheduler is a class of pure functions over log-form values. Add a kind by
 subclassing :class:`Scheduler` and listing it in ``SCHEDULERS``.
 """
 
+from typing import Optional
+
 from . import distributions, pbt, values
 from . import events as ev
 from .outcomes import Empty, Proposal
 
-_parsed = {}
+_parsed: dict = {}
 
 
 def parsed(params, parse):
@@ -51,7 +53,7 @@ def _random_distributions(params):
 class Scheduler:
     """The defaults: no parameters to check, nothing to propose."""
 
-    kind = None
+    kind: Optional[str] = None
     expired_status = ev.QUEUED  # what a job whose claim lapsed becomes: handed out again
 
     @classmethod

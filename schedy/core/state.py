@@ -143,7 +143,7 @@ def _job_id(e):
 
 _STR_OR_NONE = (str, type(None))
 _NUMBER_OR_NONE = (int, float, type(None))
-_ABSENT = {}  # an optional object field that is not there (never mutated)
+_ABSENT: dict = {}  # an optional object field that is not there (never mutated)
 
 
 def _known_job(state, e):
