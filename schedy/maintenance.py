@@ -27,17 +27,23 @@ under the log's exclusive lock; on object storage each object is copied to
 Snapshots that no longer describe the kept log are moved aside too. A torn
 last record that writers would complete is completed instead (its final
 newline added), if it folds. See docs/repair.md.
+
+Both work on any :class:`~schedy.adapters.store.LogStore` through its
+protocol (``scan``, ``fate_of_torn``, ``snapshot_records``, ``repair_lock``,
+``complete_torn``, ``set_aside_records``, ``set_aside_snapshots``...): what
+differs between stores (bytes or objects, a lock or none) stays in the stores.
 """
 
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import List, Optional
 from urllib.parse import unquote, urlparse
 
 from .adapters.api import SchedyDB
-from .adapters.filestore import COMPLETE, LEAVE, FileLogStore, expected_after, torn_fate
 from .adapters.naming import stream_key
+from .adapters.store import COMPLETE, LEAVE, LogStore, Record, Scan, Stray
 from .core import events as ev
 from .core.check import find_backwards_times, find_double_claims
 from .core.codec import BadRecord, decode_commit
@@ -195,7 +201,8 @@ class RepairReport:
             if self.destination:
                 at = f" (from byte {self.destination_offset})" if self.destination_offset else ""
                 lines.append(f"  {'to' if self.dry_run else 'into'} {self.destination}{at}")
-            for s, d in zip(self.snapshots, self.snapshot_destinations or [None] * len(self.snapshots)):
+            went: List[Optional[str]] = [*self.snapshot_destinations] or [None] * len(self.snapshots)
+            for s, d in zip(self.snapshots, went):
                 lines.append(f"  {moved} the snapshot {s}" + (f" -> {d}" if d else ""))
         for p in self.unrepaired:
             lines.append(f"  not repaired ({p.severity}): {p.message}")
@@ -208,17 +215,16 @@ class RepairReport:
 @dataclass
 class _Analysis:
     report: ExperimentReport
-    records: list  # (pos, where, data)
+    records: List[Record]
     cut: Optional[int]  # index in records of the first record outside the intact prefix
     cut_commit: int  # the commit number that record stood for
     record_commits: list  # for each record: (the commit number it stood for, the version it claims or None)
-    torn: bytes
-    torn_at: int  # the byte where the torn record starts (file store)
+    torn: Optional[Record]
     completable: Optional[int]  # the version of a torn last commit that folds and that repair completes
-    strays: list
-    bad_snapshots: list  # (where, why) of snapshots repair must move aside
+    strays: List[Stray]
+    bad_snapshots: list  # (name, why) of snapshots repair must move aside
     newer_format: Optional[str]  # the message of an UnsupportedFormatError met while folding
-    shown: dict  # snapshot location -> how reports show it
+    shown: dict  # snapshot name -> how reports show it
 
 
 def open_database(db, **options):
@@ -242,21 +248,18 @@ def _name_from_key(key):
         return None
 
 
-def _tail_at(store, records, cursor):
+def _ending_at(records, cursor):
+    """The index of the record a reader has just read at ``cursor`` (a snapshot at ``cursor`` is of it), or None."""
+    for index, r in enumerate(records):
+        if r.position == cursor:
+            return index
+    return None
+
+
+def _tail_at(records, cursor):
     """The CRC field a reader finds at ``cursor`` when it checks a snapshot (mirrors ``last_record_tail``)."""
-    if isinstance(store, FileLogStore):
-        # The log file is the records' lines, each newline-terminated: find the line that ends at the cursor.
-        for pos, _, data in records:
-            end = pos + len(data) + 1
-            if end == cursor:
-                return data[-18:][-10:-2]
-            if end > cursor:
-                break
-        return b""
-    for v, _, data in records:
-        if v == cursor:
-            return data[-18:][-10:-2]
-    return b""
+    index = _ending_at(records, cursor)
+    return b"" if index is None else records[index].data[-18:][-10:-2]
 
 
 def _first_difference(a, b):
@@ -273,21 +276,21 @@ def _first_difference(a, b):
 
 
 def _analyse(db, key, label=None):
-    store = db._store
-    found = store.scan(key)
+    store: LogStore = db._store
+    found: Optional[Scan] = store.scan(key)
     if found is None:
         return None
-    records, torn, strays = found
-    slotted = not isinstance(store, FileLogStore)  # object stores name each record after its version
+    records, torn, strays = found.records, found.torn, found.strays
+    numbered = found.numbered  # each record is stored under the version due there (an object named after it)
     problems = []
     state, intact, cut, cut_commit = None, 0, None, 1
     good = []  # commits of the intact prefix
-    record_commits = []
+    record_commits: list = []
     name = label
     newer = None
     snapshots = store.snapshot_records(key)
-    decoded_snapshots = []
-    shown = {where: where if not slotted else f"{store.location} {where}" for where, _ in snapshots}
+    decoded_snapshots: list = []  # (name, (state, cursor, crc) or None, why not)
+    shown = {where: store.describe_snapshot(key, where) for where, _ in snapshots}
     for where, data in snapshots:
         try:
             decoded = decode_snapshot(data)
@@ -330,7 +333,7 @@ def _analyse(db, key, label=None):
 
     expected = 1
     for index, (pos, where, data) in enumerate(records):
-        if slotted and pos != expected:
+        if numbered and pos != expected:
             if pos > expected:
                 missing = f"commit {expected}" if pos == expected + 1 else f"commits {expected}-{pos - 1}"
                 problems.append(Problem(ERROR, f"{missing} missing: the log jumps from {expected - 1} to {pos}",
@@ -347,7 +350,7 @@ def _analyse(db, key, label=None):
             continue
         record_commits.append((expected, commit.version))
         if commit.version != expected:
-            if slotted:
+            if numbered:
                 why = f"the object of commit {expected} holds commit {commit.version}"
             elif commit.version > expected:
                 gap = f"commit {expected} is" if commit.version == expected + 1 else \
@@ -358,7 +361,7 @@ def _analyse(db, key, label=None):
                       f"{expected} was due"
             problems.append(Problem(ERROR, why, expected))
             broken(index, expected)
-            if slotted:
+            if numbered:
                 expected += 1  # the object stood where commit `expected` was due
             elif commit.version > expected:
                 expected = commit.version + 1  # the missing ones are reported; go on from the one found
@@ -376,14 +379,13 @@ def _analyse(db, key, label=None):
     if cut is not None and len(records) - cut > 1:
         problems.append(Problem(WARNING, f"the fold stops at commit {cut_commit}: the {len(records) - cut} records "
                                          f"from there on were checked only for damage and order"))
-    # A torn last record: readers ignore it; a writer, once it holds the lock, completes it or cuts it off
-    # (schedy.adapters.filestore.torn_fate, which this mirrors).
-    torn_at = records[-1][0] + len(records[-1][2]) + 1 if records else 0
+    # A torn last record: readers ignore it; a writer, once it holds the lock, completes it, cuts it off or
+    # leaves it, as the store says (LogStore.fate_of_torn).
     completable = None
-    if torn:
-        fate, version = torn_fate(torn, expected_after(records[-1][2] if records else None))
+    if torn is not None:
+        fate, version = store.fate_of_torn(torn, records[-1] if records else None)
         if fate == COMPLETE and cut is None:
-            commit = decode_commit(torn)
+            commit = decode_commit(torn.data)
             try:
                 state = fold_one(commit)
             except Exception as e:  # noqa: BLE001 - as in the loop above
@@ -394,23 +396,24 @@ def _analyse(db, key, label=None):
             else:
                 completable = version
                 problems.append(Problem(WARNING, f"commit {version} lacks its final newline (a torn last record of "
-                                                 f"{len(torn)} bytes whose CRC checks: a crash lost the newline, or "
-                                                 f"its writer stopped just before it): readers do not take it yet, "
+                                                 f"{len(torn.data)} bytes whose CRC checks: a crash lost the newline, "
+                                                 f"or its writer stopped just before it): readers do not take it yet, "
                                                  f"the next writer (or repair) completes it and keeps it", version))
         elif fate == COMPLETE:
             problems.append(Problem(WARNING, f"commit {version} lacks its final newline (a torn last record of "
-                                             f"{len(torn)} bytes whose CRC checks): the next writer completes it, "
+                                             f"{len(torn.data)} bytes whose CRC checks): the next writer completes it, "
                                              f"but it lies after the damage at commit {cut_commit}: repair sets it "
                                              f"aside with the records from there on", version))
         elif fate == LEAVE:
-            problems.append(Problem(WARNING, f"a torn last record of {len(torn)} bytes follows the damaged record "
+            problems.append(Problem(WARNING, f"a torn last record of {len(torn.data)} bytes follows the damaged record "
                                              f"where commit {record_commits[-1][0]} was due: readers stop at the "
                                              f"damage and writers leave it as it is; repair sets it aside with the "
                                              f"damaged records"))
         else:
-            problems.append(Problem(WARNING, f"a torn last record of {len(torn)} bytes follows commit {len(records)} "
-                                             f"(not a whole commit: a write that never completed, or what a crash left "
-                                             f"of an unsynced one): readers ignore it, the next writer cuts it off"))
+            problems.append(Problem(WARNING, f"a torn last record of {len(torn.data)} bytes follows commit "
+                                             f"{len(records)} (not a whole commit: a write that never completed, or "
+                                             f"what a crash left of an unsynced one): readers ignore it, the next "
+                                             f"writer cuts it off"))
     for where, _ in strays:
         problems.append(Problem(ERROR, f"unexpected object in the log: {where}"))
     try:
@@ -435,9 +438,10 @@ def _analyse(db, key, label=None):
     # Snapshots: a reader uses one when the log still holds, at its cursor, the commit it was taken at (a
     # complete line). One of a torn commit that writers complete is checked as it will be used then.
     bad_snapshots = []
-    lines, commits_at = records, record_commits
-    if completable is not None:
-        lines = records + [(torn_at, "the torn last record", torn)]
+    lines: List[Record] = records
+    commits_at: list = record_commits
+    if completable is not None and torn is not None:
+        lines = records + [torn]
         commits_at = record_commits + [(completable, completable)]
     for where, decoded, why in decoded_snapshots:
         if decoded is None:
@@ -446,19 +450,18 @@ def _analyse(db, key, label=None):
             continue
         snap, cursor, crc = decoded
         v = snap.version
-        if _tail_at(store, lines, cursor) != crc.encode("ascii", "replace"):
+        if _tail_at(lines, cursor) != crc.encode("ascii", "replace"):
             problems.append(Problem(WARNING, f"snapshot {shown[where]} of commit {v} is stale: the log no longer holds that "
                                              f"commit as the snapshot saw it, so readers ignore it", v))
             bad_snapshots.append((where, "stale"))
             continue
-        if slotted:
-            at = cursor
-        else:
-            ends = [pos + len(data) + 1 for pos, _, data in lines]
-            at = None
-            if cursor in ends:
-                due, version = commits_at[ends.index(cursor)]
-                at = due if version is None else version
+        # The commit the record at the cursor stands for: where records are numbered, the version due there
+        # (its position); elsewhere, the version it holds (the one due there if it cannot be read).
+        index = _ending_at(lines, cursor)
+        at = None
+        if index is not None:
+            due, version = commits_at[index]
+            at = due if version is None or numbered else version
         if at != v:
             problems.append(Problem(ERROR, f"snapshot {shown[where]} says commit {v} but points at commit {at}: readers "
                                            f"would use it", v))
@@ -480,7 +483,7 @@ def _analyse(db, key, label=None):
         name = _name_from_key(key) or key
     report = ExperimentReport(name=name, key=key, location=store.describe(key), commits=len(records), intact=intact,
                               problems=problems)
-    return _Analysis(report, records, cut, cut_commit, record_commits, torn, torn_at, completable, strays,
+    return _Analysis(report, records, cut, cut_commit, record_commits, torn, completable, strays,
                      bad_snapshots, newer, shown)
 
 
@@ -537,13 +540,12 @@ def repair(db, name, *, dry_run=False):
     """
     db = open_database(db)
     key = stream_key(name)
-    store = db._store
+    store: LogStore = db._store
     if store.scan(key) is None:
         raise ExperimentNotFoundError(f"no experiment named {name!r} in {db.path}")
-    if dry_run or not isinstance(store, FileLogStore):
-        return _repair(db, key, name, dry_run)
-    # Not settled on entry: repair completes a torn last commit only if it folds, and sets other torn bytes aside.
-    with store.exclusive(key, settle=False):
+    # Writers kept out, where the store can (its lock, but not settling a torn record on entry: repair completes
+    # a torn last commit only if it folds, and sets other torn bytes aside). A dry run changes nothing: no lock.
+    with nullcontext() if dry_run else store.repair_lock(key):
         return _repair(db, key, name, dry_run)
 
 
@@ -558,44 +560,25 @@ def _repair(db, key, name, dry_run):
     if a.cut is not None:
         for (pos, where, data), (due, version) in zip(a.records[a.cut:], a.record_commits[a.cut:]):
             report.set_aside.append(SetAside(version, due, where, len(data)))
-    report.torn = 0 if a.completable else len(a.torn)
+    report.torn = 0 if a.completable or a.torn is None else len(a.torn.data)
     report.completed = a.completable
-    report.strays = [where for where, _ in a.strays]
+    report.strays = [s.where for s in a.strays]
     report.snapshots = [a.shown[where] for where, _ in a.bad_snapshots]
     report.unrepaired = [p for p in a.report.errors if p.message.startswith("double claim")]
     if not report.changed:
         return report
     stamp = _stamp()
     records_moved = bool(report.set_aside or report.torn or report.strays)
-    if isinstance(store, FileLogStore):
-        target = f"damaged-{stamp}.jsonl"
-        if records_moved:
-            report.destination = os.path.join(os.path.dirname(store.describe(key)), target)
-        if dry_run:
-            return report
-        if report.completed:
-            store.complete_record(key, a.torn_at + len(a.torn))
-        if records_moved:
-            offset = a.records[a.cut][0] if a.cut is not None else (
-                a.records[-1][0] + len(a.records[-1][2]) + 1 if a.records else 0)
-            report.destination, report.destination_offset, _ = store.set_aside(key, offset, target)
-        for where, _ in a.bad_snapshots:
-            target, n = f"damaged-{stamp}.snapshot.json", 1
-            while os.path.exists(os.path.join(os.path.dirname(where), target)):
-                n += 1
-                target = f"damaged-{stamp}-{n}.snapshot.json"
-            report.snapshot_destinations.append(store.set_aside_snapshot(key, where, target))
-        return report
-    folder = f"damaged-{stamp}"
     if records_moved:
-        report.destination = f"{store.location} {store.folder_path(key, folder)}/"
+        report.destination = store.damaged_destination(key, stamp)
     if dry_run:
         return report
-    paths = [store.log_path(key, pos) for pos, _, _ in a.records[a.cut:]] if a.cut is not None else []
-    paths += [path for _, path in a.strays]
-    if paths:
-        store.set_aside(key, paths, folder)
+    if report.completed:
+        store.complete_torn(key, a.torn)
+    if records_moved:
+        moved = a.records[a.cut:] if a.cut is not None else []
+        report.destination, report.destination_offset = store.set_aside_records(
+            key, moved, a.torn if report.torn else None, a.strays, stamp)
     if a.bad_snapshots:
-        moved = store.set_aside(key, [where for where, _ in a.bad_snapshots], folder)
-        report.snapshot_destinations = [f"{store.location} {d}" for d in moved]
+        report.snapshot_destinations = store.set_aside_snapshots(key, [where for where, _ in a.bad_snapshots], stamp)
     return report

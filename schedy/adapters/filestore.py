@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import orjson
@@ -25,6 +26,7 @@ import orjson
 from ..errors import CorruptLogError, DatabaseError
 from ..core.codec import BadRecord, decode_commit
 from ..core.events import FORMAT
+from .store import COMPLETE, CUT, LEAVE, Cursor, Destination, Record, Scan, StoredSnapshot, Stray, TornFate
 
 _MARKER = "SCHEDY"
 _LOG = "log.jsonl"
@@ -88,7 +90,7 @@ class _Exclusive:
         self.meanwhile = meanwhile
         self.settle = settle
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.h.lock.acquire()
         try:
             if self.meanwhile is None or not self._try_for_a_while():
@@ -126,14 +128,14 @@ class _Exclusive:
             if not self.meanwhile():
                 _yield()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         try:
             fcntl.flock(self.h.fd, fcntl.LOCK_UN)
         finally:
             self.h.lock.release()
 
 
-COMPLETE, CUT, LEAVE = "complete", "cut", "leave"
+# COMPLETE, CUT and LEAVE (imported above) are what torn_fate returns; they are the same on every store.
 
 
 def expected_after(previous):
@@ -150,7 +152,7 @@ def torn_fate(torn, expected):
     """What a writer holding the lock does with the torn last record ``torn`` (the bytes after the last newline).
 
     ``expected`` is the version due there (:func:`expected_after`), None if the line before is damaged.
-    Returns ``(COMPLETE, version)``, ``(CUT, None)`` or ``(LEAVE, None)``.
+    Returns a :class:`~schedy.adapters.store.TornFate`: ``(COMPLETE, version)``, ``(CUT, None)`` or ``(LEAVE, None)``.
 
     A writer acknowledges a commit only once :meth:`FileLogStore.append` has written its whole line, the final
     newline last (a failed write is cut back before the error is raised), and, for a durable commit, once
@@ -166,12 +168,12 @@ def torn_fate(torn, expected):
     ``schedy repair`` sets both aside).
     """
     if expected is None:
-        return LEAVE, None
+        return TornFate(LEAVE, None)
     try:
         version = decode_commit(torn).version
     except BadRecord:
-        return CUT, None
-    return (COMPLETE, version) if version == expected else (CUT, None)
+        return TornFate(CUT, None)
+    return TornFate(COMPLETE, version) if version == expected else TornFate(CUT, None)
 
 
 def _torn_tail(fd, size):
@@ -212,7 +214,7 @@ def _write_all(fd, data):
         view = view[os.write(fd, view):]
 
 
-_STORES = weakref.WeakSet()
+_STORES: "weakref.WeakSet[FileLogStore]" = weakref.WeakSet()
 
 
 def _after_fork_in_child():
@@ -286,11 +288,11 @@ class FileLogStore:
         if not isinstance(fmt, int) or fmt > FORMAT:
             raise DatabaseError(f"the database at {str(root)!r} has format {fmt!r}; this Schedy reads up to {FORMAT}")
 
-    def describe(self, key):
+    def describe(self, key: str) -> str:
         """Where stream ``key`` lives, for error messages."""
         return str(self._dir / key / _LOG)
 
-    def keys(self):
+    def keys(self) -> list[str]:
         """Keys of every stream in the store (including empty and deleted ones)."""
         try:
             return sorted(e.name for e in os.scandir(self._dir) if (Path(e.path) / _LOG).exists())
@@ -312,7 +314,7 @@ class FileLogStore:
                 self._handles[key] = h = _Handle(path, create, self.file_mode)
             return h
 
-    def read(self, key, cursor):
+    def read(self, key: str, cursor: Cursor) -> tuple[list[bytes], Cursor]:
         """Return the complete records after byte offset ``cursor`` and the offset after them.
 
         A torn last record (no final newline) is left unread, even when a snapshot of it exists (see
@@ -330,7 +332,7 @@ class FileLogStore:
             return [], cursor
         return data[: end - 1].split(b"\n"), cursor + end
 
-    def exclusive(self, key, meanwhile=None, settle=True):
+    def exclusive(self, key: str, meanwhile: Callable[[], bool] | None = None, settle: bool = True) -> _Exclusive:
         """Hold the stream's write lock (against other threads and processes) for the body.
 
         While another writer holds it (another process, or another database object on the same path),
@@ -363,7 +365,7 @@ class FileLogStore:
             os.ftruncate(fd, start)
         return fate
 
-    def append(self, key, cursor, version, data, sync=True):
+    def append(self, key: str, cursor: Cursor, version: int, data: bytes, sync: bool = True) -> Cursor | None:
         """Append ``data`` if the log ends at ``cursor``; return the new cursor, or None if it has grown.
 
         With ``sync`` (and a durable store) the data is on disk when this returns;
@@ -413,7 +415,7 @@ class FileLogStore:
             self.sync(key, created=cursor == 0)
         return cursor + len(data)
 
-    def sync(self, key, created=False):
+    def sync(self, key: str, created: bool = False) -> None:
         """Make every line appended to the stream so far durable (nothing unless the store is durable).
 
         ``created``: the stream's file is new, so its name must be made durable too.
@@ -426,11 +428,11 @@ class FileLogStore:
             _fsync_dir(self._dir / key)
             _fsync_dir(self._dir)
 
-    def initial_cursor(self):
+    def initial_cursor(self) -> Cursor:
         """The cursor of a stream read from its beginning."""
         return 0
 
-    def last_record_tail(self, key, cursor):
+    def last_record_tail(self, key: str, cursor: Cursor) -> bytes:
         """The final bytes of the complete record that ends at byte ``cursor`` (for checking a snapshot).
 
         b"" if no complete line ends there. If the log ends one byte short of ``cursor`` with the end of a line,
@@ -448,7 +450,7 @@ class FileLogStore:
                             f"torn record): readers do not take it")
         return b""
 
-    def write_snapshot(self, key, version, data):
+    def write_snapshot(self, key: str, version: int, data: bytes) -> None:
         """Replace the stream's snapshot with ``data`` (atomically: a reader sees the old one or the new one)."""
         folder = self._dir / key
         tmp = folder / f".snapshot.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -465,7 +467,7 @@ class FileLogStore:
             os.close(fd)
         os.replace(tmp, folder / "snapshot.json")
 
-    def latest_snapshot(self, key):
+    def latest_snapshot(self, key: str) -> bytes | None:
         """The bytes of the stream's snapshot, or None."""
         try:
             return (self._dir / key / "snapshot.json").read_bytes()
@@ -474,12 +476,12 @@ class FileLogStore:
 
     # -- maintenance (schedy.maintenance: verify and repair) -----------------------------------------------
 
-    def scan(self, key):
-        """Everything stream ``key`` holds, for ``schedy verify``: ``(records, torn, strays)``, or None if it has no log.
+    def scan(self, key: str) -> Scan | None:
+        """Every line of the log, and a torn last record (:meth:`LogStore.scan <schedy.adapters.store.LogStore.scan>`).
 
-        ``records`` lists ``(offset, where, line)`` for every complete line (without its newline), ``torn`` is
-        the bytes after the last newline (a torn record) and ``strays`` is always empty on this store. The file
-        is opened read-only and no lock is taken, so a read-only database can be checked.
+        A record's position is the byte offset after its newline; a torn record's, the offset after the newline it
+        would have once completed. There are never strays. The file is read without a lock (and opened read-only),
+        so a read-only database can be checked.
         """
         path = self._dir / key / _LOG
         try:
@@ -489,68 +491,96 @@ class FileLogStore:
         end = data.rfind(b"\n") + 1
         records, offset = [], 0
         for number, line in enumerate(data[: end - 1].split(b"\n") if end else [], 1):
-            records.append((offset, f"line {number} (byte {offset}) of {path}", line))
+            records.append(Record(offset + len(line) + 1, f"line {number} (byte {offset}) of {path}", line))
             offset += len(line) + 1
-        return records, data[end:], []
+        torn = None
+        if end < len(data):
+            torn = Record(len(data) + 1, f"the torn last record (byte {end}) of {path}", data[end:])
+        return Scan(records, torn, [], numbered=False)
 
-    def snapshot_records(self, key):
-        """``[(where, bytes)]`` of the stream's snapshot (none or one on this store)."""
+    def fate_of_torn(self, torn: Record, previous: Record | None) -> TornFate:
+        """What a writer does with the torn record after ``previous``: :func:`torn_fate` (also in :meth:`exclusive`)."""
+        return torn_fate(torn.data, expected_after(previous.data if previous is not None else None))
+
+    def snapshot_records(self, key: str) -> list[StoredSnapshot]:
+        """The stream's snapshot (none or one on this store), named by its path."""
         path = self._dir / key / "snapshot.json"
         try:
-            return [(str(path), path.read_bytes())]
+            return [StoredSnapshot(str(path), path.read_bytes())]
         except (FileNotFoundError, NotADirectoryError):
             return []
 
-    def set_aside(self, key, offset, name):
-        """Move the bytes of the log from ``offset`` to its end into ``experiments/<key>/<name>``, then cut the log.
+    def describe_snapshot(self, key: str, name: str) -> str:
+        """The snapshot's path (which is its name)."""
+        return name
 
-        Must be called inside :meth:`exclusive`. The bytes are appended verbatim to the file ``name`` (created if
-        needed), which is fsynced (with its directory) before the log is truncated, then the log is fsynced too.
-        Return ``(path, position, size)``: where the bytes went, at which byte of that file, and how many.
+    def repair_lock(self, key: str) -> _Exclusive:
+        """The write lock of :meth:`exclusive`, leaving a torn last record as it is (repair settles it itself)."""
+        return self.exclusive(key, settle=False)
+
+    def complete_torn(self, key: str, torn: Record) -> None:
+        """Add the final newline to the torn last record ``torn`` (from :meth:`scan`), then fsync the log.
+
+        Must be called inside :meth:`repair_lock`. Raises CorruptLogError, changing nothing, if the log no longer
+        ends with it (its size changed, or it ends with a newline).
         """
+        size = torn.position - 1  # the log's size while the record is torn: its end, before the newline
+        h = self._handle(key, create=False)
+        if h is None or os.fstat(h.fd).st_size != size or size == 0 or os.pread(h.fd, 1, size - 1) == b"\n":
+            raise CorruptLogError(f"{self.describe(key)} changed while it was being repaired; nothing was completed")
+        _write_all(h.fd, b"\n")
+        os.fsync(h.fd)
+
+    def damaged_destination(self, key: str, stamp: str) -> str:
+        """``experiments/<key>/damaged-<stamp>.jsonl``, the file :meth:`set_aside_records` appends to."""
+        return str(self._dir / key / f"damaged-{stamp}.jsonl")
+
+    def set_aside_records(self, key: str, records: Sequence[Record], torn: Record | None, strays: Sequence[Stray],
+                          stamp: str) -> Destination:
+        """Move the bytes of the log from the first of ``records`` (else from ``torn``) to its end into
+        :meth:`damaged_destination`, then cut the log there.
+
+        Must be called inside :meth:`repair_lock`. The bytes are appended verbatim to that file (created if
+        needed), which is fsynced (with its directory) before the log is truncated; then the log is fsynced too.
+        Return the file and the byte of it where the bytes start (an earlier repair in the same second may have
+        begun it).
+        """
+        if strays:
+            raise ValueError("a log file has no strays")
+        first = records[0] if records else torn
+        if first is None:
+            raise ValueError("nothing to set aside")
+        offset = first.position - len(first.data) - 1  # where its line starts
         h = self._handle(key, create=False)
         size = os.fstat(h.fd).st_size
-        chunks, pos = [], offset
-        while pos < size:
-            chunk = os.pread(h.fd, size - pos, pos)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            pos += len(chunk)
-        data = b"".join(chunks)
-        dest = self._dir / key / name
+        data = _pread(h.fd, size - offset, offset)
+        dest = Path(self.damaged_destination(key, stamp))
         fd = _create_or_open(dest, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), self.file_mode)
         try:
             position = os.fstat(fd).st_size
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
         _fsync_dir(self._dir / key)
         os.ftruncate(h.fd, offset)
         os.fsync(h.fd)
-        return str(dest), position, len(data)
+        return Destination(str(dest), position)
 
-    def complete_record(self, key, size):
-        """Add the final newline to the torn last record of a log of ``size`` bytes, then fsync it (``schedy repair``).
-
-        Must be called inside :meth:`exclusive` (``settle=False``). Raises CorruptLogError, changing nothing, if the
-        log no longer has that size or ends with a newline.
-        """
-        h = self._handle(key, create=False)
-        if os.fstat(h.fd).st_size != size or size == 0 or os.pread(h.fd, 1, size - 1) == b"\n":
-            raise CorruptLogError(f"{self.describe(key)} changed while it was being repaired; nothing was completed")
-        _write_all(h.fd, b"\n")
-        os.fsync(h.fd)
-
-    def set_aside_snapshot(self, key, where, name):
-        """Rename the snapshot ``where`` (as :meth:`snapshot_records` named it) to ``experiments/<key>/<name>``; return the new path."""
-        dest = self._dir / key / name
-        os.replace(where, dest)
-        _fsync_dir(self._dir / key)
-        return str(dest)
+    def set_aside_snapshots(self, key: str, names: Sequence[str], stamp: str) -> list[str]:
+        """Rename each snapshot to ``experiments/<key>/damaged-<stamp>.snapshot.json`` (then ``damaged-<stamp>-2...``
+        if that name is taken); return the new paths."""
+        folder = self._dir / key
+        moved = []
+        for name in names:
+            target, n = f"damaged-{stamp}.snapshot.json", 1
+            while (folder / target).exists():
+                n += 1
+                target = f"damaged-{stamp}-{n}.snapshot.json"
+            os.replace(name, folder / target)
+            _fsync_dir(folder)
+            moved.append(str(folder / target))
+        return moved
 
     def close(self):
         """Close every open file."""

@@ -32,6 +32,7 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 
 import obstore
@@ -45,6 +46,7 @@ from obstore.exceptions import (
 
 from ..core.events import FORMAT
 from ..errors import CorruptLogError, DatabaseError, StoreError
+from .store import Cursor, Destination, Record, Scan, StoredSnapshot, Stray, TornFate
 
 log = logging.getLogger("schedy")
 
@@ -61,7 +63,7 @@ MAX_BACKOFF = 2.0
 # log is read in parallel, and reading to its end costs at most one window of GETs answered 404.
 WINDOW = 64
 
-_MEMORY = {}
+_MEMORY: dict = {}  # name -> obstore MemoryStore
 _MEMORY_GUARD = threading.Lock()
 _WIDTH = 20
 
@@ -122,7 +124,7 @@ class ObjectLogStore:
         self.snapshot_every = snapshot_every
         self.bucket = bucket  # for messages only: "bucket 'x' does not exist"
         self.attempts, self.retry_for = ATTEMPTS, RETRY_FOR
-        self.stats = Counter()  # retries and resolved outcomes, for tests and benchmarks
+        self.stats: Counter[str] = Counter()  # retries and resolved outcomes, for tests and benchmarks
         self._stats_guard = threading.Lock()
         self._won = {}  # key -> (version, bytes) of the commit that beat our last append
         self._check_conditional_writes()
@@ -297,13 +299,13 @@ class ObjectLogStore:
         return DatabaseError(f"cannot use {self.location}: the {what}{name} does not exist (a write in it was "
                              "answered 404 Not Found)")
 
-    def describe(self, key):
+    def describe(self, key: str) -> str:
         return f"{self.location} {self._log(key)}"
 
-    def initial_cursor(self):
+    def initial_cursor(self) -> Cursor:
         return 0
 
-    def keys(self):
+    def keys(self) -> list[str]:
         prefix = self._path("experiments") + "/"
         listing = self._read("list the experiments", prefix,
                              lambda: obstore.list_with_delimiter(self.store, prefix), missing_ok=False)
@@ -322,7 +324,7 @@ class ObjectLogStore:
                 pass
         return [one(v) for v in versions]
 
-    def read(self, key, cursor):
+    def read(self, key: str, cursor: Cursor) -> tuple[list[bytes], Cursor]:
         """Return the records of the commits after version ``cursor``, and the version of the last one.
 
         No listing: GET commit ``cursor + 1`` (404: caught up, one request); while every commit asked for is
@@ -362,11 +364,11 @@ class ObjectLogStore:
             records.append(again)
             cursor += 1
 
-    def exclusive(self, key, meanwhile=None):
+    def exclusive(self, key: str, meanwhile: Callable[[], bool] | None = None) -> nullcontext[None]:
         """Nothing to hold: writers race with conditional puts (``meanwhile`` is never called)."""
         return nullcontext()
 
-    def append(self, key, cursor, version, data, sync=True):
+    def append(self, key: str, cursor: Cursor, version: int, data: bytes, sync: bool = True) -> Cursor | None:
         """Put commit ``version`` if absent; return the new cursor, or None if another writer got there first.
 
         Every acknowledged put is durable on object storage, so ``sync`` changes nothing.
@@ -377,20 +379,20 @@ class ObjectLogStore:
             return None
         return version
 
-    def sync(self, key, created=False):
+    def sync(self, key: str, created: bool = False) -> None:
         """Nothing to do: every acknowledged put is already durable."""
 
-    def last_record_tail(self, key, cursor):
+    def last_record_tail(self, key: str, cursor: Cursor) -> bytes:
         """The final bytes of the record that ends at ``cursor`` (for checking a snapshot)."""
         data = self._get_bytes(f"commit {cursor} of {key!r}", self._log(key, cursor))
         return b"" if data is None else data.rstrip(b"\n")[-18:]
 
-    def write_snapshot(self, key, version, data):
+    def write_snapshot(self, key: str, version: int, data: bytes) -> None:
         """Store a snapshot taken at ``version`` (written once; a second writer's copy is identical)."""
         self._create(f"the snapshot of {key!r} at commit {version}",
                      self._path("experiments", key, "snapshots", f"{version:0{_WIDTH}d}.json"), data)
 
-    def latest_snapshot(self, key):
+    def latest_snapshot(self, key: str) -> bytes | None:
         """The bytes of the newest snapshot of ``key``, or None."""
         prefix = self._path("experiments", key, "snapshots") + "/"
         paths = sorted(m["path"] for m in self._list(f"the snapshots of {key!r}", prefix))
@@ -404,12 +406,13 @@ class ObjectLogStore:
         """The bytes of ``path``; FileNotFoundError if it does not exist."""
         return self._read(f"read {path.rsplit('/', 1)[-1]}", path, lambda: bytes(obstore.get(self.store, path).bytes()))
 
-    def scan(self, key):
-        """Everything stream ``key`` holds, for ``schedy verify``: ``(records, torn, strays)``, or None if it has no log.
+    def scan(self, key: str) -> Scan | None:
+        """Every object of the log folder (:meth:`LogStore.scan <schedy.adapters.store.LogStore.scan>`), listed.
 
-        ``records`` lists ``(version, where, bytes)`` for every object of the log folder named after a version,
-        sorted by that version (missing versions are simply absent); ``torn`` is always empty on this store;
-        ``strays`` lists ``(where, path)`` of the other objects in the log folder, which readers never see.
+        The records are the objects named after a version, sorted by it (missing versions are simply absent); a
+        record's position is its version (the cursor of a reader that has read it), so the scan is ``numbered``.
+        Every other object of the log folder is a stray, named by its path. There is never a torn record: an
+        object is written whole or not at all.
         """
         prefix = self._log(key)
         named, strays = [], []
@@ -420,7 +423,7 @@ class ObjectLogStore:
             if stem.isdigit() and path == self._log(key, int(stem)):
                 named.append((int(stem), path))
             else:
-                strays.append((f"{self.location} {path}", path))
+                strays.append(Stray(f"{self.location} {path}", path))
         if not named and not strays:
             return None
         named.sort()
@@ -432,19 +435,53 @@ class ObjectLogStore:
                 return None  # deleted since the listing: reported as missing
 
         found = list(_pool().map(fetch, named)) if len(named) > 1 else [fetch(item) for item in named]
-        records = [(v, f"{self.location} {path}", data) for (v, path), data in zip(named, found) if data is not None]
-        return records, b"", strays
+        records = [Record(v, f"{self.location} {path}", data) for (v, path), data in zip(named, found)
+                   if data is not None]
+        return Scan(records, None, strays, numbered=True)
 
-    def snapshot_records(self, key):
-        """``[(where, bytes)]`` of every snapshot of the stream, oldest first (readers use the newest)."""
+    def fate_of_torn(self, torn: Record, previous: Record | None) -> TornFate:
+        """Never called: :meth:`scan` finds no torn record on object storage."""
+        raise ValueError(f"{self.location} has no torn records: an object is written whole or not at all")
+
+    def snapshot_records(self, key: str) -> list[StoredSnapshot]:
+        """Every snapshot of the stream, oldest first (readers use the newest), named by its path."""
         prefix = self._path("experiments", key, "snapshots") + "/"
         out = []
         for path in sorted(m["path"] for m in self._list(f"the snapshots of {key!r}", prefix)):
             try:
-                out.append((path, self._get(path)))
+                out.append(StoredSnapshot(path, self._get(path)))
             except FileNotFoundError:
                 pass
         return out
+
+    def describe_snapshot(self, key: str, name: str) -> str:
+        return f"{self.location} {name}"
+
+    def repair_lock(self, key: str) -> nullcontext[None]:
+        """Nothing to hold: there is no lock (the workers are stopped before a repair)."""
+        return nullcontext()
+
+    def complete_torn(self, key: str, torn: Record) -> None:
+        """Never called: :meth:`scan` finds no torn record on object storage."""
+        raise ValueError(f"{self.location} has no torn records: an object is written whole or not at all")
+
+    def damaged_destination(self, key: str, stamp: str) -> str:
+        """The folder ``experiments/<key>/damaged-<stamp>/`` (objects keep their names in it)."""
+        return f"{self.location} {self.folder_path(key, f'damaged-{stamp}')}/"
+
+    def set_aside_records(self, key: str, records: Sequence[Record], torn: Record | None, strays: Sequence[Stray],
+                          stamp: str) -> Destination:
+        """Move the objects of ``records`` and ``strays`` to :meth:`damaged_destination` (see :meth:`_move`)."""
+        if torn is not None:
+            raise ValueError(f"{self.location} has no torn records: an object is written whole or not at all")
+        paths = [self._log(key, r.position) for r in records] + [s.name for s in strays]
+        if paths:
+            self._move(key, paths, f"damaged-{stamp}")
+        return Destination(self.damaged_destination(key, stamp), None)
+
+    def set_aside_snapshots(self, key: str, names: Sequence[str], stamp: str) -> list[str]:
+        """Move the snapshot objects ``names`` to ``experiments/<key>/damaged-<stamp>/snapshots/`` (:meth:`_move`)."""
+        return [f"{self.location} {d}" for d in self._move(key, list(names), f"damaged-{stamp}")] if names else []
 
     def log_path(self, key, version):
         """The path of commit ``version``'s object."""
@@ -454,7 +491,7 @@ class ObjectLogStore:
         """The path of the folder ``folder`` beside the stream's log."""
         return self._path("experiments", key, folder)
 
-    def set_aside(self, key, paths, folder):
+    def _move(self, key, paths, folder):
         """Copy each object of ``paths`` to ``experiments/<key>/<folder>/``, check every copy, then delete the originals.
 
         A log object keeps its name (``<folder>/<version>.json``); other objects keep their path relative to
@@ -478,7 +515,6 @@ class ObjectLogStore:
             self._read(f"delete {path.rsplit('/', 1)[-1]}", path, lambda p=path: obstore.delete(self.store, p),
                        missing_ok=False)
         return [dest for _, dest in moves]
-
 
 def _first_line(e):
     return str(e).splitlines()[0][:300] if str(e) else ""

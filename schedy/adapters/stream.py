@@ -26,6 +26,7 @@ from ..core import leases
 from ..core.state import apply, fold
 from ..errors import ConflictError, CorruptLogError, ReadOnlyError
 from .bulk import collector_paused
+from .store import LogStore
 
 log = logging.getLogger("schedy")
 
@@ -150,7 +151,7 @@ def make_backoff():
 class StreamView:
     """The state of one experiment's stream as this process last read it."""
 
-    def __init__(self, store, key, label, worker, clock=time.time, backoff=None, monotonic=time.monotonic):
+    def __init__(self, store: LogStore, key, label, worker, clock=time.time, backoff=None, monotonic=time.monotonic):
         self.store, self.key, self.label = store, key, label
         self.worker = worker  # a callable returning the current worker id
         self.clock = clock  # stamps commits and leases (for people and audit; no decision compares it)

@@ -1,13 +1,17 @@
 """The conformance suite every log store must pass.
 
+The contract is :class:`schedy.adapters.store.LogStore` (a ``typing.Protocol``): this suite checks that a store
+has every method of it, with the protocol's parameters, and that each method means what the protocol says.
 Subclass :class:`LogStoreConformance` in test_stores.py and implement
 ``make_store(tmp_path)`` (a fresh, empty store) and ``reopen(store)`` (a second,
 independent handle on the same data, as another process would open it).
 """
 
+import inspect
 import subprocess
 import sys
 import textwrap
+from contextlib import nullcontext
 
 import pytest
 
@@ -16,6 +20,7 @@ from schedy.core.codec import Commit, decode_commit, encode_commit
 from schedy.core.decide import Decision
 from schedy.core.snapshot import commit_crc, encode_snapshot
 from schedy.core.state import fold
+from schedy.adapters.store import Destination, LogStore, Record, Scan, StoredSnapshot
 from schedy.adapters.stream import StreamView
 
 
@@ -32,30 +37,68 @@ def add_job(s, v, now, lapsed):
                       "status": "QUEUED", "results": {}}])
 
 
-def replay(store, key):
+def replay(store: LogStore, key: str):
     """The state of ``key`` folded from commit 1, ignoring every snapshot."""
     records, _ = store.read(key, store.initial_cursor())
     return fold(decode_commit(r) for r in records)
 
 
+def protocol_methods():
+    """The names of LogStore's methods (its data attributes, such as ``snapshot_every``, are not methods)."""
+    return sorted(n for n, v in vars(LogStore).items() if inspect.isfunction(v) and not n.startswith("_"))
+
+
 class LogStoreConformance:
-    def make_store(self, tmp_path):
+    def make_store(self, tmp_path) -> LogStore:
         raise NotImplementedError
 
-    def reopen(self, store):
+    def reopen(self, store: LogStore) -> LogStore:
         raise NotImplementedError
 
-    def subprocess_store_expr(self, store):
+    def subprocess_store_expr(self, store: LogStore):
         """Python expression that opens this store in another process (None: skip process tests)."""
         return None
 
     @pytest.fixture
-    def store(self, tmp_path):
+    def store(self, tmp_path) -> LogStore:
         return self.make_store(tmp_path)
 
-    def append(self, store, key, cursor, version, text="x"):
+    def append(self, store: LogStore, key, cursor, version, text="x"):
         with store.exclusive(key):
             return store.append(key, cursor, version, record(version, text))
+
+    # -- the protocol itself ----------------------------------------------------------------------------------
+
+    def test_the_store_implements_the_log_store_protocol(self, store):
+        """Every method of LogStore, taking the protocol's parameters (by name, kind and default); more only with
+        a default. ``isinstance`` with a runtime-checkable protocol checks only that the names exist."""
+        assert isinstance(store, LogStore)
+        assert isinstance(store.snapshot_every, int)
+        assert len(protocol_methods()) >= 10  # the protocol is read correctly
+        for name in protocol_methods():
+            wanted = list(inspect.signature(getattr(LogStore, name)).parameters.values())[1:]  # without self
+            given = inspect.signature(getattr(store, name)).parameters
+            for p in wanted:
+                assert p.name in given, f"{type(store).__name__}.{name} lacks the parameter {p.name!r}"
+                q = given[p.name]
+                assert q.kind == p.kind, f"{type(store).__name__}.{name}: {p.name!r} is {q.kind}, not {p.kind}"
+                assert (q.default is q.empty) == (p.default is p.empty) and \
+                    (p.default is p.empty or q.default == p.default), \
+                    f"{type(store).__name__}.{name}: {p.name!r} defaults to {q.default!r}, not {p.default!r}"
+            extra = [q.name for q in given.values() if q.name not in {p.name for p in wanted}
+                     and q.default is q.empty and q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD)]
+            assert not extra, f"{type(store).__name__}.{name} requires parameters the protocol does not: {extra}"
+
+    def test_exclusive_is_a_nullcontext_exactly_when_writers_race(self, store):
+        """StreamView tells a store without a lock by its nullcontext: then a second writer is not kept out."""
+        ctx = store.exclusive("s")
+        with ctx:
+            first = store.append("s", store.initial_cursor(), 1, record(1))
+        assert first is not None
+        if isinstance(ctx, nullcontext):
+            other = self.reopen(store)
+            with store.exclusive("s"), other.exclusive("s"):  # two writers at once: nothing holds them apart
+                assert other.append("s", first, 2, record(2)) is not None
 
     def test_an_unknown_stream_is_empty_and_reading_it_creates_nothing(self, store):
         start = store.initial_cursor()
@@ -225,3 +268,71 @@ class LogStoreConformance:
             assert reader.refresh() == writer.state
         assert reader.snapshot.startswith("ignored")
         assert any(r.name == "schedy" and "snapshot" in r.getMessage() for r in caplog.records)
+
+    # -- verify and repair: scan, snapshot_records, repair_lock, set_aside_records, set_aside_snapshots ------
+
+    def test_an_unknown_stream_scans_as_none(self, store):
+        assert store.scan("nothing") is None
+        assert store.snapshot_records("nothing") == []
+
+    def test_a_scan_lists_every_record_at_the_cursor_after_it(self, store):
+        """A record's position is the cursor a reader has after reading it: what append returned for it."""
+        cursor, cursors = store.initial_cursor(), []
+        for v in range(1, 5):
+            cursor = self.append(store, "s", cursor, v, f"text {v}")
+            cursors.append(cursor)
+        found = self.reopen(store).scan("s")
+        assert isinstance(found, Scan) and found.torn is None and found.strays == []
+        assert all(isinstance(r, Record) and isinstance(r.where, str) and r.where for r in found.records)
+        assert [r.data for r in found.records] == store.read("s", store.initial_cursor())[0]
+        assert [r.position for r in found.records] == cursors
+        if found.numbered:
+            assert [r.position for r in found.records] == [1, 2, 3, 4]  # the version each record is stored as
+        for i, r in enumerate(found.records):
+            assert store.last_record_tail("s", r.position) == r.data[-18:]
+            assert store.read("s", r.position) == ([x.data for x in found.records[i + 1:]], cursors[-1])
+        assert store.scan("s") == found  # scanning changes nothing
+
+    def test_snapshot_records_lists_the_snapshots_oldest_first(self, store):
+        cursor = store.initial_cursor()
+        for v in range(1, 5):
+            cursor = self.append(store, "s", cursor, v)
+        store.write_snapshot("s", 2, b"snapshot at 2\n")
+        store.write_snapshot("s", 4, b"snapshot at 4\n")
+        found = self.reopen(store).snapshot_records("s")
+        assert found and all(isinstance(s, StoredSnapshot) for s in found)
+        assert found[-1].data == store.latest_snapshot("s") == b"snapshot at 4\n"
+        assert all(isinstance(store.describe_snapshot("s", s.name), str) for s in found)
+
+    def test_repair_sets_records_aside_and_the_log_goes_on_after_the_ones_kept(self, store):
+        cursor, cursors = store.initial_cursor(), []
+        for v in range(1, 6):
+            cursor = self.append(store, "s", cursor, v, f"text {v}")
+            cursors.append(cursor)
+        self.append(store, "other", store.initial_cursor(), 1)
+        found = store.scan("s")
+        planned = store.damaged_destination("s", "20000101T000000Z")
+        assert store.scan("s") == found, "naming the destination changes nothing"
+        with store.repair_lock("s"):
+            went = store.set_aside_records("s", found.records[2:], found.torn, found.strays, "20000101T000000Z")
+        assert isinstance(went, Destination) and went.where == planned
+        other = self.reopen(store)
+        records, end = other.read("s", other.initial_cursor())
+        assert [decode_commit(r).events[0]["text"] for r in records] == ["text 1", "text 2"] and end == cursors[1]
+        rescanned = other.scan("s")
+        assert rescanned is not None and rescanned.records == found.records[:2]
+        assert len(other.read("other", other.initial_cursor())[0]) == 1  # other streams are untouched
+        assert other.keys() == ["other", "s"]  # what was set aside is neither a record nor a stream
+        assert self.append(other, "s", cursors[1], 3, "again") is not None
+
+    def test_repair_sets_snapshots_aside_where_readers_no_longer_use_them(self, store):
+        cursor = store.initial_cursor()
+        for v in range(1, 3):
+            cursor = self.append(store, "s", cursor, v)
+        store.write_snapshot("s", 2, b"snapshot at 2\n")
+        names = [s.name for s in store.snapshot_records("s")]
+        with store.repair_lock("s"):
+            moved = store.set_aside_snapshots("s", names, "20000101T000000Z")
+        assert len(moved) == len(names) and all(isinstance(m, str) and "20000101T000000Z" in m for m in moved)
+        assert store.snapshot_records("s") == [] and store.latest_snapshot("s") is None
+        assert [decode_commit(r).version for r in store.read("s", store.initial_cursor())[0]] == [1, 2]
