@@ -187,10 +187,8 @@ READ_A_READ_ONLY_LOG = """
 
 
 def test_a_read_only_log_can_still_be_read(private_dir):
-    """A reader with read permission only (an auditor, a group given 0o640 with file_mode) must be able to read.
-
-    Fails today: FileLogStore opens every log O_RDWR, even to read it, so reading raises PermissionError.
-    """
+    """A reader with read permission only (an auditor, a group given 0o640 with file_mode) can read: a log it
+    cannot open for writing is opened read-only."""
     log = make_db(private_dir / "db")
     nobody = as_owner(private_dir / "db")
     os.chmod(log, 0o400)

@@ -300,7 +300,7 @@ def test_flags_are_taken_by_truthiness_and_nan_constants_are_values(tmp_path):
 
 
 def test_an_unknown_object_store_option_is_a_type_or_value_error():
-    """Fails today: obstore's own UnknownConfigurationKeyError escapes (neither a ValueError nor a SchedyError)."""
+    """obstore's own UnknownConfigurationKeyError does not escape: an unknown option is a ValueError naming it."""
     with pytest.raises((TypeError, ValueError), match="bogus"):
         schedy.SchedyDB("s3://bucket/prefix", endpoint="http://127.0.0.1:9", bogus=1)
 
@@ -587,7 +587,7 @@ def resealed_logs(draw):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=resealed_logs())
 def test_a_sealed_log_with_any_field_replaced_is_read_or_refused_as_corrupt(scratch, data):
-    """Fails today, for the reasons test_an_event_with_fields_of_the_wrong_shape... lists."""
+    """Any field of any event replaced by a value of another shape: the log is read, or refused as corrupt."""
     root = fresh_db(scratch)
     write_raw(root, data)
     try:

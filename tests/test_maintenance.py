@@ -4,6 +4,7 @@ The helpers at the top reach into a store's raw records (lines of the log file, 
 damage a log the way a disk, a crash or a person would; test_cli.py and test_hostile.py use them too.
 """
 
+import fcntl
 import os
 import threading
 import time
@@ -403,18 +404,37 @@ def test_repair_refuses_a_log_from_a_newer_format(tmp_path):
     assert everything(db) == before
 
 
-def test_repair_waits_for_the_exclusive_lock_of_the_file_store(tmp_path):
+def test_repair_reads_the_log_only_once_it_holds_the_exclusive_lock_of_the_file_store(tmp_path, monkeypatch):
+    """Repair waits for the lock a writer holds, and then repairs the log as the writer left it.
+
+    No timing: a hook on flock says when repair asks for the log's lock (it cannot get it while this test holds
+    it); the writer then rewrites the damaged commit whole. Had repair read the log before it held the lock, it
+    would cut the log at the damage it saw, and throw away commits the writer had written.
+    """
     db, _ = make(str(tmp_path / "db"), jobs=3)
+    original = records(db, "e")
     flip(db, "e", 3)
+    inode = log_file(db, "e").stat().st_ino
+    asked, real_flock = threading.Event(), fcntl.flock
+
+    def flock(fd, operation):
+        if threading.current_thread() is repairer and operation & fcntl.LOCK_EX and os.fstat(fd).st_ino == inode:
+            asked.set()
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    out = {}
+    repairer = threading.Thread(target=lambda: out.setdefault("fix", repair(db, "e")))
     other = reopen(db)  # its own open file: flock excludes it from db's, even within one process
-    done = threading.Event()
     with other._store.exclusive(stream_key("e")):
-        t = threading.Thread(target=lambda: (repair(db, "e"), done.set()))
-        t.start()
-        time.sleep(0.3)
-        assert not done.is_set() and len(records(db, "e")) == 4, "repair cut the log without the lock"
-    t.join(10)
-    assert done.is_set() and len(records(db, "e")) == 2
+        repairer.start()
+        assert asked.wait(60), "repair never asked for the lock of the log"
+        write_log(db, "e", original)  # the writer holding the lock mends commit 3 (same file, same inode)
+        assert repairer.is_alive() and records(db, "e") == original, "repair went on without the lock"
+    repairer.join(60)
+    fix = out["fix"]
+    assert not fix.changed and fix.kept == 4, str(fix)
+    assert records(db, "e") == original and verify(db).ok
 
 
 def test_the_repaired_damage_file_is_synced_before_the_log_is_cut(tmp_path, monkeypatch):

@@ -7,8 +7,9 @@ runs ahead take every live job, and keep a dead worker's job for as long as
 its clock ran ahead. So a worker judges a lease by what it has *seen*: a claim
 lapses when this worker has watched it go unrenewed for the length of the
 lease, measured on its own monotonic clock. A renewal is anything that
-changes the claim's holder, version or ``lease_until`` (a new claim, a
-heartbeat, a put that renews).
+changes the claim's holder, its claim time or its ``lease_until`` (a new
+claim, a heartbeat, a holder's put that renews); a note another worker puts
+on the job is not one, so notes on a dead worker's job never keep it.
 
 The cost: a worker that has just opened the log has seen every claim only
 now, so it waits one lease before it takes back a job whose worker died
@@ -25,7 +26,7 @@ from typing import NamedTuple
 class Sighting(NamedTuple):
     """A claim as one worker last saw it, and since when (the worker's monotonic clock)."""
 
-    renewal: tuple  # (worker, job version, lease_until): any renewal changes it
+    renewal: tuple  # (worker, claim time, lease_until): any renewal changes it
     since: float
     lease: float  # how long it lasts: the experiment's lease when the renewal was first seen
 
@@ -45,7 +46,7 @@ def observe(sightings, state, now, previous_lease=None):
     lease = state.lease if previous_lease is None else max(state.lease, previous_lease)
     for job_id, until in state.claims.items():
         job = state.jobs[job_id]
-        renewal = (job.worker, job.version, until)
+        renewal = (job.worker, job.claimed_at, until)
         old = sightings.get(job_id)
         s = old if old is not None and old.renewal == renewal else Sighting(renewal, now, lease)
         seen[job_id] = s

@@ -105,3 +105,14 @@ def test_backwards_commit_times_beyond_the_tolerance_are_found_worst_first():
     assert [(b.version, b.worker, b.after, b.after_worker, b.seconds) for b in found] == [(4, "d", 2, "b", 301.0)]
     assert len(find_backwards_times(commits, tolerance=5.0)) == 2
     assert find_backwards_times(commits, tolerance=400.0) == []
+
+
+def test_a_note_from_another_worker_is_not_a_renewal():
+    state = log_with_claim(100.0)
+    sightings, _ = leases.observe({}, state, 0.0)
+    job = state.jobs["1"]
+    note = decide.update_job(state, name="e", job_id="1", worker="op", status=ev.RUNNING,
+                             hyperparameters=job.hyperparameters, results={"note": "stuck?"}, now=105.0, lapsed=())
+    noted = fold([Commit(state.version + 1, 105.0, "op", note.events)], state)
+    assert noted.jobs["1"].version != job.version  # the job changed...
+    assert leases.observe(sightings, noted, LEASE)[1] == ("1",)  # ...but its dead holder's claim still lapses
