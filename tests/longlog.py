@@ -3,6 +3,7 @@ memory:// database, then every object uploaded at once to the store under test."
 
 import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import obstore
 
@@ -42,4 +43,7 @@ def upload(store, objects, concurrency=32):
 
         await asyncio.gather(*(one(p, d) for p, d in objects.items()))
 
-    asyncio.run(run())
+    # In a thread of its own: a test run earlier may have left an event loop running in this one
+    # (asyncio.run refuses to start inside a running loop).
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()

@@ -611,8 +611,9 @@ def test_missing_experiment(tab, main):
     tab.open(main.page("no such experiment"), "missing")
     assert tab.page.inner_text("#error") == "no experiment named 'no such experiment'"
     assert tab.page.locator("#main a").get_attribute("href") == "#/"
-    # The 404 of the API call is the only error the browser reports.
-    assert len(tab.errors) == 1 and "404" in tab.errors[0], tab.errors
+    # The 404 of the API call is the only error the browser reports (once, or again if a live update asked
+    # again before this line: how often depends on the machine's speed, not on the page).
+    assert tab.errors and all("404" in e for e in tab.errors), tab.errors
     assert tab.dialogs == []
 
 
