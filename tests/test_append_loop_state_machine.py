@@ -86,6 +86,8 @@ class AppendLoop(RuleBasedStateMachine):
         self.held = []
 
     def teardown(self):
+        for db in self.dbs:
+            _close(db)
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -247,6 +249,12 @@ class AppendLoop(RuleBasedStateMachine):
     @invariant()
     def the_log_agrees_with_the_model_and_with_every_reader(self):
         reader = schedy.SchedyDB(self.path, monotonic=FakeClock())
+        try:
+            self._check_reader(reader)
+        finally:
+            _close(reader)  # one reader per step: its open log files must not pile up across examples
+
+    def _check_reader(self, reader):
         for name, m in self.model.items():
             commits = log_commits(reader, name)
             assert find_double_claims(commits) == []
@@ -275,6 +283,12 @@ class AppendLoop(RuleBasedStateMachine):
 
 MACHINE_SETTINGS = settings(max_examples=40, stateful_step_count=50, deadline=None,
                             suppress_health_check=[HealthCheck.too_slow])
+
+
+def _close(db):
+    close = getattr(db._store, "close", None)  # the file store keeps its logs open; object stores hold nothing
+    if close is not None:
+        close()
 
 
 class OnMemory(AppendLoop):

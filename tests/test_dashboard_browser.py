@@ -20,7 +20,7 @@ names the documentation uses.
 import math
 import os
 import re
-import select
+import selectors
 import shutil
 import subprocess
 import time
@@ -178,14 +178,15 @@ class Dashboard:
     def _first_line(self, timeout):
         deadline = time.monotonic() + timeout
         out = self.proc.stdout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([out], [], [], 0.5)
-            if ready:
-                line = out.readline()
-                if line:
-                    return line.decode("utf-8", "replace").rstrip("\n")
-            if self.proc.poll() is not None:
-                break
+        with selectors.DefaultSelector() as waiting:  # not select.select: it refuses descriptors past 1023
+            waiting.register(out, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if waiting.select(0.5):
+                    line = out.readline()
+                    if line:
+                        return line.decode("utf-8", "replace").rstrip("\n")
+                if self.proc.poll() is not None:
+                    break
         self.stop()
         pytest.fail(f"schedy dashboard printed no address (exit status {self.proc.returncode})")
 
