@@ -98,7 +98,7 @@ def test_a_database_marker_from_a_newer_format_is_refused(tmp_path):
         schedy.SchedyDB(str(tmp_path))
 
 
-def _drain(exp, out):
+def _drain(exp, out, first_done=None):
     ids = []
     while True:
         try:
@@ -106,6 +106,8 @@ def _drain(exp, out):
                 ids.append(job.job_id)
         except NoJobError:
             break
+        if first_done is not None and len(ids) == 1:
+            first_done.wait(timeout=120)  # every process holds one job before any takes a second
     out.put(ids)
 
 
@@ -115,18 +117,18 @@ def test_forked_children_sharing_the_parents_database_object_never_share_a_job(t
     db, exp = make(tmp_path, jobs=200)
     exp.all_jobs()  # open the log in the parent before forking
     ctx = multiprocessing.get_context("fork")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_drain, args=(exp, out)) for _ in range(3)]
+    out, first_done = ctx.Queue(), ctx.Barrier(4)
+    procs = [ctx.Process(target=_drain, args=(exp, out, first_done)) for _ in range(3)]
     for p in procs:
         p.start()
-    _drain(exp, out)
+    _drain(exp, out, first_done)
     ids = [i for _ in range(4) for i in out.get(timeout=120)]
     for p in procs:
         p.join(timeout=120)
     assert sorted(ids, key=int) == [str(i) for i in range(1, 201)]
     commits = log_commits(db, "e")
     assert find_double_claims(commits) == []
-    assert len({c.worker for c in commits if any(e["type"] == "JobClaimed" for e in c.events)}) >= 2
+    assert len({c.worker for c in commits if any(e["type"] == "JobClaimed" for e in c.events)}) == 4
 
 
 def test_a_failed_sync_keeps_the_complete_line_so_readers_never_diverge(tmp_path, monkeypatch):
@@ -641,3 +643,16 @@ def test_a_writer_opened_past_a_damaged_line_does_not_append_after_the_torn_reco
     with pytest.raises(CorruptLogError, match="torn record after a damaged line"):
         exp.add_job({"x": 3})
     assert log.read_bytes() == damaged
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_a_database_dropped_without_close_closes_its_logs(tmp_path):
+    import gc
+
+    make(tmp_path, jobs=1)
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        schedy.SchedyDB(str(tmp_path / "db")).get_experiment("e").all_jobs()
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= before

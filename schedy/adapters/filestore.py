@@ -79,6 +79,20 @@ class _Handle:
             self.writable = False
         self.lock = threading.Lock()
 
+    def close(self):
+        """Close the file, once: its number may be another file's afterwards."""
+        fd, self.fd = getattr(self, "fd", -1), -1  # (no fd if __init__ failed)
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __del__(self):
+        # A store dropped without close() (a SchedyDB that goes out of scope) must not keep its logs open: a
+        # long-lived process that opens many would run out of descriptors.
+        self.close()
+
 
 class _Exclusive:
     """The write lock of one open log, as a context manager (a generator-based one cost more than the lock)."""
@@ -252,10 +266,7 @@ class FileLogStore:
 
     def _forget_handles(self):
         for h in self._handles.values():
-            try:
-                os.close(h.fd)
-            except OSError:
-                pass
+            h.close()
         self._handles = {}
         self._guard = threading.Lock()
 
@@ -303,7 +314,7 @@ class FileLogStore:
         with self._guard:
             h = self._handles.get(key)
             if h is not None and create and not h.writable:
-                os.close(h.fd)
+                h.close()
                 h = None  # reopen for writing: raises PermissionError if this process may only read
             if h is None:
                 path = self._dir / key / _LOG
@@ -586,7 +597,7 @@ class FileLogStore:
         """Close every open file."""
         with self._guard:
             for h in self._handles.values():
-                os.close(h.fd)
+                h.close()
             self._handles.clear()
 
 
