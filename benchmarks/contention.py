@@ -57,6 +57,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # benchmark the checkout this script lives in
 
+from machine import describe, start_moto, stop_process  # noqa: E402 - benchmarks/machine.py, beside this script
+
 import schedy  # noqa: E402
 from schedy.adapters import stream  # noqa: E402
 from schedy.adapters.naming import stream_key  # noqa: E402
@@ -64,7 +66,6 @@ from schedy.core import events as ev  # noqa: E402
 from schedy.core.check import find_double_claims  # noqa: E402
 from schedy.core.codec import decode_commit  # noqa: E402
 from schedy.errors import ConflictError, NoJobError  # noqa: E402
-from machine import describe, start_moto, stop_process  # noqa: E402 - benchmarks/machine.py, beside this script
 
 
 class OldBackoff:
@@ -90,8 +91,10 @@ class OldBackoff:
         if lost > 1:
             self._sleep(random.uniform(0, min(1.0, 0.002 * 2 ** (lost - 1))))
         if lost >= self.attempts:
-            raise ConflictError(f"experiment {label!r}: gave up after {self.attempts} attempts lost to concurrent "
-                                "writers; nothing was written")
+            raise ConflictError(
+                f"experiment {label!r}: gave up after {self.attempts} attempts lost to concurrent "
+                "writers; nothing was written"
+            )
 
 
 class FullJitter(OldBackoff):
@@ -115,6 +118,7 @@ POLICIES = {
 
 # ---------------------------------------------------------------------------------------------------------------
 # The worker process.
+
 
 def worker_main(url, name, worker, policy, work_ms="0"):
     slept = [0.0]
@@ -161,12 +165,27 @@ def worker_main(url, name, worker, policy, work_ms="0"):
             gave_up += 1
         claims.append(t1 - t0)
         reports.append(time.perf_counter() - t1)
-    print(json.dumps({"worker": worker, "began": began, "finished": time.time(), "claims": claims, "reports": reports,
-                      "last_call": last, "lost": lost[0], "slept": slept[0], "gave_up": gave_up}), flush=True)
+    print(
+        json.dumps(
+            {
+                "worker": worker,
+                "began": began,
+                "finished": time.time(),
+                "claims": claims,
+                "reports": reports,
+                "last_call": last,
+                "lost": lost[0],
+                "slept": slept[0],
+                "gave_up": gave_up,
+            }
+        ),
+        flush=True,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The harness.
+
 
 class Moto:
     """A moto S3 server on loopback, started and stopped here."""
@@ -211,8 +230,11 @@ def check_log(db, name, jobs):
         problems.append(f"{done} of {jobs} jobs DONE")
         for j in all_jobs:
             if j.status != schedy.Job.DONE:
-                history = [(c.version, c.worker, [e for e in c.events if e.get("job") == j.job_id])
-                           for c in commits if any(e.get("job") == j.job_id for e in c.events)]
+                history = [
+                    (c.version, c.worker, [e for e in c.events if e.get("job") == j.job_id])
+                    for c in commits
+                    if any(e.get("job") == j.job_id for e in c.events)
+                ]
                 print(f"job {j.job_id} is {j.status}: {history}", file=sys.stderr)
     by_worker = collections.Counter(c.worker for c in commits for e in c.events if e["type"] == ev.JOB_CLAIMED)
     return problems, by_worker
@@ -225,8 +247,15 @@ def run(server, processes, policy, jobs, work_ms=0):
     for i in range(jobs):
         exp.add_job({"i": i})
     workers = [f"w{n}" for n in range(processes)]
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", url, "drain", w, policy, str(work_ms)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for w in workers]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--worker", url, "drain", w, policy, str(work_ms)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for w in workers
+    ]
     try:
         for p in procs:
             line = p.stdout.readline()
@@ -250,17 +279,27 @@ def run(server, processes, policy, jobs, work_ms=0):
     reports = [x for r in results for x in r["reports"]]
     fair = jobs / processes
     return {
-        "processes": processes, "policy": policy, "jobs": jobs, "work_ms": work_ms, "seconds": round(elapsed, 2),
+        "processes": processes,
+        "policy": policy,
+        "jobs": jobs,
+        "work_ms": work_ms,
+        "seconds": round(elapsed, 2),
         "claims_per_s": round(jobs / elapsed, 1),
-        "jobs_per_process": per_process, "min_jobs": min(per_process), "max_jobs": max(per_process),
-        "min_share": round(min(per_process) / fair, 2), "max_share": round(max(per_process) / fair, 2),
+        "jobs_per_process": per_process,
+        "min_jobs": min(per_process),
+        "max_jobs": max(per_process),
+        "min_share": round(min(per_process) / fair, 2),
+        "max_share": round(max(per_process) / fair, 2),
         "lost_races": sum(r["lost"] for r in results),
         "lost_per_job": round(sum(r["lost"] for r in results) / jobs, 2),
-        "claim_ms_p50": ms(percentile(claims, 0.5)), "claim_ms_p95": ms(percentile(claims, 0.95)),
-        "claim_ms_max": ms(max(claims, default=None)), "report_ms_max": ms(max(reports, default=None)),
+        "claim_ms_p50": ms(percentile(claims, 0.5)),
+        "claim_ms_p95": ms(percentile(claims, 0.95)),
+        "claim_ms_max": ms(max(claims, default=None)),
+        "report_ms_max": ms(max(reports, default=None)),
         "call_ms_max": ms(max([*claims, *reports, *(r["last_call"] for r in results if r["last_call"] is not None)])),
         "slept_s": round(sum(r["slept"] for r in results), 2),
-        "gave_up": sum(r["gave_up"] for r in results), "problems": problems,
+        "gave_up": sum(r["gave_up"] for r in results),
+        "problems": problems,
     }
 
 
@@ -271,11 +310,41 @@ def table(headers, rows):
 
 
 def report(rows):
-    headers = ["procs", "policy", "claims/s", "jobs/process min-max", "min/fair", "lost/job", "claim p50 ms",
-               "p95 ms", "max ms", "report max ms", "any call max ms", "slept s", "gave up", "checks"]
-    body = [[r["processes"], r["policy"], r["claims_per_s"], f"{r['min_jobs']}-{r['max_jobs']}", r["min_share"],
-             r["lost_per_job"], r["claim_ms_p50"], r["claim_ms_p95"], r["claim_ms_max"], r["report_ms_max"],
-             r["call_ms_max"], r["slept_s"], r["gave_up"], "; ".join(r["problems"]) or "ok"] for r in rows]
+    headers = [
+        "procs",
+        "policy",
+        "claims/s",
+        "jobs/process min-max",
+        "min/fair",
+        "lost/job",
+        "claim p50 ms",
+        "p95 ms",
+        "max ms",
+        "report max ms",
+        "any call max ms",
+        "slept s",
+        "gave up",
+        "checks",
+    ]
+    body = [
+        [
+            r["processes"],
+            r["policy"],
+            r["claims_per_s"],
+            f"{r['min_jobs']}-{r['max_jobs']}",
+            r["min_share"],
+            r["lost_per_job"],
+            r["claim_ms_p50"],
+            r["claim_ms_p95"],
+            r["claim_ms_max"],
+            r["report_ms_max"],
+            r["call_ms_max"],
+            r["slept_s"],
+            r["gave_up"],
+            "; ".join(r["problems"]) or "ok",
+        ]
+        for r in rows
+    ]
     return table(headers, body)
 
 
@@ -283,16 +352,37 @@ def summary(rows, policies):
     groups = collections.defaultdict(list)
     for r in rows:
         groups[r["processes"], r["policy"]].append(r)
-    headers = ["procs", "policy", "runs", "claims/s median", "worst min/fair", "lost/job mean", "worst claim max ms",
-               "worst report max ms", "worst call max ms", "gave up", "checks"]
+    headers = [
+        "procs",
+        "policy",
+        "runs",
+        "claims/s median",
+        "worst min/fair",
+        "lost/job mean",
+        "worst claim max ms",
+        "worst report max ms",
+        "worst call max ms",
+        "gave up",
+        "checks",
+    ]
     body = []
     for (n, policy), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], policies.index(kv[0][1]))):
         rates = sorted(r["claims_per_s"] for r in rs)
-        body.append([n, policy, len(rs), rates[len(rates) // 2], min(r["min_share"] for r in rs),
-                     round(sum(r["lost_per_job"] for r in rs) / len(rs), 2), max(r["claim_ms_max"] for r in rs),
-                     max(r["report_ms_max"] for r in rs), max(r["call_ms_max"] for r in rs),
-                     sum(r["gave_up"] for r in rs),
-                     "ok" if not any(r["problems"] for r in rs) else "PROBLEMS"])
+        body.append(
+            [
+                n,
+                policy,
+                len(rs),
+                rates[len(rates) // 2],
+                min(r["min_share"] for r in rs),
+                round(sum(r["lost_per_job"] for r in rs) / len(rs), 2),
+                max(r["claim_ms_max"] for r in rs),
+                max(r["report_ms_max"] for r in rs),
+                max(r["call_ms_max"] for r in rs),
+                sum(r["gave_up"] for r in rs),
+                "ok" if not any(r["problems"] for r in rs) else "PROBLEMS",
+            ]
+        )
     return table(headers, body)
 
 
@@ -315,8 +405,15 @@ def main(argv=None):
     machine = describe(["obstore", "moto"])
     print(machine)
     server = Moto()
-    os.environ.update({"AWS_ENDPOINT_URL": server.endpoint, "AWS_ACCESS_KEY_ID": "schedy-bench",
-                       "AWS_SECRET_ACCESS_KEY": "schedy-bench", "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"})
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": server.endpoint,
+            "AWS_ACCESS_KEY_ID": "schedy-bench",
+            "AWS_SECRET_ACCESS_KEY": "schedy-bench",
+            "AWS_REGION": "us-east-1",
+            "AWS_ALLOW_HTTP": "true",
+        }
+    )
     rows = []
     try:
         for repeat in range(args.repeats):
@@ -336,8 +433,12 @@ def main(argv=None):
         print()
         print(summary(rows, policies))
     if args.json:
-        Path(args.json).write_text(json.dumps({"date": datetime.date.today().isoformat(), "machine": machine,
-                                               "work_ms": args.work_ms, "rows": rows}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {"date": datetime.date.today().isoformat(), "machine": machine, "work_ms": args.work_ms, "rows": rows},
+                indent=1,
+            )
+        )
         print(f"wrote {args.json}")
 
 

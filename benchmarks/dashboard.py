@@ -45,8 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # benchmark the checkout this script lives in
 
-import schedy  # noqa: E402
 from machine import describe  # noqa: E402
+
+import schedy  # noqa: E402
 from schedy.dashboard import DashboardServer, write_report  # noqa: E402
 from schedy.pbt import MINIMIZE, Perturb, Truncate  # noqa: E402
 from schedy.random import LogUniform  # noqa: E402
@@ -54,8 +55,15 @@ from schedy.simulation import lr_schedule, simulate  # noqa: E402
 
 LIMIT = 1.0  # seconds: the page of a 100k-job experiment must be well under it
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--disable-quic"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 POPULATION = 50
 
 
@@ -67,11 +75,18 @@ def build(path, jobs):
         return
     # Renewals every 15 minutes of a 1-hour lease: two commits per segment, as with long segments.
     pbt = schedy.PopulationBasedTraining(
-        f"pbt-{jobs}", MINIMIZE, "loss", Truncate(0.25), {"lr": Perturb(0.8, 1.2)},
-        {"lr": LogUniform(1e-3, 1.0)}, population_size=POPULATION, max_generations=jobs // POPULATION, lease=3600)
+        f"pbt-{jobs}",
+        MINIMIZE,
+        "loss",
+        Truncate(0.25),
+        {"lr": Perturb(0.8, 1.2)},
+        {"lr": LogUniform(1e-3, 1.0)},
+        population_size=POPULATION,
+        max_generations=jobs // POPULATION,
+        lease=3600,
+    )
     simulate(pbt, lr_schedule(), workers=8, budget=jobs, seed=1, heartbeat=900, db=db)
-    rs = schedy.RandomSearch(f"random-{jobs}", {"lr": LogUniform(1e-3, 1.0), "wd": LogUniform(1e-5, 1e-1)},
-                             lease=3600)
+    rs = schedy.RandomSearch(f"random-{jobs}", {"lr": LogUniform(1e-3, 1.0), "wd": LogUniform(1e-5, 1e-1)}, lease=3600)
     simulate(rs, lr_schedule(), workers=8, budget=jobs, seed=1, heartbeat=900, segments_per_job=1, db=db)
 
 
@@ -98,8 +113,13 @@ def server_figures(path, name):
         exp.status = "RUNNING" if exp.status == "DONE" else "DONE"
         exp.push_updates()
         delta_t, delta_size = get(f"{url}&since={version}&created={created}")
-        return {"first_request_s": first, "repeat_request_s": again, "after_commit_s": delta_t,
-                "full_bytes": size, "delta_bytes": delta_size}
+        return {
+            "first_request_s": first,
+            "repeat_request_s": again,
+            "after_commit_s": delta_t,
+            "full_bytes": size,
+            "delta_bytes": delta_size,
+        }
     finally:
         server.shutdown()
         server.server_close()
@@ -107,8 +127,9 @@ def server_figures(path, name):
 
 def command_memory(path, names):
     """Peak resident memory (MiB) of a ``schedy dashboard`` process that served ``names`` in full."""
-    proc = subprocess.Popen([sys.executable, "-m", "schedy", "dashboard", "--db", path, "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "schedy", "dashboard", "--db", path, "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
     try:
         url = proc.stdout.readline().split(" on ", 1)[1].split()[0]
         for name in names:
@@ -127,12 +148,16 @@ def browser_figures(browser, url, repeat=3):
     table, charts = [], []
     for _ in range(repeat):
         # A browser gets a fresh page of its own; a persistent context's pages share its cache (and viewport).
-        page = (browser.new_page(viewport={"width": 1400, "height": 1000}) if hasattr(browser, "new_context")
-                else browser.new_page())
+        page = (
+            browser.new_page(viewport={"width": 1400, "height": 1000})
+            if hasattr(browser, "new_context")
+            else browser.new_page()
+        )
         page.goto(url)
         page.wait_for_selector("body[data-ready='1']", timeout=120_000)
-        marks = page.evaluate("() => Object.fromEntries(performance.getEntriesByType('mark')"
-                              ".map((m) => [m.name, m.startTime]))")
+        marks = page.evaluate(
+            "() => Object.fromEntries(performance.getEntriesByType('mark').map((m) => [m.name, m.startTime]))"
+        )
         table.append(marks["schedy:table"] / 1000)
         charts.append(marks["schedy:drawn"] / 1000)
         page.close()
@@ -159,8 +184,9 @@ def revisit(playwright, url, repeat=3):
     """Median times (s) to the table and to the charts on a page visited before, as a browser with a disk cache
     sees it: Chromium keeps plotly.js compiled (V8's code cache) from the third visit on."""
     profile = tempfile.mkdtemp(prefix="schedy-chromium-profile-")
-    context = playwright.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=FLAGS,
-                                                            viewport={"width": 1400, "height": 1000})
+    context = playwright.chromium.launch_persistent_context(
+        profile, executable_path=CHROMIUM, args=FLAGS, viewport={"width": 1400, "height": 1000}
+    )
     try:
         for _ in range(3):  # the visits that fill the cache
             page = context.new_page()
@@ -179,13 +205,15 @@ def plotly_alone(browser, base, repeat=3):
     for _ in range(repeat):
         page = browser.new_page()
         page.goto(base + "static/app.css")  # same origin, no script of ours
-        times.append(page.evaluate("""() => new Promise((resolve, reject) => {
+        times.append(
+            page.evaluate("""() => new Promise((resolve, reject) => {
             const t = performance.now(), s = document.createElement('script');
             s.src = '/static/plotly.min.js';
             s.onload = () => resolve((performance.now() - t) / 1000);
             s.onerror = reject;
             document.head.append(s);
-        })"""))
+        })""")
+        )
         page.close()
     return statistics.median(times)
 
@@ -218,17 +246,21 @@ def main(argv=None):
     repeat = 1 if args.quick else 3
     folder = args.dir or tempfile.mkdtemp(prefix="schedy-dash-bench-", dir=os.environ.get("TMPDIR", "/work"))
     out = {"machine": describe(["plotly", "playwright"]), "jobs": big, "limit_s": LIMIT}
-    print(f"Machine: {out['machine']['usable_cpus']} CPUs, Python {out['machine']['python']}, "
-          f"plotly {out['machine']['plotly']}, commit {out['machine']['schedy_commit']}")
+    print(
+        f"Machine: {out['machine']['usable_cpus']} CPUs, Python {out['machine']['python']}, "
+        f"plotly {out['machine']['plotly']}, commit {out['machine']['schedy_commit']}"
+    )
     try:
         t = time.perf_counter()
         for n in (1000, big):
             build(folder, n)
         print(f"databases ready in {time.perf_counter() - t:.1f} s ({folder})")
-        out["server"] = {f"{kind}-{n}": server_figures(folder, f"{kind}-{n}") for n in (1000, big)
-                         for kind in ("pbt", "random")}
+        out["server"] = {
+            f"{kind}-{n}": server_figures(folder, f"{kind}-{n}") for n in (1000, big) for kind in ("pbt", "random")
+        }
         out["server_peak_mib"] = command_memory(folder, [f"pbt-{big}", f"random-{big}"])
         from playwright.sync_api import sync_playwright
+
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             server = DashboardServer(schedy.SchedyDB(folder)._store, port=0)
@@ -253,31 +285,48 @@ def main(argv=None):
         if not args.dir:
             shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"\n1. Server (fresh server each; full answer = every job)")
-    print(f"{'experiment':>14} {'first (s)':>10} {'repeat (s)':>11} {'after a commit (s)':>19} {'full MB':>8} {'delta B':>8}")
+    print("\n1. Server (fresh server each; full answer = every job)")
+    print(
+        f"{'experiment':>14} {'first (s)':>10} {'repeat (s)':>11} {'after a commit (s)':>19} "
+        f"{'full MB':>8} {'delta B':>8}"
+    )
     for name, s in out["server"].items():
-        print(f"{name:>14} {s['first_request_s']:10.3f} {s['repeat_request_s']:11.4f} {s['after_commit_s']:19.4f} "
-              f"{s['full_bytes'] / 1e6:8.2f} {s['delta_bytes']:8d}")
-    print(f"peak memory of `schedy dashboard` after serving both {big:,}-job experiments: "
-          f"{out['server_peak_mib']:.0f} MiB")
+        print(
+            f"{name:>14} {s['first_request_s']:10.3f} {s['repeat_request_s']:11.4f} {s['after_commit_s']:19.4f} "
+            f"{s['full_bytes'] / 1e6:8.2f} {s['delta_bytes']:8d}"
+        )
+    print(
+        f"peak memory of `schedy dashboard` after serving both {big:,}-job experiments: "
+        f"{out['server_peak_mib']:.0f} MiB"
+    )
     print(f"\n2. Page in headless Chromium (median of {repeat}); plotly.js alone: {out['plotly_alone_s']:.3f} s")
-    print("Opened by its address: time to the table, and to the charts (which wait for plotly.js); "
-          "opened from the list (plotly.js already read): time to the charts.")
+    print(
+        "Opened by its address: time to the table, and to the charts (which wait for plotly.js); "
+        "opened from the list (plotly.js already read): time to the charts."
+    )
     print("Visited again (a browser profile with a disk cache, after 3 visits): time to the table and the charts.")
-    print(f"{'experiment':>14} {'table (s)':>10} {'/ limit':>8} {'charts (s)':>11} {'/ limit':>8} "
-          f"{'from list (s)':>14} {'/ limit':>8} {'again: table':>13} {'charts (s)':>11} {'/ limit':>8}")
+    print(
+        f"{'experiment':>14} {'table (s)':>10} {'/ limit':>8} {'charts (s)':>11} {'/ limit':>8} "
+        f"{'from list (s)':>14} {'/ limit':>8} {'again: table':>13} {'charts (s)':>11} {'/ limit':>8}"
+    )
     for name, s in out["page"].items():
-        print(f"{name:>14} {s['table_s']:10.3f} {s['table_s'] / LIMIT:8.2f} {s['charts_s']:11.3f} "
-              f"{s['charts_s'] / LIMIT:8.2f} {s['from_list_s']:14.3f} {s['from_list_s'] / LIMIT:8.2f} "
-              f"{s['revisit_table_s']:13.3f} {s['revisit_charts_s']:11.3f} {s['revisit_charts_s'] / LIMIT:8.2f}")
+        print(
+            f"{name:>14} {s['table_s']:10.3f} {s['table_s'] / LIMIT:8.2f} {s['charts_s']:11.3f} "
+            f"{s['charts_s'] / LIMIT:8.2f} {s['from_list_s']:14.3f} {s['from_list_s'] / LIMIT:8.2f} "
+            f"{s['revisit_table_s']:13.3f} {s['revisit_charts_s']:11.3f} {s['revisit_charts_s'] / LIMIT:8.2f}"
+        )
     for kind in ("pbt", "random"):
         a, b = out["page"][f"{kind}-1000"], out["page"][f"{kind}-{big}"]
-        print(f"{kind}: {big:,} jobs vs 1,000: table {b['table_s'] / a['table_s']:.2f}x, charts "
-              f"{b['charts_s'] / a['charts_s']:.2f}x, from the list {b['from_list_s'] / a['from_list_s']:.2f}x")
+        print(
+            f"{kind}: {big:,} jobs vs 1,000: table {b['table_s'] / a['table_s']:.2f}x, charts "
+            f"{b['charts_s'] / a['charts_s']:.2f}x, from the list {b['from_list_s'] / a['from_list_s']:.2f}x"
+        )
     print("\n3. Report")
     for name, r in out["report"].items():
-        print(f"{name:>14}: written in {r['write_s']:.2f} s, {r['bytes'] / 1e6:.1f} MB, opened to the charts in "
-              f"{r['open_s']:.2f} s")
+        print(
+            f"{name:>14}: written in {r['write_s']:.2f} s, {r['bytes'] / 1e6:.1f} MB, opened to the charts in "
+            f"{r['open_s']:.2f} s"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return out

@@ -28,10 +28,18 @@ def _proc_field(path, key):
 def commit():
     """The checkout's short commit, saying so when schedy/ has uncommitted changes; None outside git."""
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=5).stdout.strip() or None
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "schedy"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        head = (
+            subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "schedy"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head} + uncommitted changes to schedy/" if head and dirty else head
@@ -40,6 +48,7 @@ def commit():
 def version_of(package):
     try:
         from importlib.metadata import version
+
         return version(package)
     except Exception:  # noqa: BLE001 - not installed, or no metadata: say so with None
         return None
@@ -48,12 +57,17 @@ def version_of(package):
 def describe(packages=()):
     """CPUs, memory, Python, platform, Schedy's commit and the versions of ``packages``."""
     mem = _proc_field("/proc/meminfo", "MemTotal")
-    return {"cpu_count": os.cpu_count(), "usable_cpus": usable_cpus(),
-            "cpu": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or "",
-            "memory_gib": round(int(mem.split()[0]) / 1024 / 1024, 1) if mem else None,
-            "python": platform.python_version(), "implementation": platform.python_implementation(),
-            "platform": platform.platform(), "schedy_commit": commit(),
-            **{p: version_of(p) for p in packages}}
+    return {
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable_cpus(),
+        "cpu": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or "",
+        "memory_gib": round(int(mem.split()[0]) / 1024 / 1024, 1) if mem else None,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "schedy_commit": commit(),
+        **{p: version_of(p) for p in packages},
+    }
 
 
 def start_moto(stderr=subprocess.DEVNULL):
@@ -67,8 +81,13 @@ def start_moto(stderr=subprocess.DEVNULL):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+    proc = subprocess.Popen(
+        # moto, with its conditional puts made atomic as a real store's are (tests/s3server.py).
+        [sys.executable, str(Path(__file__).resolve().parent.parent / "tests" / "s3server.py"), "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:

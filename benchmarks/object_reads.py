@@ -67,6 +67,7 @@ class ListingReads(ObjectLogStore):
 
     def _list(self, what, prefix, offset=None):
         """Every object's metadata under ``prefix`` (after ``offset``), in one retried listing."""
+
         def listing():
             batches = obstore.list(self.store, prefix, offset=offset) if offset else obstore.list(self.store, prefix)
             return [meta for batch in batches for meta in batch]
@@ -121,13 +122,20 @@ READERS = {"listing (before)": ListingReads, "GET next (now)": ObjectLogStore}
 # ---------------------------------------------------------------------------------------------------------------
 # The stores: a moto server started here, and Azurite if the environment names one.
 
+
 class Moto:
     name = "moto (S3 API)"
 
     def __init__(self):
         self.proc, self.upstream = start_moto()
-        os.environ.update({"AWS_ACCESS_KEY_ID": "schedy-bench", "AWS_SECRET_ACCESS_KEY": "schedy-bench",
-                           "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"})
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "schedy-bench",
+                "AWS_SECRET_ACCESS_KEY": "schedy-bench",
+                "AWS_REGION": "us-east-1",
+                "AWS_ALLOW_HTTP": "true",
+            }
+        )
         self.version = f"moto {version_of('moto')}"
 
     def new_location(self):
@@ -172,8 +180,9 @@ class Azurite:
     def open(self, location, proxy=None, **kw):
         c = self.conftest
         endpoint = f"{proxy.url if proxy else self.upstream}/{c.AZURITE_ACCOUNT}"
-        return schedy.SchedyDB(location, endpoint=endpoint, account_name=c.AZURITE_ACCOUNT, access_key=c.AZURITE_KEY,
-                               **kw)
+        return schedy.SchedyDB(
+            location, endpoint=endpoint, account_name=c.AZURITE_ACCOUNT, access_key=c.AZURITE_KEY, **kw
+        )
 
     def forget(self, location):
         """Delete the container: the server may be shared, and it slows down as it fills."""
@@ -187,6 +196,7 @@ class Azurite:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Building a log, counting what the proxy relayed.
+
 
 def kind(method, target, status):
     query = target.partition("?")[2]
@@ -203,8 +213,11 @@ def tally(replies, per=1):
     """Requests by kind and reply bytes in ``replies`` (of the proxy), divided by ``per``."""
     kinds = collections.Counter(kind(m, t, s) for m, t, s, _, _ in replies)
     total = sum(h + b for *_, h, b in replies)
-    return {"requests": {k: round(v / per, 2) for k, v in sorted(kinds.items())},
-            "request_count": round(len(replies) / per, 2), "bytes": round(total / per)}
+    return {
+        "requests": {k: round(v / per, 2) for k, v in sorted(kinds.items())},
+        "request_count": round(len(replies) / per, 2),
+        "bytes": round(total / per),
+    }
 
 
 def cycle(exp):
@@ -213,6 +226,7 @@ def cycle(exp):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def measure(store, n, cycles):
     """Every figure of one store and one length of log ``n`` (see the module's docstring)."""
@@ -223,8 +237,11 @@ def measure(store, n, cycles):
         direct = store.open(location)._store
         log_objects = {p: d for p, d in objects.items() if "/log/" in p}
         upload(direct, log_objects)
-        row = {"commits": n, "log_bytes": sum(map(len, log_objects.values())),
-               "build_and_upload_s": round(time.perf_counter() - t0, 1)}
+        row = {
+            "commits": n,
+            "log_bytes": sum(map(len, log_objects.values())),
+            "build_and_upload_s": round(time.perf_counter() - t0, 1),
+        }
         with FaultProxy(store.upstream) as proxy:
             row["open_without_snapshot"] = {}
             for label, cls in READERS.items():
@@ -233,13 +250,17 @@ def measure(store, n, cycles):
                 mark, t1 = len(proxy.replies), time.perf_counter()
                 jobs = db.get_experiment("long").all_jobs()
                 seconds = time.perf_counter() - t1
-                row["open_without_snapshot"][label] = {**tally(proxy.replies[mark:]), "seconds": round(seconds, 2),
-                                                       "jobs": len(jobs)}
+                row["open_without_snapshot"][label] = {
+                    **tally(proxy.replies[mark:]),
+                    "seconds": round(seconds, 2),
+                    "jobs": len(jobs),
+                }
             # What the old reader sent at every read: one LIST of the log after its last commit.
             logs = store.open(location, proxy)._store
             mark = len(proxy.replies)
-            listed = [m for batch in obstore.list(logs.store, logs._log("long"), offset=logs._log("long", n))
-                      for m in batch]
+            listed = [
+                m for batch in obstore.list(logs.store, logs._log("long"), offset=logs._log("long", n)) for m in batch
+            ]
             row["list_after_last_commit"] = {**tally(proxy.replies[mark:]), "objects_listed": len(listed)}
             upload(direct, {p: d for p, d in objects.items() if "/snapshots/" in p})
             row["claim_cycle"] = {}
@@ -253,8 +274,12 @@ def measure(store, n, cycles):
                 for _ in range(cycles):
                     cycle(exp)
                 seconds = time.perf_counter() - t1
-                row["claim_cycle"][label] = {**tally(proxy.replies[mark:], cycles), "commits_at_start": start_version,
-                                             "ms": round(1000 * seconds / cycles, 1), "snapshot": exp._view.snapshot}
+                row["claim_cycle"][label] = {
+                    **tally(proxy.replies[mark:], cycles),
+                    "commits_at_start": start_version,
+                    "ms": round(1000 * seconds / cycles, 1),
+                    "snapshot": exp._view.snapshot,
+                }
     finally:
         store.forget(location)
     return row
@@ -269,8 +294,10 @@ def summarize(rows):
     out = {}
     for label in READERS:
         a, b = short["claim_cycle"][label], long_["claim_cycle"][label]
-        out[label] = {"bytes_long_over_short": ratio(b["bytes"], a["bytes"]),
-                      "requests_long_over_short": ratio(b["request_count"], a["request_count"])}
+        out[label] = {
+            "bytes_long_over_short": ratio(b["bytes"], a["bytes"]),
+            "requests_long_over_short": ratio(b["request_count"], a["request_count"]),
+        }
     old, new = (long_["claim_cycle"][label] for label in READERS)
     out["bytes_before_over_now_at_longest"] = ratio(old["bytes"], new["bytes"])
     return out
@@ -290,13 +317,18 @@ def table(headers, rows):
 
 def report(result):
     m = result["machine"]
-    print(f"\nSchedy object-store reads, {result['date']} ({'quick' if result['quick'] else 'full'} run, "
-          f"{result['run_seconds']} s, {result['cycles']} cycles per reader)")
-    print(f"  machine: {m['usable_cpus']} usable CPUs of {m['cpu_count']} ({m['cpu']}), {m['memory_gib']} GiB, "
-          f"{m['implementation']} {m['python']}; schedy {m['schedy_commit']}, obstore {m['obstore']}")
+    print(
+        f"\nSchedy object-store reads, {result['date']} ({'quick' if result['quick'] else 'full'} run, "
+        f"{result['run_seconds']} s, {result['cycles']} cycles per reader)"
+    )
+    print(
+        f"  machine: {m['usable_cpus']} usable CPUs of {m['cpu_count']} ({m['cpu']}), {m['memory_gib']} GiB, "
+        f"{m['implementation']} {m['python']}; schedy {m['schedy_commit']}, obstore {m['obstore']}"
+    )
     for s in result["stores"]:
-        print(f"\n{s['store']} ({s['server']}); counted in the proxy, bytes = every reply's status line, headers "
-              f"and body")
+        print(
+            f"\n{s['store']} ({s['server']}); counted in the proxy, bytes = every reply's status line, headers and body"
+        )
         rows = []
         for r in s["rows"]:
             for label in READERS:
@@ -304,8 +336,15 @@ def report(result):
                 rows.append([r["commits"], label, c["commits_at_start"], fmt(c["requests"]), c["bytes"], c["ms"]])
         print("  claim cycle of a caught-up worker (`with exp.next_job() as job:`), per cycle:")
         print(table(["commits", "reader", "log at start", "requests", "bytes", "ms"], rows))
-        rows = [[r["commits"], fmt(r["list_after_last_commit"]["requests"]), r["list_after_last_commit"]["bytes"],
-                 r["list_after_last_commit"]["objects_listed"]] for r in s["rows"]]
+        rows = [
+            [
+                r["commits"],
+                fmt(r["list_after_last_commit"]["requests"]),
+                r["list_after_last_commit"]["bytes"],
+                r["list_after_last_commit"]["objects_listed"],
+            ]
+            for r in s["rows"]
+        ]
         print("  one LIST after the last commit (what the old reader sent at every read):")
         print(table(["commits", "requests", "bytes", "objects listed"], rows))
         rows = []
@@ -317,10 +356,14 @@ def report(result):
         print(table(["commits", "reader", "requests", "bytes", "s"], rows))
         for label, v in s["summary"].items():
             if isinstance(v, dict):
-                print(f"  {label}: per cycle at {s['rows'][-1]['commits']} / at {s['rows'][0]['commits']} commits: "
-                      f"bytes {v['bytes_long_over_short']}x, requests {v['requests_long_over_short']}x")
-        print(f"  bytes per cycle at {s['rows'][-1]['commits']} commits, before / now: "
-              f"{s['summary']['bytes_before_over_now_at_longest']}x")
+                print(
+                    f"  {label}: per cycle at {s['rows'][-1]['commits']} / at {s['rows'][0]['commits']} commits: "
+                    f"bytes {v['bytes_long_over_short']}x, requests {v['requests_long_over_short']}x"
+                )
+        print(
+            f"  bytes per cycle at {s['rows'][-1]['commits']} commits, before / now: "
+            f"{s['summary']['bytes_before_over_now_at_longest']}x"
+        )
 
 
 def main(argv=None):
@@ -336,18 +379,24 @@ def main(argv=None):
         stores.append(Azurite())
     else:
         print("SCHEDY_TEST_AZURITE_URL is not set: Azurite is not measured", file=sys.stderr)
-    result = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "quick": args.quick, "cycles": args.cycles, "window": WINDOW,
-              "command": "python benchmarks/object_reads.py" + (" --quick" if args.quick else ""),
-              "machine": describe(["obstore", "moto"]), "stores": []}
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick,
+        "cycles": args.cycles,
+        "window": WINDOW,
+        "command": "python benchmarks/object_reads.py" + (" --quick" if args.quick else ""),
+        "machine": describe(["obstore", "moto"]),
+        "stores": [],
+    }
     try:
         for store in stores:
             rows = []
             for n in sizes:
                 print(f"... {store.name}, {n} commits", file=sys.stderr, flush=True)
                 rows.append(measure(store, n, args.cycles))
-            result["stores"].append({"store": store.name, "server": store.version, "rows": rows,
-                                     "summary": summarize(rows)})
+            result["stores"].append(
+                {"store": store.name, "server": store.version, "rows": rows, "summary": summarize(rows)}
+            )
     finally:
         for store in stores:
             store.close()

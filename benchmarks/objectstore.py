@@ -51,13 +51,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # benchmark the checkout this script lives in
 
 import obstore  # noqa: E402
+from machine import describe, start_moto, stop_process  # noqa: E402 - benchmarks/machine.py, beside this script
 from obstore.store import from_url  # noqa: E402
 
 import schedy  # noqa: E402
 from schedy.adapters import objectstore as objectstore_module  # noqa: E402
 from schedy.errors import ConflictError  # noqa: E402
 from schedy.random import Choice, LogUniform  # noqa: E402
-from machine import describe, start_moto, stop_process  # noqa: E402 - benchmarks/machine.py, beside this script
 
 DISTRIBUTIONS = {"lr": LogUniform(1e-5, 1e-1), "layers": Choice([1, 2, 3, 4])}
 WORK_MS = 10  # the second series of the full run: each job "trains" this long (a sleep)
@@ -67,6 +67,7 @@ NO_SNAPSHOTS = 10**9  # the snapshot_every of databases opened "without snapshot
 
 # ---------------------------------------------------------------------------------------------------------------
 # Counting requests in the client: a stand-in for the obstore module inside schedy.adapters.objectstore.
+
 
 class _Counts:
     def __init__(self):
@@ -203,7 +204,7 @@ class Server:
 
     def counts(self, start, end):
         with self.cond:
-            entries = self.entries[start + 1:end]
+            entries = self.entries[start + 1 : end]
         return collections.Counter(classify(*e) for e in entries)
 
     def cpu_seconds(self):
@@ -212,13 +213,13 @@ class Server:
 
     def refused_log_puts(self, start, end):
         with self.cond:
-            entries = self.entries[start + 1:end]
+            entries = self.entries[start + 1 : end]
         return sum(1 for m, p, s in entries if m == "PUT" and s in (409, 412) and "/log/" in p)
 
     def double_creates(self, start, end):
         """Log objects the server accepted more than one write for (a put-if-absent that did not hold)."""
         with self.cond:
-            entries = self.entries[start + 1:end]
+            entries = self.entries[start + 1 : end]
         accepted = collections.Counter(p for m, p, s in entries if m == "PUT" and "/log/" in p and s < 300)
         return sorted(p for p, n in accepted.items() if n > 1)
 
@@ -274,6 +275,7 @@ class Locations:
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers.
 
+
 def version(exp):
     return exp._view.state.version
 
@@ -315,6 +317,7 @@ def machine():
 # ---------------------------------------------------------------------------------------------------------------
 # 0. What one request costs on this server (the floor under every other figure).
 
+
 def measure_baseline(locations, n):
     url = locations.new("baseline")
     parsed = urlparse(url)
@@ -340,6 +343,7 @@ def measure_baseline(locations, n):
 # ---------------------------------------------------------------------------------------------------------------
 # 1. Requests per claim and per cycle, one worker alone.
 
+
 def measure_requests(locations, server, cycles):
     url = locations.new("claims")
     db = schedy.SchedyDB(url)
@@ -349,8 +353,11 @@ def measure_requests(locations, server, cycles):
     CLIENT.take()
 
     # The documented cycle, `with exp.next_job() as job:`, taken apart into its three calls.
-    steps = {"next_job (the claim)": collections.Counter(), "with-block entry (Job.__enter__)": collections.Counter(),
-             "with-block exit (Job.put of DONE)": collections.Counter()}
+    steps = {
+        "next_job (the claim)": collections.Counter(),
+        "with-block entry (Job.__enter__)": collections.Counter(),
+        "with-block exit (Job.put of DONE)": collections.Counter(),
+    }
     names = list(steps)
     start = server.mark()
     t0 = time.perf_counter()
@@ -384,8 +391,9 @@ def measure_requests(locations, server, cycles):
         "per_step_client": {name: per(c, cycles) for name, c in steps.items()},
         "per_cycle_client": per(total, cycles),
         "per_cycle_server": None if server_counts is None else per(server_counts, cycles),
-        "server_other_requests": None if server_counts is None else
-        {k: v for k, v in server_counts.items() if k not in KINDS},
+        "server_other_requests": None
+        if server_counts is None
+        else {k: v for k, v in server_counts.items() if k not in KINDS},
         "cycle_ms": ms(seconds / cycles),
         "explicit_put_cycle": {
             "per_cycle_client": per(explicit, cycles),
@@ -397,6 +405,7 @@ def measure_requests(locations, server, cycles):
 
 # ---------------------------------------------------------------------------------------------------------------
 # 2. Cycles per second with several worker processes.
+
 
 class _SleepCounter:
     """Stands in for the time module inside schedy.adapters.stream: adds up the backoff sleeps after lost races."""
@@ -439,10 +448,21 @@ def worker_main(url, name, work_ms):
             continue
         latencies.append(time.perf_counter() - t0)
     finished = time.time()
-    print(json.dumps({"cycles": len(latencies), "began": began, "finished": finished,
-                      "cpu_seconds": time.process_time() - cpu0, "latencies": latencies,
-                      "backoff_seconds": backoff.slept, "gave_up_at": gave_up,
-                      "counts": dict(CLIENT.take())}), flush=True)
+    print(
+        json.dumps(
+            {
+                "cycles": len(latencies),
+                "began": began,
+                "finished": finished,
+                "cpu_seconds": time.process_time() - cpu0,
+                "latencies": latencies,
+                "backoff_seconds": backoff.slept,
+                "gave_up_at": gave_up,
+                "counts": dict(CLIENT.take()),
+            }
+        ),
+        flush=True,
+    )
 
 
 def measure_throughput(locations, server, processes, window, work_ms=0):
@@ -452,8 +472,15 @@ def measure_throughput(locations, server, processes, window, work_ms=0):
         db = schedy.SchedyDB(url)
         db.add_experiment(schedy.RandomSearch("claims", DISTRIBUTIONS, seed=2))
         start = server.mark()
-        procs = [subprocess.Popen([sys.executable, __file__, "--worker", url, "claims", str(work_ms)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--worker", url, "claims", str(work_ms)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(n)
+        ]
         try:
             for p in procs:
                 line = p.stdout.readline()
@@ -477,32 +504,50 @@ def measure_throughput(locations, server, processes, window, work_ms=0):
         elapsed = max(r["finished"] for r in results) - start_at
         counts = sum((collections.Counter(r["counts"]) for r in results), collections.Counter())
         latencies = [x for r in results for x in r["latencies"]]
-        commits = counts["PUT"]  # every accepted put of the window is a commit (no snapshot falls in a window this short)
-        rows.append({
-            "processes": n, "work_ms": work_ms, "seconds": round(elapsed, 3), "cycles": cycles,
-            "cycles_per_s": round(cycles / elapsed, 1),
-            "cycles_per_s_per_process": [round(r["cycles"] / (r["finished"] - start_at), 1) for r in results],
-            "commits": commits, "put_attempts": counts["PUT"] + counts["PUT refused"],
-            "lost_races": counts["PUT refused"],
-            "lost_races_per_commit": round(counts["PUT refused"] / max(commits, 1), 3),
-            "lost_races_server": server.refused_log_puts(start, end),
-            "log_objects_written_twice": server.double_creates(start, end),
-            "requests_per_cycle_client": per(counts, max(cycles, 1)),
-            "cycle_ms_p50": ms(percentile(latencies, 0.5)), "cycle_ms_p95": ms(percentile(latencies, 0.95)),
-            "client_cpu_ms_per_cycle": ms(sum(r["cpu_seconds"] for r in results) / max(cycles, 1)),
-            "server_cpu_ms_per_cycle": None if server_cpu0 is None or server_cpu1 is None
-            else ms((server_cpu1 - server_cpu0) / max(cycles, 1)),
-            "server_busy": None if server_cpu0 is None or server_cpu1 is None
-            else round((server_cpu1 - server_cpu0) / elapsed, 2),  # share of one core (moto is one Python process)
-            "backoff_ms_per_cycle": ms(sum(r["backoff_seconds"] for r in results) / max(cycles, 1)),
-            "cycles_per_process": [r["cycles"] for r in results],
-            "per_process": [{"cycles": r["cycles"], "lost_races": r["counts"].get("PUT refused", 0),
-                             "GET": r["counts"].get("GET", 0), "LIST": r["counts"].get("LIST", 0),
-                             "backoff_s": round(r["backoff_seconds"], 2)} for r in results],
-            "cycle_ms_max": ms(max(latencies, default=None)),
-            "gave_up": sum(len(r["gave_up_at"]) for r in results),
-            "gave_up_at_s": sorted(x for r in results for x in r["gave_up_at"]),
-        })
+        commits = counts[
+            "PUT"
+        ]  # every accepted put of the window is a commit (no snapshot falls in a window this short)
+        rows.append(
+            {
+                "processes": n,
+                "work_ms": work_ms,
+                "seconds": round(elapsed, 3),
+                "cycles": cycles,
+                "cycles_per_s": round(cycles / elapsed, 1),
+                "cycles_per_s_per_process": [round(r["cycles"] / (r["finished"] - start_at), 1) for r in results],
+                "commits": commits,
+                "put_attempts": counts["PUT"] + counts["PUT refused"],
+                "lost_races": counts["PUT refused"],
+                "lost_races_per_commit": round(counts["PUT refused"] / max(commits, 1), 3),
+                "lost_races_server": server.refused_log_puts(start, end),
+                "log_objects_written_twice": server.double_creates(start, end),
+                "requests_per_cycle_client": per(counts, max(cycles, 1)),
+                "cycle_ms_p50": ms(percentile(latencies, 0.5)),
+                "cycle_ms_p95": ms(percentile(latencies, 0.95)),
+                "client_cpu_ms_per_cycle": ms(sum(r["cpu_seconds"] for r in results) / max(cycles, 1)),
+                "server_cpu_ms_per_cycle": None
+                if server_cpu0 is None or server_cpu1 is None
+                else ms((server_cpu1 - server_cpu0) / max(cycles, 1)),
+                "server_busy": None
+                if server_cpu0 is None or server_cpu1 is None
+                else round((server_cpu1 - server_cpu0) / elapsed, 2),  # share of one core (moto is one Python process)
+                "backoff_ms_per_cycle": ms(sum(r["backoff_seconds"] for r in results) / max(cycles, 1)),
+                "cycles_per_process": [r["cycles"] for r in results],
+                "per_process": [
+                    {
+                        "cycles": r["cycles"],
+                        "lost_races": r["counts"].get("PUT refused", 0),
+                        "GET": r["counts"].get("GET", 0),
+                        "LIST": r["counts"].get("LIST", 0),
+                        "backoff_s": round(r["backoff_seconds"], 2),
+                    }
+                    for r in results
+                ],
+                "cycle_ms_max": ms(max(latencies, default=None)),
+                "gave_up": sum(len(r["gave_up_at"]) for r in results),
+                "gave_up_at_s": sorted(x for r in results for x in r["gave_up_at"]),
+            }
+        )
     base = rows[0]["cycles_per_s"]
     for row in rows:
         row["ratio_vs_1"] = round(row["cycles_per_s"] / base, 2) if base else None
@@ -511,6 +556,7 @@ def measure_throughput(locations, server, processes, window, work_ms=0):
 
 # ---------------------------------------------------------------------------------------------------------------
 # 3. Opening an experiment of N commits, with and without a snapshot.
+
 
 async def _copy(source, target, paths, mapping, concurrency=16):
     sem = asyncio.Semaphore(concurrency)
@@ -541,20 +587,32 @@ def _open_once(url, name, server, **kwargs):
     client = CLIENT.take()
     if server is not None:
         marks.append(server.mark())
-    return {"db_seconds": t1 - t0, "open_seconds": t3 - t2, "jobs": len(jobs), "snapshot": exp._view.snapshot,
-            "client": client, "db_client": db_client,
-            "server": None if server is None else server.counts(marks[1], marks[2]),
-            "db_server": None if server is None else server.counts(marks[0], marks[1])}
+    return {
+        "db_seconds": t1 - t0,
+        "open_seconds": t3 - t2,
+        "jobs": len(jobs),
+        "snapshot": exp._view.snapshot,
+        "client": client,
+        "db_client": db_client,
+        "server": None if server is None else server.counts(marks[1], marks[2]),
+        "db_server": None if server is None else server.counts(marks[0], marks[1]),
+    }
 
 
 def _open_figures(runs):
     best = min(runs, key=lambda r: r["open_seconds"])
-    out = {"open_s": round(best["open_seconds"], 4), "repeats": len(runs),
-           "schedy_db_s": round(min(r["db_seconds"] for r in runs), 4), "jobs": best["jobs"],
-           "snapshot": best["snapshot"]}
+    out = {
+        "open_s": round(best["open_seconds"], 4),
+        "repeats": len(runs),
+        "schedy_db_s": round(min(r["db_seconds"] for r in runs), 4),
+        "jobs": best["jobs"],
+        "snapshot": best["snapshot"],
+    }
     if best["server"] is not None or best["client"]:
         out["requests_client"] = {k: best["client"].get(k, 0) for k in KINDS if best["client"].get(k, 0)}
-        out["schedy_db_requests_client"] = {k: best["db_client"].get(k, 0) for k in KINDS if best["db_client"].get(k, 0)}
+        out["schedy_db_requests_client"] = {
+            k: best["db_client"].get(k, 0) for k in KINDS if best["db_client"].get(k, 0)
+        }
         if best["server"] is not None:
             out["requests_server"] = dict(sorted(best["server"].items()))
             out["schedy_db_requests_server"] = dict(sorted(best["db_server"].items()))
@@ -579,8 +637,8 @@ def measure_opening_s3(locations, server, sizes):
         target = from_url(f"{parsed.scheme}://{parsed.netloc}")
         prefix = parsed.path.strip("/")
 
-        def mapping(path):
-            return prefix + path[len("db"):]
+        def mapping(path, prefix=prefix):
+            return prefix + path[len("db") :]
 
         log_paths = [p for p in paths if "/log/" in p]
         snapshot_paths = [p for p in paths if "/snapshots/" in p]
@@ -599,14 +657,22 @@ def measure_opening_s3(locations, server, sizes):
             list(obstore.list(target, last.rsplit("/", 1)[0] + "/", offset=last))
         tail_list_ms = ms((time.perf_counter() - t1) / 10)
         a, b = _open_figures(without), _open_figures(with_)
-        rows.append({"commits": n, "log_bytes": size, "snapshot_every": every,
-                     "snapshots": len(snapshot_paths), "snapshot_bytes": snapshot_size,
-                     "tail_after_snapshot": n - every * (n // every),
-                     "empty_list_after_last_commit_ms": tail_list_ms,
-                     "without_snapshot": a, "with_snapshot": b,
-                     "ratio_without_over_with": round(a["open_s"] / b["open_s"], 1),
-                     "ms_per_commit_without_snapshot": round(1000 * a["open_s"] / n, 3),
-                     "build_and_upload_s": round(build_s, 1)})
+        rows.append(
+            {
+                "commits": n,
+                "log_bytes": size,
+                "snapshot_every": every,
+                "snapshots": len(snapshot_paths),
+                "snapshot_bytes": snapshot_size,
+                "tail_after_snapshot": n - every * (n // every),
+                "empty_list_after_last_commit_ms": tail_list_ms,
+                "without_snapshot": a,
+                "with_snapshot": b,
+                "ratio_without_over_with": round(a["open_s"] / b["open_s"], 1),
+                "ms_per_commit_without_snapshot": round(1000 * a["open_s"] / n, 3),
+                "build_and_upload_s": round(build_s, 1),
+            }
+        )
     return rows
 
 
@@ -627,17 +693,27 @@ def measure_opening_file(sizes, tmp):
         for d in (a, b):
             d.pop("requests_client", None)
             d.pop("schedy_db_requests_client", None)
-        rows.append({"commits": n, "log_bytes": size, "snapshot_every": every, "snapshots": len(snapshots),
-                     "snapshot_bytes": snapshot_size,
-                     "tail_after_snapshot": n - every * (n // every), "without_snapshot": a, "with_snapshot": b,
-                     "ratio_without_over_with": round(a["open_s"] / b["open_s"], 1),
-                     "ms_per_commit_without_snapshot": round(1000 * a["open_s"] / n, 4)})
+        rows.append(
+            {
+                "commits": n,
+                "log_bytes": size,
+                "snapshot_every": every,
+                "snapshots": len(snapshots),
+                "snapshot_bytes": snapshot_size,
+                "tail_after_snapshot": n - every * (n // every),
+                "without_snapshot": a,
+                "with_snapshot": b,
+                "ratio_without_over_with": round(a["open_s"] / b["open_s"], 1),
+                "ms_per_commit_without_snapshot": round(1000 * a["open_s"] / n, 4),
+            }
+        )
         shutil.rmtree(path, ignore_errors=True)
     return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Output.
+
 
 def table(headers, rows):
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
@@ -654,10 +730,14 @@ def fmt_counts(d):
 def report(result):
     m = result["machine"]
     print()
-    print(f"Schedy object-store benchmark, {result['date']} ({'quick' if result['quick'] else 'full'} run, "
-          f"{result['run_seconds']} s)")
-    print(f"  machine: {m['usable_cpus']} usable CPUs of {m['cpu_count']} ({m['cpu']}), {m['memory_gib']} GiB, "
-          f"{m['implementation']} {m['python']}, {m['platform']}")
+    print(
+        f"Schedy object-store benchmark, {result['date']} ({'quick' if result['quick'] else 'full'} run, "
+        f"{result['run_seconds']} s)"
+    )
+    print(
+        f"  machine: {m['usable_cpus']} usable CPUs of {m['cpu_count']} ({m['cpu']}), {m['memory_gib']} GiB, "
+        f"{m['implementation']} {m['python']}, {m['platform']}"
+    )
     print(f"  server: {result['server']}; schedy {m['schedy_commit']}, obstore {m['obstore']}, moto {m['moto']}")
     print(f"  command: {result['command']}")
 
@@ -672,43 +752,94 @@ def report(result):
         rows.append(["whole cycle (server log)"] + [r["per_cycle_server"][k] for k in KINDS])
     print(table(["call"] + list(KINDS), rows))
     e = r["explicit_put_cycle"]
-    print(f"  cycle time {r['cycle_ms']} ms. Without the with-block (next_job, then job.put()): "
-          f"{fmt_counts(e['per_cycle_client'])} per cycle, {e['cycle_ms']} ms")
+    print(
+        f"  cycle time {r['cycle_ms']} ms. Without the with-block (next_job, then job.put()): "
+        f"{fmt_counts(e['per_cycle_client'])} per cycle, {e['cycle_ms']} ms"
+    )
 
     for key in ("throughput", "throughput_with_work"):
         if not result.get(key):
             continue
         work = result[key][0]["work_ms"]
-        print(f"\n2. Worker cycles per second on one experiment (cycle = claim, "
-              f"{'no work' if not work else f'{work:g} ms of work (sleep)'}, report DONE)")
-        rows = [[t["processes"], t["cycles"], t["seconds"], t["cycles_per_s"], t["ratio_vs_1"], t["commits"],
-                 t["lost_races"], t["lost_races_server"], t["cycle_ms_p50"], t["cycle_ms_p95"],
-                 t["backoff_ms_per_cycle"], t["client_cpu_ms_per_cycle"], t["server_cpu_ms_per_cycle"],
-                 t["server_busy"]] for t in result[key]]
-        print(table(["procs", "cycles", "s", "cycles/s", "x 1 proc", "commits", "lost races", "(server log)",
-                     "p50 ms", "p95 ms", "backoff ms", "client CPU ms", "server CPU ms", "server busy"], rows))
+        print(
+            f"\n2. Worker cycles per second on one experiment (cycle = claim, "
+            f"{'no work' if not work else f'{work:g} ms of work (sleep)'}, report DONE)"
+        )
+        rows = [
+            [
+                t["processes"],
+                t["cycles"],
+                t["seconds"],
+                t["cycles_per_s"],
+                t["ratio_vs_1"],
+                t["commits"],
+                t["lost_races"],
+                t["lost_races_server"],
+                t["cycle_ms_p50"],
+                t["cycle_ms_p95"],
+                t["backoff_ms_per_cycle"],
+                t["client_cpu_ms_per_cycle"],
+                t["server_cpu_ms_per_cycle"],
+                t["server_busy"],
+            ]
+            for t in result[key]
+        ]
+        print(
+            table(
+                [
+                    "procs",
+                    "cycles",
+                    "s",
+                    "cycles/s",
+                    "x 1 proc",
+                    "commits",
+                    "lost races",
+                    "(server log)",
+                    "p50 ms",
+                    "p95 ms",
+                    "backoff ms",
+                    "client CPU ms",
+                    "server CPU ms",
+                    "server busy",
+                ],
+                rows,
+            )
+        )
         print("  (backoff sleep and CPU time per cycle; server busy = the server's CPU time / wall time, of one core)")
         for t in result[key]:
             each = ", ".join(f"{q['cycles']}/{q['lost_races']}/{q['backoff_s']}" for q in t["per_process"])
             twice = t.get("log_objects_written_twice")
-            print(f"  {t['processes']} process(es): per process (cycles/lost races/backoff s) {each}; longest cycle "
-                  f"{t['cycle_ms_max']} ms; calls that gave up (ConflictError) {t['gave_up']}"
-                  + ("" if twice is None else f"; log objects the server accepted twice {len(twice)}")
-                  + f"; requests per cycle: {fmt_counts(t['requests_per_cycle_client'])}")
+            print(
+                f"  {t['processes']} process(es): per process (cycles/lost races/backoff s) {each}; longest cycle "
+                f"{t['cycle_ms_max']} ms; calls that gave up (ConflictError) {t['gave_up']}"
+                + ("" if twice is None else f"; log objects the server accepted twice {len(twice)}")
+                + f"; requests per cycle: {fmt_counts(t['requests_per_cycle_client'])}"
+            )
 
     for label, key in (("object store (S3 API)", "opening_s3"), ("local file store", "opening_file")):
-        print(f"\n3. Opening an experiment, {label}: fresh SchedyDB, then get_experiment + all_jobs timed "
-              f"(best of the repeats; 'snap' = newest snapshot {SNAPSHOT_TAIL} commits before the end)")
+        print(
+            f"\n3. Opening an experiment, {label}: fresh SchedyDB, then get_experiment + all_jobs timed "
+            f"(best of the repeats; 'snap' = newest snapshot {SNAPSHOT_TAIL} commits before the end)"
+        )
         rows = []
         for o in result[key]:
             a, b = o["without_snapshot"], o["with_snapshot"]
-            row = [o["commits"], o["log_bytes"], o["snapshot_bytes"], a["open_s"], b["open_s"],
-                   o["ratio_without_over_with"],
-                   o["ms_per_commit_without_snapshot"], b["snapshot"]]
+            row = [
+                o["commits"],
+                o["log_bytes"],
+                o["snapshot_bytes"],
+                a["open_s"],
+                b["open_s"],
+                o["ratio_without_over_with"],
+                o["ms_per_commit_without_snapshot"],
+                b["snapshot"],
+            ]
             if key == "opening_s3":
-                row += [fmt_counts(a.get("requests_server") or a.get("requests_client") or {}),
-                        fmt_counts(b.get("requests_server") or b.get("requests_client") or {}),
-                        o["empty_list_after_last_commit_ms"]]
+                row += [
+                    fmt_counts(a.get("requests_server") or a.get("requests_client") or {}),
+                    fmt_counts(b.get("requests_server") or b.get("requests_client") or {}),
+                    o["empty_list_after_last_commit_ms"],
+                ]
             rows.append(row + [a["schedy_db_s"]])
         headers = ["commits", "log bytes", "snap bytes", "no snap s", "snap s", "ratio", "ms/commit", "snapshot"]
         if key == "opening_s3":
@@ -716,11 +847,14 @@ def report(result):
         print(table(headers + ["SchedyDB() s"], rows))
         if key == "opening_s3" and result[key]:
             o = result[key][-1]["with_snapshot"]
-            print(f"  SchedyDB() itself (probe of conditional writes): "
-                  f"{fmt_counts(o.get('schedy_db_requests_server') or o.get('schedy_db_requests_client') or {})}")
+            print(
+                f"  SchedyDB() itself (probe of conditional writes): "
+                f"{fmt_counts(o.get('schedy_db_requests_server') or o.get('schedy_db_requests_client') or {})}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -751,11 +885,19 @@ def main(argv=None):
         described = f"{args.endpoint} (given with --endpoint; server-side counts unavailable)"
     else:
         server = Server()
-        os.environ.update({"AWS_ENDPOINT_URL": server.endpoint, "AWS_ACCESS_KEY_ID": "schedy-bench",
-                           "AWS_SECRET_ACCESS_KEY": "schedy-bench", "AWS_REGION": "us-east-1",
-                           "AWS_ALLOW_HTTP": "true"})
-        described = (f"moto S3 server over HTTP on loopback, started by this script in {server.start_seconds:.1f} s "
-                     f"(its own process)")
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": server.endpoint,
+                "AWS_ACCESS_KEY_ID": "schedy-bench",
+                "AWS_SECRET_ACCESS_KEY": "schedy-bench",
+                "AWS_REGION": "us-east-1",
+                "AWS_ALLOW_HTTP": "true",
+            }
+        )
+        described = (
+            f"moto S3 server over HTTP on loopback, started by this script in {server.start_seconds:.1f} s "
+            f"(its own process)"
+        )
     install_counting()
     tmp = tempfile.mkdtemp(prefix="schedy-bench-")
     try:
@@ -772,8 +914,10 @@ def main(argv=None):
         result = {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "quick": quick,
-            "command": "python benchmarks/objectstore.py" + (" --quick" if quick else "")
-            + (f" --endpoint {args.endpoint}" if args.endpoint else "") + (f" --bucket {args.bucket}" if args.bucket else ""),
+            "command": "python benchmarks/objectstore.py"
+            + (" --quick" if quick else "")
+            + (f" --endpoint {args.endpoint}" if args.endpoint else "")
+            + (f" --bucket {args.bucket}" if args.bucket else ""),
             "machine": machine(),
             "server": described,
             "snapshot_tail": SNAPSHOT_TAIL,
@@ -782,8 +926,9 @@ def main(argv=None):
         result["requests_per_claim"] = phase("requests per claim", measure_requests, locations, server, claim_cycles)
         result["throughput"] = phase("cycles per second", measure_throughput, locations, server, (1, 2, 4), window)
         if not quick:
-            result["throughput_with_work"] = phase("cycles per second, with work", measure_throughput, locations,
-                                                   server, (1, 2, 4), window, WORK_MS)
+            result["throughput_with_work"] = phase(
+                "cycles per second, with work", measure_throughput, locations, server, (1, 2, 4), window, WORK_MS
+            )
         result["opening_s3"] = phase("opening (object store)", measure_opening_s3, locations, server, sizes)
         result["opening_file"] = phase("opening (file store)", measure_opening_file, sizes, tmp)
         result["phase_seconds"] = phases

@@ -70,6 +70,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from machine import describe  # noqa: E402 - benchmarks/machine.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,20 +86,37 @@ BUILD_SNAPSHOT_EVERY = 20_000  # while growing an experiment fast (a snapshot co
 BUILD_TAIL = 1000  # at least this many last cycles of a build run with the default snapshot_every (and N/8)
 
 FULL = {
-    "limit_seconds": 1.5, "cycles": 2000, "relaxed_cycles": 10_000, "relaxed_processes": (1, 2, 4), "repeats": 5,
-    "growth": (1000, 10_000, 100_000), "optuna_growth": (1000, 10_000, 20_000, 100_000), "growth_cycles": 4000,
-    "optuna_growth_cycles": 500, "growth_repeats": 3, "open_repeats": 3,
+    "limit_seconds": 1.5,
+    "cycles": 2000,
+    "relaxed_cycles": 10_000,
+    "relaxed_processes": (1, 2, 4),
+    "repeats": 5,
+    "growth": (1000, 10_000, 100_000),
+    "optuna_growth": (1000, 10_000, 20_000, 100_000),
+    "growth_cycles": 4000,
+    "optuna_growth_cycles": 500,
+    "growth_repeats": 3,
+    "open_repeats": 3,
 }
 QUICK = {
-    "limit_seconds": 0.75, "cycles": 400, "relaxed_cycles": 2000, "relaxed_processes": (1,), "repeats": 1,
-    "growth": (1000, 5000, 10_000), "optuna_growth": (1000, 5000, 10_000), "growth_cycles": 1000,
-    "optuna_growth_cycles": 200, "growth_repeats": 1, "open_repeats": 2,
+    "limit_seconds": 0.75,
+    "cycles": 400,
+    "relaxed_cycles": 2000,
+    "relaxed_processes": (1,),
+    "repeats": 1,
+    "growth": (1000, 5000, 10_000),
+    "optuna_growth": (1000, 5000, 10_000),
+    "growth_cycles": 1000,
+    "optuna_growth_cycles": 200,
+    "growth_repeats": 1,
+    "open_repeats": 2,
 }
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Child processes: python optuna_journal.py --child '<json spec>'. They print one JSON line (after "READY" for
 # workers, which then wait for the start time on stdin).
+
 
 def peak_rss():
     """Peak resident memory of this process, in bytes.
@@ -119,6 +137,7 @@ def peak_rss():
 def current_rss():
     try:
         import psutil
+
         return psutil.Process().memory_info().rss
     except ImportError:
         return None
@@ -126,6 +145,7 @@ def current_rss():
 
 def open_schedy(path, durable=True):
     import schedy
+
     return schedy.SchedyDB(path, durable=durable).get_experiment(NAME)
 
 
@@ -154,8 +174,11 @@ def open_optuna(path, seed):
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=NAME, storage=JournalStorage(JournalFileBackend(path)),
-                             sampler=optuna.samplers.RandomSampler(seed=seed))
+    return optuna.load_study(
+        study_name=NAME,
+        storage=JournalStorage(JournalFileBackend(path)),
+        sampler=optuna.samplers.RandomSampler(seed=seed),
+    )
 
 
 def schedy_cycle_with(exp):
@@ -200,6 +223,7 @@ def child_worker(spec):
     profiler = None
     if spec.get("profile"):
         import cProfile
+
         profiler = cProfile.Profile()
         profiler.enable()
     latencies = []
@@ -212,9 +236,17 @@ def child_worker(spec):
     cpu = time.process_time() - cpu0
     if profiler is not None:
         profiler.disable()
-    out = {"cycles": len(latencies), "finished": finished, "cpu_seconds": cpu, "latencies": latencies,
-           "import_s": t1 - t0, "open_s": t2 - t1, "rss_before_import": rss_start, "rss_after_open": rss_open,
-           "peak_rss": peak_rss()}
+    out = {
+        "cycles": len(latencies),
+        "finished": finished,
+        "cpu_seconds": cpu,
+        "latencies": latencies,
+        "import_s": t1 - t0,
+        "open_s": t2 - t1,
+        "rss_before_import": rss_start,
+        "rss_after_open": rss_open,
+        "peak_rss": peak_rss(),
+    }
     if schedy_worker:
         out["snapshot_versions"] = snapshots
     else:  # checked after the figures above, so that it costs them nothing
@@ -233,7 +265,7 @@ def profile_text(profiler, lines=22):
     stats = pstats.Stats(profiler, stream=text)
     stats.sort_stats("cumulative").print_stats(lines)
     stats.sort_stats("tottime").print_stats(lines)
-    keep = [ln for ln in text.getvalue().splitlines() if ln.strip() and not ln.startswith(("   List reduced"))]
+    keep = [ln for ln in text.getvalue().splitlines() if ln.strip() and not ln.startswith("   List reduced")]
     return "\n".join(keep).replace(str(ROOT) + "/", "")
 
 
@@ -242,6 +274,7 @@ def child_open(spec):
     t0 = time.perf_counter()
     if spec["system"] == "schedy":
         import schedy
+
         t1 = time.perf_counter()
         exp = schedy.SchedyDB(spec["path"]).get_experiment(NAME)
         t2 = time.perf_counter()
@@ -253,6 +286,7 @@ def child_open(spec):
         import optuna
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
+
         t1 = time.perf_counter()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.load_study(study_name=NAME, storage=JournalStorage(JournalFileBackend(spec["path"])))
@@ -261,8 +295,22 @@ def child_open(spec):
         t3 = time.perf_counter()
         done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in jobs)
         snapshot = None
-    print(json.dumps({"import_s": t1 - t0, "open_s": t3 - t1, "total_s": t3 - t0, "get_s": t2 - t1, "list_s": t3 - t2,
-                      "jobs": len(jobs), "done": done, "snapshot": snapshot, "peak_rss": peak_rss()}), flush=True)
+    print(
+        json.dumps(
+            {
+                "import_s": t1 - t0,
+                "open_s": t3 - t1,
+                "total_s": t3 - t0,
+                "get_s": t2 - t1,
+                "list_s": t3 - t2,
+                "jobs": len(jobs),
+                "done": done,
+                "snapshot": snapshot,
+                "peak_rss": peak_rss(),
+            }
+        ),
+        flush=True,
+    )
 
 
 def child_build_schedy(spec):
@@ -299,20 +347,27 @@ def child_main(spec):
 # ---------------------------------------------------------------------------------------------------------------
 # Running children from the parent.
 
+
 class Child:
     def __init__(self, spec, scratch):
         self.err_path = Path(scratch) / f"child-{os.getpid()}-{time.monotonic_ns()}.err"
         self.err = open(self.err_path, "w")
-        self.proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.err,
+            text=True,
+        )
 
     def line(self):
         out = self.proc.stdout.readline()
         if not out:
             self.proc.wait(timeout=30)
             self.err.close()
-            raise RuntimeError(f"a child process failed (exit {self.proc.returncode}):\n"
-                               + self.err_path.read_text()[-3000:])
+            raise RuntimeError(
+                f"a child process failed (exit {self.proc.returncode}):\n" + self.err_path.read_text()[-3000:]
+            )
         return out
 
     def send(self, text):
@@ -387,6 +442,7 @@ def settle():
 # ---------------------------------------------------------------------------------------------------------------
 # 0. The disk's limit.
 
+
 def raw_append_rate(directory, seconds, sync):
     """Appends per second of a 200-byte line with ``sync`` (os.fdatasync or os.fsync) after each, for ``seconds``."""
     path = Path(directory) / f"raw-{sync.__name__}-{time.monotonic_ns()}.log"
@@ -411,12 +467,15 @@ def raw_append_rate(directory, seconds, sync):
 
 def measure_limit(directory, seconds):
     fdatasync = getattr(os, "fdatasync", os.fsync)
-    return {"fdatasync_per_s": raw_append_rate(directory, seconds, fdatasync),
-            "fsync_per_s": raw_append_rate(directory, seconds, os.fsync)}
+    return {
+        "fdatasync_per_s": raw_append_rate(directory, seconds, fdatasync),
+        "fsync_per_s": raw_append_rate(directory, seconds, os.fsync),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # 1. Claim throughput.
+
 
 def new_schedy(path, durable=True):
     import schedy
@@ -432,8 +491,12 @@ def new_optuna(path):
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    optuna.create_study(study_name=NAME, storage=JournalStorage(JournalFileBackend(str(path))), direction="minimize",
-                        sampler=optuna.samplers.RandomSampler(seed=1))
+    optuna.create_study(
+        study_name=NAME,
+        storage=JournalStorage(JournalFileBackend(str(path))),
+        direction="minimize",
+        sampler=optuna.samplers.RandomSampler(seed=1),
+    )
 
 
 def check_schedy(path, expected):
@@ -450,26 +513,34 @@ def check_schedy(path, expected):
     verified = verify(schedy.SchedyDB(path), NAME).ok
     done = sum(j.status == "DONE" for j in jobs)
     reclaimed = sum(1 for n in claims.values() if n != 1)
-    return {"jobs": len(jobs), "done": done, "claimed_not_once": reclaimed, "double_claims": len(double),
-            "verify_ok": verified,
-            "ok": len(jobs) == expected == done and reclaimed == 0 and not double and verified}
+    return {
+        "jobs": len(jobs),
+        "done": done,
+        "claimed_not_once": reclaimed,
+        "double_claims": len(double),
+        "verify_ok": verified,
+        "ok": len(jobs) == expected == done and reclaimed == 0 and not double and verified,
+    }
 
 
 def check_optuna(path, expected):
     study = open_optuna(str(path), 0)
     import optuna
+
     trials = study.get_trials(deepcopy=False)
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     numbers = len({t.number for t in trials})
-    return {"trials": len(trials), "complete": complete,
-            "ok": len(trials) == expected == complete == numbers}
+    return {"trials": len(trials), "complete": complete, "ok": len(trials) == expected == complete == numbers}
 
 
 def throughput_run(kind, processes, cycles, scratch, run_id):
     """One run: a fresh experiment (study), ``processes`` workers sharing ``cycles`` cycles."""
-    system, form, durable = {"schedy-with": ("schedy", "with", True), "schedy-bare": ("schedy", "bare", True),
-                             "optuna": ("optuna", "asktell", True),
-                             "schedy-relaxed": ("schedy", "with", False)}[kind]
+    system, form, durable = {
+        "schedy-with": ("schedy", "with", True),
+        "schedy-bare": ("schedy", "bare", True),
+        "optuna": ("optuna", "asktell", True),
+        "schedy-relaxed": ("schedy", "with", False),
+    }[kind]
     path = Path(scratch) / f"{kind}-{processes}-{run_id}"
     if system == "schedy":
         new_schedy(path, durable)
@@ -478,16 +549,33 @@ def throughput_run(kind, processes, cycles, scratch, run_id):
         path = path.with_suffix(".log")
         new_optuna(path)
     settle()
-    specs = [{"role": "worker", "system": system, "form": form, "path": str(path), "durable": durable,
-              "cycles": n, "seed": i + 1} for i, n in enumerate(split(cycles, processes))]
+    specs = [
+        {
+            "role": "worker",
+            "system": system,
+            "form": form,
+            "path": str(path),
+            "durable": durable,
+            "cycles": n,
+            "seed": i + 1,
+        }
+        for i, n in enumerate(split(cycles, processes))
+    ]
     results, wall = run_workers(specs, scratch)
     done = sum(r["cycles"] for r in results)
     latencies = [x for r in results for x in r["latencies"]]
-    row = {"system": kind, "processes": processes, "cycles": done, "seconds": wall, "cycles_per_s": done / wall,
-           "cycle_ms_p50": 1000 * percentile(latencies, 0.5), "cycle_ms_p95": 1000 * percentile(latencies, 0.95),
-           "cycle_ms_max": 1000 * max(latencies),
-           "cpu_ms_per_cycle": 1000 * sum(r["cpu_seconds"] for r in results) / done,
-           "cycles_per_process": [r["cycles"] for r in results]}
+    row = {
+        "system": kind,
+        "processes": processes,
+        "cycles": done,
+        "seconds": wall,
+        "cycles_per_s": done / wall,
+        "cycle_ms_p50": 1000 * percentile(latencies, 0.5),
+        "cycle_ms_p95": 1000 * percentile(latencies, 0.95),
+        "cycle_ms_max": 1000 * max(latencies),
+        "cpu_ms_per_cycle": 1000 * sum(r["cpu_seconds"] for r in results) / done,
+        "cycles_per_process": [r["cycles"] for r in results],
+    }
     if system == "schedy":
         row["commits"] = log_lines(path) - commits0
         row["commits_per_s"] = row["commits"] / wall
@@ -524,13 +612,16 @@ def measure_throughput(cfg, scratch):
     for repeat in range(cfg["repeats"]):
         for processes in cfg["relaxed_processes"]:
             runs["schedy-relaxed", processes].append(
-                throughput_run("schedy-relaxed", processes, cfg["relaxed_cycles"], scratch, repeat))
-    return [best_of(runs[kind, processes]) for processes in (1, 2, 4) for kind in kinds] + \
-        [best_of(runs["schedy-relaxed", processes]) for processes in cfg["relaxed_processes"]]
+                throughput_run("schedy-relaxed", processes, cfg["relaxed_cycles"], scratch, repeat)
+            )
+    return [best_of(runs[kind, processes]) for processes in (1, 2, 4) for kind in kinds] + [
+        best_of(runs["schedy-relaxed", processes]) for processes in cfg["relaxed_processes"]
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # 2. Growth.
+
 
 def build_schedy(path, jobs, scratch):
     create = not Path(path).exists()
@@ -552,8 +643,12 @@ class OptunaJournal:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         path = Path(scratch) / "optuna-template.log"
-        study = optuna.create_study(study_name=NAME, storage=JournalStorage(JournalFileBackend(str(path))),
-                                    direction="minimize", sampler=optuna.samplers.RandomSampler(seed=0))
+        study = optuna.create_study(
+            study_name=NAME,
+            storage=JournalStorage(JournalFileBackend(str(path))),
+            direction="minimize",
+            sampler=optuna.samplers.RandomSampler(seed=0),
+        )
         optuna_cycle(study)
         ops = [json.loads(line) for line in path.read_text().splitlines()]
         path.unlink()
@@ -599,28 +694,52 @@ def growth_point(system, source, n, cycles, scratch, profile=False):
     work = Path(scratch) / ("growth-work" if system == "schedy" else "growth-work.log")
     copy_fresh(source, work)
     commits0 = log_lines(work) if system == "schedy" else None
-    spec = {"role": "worker", "system": system, "form": "with" if system == "schedy" else "asktell",
-            "path": str(work), "durable": True, "cycles": cycles, "seed": 1, "profile": profile}
+    spec = {
+        "role": "worker",
+        "system": system,
+        "form": "with" if system == "schedy" else "asktell",
+        "path": str(work),
+        "durable": True,
+        "cycles": cycles,
+        "seed": 1,
+        "profile": profile,
+    }
     (r,), wall = run_workers([spec], scratch)
-    row = {"jobs": n, "cycles": r["cycles"], "seconds": wall, "cycles_per_s": r["cycles"] / wall,
-           "cycle_ms_p50": 1000 * percentile(r["latencies"], 0.5),
-           "cycle_ms_p95": 1000 * percentile(r["latencies"], 0.95), "cycle_ms_max": 1000 * max(r["latencies"]),
-           "rate_at_p50": 1 / percentile(r["latencies"], 0.5), "cpu_ms_per_cycle": 1000 * r["cpu_seconds"] / cycles,
-           "open_s": r["open_s"], "import_s": r["import_s"], "peak_rss": r["peak_rss"],
-           "rss_before_import": r["rss_before_import"], "rss_after_open": r["rss_after_open"]}
+    row = {
+        "jobs": n,
+        "cycles": r["cycles"],
+        "seconds": wall,
+        "cycles_per_s": r["cycles"] / wall,
+        "cycle_ms_p50": 1000 * percentile(r["latencies"], 0.5),
+        "cycle_ms_p95": 1000 * percentile(r["latencies"], 0.95),
+        "cycle_ms_max": 1000 * max(r["latencies"]),
+        "rate_at_p50": 1 / percentile(r["latencies"], 0.5),
+        "cpu_ms_per_cycle": 1000 * r["cpu_seconds"] / cycles,
+        "open_s": r["open_s"],
+        "import_s": r["import_s"],
+        "peak_rss": r["peak_rss"],
+        "rss_before_import": r["rss_before_import"],
+        "rss_after_open": r["rss_after_open"],
+    }
     if system == "schedy":
         commits1 = log_lines(work)
         row["commits"] = commits1 - commits0
         row["snapshots_written"] = None if r["snapshot_versions"] is None else len(r["snapshot_versions"])
         row["snapshot_versions"] = r["snapshot_versions"]
         import schedy
+
         jobs = schedy.SchedyDB(work).get_experiment(NAME).all_jobs()
-        row["check"] = {"jobs": len(jobs), "done": sum(j.status == "DONE" for j in jobs),
-                        "ok": len(jobs) == n + cycles == sum(j.status == "DONE" for j in jobs)
-                        and row["commits"] == 2 * cycles}
+        row["check"] = {
+            "jobs": len(jobs),
+            "done": sum(j.status == "DONE" for j in jobs),
+            "ok": len(jobs) == n + cycles == sum(j.status == "DONE" for j in jobs) and row["commits"] == 2 * cycles,
+        }
     else:
-        row["check"] = {"trials": r["trials"], "complete": r["complete"],
-                        "ok": r["trials"] == r["complete"] == n + cycles}
+        row["check"] = {
+            "trials": r["trials"],
+            "complete": r["complete"],
+            "ok": r["trials"] == r["complete"] == n + cycles,
+        }
     if profile:
         row["profile"] = r["profile"]
     return row
@@ -643,16 +762,23 @@ def measure_growth(cfg, scratch, keep, profile):
     for n in sizes[:-1]:
         shutil.rmtree(sources[n])
     if profile:
-        out["profile"] = growth_point("schedy", sources[sizes[-1]], sizes[-1], cfg["growth_cycles"], scratch,
-                                      profile=True)["profile"]
+        out["profile"] = growth_point(
+            "schedy", sources[sizes[-1]], sizes[-1], cfg["growth_cycles"], scratch, profile=True
+        )["profile"]
     journal = OptunaJournal(scratch)
     for n in cfg["optuna_growth"]:
         source = Path(scratch) / f"optuna-{n}.log"
         t0 = time.perf_counter()
         journal.write(source, n)
         out["build_s"][f"optuna {n}"] = time.perf_counter() - t0
-        out["optuna"].append(best_of([growth_point("optuna", source, n, cfg["optuna_growth_cycles"], scratch)
-                                      for _ in range(cfg["growth_repeats"])]))
+        out["optuna"].append(
+            best_of(
+                [
+                    growth_point("optuna", source, n, cfg["optuna_growth_cycles"], scratch)
+                    for _ in range(cfg["growth_repeats"])
+                ]
+            )
+        )
         source.unlink()
     # The journal of the opening measurement: as many trials as the largest Schedy experiment has jobs.
     t0 = time.perf_counter()
@@ -666,6 +792,7 @@ def measure_growth(cfg, scratch, keep, profile):
 # ---------------------------------------------------------------------------------------------------------------
 # 3. Opening, and 4. memory.
 
+
 def measure_open(cfg, scratch, keep):
     n = cfg["growth"][-1]
     snapshots = list(Path(keep["schedy"]).glob("experiments/*/snapshot.json"))
@@ -675,12 +802,14 @@ def measure_open(cfg, scratch, keep):
     log_path = snapshot.with_name("log.jsonl")
     runs = collections.defaultdict(list)
     for _ in range(cfg["open_repeats"]):  # interleaved, so that drift affects every variant alike
-        runs["schedy, snapshot"].append(run_once({"role": "open", "system": "schedy", "path": str(keep["schedy"])},
-                                                 scratch))
+        runs["schedy, snapshot"].append(
+            run_once({"role": "open", "system": "schedy", "path": str(keep["schedy"])}, scratch)
+        )
         snapshot.rename(aside)
         try:
             runs["schedy, full replay"].append(
-                run_once({"role": "open", "system": "schedy", "path": str(keep["schedy"])}, scratch))
+                run_once({"role": "open", "system": "schedy", "path": str(keep["schedy"])}, scratch)
+            )
         finally:
             aside.rename(snapshot)
         runs["optuna"].append(run_once({"role": "open", "system": "optuna", "path": str(keep["optuna"])}, scratch))
@@ -690,9 +819,14 @@ def measure_open(cfg, scratch, keep):
         best["runs_open_s"] = [r["open_s"] for r in rs]
         best["ok"] = all(r["jobs"] == r["done"] == n for r in rs)
         rows[variant] = best
-    return {"jobs": n, "log_bytes": log_path.stat().st_size, "snapshot_bytes": snapshot.stat().st_size,
-            "commits_after_snapshot": log_lines(keep["schedy"]) - snapshot_version(snapshot),
-            "journal_bytes": Path(keep["optuna"]).stat().st_size, "variants": rows}
+    return {
+        "jobs": n,
+        "log_bytes": log_path.stat().st_size,
+        "snapshot_bytes": snapshot.stat().st_size,
+        "commits_after_snapshot": log_lines(keep["schedy"]) - snapshot_version(snapshot),
+        "journal_bytes": Path(keep["optuna"]).stat().st_size,
+        "variants": rows,
+    }
 
 
 def snapshot_version(path):
@@ -702,6 +836,7 @@ def snapshot_version(path):
 
 # ---------------------------------------------------------------------------------------------------------------
 # The machine.
+
 
 def filesystem_of(directory):
     """(type, device, mount point, options) of the file system holding ``directory``, from /proc/mounts or df."""
@@ -726,13 +861,17 @@ def filesystem_of(directory):
 
 
 def machine(directory):
-    return {**describe(["optuna", "orjson", "pyrsistent"]), "filesystem": filesystem_of(directory),
-            "directory": str(directory),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
+    return {
+        **describe(["optuna", "orjson", "pyrsistent"]),
+        "filesystem": filesystem_of(directory),
+        "directory": str(directory),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Targets and output.
+
 
 def targets(result):
     """Each target of the issue: what is required, what was measured, met or not."""
@@ -742,36 +881,83 @@ def targets(result):
 
     def add(name, value, threshold, unit, note="", smaller_is_better=False):
         met = value <= threshold if smaller_is_better else value >= threshold
-        out.append({"target": name, "measured": value, "required": threshold, "unit": unit, "met": met,
-                    "at_most": smaller_is_better, "note": note})
+        out.append(
+            {
+                "target": name,
+                "measured": value,
+                "required": threshold,
+                "unit": unit,
+                "met": met,
+                "at_most": smaller_is_better,
+                "note": note,
+            }
+        )
 
     w1, w4, o1, o4 = (rows[("schedy-with", 1)], rows[("schedy-with", 4)], rows[("optuna", 1)], rows[("optuna", 4)])
-    add("durable cycle, 1 process, / fsync limit (raw fdatasync rate / 2)", w1["cycles_per_s"] / (limit / 2), 0.70,
-        "x", f"{w1['cycles_per_s']:,.0f} cycles/s, limit {limit / 2:,.0f}")
-    add("durable cycle, 1 process, / Optuna", w1["cycles_per_s"] / o1["cycles_per_s"], 2.0, "x",
-        f"{w1['cycles_per_s']:,.0f} vs {o1['cycles_per_s']:,.0f} cycles/s")
-    add("durable cycle, 4 processes, / Optuna", w4["cycles_per_s"] / o4["cycles_per_s"], 3.0, "x",
-        f"{w4['cycles_per_s']:,.0f} vs {o4['cycles_per_s']:,.0f} cycles/s")
-    add("durable cycle, 4 processes / 1 process (must not slow)", w4["cycles_per_s"] / w1["cycles_per_s"], 1.0, "x",
-        f"Optuna: {o4['cycles_per_s'] / o1['cycles_per_s']:.2f}x")
+    add(
+        "durable cycle, 1 process, / fsync limit (raw fdatasync rate / 2)",
+        w1["cycles_per_s"] / (limit / 2),
+        0.70,
+        "x",
+        f"{w1['cycles_per_s']:,.0f} cycles/s, limit {limit / 2:,.0f}",
+    )
+    add(
+        "durable cycle, 1 process, / Optuna",
+        w1["cycles_per_s"] / o1["cycles_per_s"],
+        2.0,
+        "x",
+        f"{w1['cycles_per_s']:,.0f} vs {o1['cycles_per_s']:,.0f} cycles/s",
+    )
+    add(
+        "durable cycle, 4 processes, / Optuna",
+        w4["cycles_per_s"] / o4["cycles_per_s"],
+        3.0,
+        "x",
+        f"{w4['cycles_per_s']:,.0f} vs {o4['cycles_per_s']:,.0f} cycles/s",
+    )
+    add(
+        "durable cycle, 4 processes / 1 process (must not slow)",
+        w4["cycles_per_s"] / w1["cycles_per_s"],
+        1.0,
+        "x",
+        f"Optuna: {o4['cycles_per_s'] / o1['cycles_per_s']:.2f}x",
+    )
     relaxed = rows[("schedy-relaxed", 1)]
     add("relaxed durability (durable=False), 1 process", relaxed["cycles_per_s"], 10_000, "cycles/s")
     g = result["growth"]["schedy"]
     size_note = "" if g[-1]["jobs"] >= 100_000 else f" (--quick: at {g[-1]['jobs']:,} jobs, not 100,000)"
-    add(f"growth: rate at {g[-1]['jobs']:,} jobs / at {g[0]['jobs']:,}", g[-1]["cycles_per_s"] / g[0]["cycles_per_s"],
-        0.90, "x", f"{g[0]['cycles_per_s']:,.0f} -> {g[-1]['cycles_per_s']:,.0f} cycles/s{size_note}")
+    add(
+        f"growth: rate at {g[-1]['jobs']:,} jobs / at {g[0]['jobs']:,}",
+        g[-1]["cycles_per_s"] / g[0]["cycles_per_s"],
+        0.90,
+        "x",
+        f"{g[0]['cycles_per_s']:,.0f} -> {g[-1]['cycles_per_s']:,.0f} cycles/s{size_note}",
+    )
     o = result["open"]
     v = o["variants"]
     size_note = "" if o["jobs"] >= 100_000 else f" (--quick: {o['jobs']:,} jobs, not 100,000)"
-    add(f"open {o['jobs']:,} jobs from a snapshot: Optuna time / Schedy time",
-        v["optuna"]["open_s"] / v["schedy, snapshot"]["open_s"], 20.0, "x",
-        f"import excluded; {v['schedy, snapshot']['open_s']:.3f} s vs {v['optuna']['open_s']:.3f} s{size_note}")
-    add(f"open {o['jobs']:,} jobs by full replay: Optuna time / Schedy time",
-        v["optuna"]["open_s"] / v["schedy, full replay"]["open_s"], 20.0, "x",
-        f"import excluded; {v['schedy, full replay']['open_s']:.3f} s{size_note}")
-    add(f"open {o['jobs']:,} jobs from a snapshot", v["schedy, snapshot"]["open_s"], 0.5, "s",
+    add(
+        f"open {o['jobs']:,} jobs from a snapshot: Optuna time / Schedy time",
+        v["optuna"]["open_s"] / v["schedy, snapshot"]["open_s"],
+        20.0,
+        "x",
+        f"import excluded; {v['schedy, snapshot']['open_s']:.3f} s vs {v['optuna']['open_s']:.3f} s{size_note}",
+    )
+    add(
+        f"open {o['jobs']:,} jobs by full replay: Optuna time / Schedy time",
+        v["optuna"]["open_s"] / v["schedy, full replay"]["open_s"],
+        20.0,
+        "x",
+        f"import excluded; {v['schedy, full replay']['open_s']:.3f} s{size_note}",
+    )
+    add(
+        f"open {o['jobs']:,} jobs from a snapshot",
+        v["schedy, snapshot"]["open_s"],
+        0.5,
+        "s",
         f"import excluded; {v['schedy, snapshot']['total_s']:.3f} s with `import schedy`{size_note}",
-        smaller_is_better=True)
+        smaller_is_better=True,
+    )
     return out
 
 
@@ -779,8 +965,9 @@ def table(headers, rows, left=(0,)):
     """Rows under headers, columns padded; the columns in ``left`` are aligned left, the others right."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) if j in left else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths)))
-             for r in cells]
+    lines = [
+        "  ".join(c.ljust(w) if j in left else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))) for r in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(("  " + line).rstrip() for line in lines)
 
@@ -796,25 +983,44 @@ def mib(x):
 def report(result):
     m = result["machine"]
     fs = m["filesystem"]
-    print(f"\nSchedy vs Optuna JournalStorage, {result['date']} ({'quick' if result['quick'] else 'full'} run, "
-          f"{result['run_seconds']} s)")
-    print(f"  machine: {m['usable_cpus']} usable CPUs of {m['cpu_count']} ({m['cpu']}), {m['memory_gib']} GiB, "
-          f"Python {m['python']}, {m['platform']}, load average at start {m['load_average_at_start']}")
-    print(f"  disk: {fs['type']} on {fs['device']} mounted at {fs['mount']} ({fs['options']}); "
-          f"directory {m['directory']}")
+    print(
+        f"\nSchedy vs Optuna JournalStorage, {result['date']} ({'quick' if result['quick'] else 'full'} run, "
+        f"{result['run_seconds']} s)"
+    )
+    print(
+        f"  machine: {m['usable_cpus']} usable CPUs of {m['cpu_count']} ({m['cpu']}), {m['memory_gib']} GiB, "
+        f"Python {m['python']}, {m['platform']}, load average at start {m['load_average_at_start']}"
+    )
+    print(
+        f"  disk: {fs['type']} on {fs['device']} mounted at {fs['mount']} ({fs['options']}); directory {m['directory']}"
+    )
     print(f"  schedy {m['schedy_commit']}, optuna {m['optuna']}, orjson {m['orjson']}, pyrsistent {m['pyrsistent']}")
 
     lim = result["limits"]
     limit = result["limit"]
     print("\n0. The disk's limit: raw O_APPEND writes of a 200-byte line, one sync each (appends/s)")
-    print(table(["sync", "start of run", "end of run", "mean", "cycle limit (2 commits)"],
-                [[k, n0(lim[0][f"{k}_per_s"]), n0(lim[1][f"{k}_per_s"]), n0(limit[f"{k}_per_s"]),
-                  n0(limit[f"{k}_per_s"] / 2)] for k in ("fdatasync", "fsync")]))
+    print(
+        table(
+            ["sync", "start of run", "end of run", "mean", "cycle limit (2 commits)"],
+            [
+                [
+                    k,
+                    n0(lim[0][f"{k}_per_s"]),
+                    n0(lim[1][f"{k}_per_s"]),
+                    n0(limit[f"{k}_per_s"]),
+                    n0(limit[f"{k}_per_s"] / 2),
+                ]
+                for k in ("fdatasync", "fsync")
+            ],
+        )
+    )
     print("  Schedy's file store calls os.fdatasync after each commit; Optuna's JournalFileBackend calls os.fsync.")
 
-    print(f"\n1. Claim throughput: full worker cycles per second on one experiment, durable commits "
-          f"({result['config']['cycles']:,} cycles per run shared by the processes; "
-          f"best of {result['config']['repeats']})")
+    print(
+        f"\n1. Claim throughput: full worker cycles per second on one experiment, durable commits "
+        f"({result['config']['cycles']:,} cycles per run shared by the processes; "
+        f"best of {result['config']['repeats']})"
+    )
     rows = {(r["system"], r["processes"]): r for r in result["throughput"]}
     body = []
     for p in (1, 2, 4):
@@ -824,87 +1030,233 @@ def report(result):
             if r is None:
                 continue
             durable = kind != "schedy-relaxed"
-            body.append([kind, p, n0(r["cycles_per_s"]), f"{r['cycles_per_s'] / o:.2f}" if durable else "-",
-                         n0(r["commits_per_s"]),
-                         f"{r['commits_per_s'] / limit['fdatasync_per_s']:.2f}" if durable else "-",
-                         f"{r['cycles_per_s'] / (limit['fdatasync_per_s'] / 2):.2f}" if durable else "-",
-                         f"{r['cycle_ms_p50']:.2f}", f"{r['cycle_ms_p95']:.2f}", f"{r['cpu_ms_per_cycle']:.2f}",
-                         "/".join(n0(x) for x in r["runs_cycles_per_s"]), "yes" if r["all_checks_ok"] else "NO"])
-    print(table(["system", "procs", "cycles/s", "/ Optuna", "commits/s", "commits / fdatasync limit",
-                 "cycles / cycle limit", "p50 ms", "p95 ms", "CPU ms/cycle", "each run", "checks"], body))
-    print("  schedy-with: `with exp.next_job() as job:`; schedy-bare: next_job, DONE, put; optuna: ask, "
-          "suggest_float, tell\n  (3 fsynced journal appends); schedy-relaxed: the `with` cycle on SchedyDB(path, "
-          "durable=False). Checks: Schedy every job DONE, claimed once,\n  no double claim, verify clean; Optuna "
-          "every trial COMPLETE.")
+            body.append(
+                [
+                    kind,
+                    p,
+                    n0(r["cycles_per_s"]),
+                    f"{r['cycles_per_s'] / o:.2f}" if durable else "-",
+                    n0(r["commits_per_s"]),
+                    f"{r['commits_per_s'] / limit['fdatasync_per_s']:.2f}" if durable else "-",
+                    f"{r['cycles_per_s'] / (limit['fdatasync_per_s'] / 2):.2f}" if durable else "-",
+                    f"{r['cycle_ms_p50']:.2f}",
+                    f"{r['cycle_ms_p95']:.2f}",
+                    f"{r['cpu_ms_per_cycle']:.2f}",
+                    "/".join(n0(x) for x in r["runs_cycles_per_s"]),
+                    "yes" if r["all_checks_ok"] else "NO",
+                ]
+            )
+    print(
+        table(
+            [
+                "system",
+                "procs",
+                "cycles/s",
+                "/ Optuna",
+                "commits/s",
+                "commits / fdatasync limit",
+                "cycles / cycle limit",
+                "p50 ms",
+                "p95 ms",
+                "CPU ms/cycle",
+                "each run",
+                "checks",
+            ],
+            body,
+        )
+    )
+    print(
+        "  schedy-with: `with exp.next_job() as job:`; schedy-bare: next_job, DONE, put; optuna: ask, "
+        "suggest_float, tell\n  (3 fsynced journal appends); schedy-relaxed: the `with` cycle on SchedyDB(path, "
+        "durable=False). Checks: Schedy every job DONE, claimed once,\n  no double claim, verify clean; Optuna "
+        "every trial COMPLETE."
+    )
 
     g = result["growth"]
-    print(f"\n2. Growth: durable cycles/s in a fresh worker process on an experiment of N finished jobs "
-          f"({result['config']['growth_cycles']:,} Schedy cycles, {result['config']['optuna_growth_cycles']:,} "
-          f"Optuna cycles; best of {result['config']['growth_repeats']})")
+    print(
+        f"\n2. Growth: durable cycles/s in a fresh worker process on an experiment of N finished jobs "
+        f"({result['config']['growth_cycles']:,} Schedy cycles, {result['config']['optuna_growth_cycles']:,} "
+        f"Optuna cycles; best of {result['config']['growth_repeats']})"
+    )
     optuna_by_n = {r["jobs"]: r for r in g["optuna"]}
     body = []
     for r in g["schedy"]:
         o = optuna_by_n.get(r["jobs"])
-        body.append(["schedy", n0(r["jobs"]), n0(r["cycles_per_s"]),
-                     f"{r['cycles_per_s'] / g['schedy'][0]['cycles_per_s']:.2f}",
-                     f"{r['cycles_per_s'] / o['cycles_per_s']:.2f}" if o else "-", f"{r['cycle_ms_p50']:.2f}",
-                     f"{r['cycle_ms_p95']:.2f}", f"{r['cycle_ms_max']:.1f}", r["snapshots_written"],
-                     f"{r['open_s']:.3f}", mib(r["peak_rss"]), "yes" if r["all_checks_ok"] else "NO"])
+        body.append(
+            [
+                "schedy",
+                n0(r["jobs"]),
+                n0(r["cycles_per_s"]),
+                f"{r['cycles_per_s'] / g['schedy'][0]['cycles_per_s']:.2f}",
+                f"{r['cycles_per_s'] / o['cycles_per_s']:.2f}" if o else "-",
+                f"{r['cycle_ms_p50']:.2f}",
+                f"{r['cycle_ms_p95']:.2f}",
+                f"{r['cycle_ms_max']:.1f}",
+                r["snapshots_written"],
+                f"{r['open_s']:.3f}",
+                mib(r["peak_rss"]),
+                "yes" if r["all_checks_ok"] else "NO",
+            ]
+        )
     for r in g["optuna"]:
-        body.append(["optuna", n0(r["jobs"]), n0(r["cycles_per_s"]),
-                     f"{r['cycles_per_s'] / g['optuna'][0]['cycles_per_s']:.2f}",
-                     "", f"{r['cycle_ms_p50']:.2f}", f"{r['cycle_ms_p95']:.2f}", f"{r['cycle_ms_max']:.1f}", "-",
-                     f"{r['open_s']:.3f}", mib(r["peak_rss"]), "yes" if r["all_checks_ok"] else "NO"])
-    print(table(["system", "jobs", "cycles/s", "/ first size", "Schedy / Optuna", "p50 ms", "p95 ms", "max ms",
-                 "snapshots written", "open s", "peak RSS MiB", "checks"], body))
+        body.append(
+            [
+                "optuna",
+                n0(r["jobs"]),
+                n0(r["cycles_per_s"]),
+                f"{r['cycles_per_s'] / g['optuna'][0]['cycles_per_s']:.2f}",
+                "",
+                f"{r['cycle_ms_p50']:.2f}",
+                f"{r['cycle_ms_p95']:.2f}",
+                f"{r['cycle_ms_max']:.1f}",
+                "-",
+                f"{r['open_s']:.3f}",
+                mib(r["peak_rss"]),
+                "yes" if r["all_checks_ok"] else "NO",
+            ]
+        )
+    print(
+        table(
+            [
+                "system",
+                "jobs",
+                "cycles/s",
+                "/ first size",
+                "Schedy / Optuna",
+                "p50 ms",
+                "p95 ms",
+                "max ms",
+                "snapshots written",
+                "open s",
+                "peak RSS MiB",
+                "checks",
+            ],
+            body,
+        )
+    )
     capped = [n for n in result["config"]["growth"] if n not in optuna_by_n]
     if capped:
-        print(f"  Optuna is measured up to {max(optuna_by_n):,} trials only (not {', '.join(n0(n) for n in capped)}): "
-              f"its cycle cost grows with the study.")
-    print("  Schedy's rate includes the snapshots its worker wrote during the window (counted; the interval is "
-          "1000 commits,\n  doubled until it reaches a sixteenth of the jobs, so a window of 8000 commits holds one "
-          "at 100,000 jobs).")
+        print(
+            f"  Optuna is measured up to {max(optuna_by_n):,} trials only (not {', '.join(n0(n) for n in capped)}): "
+            f"its cycle cost grows with the study."
+        )
+    print(
+        "  Schedy's rate includes the snapshots its worker wrote during the window (counted; the interval is "
+        "1000 commits,\n  doubled until it reaches a sixteenth of the jobs, so a window of 8000 commits holds one "
+        "at 100,000 jobs)."
+    )
 
     o = result["open"]
     v = o["variants"]
-    print(f"\n3. Open an experiment of {o['jobs']:,} finished jobs in a fresh process and list them "
-          f"(best of {result['config']['open_repeats']};\n  log {mib(o['log_bytes'])} MiB, newest snapshot "
-          f"{mib(o['snapshot_bytes'])} MiB at {o['commits_after_snapshot']} commit(s) before the end; Optuna journal "
-          f"{mib(o['journal_bytes'])} MiB)")
+    print(
+        f"\n3. Open an experiment of {o['jobs']:,} finished jobs in a fresh process and list them "
+        f"(best of {result['config']['open_repeats']};\n  log {mib(o['log_bytes'])} MiB, newest snapshot "
+        f"{mib(o['snapshot_bytes'])} MiB at {o['commits_after_snapshot']} commit(s) before the end; Optuna journal "
+        f"{mib(o['journal_bytes'])} MiB)"
+    )
     opt = v["optuna"]["open_s"]
-    print(table(["variant", "open + list s", "Optuna / this", "open s", "list s", "with import s", "import s",
-                 "process s", "peak RSS MiB", "each run s", "jobs ok"],
-                [[k, f"{r['open_s']:.3f}", f"{opt / r['open_s']:.1f}", f"{r['get_s']:.3f}", f"{r['list_s']:.3f}",
-                  f"{r['total_s']:.3f}", f"{r['import_s']:.3f}",
-                  f"{r['process_s']:.3f}", mib(r["peak_rss"]), "/".join(f"{x:.3f}" for x in r["runs_open_s"]),
-                  "yes" if r["ok"] else "NO"] for k, r in v.items()]))
-    print("  open: SchedyDB(path).get_experiment(name) | optuna.load_study(study_name, storage=JournalStorage("
-          "JournalFileBackend(path)));\n  list: .all_jobs() | .trials. 'process s' is the wall time of the whole "
-          "child process, interpreter start-up included.")
+    print(
+        table(
+            [
+                "variant",
+                "open + list s",
+                "Optuna / this",
+                "open s",
+                "list s",
+                "with import s",
+                "import s",
+                "process s",
+                "peak RSS MiB",
+                "each run s",
+                "jobs ok",
+            ],
+            [
+                [
+                    k,
+                    f"{r['open_s']:.3f}",
+                    f"{opt / r['open_s']:.1f}",
+                    f"{r['get_s']:.3f}",
+                    f"{r['list_s']:.3f}",
+                    f"{r['total_s']:.3f}",
+                    f"{r['import_s']:.3f}",
+                    f"{r['process_s']:.3f}",
+                    mib(r["peak_rss"]),
+                    "/".join(f"{x:.3f}" for x in r["runs_open_s"]),
+                    "yes" if r["ok"] else "NO",
+                ]
+                for k, r in v.items()
+            ],
+        )
+    )
+    print(
+        "  open: SchedyDB(path).get_experiment(name) | optuna.load_study(study_name, storage=JournalStorage("
+        "JournalFileBackend(path)));\n  list: .all_jobs() | .trials. 'process s' is the wall time of the whole "
+        "child process, interpreter start-up included."
+    )
 
     s, og = g["schedy"][-1], g["optuna"][-1]
     print("\n4. Memory: resident memory (MiB)")
-    print(table(["process", "after start", "after open", "peak"],
-                [[f"Schedy worker, {s['jobs']:,} jobs ({s['cycles']:,} cycles)", mib(s["rss_before_import"]),
-                  mib(s["rss_after_open"]), mib(s["peak_rss"])],
-                 [f"Optuna worker, {og['jobs']:,} trials ({og['cycles']:,} cycles)", mib(og["rss_before_import"]),
-                  mib(og["rss_after_open"]), mib(og["peak_rss"])],
-                 [f"Schedy open + list, {o['jobs']:,} jobs, snapshot", None, None,
-                  mib(v["schedy, snapshot"]["peak_rss"])],
-                 [f"Schedy open + list, {o['jobs']:,} jobs, full replay", None, None,
-                  mib(v["schedy, full replay"]["peak_rss"])],
-                 [f"Optuna load_study().trials, {o['jobs']:,} trials", None, None, mib(v["optuna"]["peak_rss"])]]))
+    print(
+        table(
+            ["process", "after start", "after open", "peak"],
+            [
+                [
+                    f"Schedy worker, {s['jobs']:,} jobs ({s['cycles']:,} cycles)",
+                    mib(s["rss_before_import"]),
+                    mib(s["rss_after_open"]),
+                    mib(s["peak_rss"]),
+                ],
+                [
+                    f"Optuna worker, {og['jobs']:,} trials ({og['cycles']:,} cycles)",
+                    mib(og["rss_before_import"]),
+                    mib(og["rss_after_open"]),
+                    mib(og["peak_rss"]),
+                ],
+                [
+                    f"Schedy open + list, {o['jobs']:,} jobs, snapshot",
+                    None,
+                    None,
+                    mib(v["schedy, snapshot"]["peak_rss"]),
+                ],
+                [
+                    f"Schedy open + list, {o['jobs']:,} jobs, full replay",
+                    None,
+                    None,
+                    mib(v["schedy, full replay"]["peak_rss"]),
+                ],
+                [f"Optuna load_study().trials, {o['jobs']:,} trials", None, None, mib(v["optuna"]["peak_rss"])],
+            ],
+        )
+    )
 
     print("\nTargets")
-    print(table(["target", "measured", "required", "", "detail"],
-                [[t["target"], (f"{t['measured']:,.3f} s" if t["unit"] == "s" else f"{t['measured']:,.2f}"
-                                + ("" if t["unit"] == "x" else f" {t['unit']}")),
-                  ("<= " if t["at_most"] else ">= ") + f"{t['required']:,g}"
-                  + ("" if t["unit"] == "x" else f" {t['unit']}"), "met" if t["met"] else "MISSED", t["note"]]
-                 for t in result["targets"]], left=(0, 3, 4)))
+    print(
+        table(
+            ["target", "measured", "required", "", "detail"],
+            [
+                [
+                    t["target"],
+                    (
+                        f"{t['measured']:,.3f} s"
+                        if t["unit"] == "s"
+                        else f"{t['measured']:,.2f}" + ("" if t["unit"] == "x" else f" {t['unit']}")
+                    ),
+                    ("<= " if t["at_most"] else ">= ")
+                    + f"{t['required']:,g}"
+                    + ("" if t["unit"] == "x" else f" {t['unit']}"),
+                    "met" if t["met"] else "MISSED",
+                    t["note"],
+                ]
+                for t in result["targets"]
+            ],
+            left=(0, 3, 4),
+        )
+    )
     if "profile" in g:
-        print(f"\nProfile of {result['config']['growth_cycles']:,} durable `with` cycles in a fresh worker at "
-              f"{g['schedy'][-1]['jobs']:,} jobs (cProfile; cumulative, then own time):")
+        print(
+            f"\nProfile of {result['config']['growth_cycles']:,} durable `with` cycles in a fresh worker at "
+            f"{g['schedy'][-1]['jobs']:,} jobs (cProfile; cumulative, then own time):"
+        )
         print(g["profile"])
 
 
@@ -912,8 +1264,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller experiments, fewer cycles (under a minute)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
-    parser.add_argument("--dir", help="work in a fresh directory under DIR (default: under the repository; "
-                                      "not /tmp, which is often a tmpfs)")
+    parser.add_argument(
+        "--dir",
+        help="work in a fresh directory under DIR (default: under the repository; not /tmp, which is often a tmpfs)",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile a worker at the largest growth size")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -936,8 +1290,10 @@ def main(argv=None):
         result = {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "quick": args.quick,
-            "command": "python benchmarks/optuna_journal.py" + (" --quick" if args.quick else "")
-            + (f" --dir {args.dir}" if args.dir else "") + (" --profile" if args.profile else ""),
+            "command": "python benchmarks/optuna_journal.py"
+            + (" --quick" if args.quick else "")
+            + (f" --dir {args.dir}" if args.dir else "")
+            + (" --profile" if args.profile else ""),
             "machine": machine(scratch),
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
         }

@@ -48,8 +48,13 @@ from schedy.random import LogUniform  # noqa: E402
 from schedy.simulation import compare, lr_schedule, permutation_test, toy  # noqa: E402
 
 RAY_TUNE_TOY_2_WORKERS = (0.69, 0.83)
-COLOURS = {"pbt": "tab:blue", "pbt-sync": "tab:orange", "pbt-latest": "tab:grey", "pb2": "tab:green",
-           "explore-only": "tab:red"}
+COLOURS = {
+    "pbt": "tab:blue",
+    "pbt-sync": "tab:orange",
+    "pbt-latest": "tab:grey",
+    "pb2": "tab:green",
+    "explore-only": "tab:red",
+}
 
 
 def toy_strategies(problem):
@@ -70,16 +75,23 @@ def lr_strategies(problem, population, pb2=False, variants=True):
     common = dict(population_size=population, max_generations=problem.segments)
     out = {"pbt": PopulationBasedTraining("lr-pbt", MINIMIZE, "loss", Truncate(0.25), perturb, dist, **common)}
     if variants:
-        out["pbt-sync"] = PopulationBasedTraining("lr-pbt-sync", MINIMIZE, "loss", Truncate(0.25), perturb, dist,
-                                                  synchronous=True, **common)
-        out["pbt-latest"] = PopulationBasedTraining("lr-pbt-latest", MINIMIZE, "loss", Truncate(0.25), perturb,
-                                                    dist, ranking=LATEST, **common)
+        out["pbt-sync"] = PopulationBasedTraining(
+            "lr-pbt-sync", MINIMIZE, "loss", Truncate(0.25), perturb, dist, synchronous=True, **common
+        )
+        out["pbt-latest"] = PopulationBasedTraining(
+            "lr-pbt-latest", MINIMIZE, "loss", Truncate(0.25), perturb, dist, ranking=LATEST, **common
+        )
     if pb2:
-        out["pb2"] = PopulationBasedTraining("lr-pb2", MINIMIZE, "loss", Truncate(0.25),
-                                             PB2({"lr": (problem.low, problem.high)}, log_scale=["lr"]), dist,
-                                             **common)
-    out["explore-only"] = PopulationBasedTraining("lr-explore-only", MINIMIZE, "loss", Keep(), perturb, dist,
-                                                  **common)
+        out["pb2"] = PopulationBasedTraining(
+            "lr-pb2",
+            MINIMIZE,
+            "loss",
+            Truncate(0.25),
+            PB2({"lr": (problem.low, problem.high)}, log_scale=["lr"]),
+            dist,
+            **common,
+        )
+    out["explore-only"] = PopulationBasedTraining("lr-explore-only", MINIMIZE, "loss", Keep(), perturb, dist, **common)
     return out
 
 
@@ -90,9 +102,13 @@ def measure(strategies, problem, seeds, workers):
     for label in strategies:
         runs = result.runs[label]
         finals = [r.final for r in runs]
-        out[label] = {"finals": finals, "mean": float(np.mean(finals)), "std": float(np.std(finals, ddof=1)),
-                      "segments": float(np.mean([r.stats["segments"] for r in runs])),
-                      "end": float(np.mean([r.end for r in runs]))}
+        out[label] = {
+            "finals": finals,
+            "mean": float(np.mean(finals)),
+            "std": float(np.std(finals, ddof=1)),
+            "segments": float(np.mean([r.stats["segments"] for r in runs])),
+            "end": float(np.mean([r.end for r in runs])),
+        }
     return out
 
 
@@ -116,8 +132,12 @@ def main():
     args = parser.parse_args()
     started = time.perf_counter()
     toy_seeds, lr_seeds, small_seeds = (6, 4, 6) if args.quick else (30, 20, 30)
-    report = {"machine": platform.platform(), "python": platform.python_version(), "cores": os.cpu_count(),
-              "seeds": {"toy": toy_seeds, "lr-schedule": lr_seeds, "small": small_seeds}}
+    report = {
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "seeds": {"toy": toy_seeds, "lr-schedule": lr_seeds, "small": small_seeds},
+    }
     targets = []
 
     # 1. The toy problem.
@@ -129,14 +149,21 @@ def main():
             p = "" if label == "explore-only" else f"{p_value(r, res['explore-only']):.4f}"
             rows.append((w, label, f"{r['mean']:.3f}", f"{r['std']:.3f}", p, f"{r['end'] / 60:.0f}"))
         rows.append((w, "Ray Tune PBT (peer)", "0.69-0.83" if w == 2 else "-", "", "", ""))
-    table(f"1. toy problem, 2 members, 50 segments, {toy_seeds} seeds: mean best Q (higher is better)", rows,
-          ["workers", "strategy", "mean", "std", "p vs explore-only", "minutes (simulated)"])
+    table(
+        f"1. toy problem, 2 members, 50 segments, {toy_seeds} seeds: mean best Q (higher is better)",
+        rows,
+        ["workers", "strategy", "mean", "std", "p vs explore-only", "minutes (simulated)"],
+    )
     for w, res in toy_results.items():
         d, e = res["pbt"], res["explore-only"]
         p = p_value(d, e)
-        targets.append((f"toy, {w} worker(s): PBT mean best Q >= 1.0 and ahead of explore-only (p < 0.05)",
-                        d["mean"] >= 1.0 and d["mean"] > e["mean"] and p < 0.05,
-                        f"{d['mean']:.3f} vs {e['mean']:.3f}, p = {p:.4f}"))
+        targets.append(
+            (
+                f"toy, {w} worker(s): PBT mean best Q >= 1.0 and ahead of explore-only (p < 0.05)",
+                d["mean"] >= 1.0 and d["mean"] > e["mean"] and p < 0.05,
+                f"{d['mean']:.3f} vs {e['mean']:.3f}, p = {p:.4f}",
+            )
+        )
 
     # 2. lr-schedule, 16 members.
     problem = lr_schedule()
@@ -147,10 +174,23 @@ def main():
         for label, r in res.items():
             ratio = "" if label == "explore-only" else f"{r['mean'] / e['mean']:.2f}"
             p = "" if label == "explore-only" else f"{p_value(r, e):.4f}"
-            rows.append((w, label, f"{r['mean']:.5f}", f"{r['std']:.5f}", ratio, p, f"{r['segments']:.0f}",
-                         f"{r['end'] / 3600:.2f}"))
-    table(f"2. lr-schedule, 16 members, 320 segments, {lr_seeds} seeds: mean best loss (lower is better)", rows,
-          ["workers", "strategy", "mean", "std", "/ explore-only", "p", "segments", "hours (simulated)"])
+            rows.append(
+                (
+                    w,
+                    label,
+                    f"{r['mean']:.5f}",
+                    f"{r['std']:.5f}",
+                    ratio,
+                    p,
+                    f"{r['segments']:.0f}",
+                    f"{r['end'] / 3600:.2f}",
+                )
+            )
+    table(
+        f"2. lr-schedule, 16 members, 320 segments, {lr_seeds} seeds: mean best loss (lower is better)",
+        rows,
+        ["workers", "strategy", "mean", "std", "/ explore-only", "p", "segments", "hours (simulated)"],
+    )
     for w, res in lr_results.items():
         ratio = res["pbt"]["mean"] / res["explore-only"]["mean"]
         targets.append((f"lr-schedule, {w} workers: PBT / explore-only <= 0.8", ratio <= 0.8, f"{ratio:.3f}"))
@@ -160,21 +200,40 @@ def main():
     # 3. Small populations: PB2 against PBT.
     small = lr_schedule(population=4)
     small_results = measure(lr_strategies(small, 4, pb2=True, variants=False), small, small_seeds, 4)
-    rows = [(label, f"{r['mean']:.5f}", f"{r['std']:.5f}",
-             "" if label == "pbt" else f"{p_value(r, small_results['pbt']):.4f}")
-            for label, r in small_results.items()]
-    table(f"3. lr-schedule, 4 members, 4 workers, 80 segments, {small_seeds} seeds: mean best loss", rows,
-          ["strategy", "mean", "std", "p vs pbt"])
+    rows = [
+        (
+            label,
+            f"{r['mean']:.5f}",
+            f"{r['std']:.5f}",
+            "" if label == "pbt" else f"{p_value(r, small_results['pbt']):.4f}",
+        )
+        for label, r in small_results.items()
+    ]
+    table(
+        f"3. lr-schedule, 4 members, 4 workers, 80 segments, {small_seeds} seeds: mean best loss",
+        rows,
+        ["strategy", "mean", "std", "p vs pbt"],
+    )
     pb2, pbt = small_results["pb2"], small_results["pbt"]
     p = p_value(pb2, pbt)
-    targets.append(("lr-schedule, 4 members: PB2 better than PBT (p < 0.05)", pb2["mean"] < pbt["mean"] and p < 0.05,
-                    f"{pb2['mean']:.5f} vs {pbt['mean']:.5f}, p = {p:.4f}"))
+    targets.append(
+        (
+            "lr-schedule, 4 members: PB2 better than PBT (p < 0.05)",
+            pb2["mean"] < pbt["mean"] and p < 0.05,
+            f"{pb2['mean']:.5f} vs {pbt['mean']:.5f}, p = {p:.4f}",
+        )
+    )
     for w, res in toy_results.items():
         pb2, pbt = res["pb2"], res["pbt"]
         p = p_value(pb2, pbt)
         no_worse = pb2["mean"] >= pbt["mean"] or p >= 0.05
-        targets.append((f"toy, {w} worker(s): PB2 no worse than PBT", no_worse,
-                        f"{pb2['mean']:.3f} vs {pbt['mean']:.3f}, p = {p:.4f}"))
+        targets.append(
+            (
+                f"toy, {w} worker(s): PB2 no worse than PBT",
+                no_worse,
+                f"{pb2['mean']:.3f} vs {pbt['mean']:.3f}, p = {p:.4f}",
+            )
+        )
 
     print("\nTargets")
     for name, ok, figure in targets:
@@ -182,9 +241,14 @@ def main():
     elapsed = time.perf_counter() - started
     print(f"\n{elapsed:.0f} s on {os.cpu_count()} cores")
 
-    report.update(toy={str(w): r for w, r in toy_results.items()}, lr_schedule={str(w): r for w, r in lr_results.items()},
-                  small=small_results, targets=[{"target": n, "met": ok, "figure": f} for n, ok, f in targets],
-                  seconds=elapsed, ray_tune_toy_2_workers=RAY_TUNE_TOY_2_WORKERS)
+    report.update(
+        toy={str(w): r for w, r in toy_results.items()},
+        lr_schedule={str(w): r for w, r in lr_results.items()},
+        small=small_results,
+        targets=[{"target": n, "met": ok, "figure": f} for n, ok, f in targets],
+        seconds=elapsed,
+        ray_tune_toy_2_workers=RAY_TUNE_TOY_2_WORKERS,
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=lambda x: None if math.isnan(x) else x))
     if args.plots:
@@ -201,8 +265,9 @@ def plot(toy_results, lr_results, directory):
     fig = Figure(figsize=(10, 4))
     FigureCanvasAgg(fig)
     for ax, results, title, ylabel in (
-            (fig.add_subplot(1, 2, 1), toy_results, "toy, 2 members", "mean best Q (higher is better)"),
-            (fig.add_subplot(1, 2, 2), lr_results, "lr-schedule, 16 members", "mean best loss (lower is better)")):
+        (fig.add_subplot(1, 2, 1), toy_results, "toy, 2 members", "mean best Q (higher is better)"),
+        (fig.add_subplot(1, 2, 2), lr_results, "lr-schedule, 16 members", "mean best loss (lower is better)"),
+    ):
         workers = sorted(results)
         for i, label in enumerate(results[workers[0]]):
             means = [results[w][label]["mean"] for w in workers]
@@ -212,8 +277,9 @@ def plot(toy_results, lr_results, directory):
             shifted = [w * 1.03 ** (i - 2) for w in workers]
             ax.errorbar(shifted, means, yerr=errs, marker="o", capsize=3, label=label, color=COLOURS[label])
         if results is toy_results:
-            ax.axhspan(*RAY_TUNE_TOY_2_WORKERS, xmin=0.55, xmax=1.0, color="grey", alpha=0.2,
-                       label="Ray Tune PBT, 2 workers")
+            ax.axhspan(
+                *RAY_TUNE_TOY_2_WORKERS, xmin=0.55, xmax=1.0, color="grey", alpha=0.2, label="Ray Tune PBT, 2 workers"
+            )
         ax.set_xscale("log", base=2)
         ax.set_xticks(workers, [str(w) for w in workers])
         ax.set_xlabel("workers")

@@ -53,8 +53,16 @@ TARGET = 2.0  # seconds, for 20 members, 8 workers, 100 generations on one core
 
 def definition(population, generations, lease=None):
     return schedy.PopulationBasedTraining(
-        "bench", MINIMIZE, "loss", Truncate(0.25), {"lr": Perturb(0.8, 1.2)}, {"lr": LogUniform(1e-3, 1.0)},
-        population_size=population, max_generations=generations, lease=lease)
+        "bench",
+        MINIMIZE,
+        "loss",
+        Truncate(0.25),
+        {"lr": Perturb(0.8, 1.2)},
+        {"lr": LogUniform(1e-3, 1.0)},
+        population_size=population,
+        max_generations=generations,
+        lease=lease,
+    )
 
 
 def timed(population, generations, workers=8, repeat=1, lease=None, heartbeat=None):
@@ -62,15 +70,29 @@ def timed(population, generations, workers=8, repeat=1, lease=None, heartbeat=No
     best, sim = None, None
     for _ in range(repeat):
         start = time.perf_counter()
-        sim = simulate(definition(population, generations, lease), problem, workers=workers, seed=0,
-                       budget=population * generations, heartbeat=heartbeat)
+        sim = simulate(
+            definition(population, generations, lease),
+            problem,
+            workers=workers,
+            seed=0,
+            budget=population * generations,
+            heartbeat=heartbeat,
+        )
         elapsed = time.perf_counter() - start
         best = elapsed if best is None else min(best, elapsed)
     segments, commits = sim.stats["segments"], sim.stats["commits"]
-    return {"population": population, "workers": workers, "generations": generations, "seconds": best,
-            "segments": segments, "commits": commits, "segments_per_s": segments / best,
-            "commits_per_s": commits / best, "commits_per_segment": commits / segments,
-            "ms_per_segment": 1000 * best / segments}
+    return {
+        "population": population,
+        "workers": workers,
+        "generations": generations,
+        "seconds": best,
+        "segments": segments,
+        "commits": commits,
+        "segments_per_s": segments / best,
+        "commits_per_s": commits / best,
+        "commits_per_segment": commits / segments,
+        "ms_per_segment": 1000 * best / segments,
+    }
 
 
 def proofs(processes):
@@ -80,19 +102,33 @@ def proofs(processes):
         result = compare(problem.strategies(), problem, seeds=range(20), processes=processes)
         elapsed = time.perf_counter() - start
         segments = sum(r.stats["segments"] for runs in result.runs.values() for r in runs)
-        out[name] = {"runs": sum(len(r) for r in result.runs.values()), "segments": segments, "seconds": elapsed,
-                     "segments_per_s": segments / elapsed}
+        out[name] = {
+            "runs": sum(len(r) for r in result.runs.values()),
+            "segments": segments,
+            "seconds": elapsed,
+            "segments_per_s": segments / elapsed,
+        }
     return out
 
 
 def machine():
     try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5).stdout.strip() or "?"
+        commit = (
+            subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or "?"
+        )
     except (OSError, subprocess.SubprocessError):
         commit = "?"
-    return {"cpus": os.cpu_count(), "cores_available": available_cores(), "python": platform.python_version(),
-            "numpy": np.__version__, "platform": platform.platform(), "commit": commit}
+    return {
+        "cpus": os.cpu_count(),
+        "cores_available": available_cores(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "commit": commit,
+    }
 
 
 def table(rows, cols):
@@ -103,9 +139,17 @@ def table(rows, cols):
     return "\n".join(lines)
 
 
-COLS = [("population", 10, "{}"), ("workers", 7, "{}"), ("generations", 11, "{}"), ("segments", 8, "{}"),
-        ("commits", 7, "{}"), ("seconds", 7, "{:.3f}"), ("segments_per_s", 14, "{:,.0f}"),
-        ("commits_per_s", 13, "{:,.0f}"), ("ms_per_segment", 14, "{:.3f}")]
+COLS = [
+    ("population", 10, "{}"),
+    ("workers", 7, "{}"),
+    ("generations", 11, "{}"),
+    ("segments", 8, "{}"),
+    ("commits", 7, "{}"),
+    ("seconds", 7, "{:.3f}"),
+    ("segments_per_s", 14, "{:,.0f}"),
+    ("commits_per_s", 13, "{:,.0f}"),
+    ("ms_per_segment", 14, "{:.3f}"),
+]
 
 
 def main(argv=None):
@@ -117,18 +161,21 @@ def main(argv=None):
     repeat = 1 if args.quick else 3
     report = {"machine": machine()}
     m = report["machine"]
-    print(f"Machine: {m['cpus']} CPUs ({m['cores_available']} available), Python {m['python']}, numpy {m['numpy']}, "
-          f"{m['platform']}, commit {m['commit']}")
+    print(
+        f"Machine: {m['cpus']} CPUs ({m['cores_available']} available), Python {m['python']}, numpy {m['numpy']}, "
+        f"{m['platform']}, commit {m['commit']}"
+    )
 
     timed(20, 10)  # warm up (imports, caches)
     target = timed(20, 100, repeat=repeat)
     sparse = timed(20, 100, repeat=repeat, lease=3600.0, heartbeat=900.0)
     report["target"], report["sparse_heartbeats"] = target, sparse
-    print("\n1-2. PBT, 20 members, 8 workers, 100 generations, one process (best of "
-          f"{repeat}); target {TARGET:.0f} s")
+    print(f"\n1-2. PBT, 20 members, 8 workers, 100 generations, one process (best of {repeat}); target {TARGET:.0f} s")
     print(table([dict(target, population=20), dict(sparse, population=20)], COLS))
-    print(f"default time model: {target['seconds']:.3f} s = {target['seconds'] / TARGET:.2f} x the target; "
-          f"renewals every 15 min: {sparse['seconds']:.3f} s = {sparse['seconds'] / TARGET:.2f} x the target")
+    print(
+        f"default time model: {target['seconds']:.3f} s = {target['seconds'] / TARGET:.2f} x the target; "
+        f"renewals every 15 min: {sparse['seconds']:.3f} s = {sparse['seconds'] / TARGET:.2f} x the target"
+    )
 
     generations = 25 if args.quick else 100
     sweep = []
@@ -144,8 +191,10 @@ def main(argv=None):
     print(f"\n4. The proofs of docs/simulation.md, 20 seeds per strategy: one process, then {cores} processes")
     for name in ("toy", "lr-schedule"):
         one, many = report["proofs_one_process"][name], report["proofs_all_cores"][name]
-        print(f"  {name}: {one['runs']} runs, {one['segments']} segments: {one['seconds']:.2f} s "
-              f"({one['segments_per_s']:,.0f} segments/s); {many['seconds']:.2f} s on {cores} processes")
+        print(
+            f"  {name}: {one['runs']} runs, {one['segments']} segments: {one['seconds']:.2f} s "
+            f"({one['segments_per_s']:,.0f} segments/s); {many['seconds']:.2f} s on {cores} processes"
+        )
 
     if args.profile:
         profiler = cProfile.Profile()

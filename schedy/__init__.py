@@ -15,5 +15,17 @@ from .adapters.api import Experiment, Job, ManualSearch, PopulationBasedTraining
 
 __version__ = "0.1.0"
 
-__all__ = ["SchedyDB", "Experiment", "ManualSearch", "RandomSearch", "PopulationBasedTraining", "Job", "errors",
-           "experiments", "jobs", "pbt", "random", "__version__"]
+__all__ = [
+    "SchedyDB",
+    "Experiment",
+    "ManualSearch",
+    "RandomSearch",
+    "PopulationBasedTraining",
+    "Job",
+    "errors",
+    "experiments",
+    "jobs",
+    "pbt",
+    "random",
+    "__version__",
+]

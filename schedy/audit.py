@@ -9,7 +9,7 @@ re-exported here. Times are shown in UTC.
 import json
 import math
 from datetime import datetime, timezone
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from .core import events as ev
 from .core import values
@@ -19,8 +19,8 @@ from .core.audit import FINISHED, JobTimes, about_job, commits_until, incarnatio
 class AsOf(NamedTuple):
     """A moment of a log: after commit ``version``, or after the last commit stamped at or before ``time``."""
 
-    version: Optional[int] = None
-    time: Optional[float] = None
+    version: int | None = None
+    time: float | None = None
 
     def __str__(self):
         return f"commit {self.version}" if self.version is not None else f"{utc(self.time)}"
@@ -43,8 +43,9 @@ def as_of_point(value):
             try:
                 value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
             except ValueError:
-                raise ValueError(f"as_of must be a commit version or an ISO 8601 time such as "
-                                 f"2026-11-29T18:05:00Z, got {value!r}") from None
+                raise ValueError(
+                    f"as_of must be a commit version or an ISO 8601 time such as 2026-11-29T18:05:00Z, got {value!r}"
+                ) from None
     if isinstance(value, int):
         if value < 1:
             raise ValueError(f"as_of: commit versions start at 1, got {value}")
@@ -57,8 +58,10 @@ def as_of_point(value):
         if not math.isfinite(value):
             raise ValueError(f"as_of: a time must be finite, got {value!r}")
         return AsOf(time=value)
-    raise TypeError(f"as_of must be a commit version (int) or a time (float, datetime or ISO 8601 string), "
-                    f"got {type(value).__name__} {value!r}")
+    raise TypeError(
+        f"as_of must be a commit version (int) or a time (float, datetime or ISO 8601 string), "
+        f"got {type(value).__name__} {value!r}"
+    )
 
 
 def utc(t):
@@ -108,8 +111,10 @@ def describe(event):
     """One line saying what ``event`` did, for people (``schedy history``)."""
     kind, job = event["type"], event.get("job")
     if kind == ev.EXPERIMENT_CREATED:
-        return (f"experiment {event['name']!r} created: {event['kind']}, status {event['status']}, "
-                f"seed {event['seed']}, lease {event.get('lease', ev.DEFAULT_LEASE):g} s")
+        return (
+            f"experiment {event['name']!r} created: {event['kind']}, status {event['status']}, "
+            f"seed {event['seed']}, lease {event.get('lease', ev.DEFAULT_LEASE):g} s"
+        )
     if kind == ev.EXPERIMENT_UPDATED:
         changes = [f"status {event['status']}"] if "status" in event else []
         changes += [f"lease {event['lease']:g} s"] if "lease" in event else []
@@ -142,5 +147,18 @@ def describe(event):
     return f"{kind} event"
 
 
-__all__ = ["AsOf", "as_of_point", "utc", "show", "label", "describe",  # and, from schedy.core.audit:
-           "FINISHED", "JobTimes", "about_job", "commits_until", "incarnation", "job_rows", "job_times"]
+__all__ = [
+    "AsOf",
+    "as_of_point",
+    "utc",
+    "show",
+    "label",
+    "describe",  # and, from schedy.core.audit:
+    "FINISHED",
+    "JobTimes",
+    "about_job",
+    "commits_until",
+    "incarnation",
+    "job_rows",
+    "job_times",
+]

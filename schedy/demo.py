@@ -55,7 +55,7 @@ STEP = 0.02  # gradient ascent step size
 
 def quality(theta):
     """The real objective Q(theta), to maximise (at most 1.2, at theta = 0)."""
-    return float(1.2 - np.sum(theta ** 2))
+    return float(1.2 - np.sum(theta**2))
 
 
 def train_segment(job, checkpoints, steps):
@@ -134,16 +134,24 @@ def segment_count(jobs, population, generations, elapsed=None):
     unfinished = sum(generations - 1 - g for g in reached.values()) + generations * max(0, population - len(reached))
     crashed = sum(1 for j in jobs if j.status == schedy.Job.CRASHED)
     if len(done) == expected:
-        lines = [(f"{len(done)} segments DONE{when} = {plan}: each member trains one segment per generation, "
-                  "whether it continues its own model or a better member's")]
+        lines = [
+            (
+                f"{len(done)} segments DONE{when} = {plan}: each member trains one segment per generation, "
+                "whether it continues its own model or a better member's"
+            )
+        ]
     else:
         lines = [f"{len(done)} segments DONE{when}, not {plan} = {expected}:"]
         if skipped:
-            lines.append(f"  {_count(skipped, 'generation')} skipped by members that copied a member further "
-                         "ahead and continued from its generation (ranking by latest segment)")
+            lines.append(
+                f"  {_count(skipped, 'generation')} skipped by members that copied a member further "
+                "ahead and continued from its generation (ranking by latest segment)"
+            )
         if unfinished:
-            lines.append(f"  {_count(unfinished, 'segment')} never trained: the search stopped before every "
-                         f"member reached generation {generations - 1}")
+            lines.append(
+                f"  {_count(unfinished, 'segment')} never trained: the search stopped before every "
+                f"member reached generation {generations - 1}"
+            )
     if crashed:
         lines.append(f"({_count(crashed, 'CRASHED segment')}, each redone by a new segment, not counted)")
     lines.append(f"{exploits} of them continued a better member's model (exploit, then explore)")
@@ -167,22 +175,34 @@ def run(db_path, workers, population, generations, steps, seed, pause, top=5, ou
     try:
         db.add_experiment(exp)
     except ResourceExistsError:
-        print(f"error: the database {db.path} already holds an experiment named {EXPERIMENT!r}; "
-              "use a fresh --db directory", file=sys.stderr)
+        print(
+            f"error: the database {db.path} already holds an experiment named {EXPERIMENT!r}; "
+            "use a fresh --db directory",
+            file=sys.stderr,
+        )
         return 2
     checkpoints = Path(db.path) / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
 
     print(f"Database: {db.path}", file=out)
-    print(f"Population Based Training {EXPERIMENT!r} (seed {exp.seed}): {workers} workers, population "
-          f"{population}, {generations} generations of {steps} steps", file=out)
-    print("Toy problem of the PBT paper: maximise Q(theta) = 1.2 - (theta0^2 + theta1^2) by gradient ascent on\n"
-          "Q^(theta|h) = 1.2 - (h0*theta0^2 + h1*theta1^2); PBT tunes h = (h0, h1) with Truncate(0.25) + Perturb",
-          file=out)
+    print(
+        f"Population Based Training {EXPERIMENT!r} (seed {exp.seed}): {workers} workers, population "
+        f"{population}, {generations} generations of {steps} steps",
+        file=out,
+    )
+    print(
+        "Toy problem of the PBT paper: maximise Q(theta) = 1.2 - (theta0^2 + theta1^2) by gradient ascent on\n"
+        "Q^(theta|h) = 1.2 - (h0*theta0^2 + h1*theta1^2); PBT tunes h = (h0, h1) with Truncate(0.25) + Perturb",
+        file=out,
+    )
     start = time.monotonic()
     names = [f"worker-{i}" for i in range(workers)]
-    procs = [multiprocessing.Process(target=worker, args=(str(db.path), EXPERIMENT, n, str(checkpoints), steps, pause),
-                                     name=n) for n in names]
+    procs = [
+        multiprocessing.Process(
+            target=worker, args=(str(db.path), EXPERIMENT, n, str(checkpoints), steps, pause), name=n
+        )
+        for n in names
+    ]
     for p in procs:
         p.start()
     try:
@@ -217,8 +237,11 @@ def run(db_path, workers, population, generations, steps, seed, pause, top=5, ou
     for j in done:  # each member's latest finished segment
         final[j.member] = j
     leaders = sorted(final.values(), key=lambda j: -j.results["Q"])[:top]
-    print(f"Best Q of the initial population (generation 0): {initial:.5f}; after PBT: "
-          f"{leaders[0].results['Q']:.5f} (the maximum is 1.2)", file=out)
+    print(
+        f"Best Q of the initial population (generation 0): {initial:.5f}; after PBT: "
+        f"{leaders[0].results['Q']:.5f} (the maximum is 1.2)",
+        file=out,
+    )
 
     print("\nLeaderboard (each member's final segment, highest Q first)", file=out)
     header = f"{'rank':>4}  {'job':>4}  {'gen':>3}  {'member':>6}  {'Q':>8}  {'h0':>6}  {'h1':>6}  worker"
@@ -226,19 +249,27 @@ def run(db_path, workers, population, generations, steps, seed, pause, top=5, ou
     print("-" * len(header), file=out)
     for rank, j in enumerate(leaders, 1):
         hp = j.hyperparameters
-        print(f"{rank:>4}  {j.job_id:>4}  {j.generation:>3}  {j.member:>6}  {j.results['Q']:>8.5f}  "
-              f"{hp['h0']:>6.3f}  {hp['h1']:>6.3f}  {owner[j.job_id]}", file=out)
+        print(
+            f"{rank:>4}  {j.job_id:>4}  {j.generation:>3}  {j.member:>6}  {j.results['Q']:>8.5f}  "
+            f"{hp['h0']:>6.3f}  {hp['h1']:>6.3f}  {owner[j.job_id]}",
+            file=out,
+        )
 
     best = leaders[0]
-    print(f"\nHyperparameter schedule of the best model (exp.lineage({best.job_id!r}); "
-          "a change of member is an exploit)", file=out)
+    print(
+        f"\nHyperparameter schedule of the best model (exp.lineage({best.job_id!r}); a change of member is an exploit)",
+        file=out,
+    )
     header = f"{'gen':>3}  {'job':>4}  {'parent':>6}  {'member':>6}  {'Q':>8}  {'h0':>6}  {'h1':>6}"
     print(header, file=out)
     print("-" * len(header), file=out)
     for j in exp.lineage(best.job_id):
         hp = j.hyperparameters
-        print(f"{j.generation:>3}  {j.job_id:>4}  {j.parent_id or '-':>6}  {j.member:>6}  {j.results['Q']:>8.5f}  "
-              f"{hp['h0']:>6.3f}  {hp['h1']:>6.3f}", file=out)
+        print(
+            f"{j.generation:>3}  {j.job_id:>4}  {j.parent_id or '-':>6}  {j.member:>6}  {j.results['Q']:>8.5f}  "
+            f"{hp['h0']:>6.3f}  {hp['h1']:>6.3f}",
+            file=out,
+        )
 
     print(f"\nCheckpoints (one .npy file per segment): {checkpoints}", file=out)
     print(f"Log file (one JSON commit per line; try: jq -c '.e[]' {path}):\n{path}", file=out)
@@ -255,8 +286,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m schedy.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=4, help="number of worker processes (default: 4)")
     parser.add_argument("--population", type=int, default=8, help="number of members (default: 8)")
-    parser.add_argument("--generations", type=int, default=10,
-                        help="segments per lineage, max_generations (default: 10)")
+    parser.add_argument(
+        "--generations", type=int, default=10, help="segments per lineage, max_generations (default: 10)"
+    )
     parser.add_argument("--steps", type=int, default=4, help="gradient steps per segment (default: 4)")
     parser.add_argument("--db", help="database directory (default: a fresh temporary directory, kept afterwards)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the experiment (default: random)")

@@ -10,7 +10,7 @@ The original Schedy client's HTTP errors (:class:`HTTPError`, :class:`ClientErro
 never raised: there is no server.
 """
 
-from .core.outcomes import Finished, Waiting
+from .core.outcomes import Empty, Finished, Waiting
 
 
 class SchedyError(Exception):
@@ -27,17 +27,17 @@ class NoJobError(SchedyError):
     running ones finish (ask again later), else None.
     """
 
-    def __init__(self, message, outcome=None):
+    def __init__(self, message: str, outcome: Finished | Waiting | Empty | None = None) -> None:
         super().__init__(message)
         self.outcome = outcome
 
     @property
-    def finished(self):
+    def finished(self) -> bool:
         """True if the experiment is DONE: no job will ever be handed out (unless someone sets it RUNNING)."""
         return isinstance(self.outcome, Finished)
 
     @property
-    def waiting_for(self):
+    def waiting_for(self) -> Waiting | None:
         """The ``Waiting`` outcome (running jobs, and the generation a synchronous population waits for), or None."""
         return self.outcome if isinstance(self.outcome, Waiting) else None
 
@@ -83,7 +83,7 @@ class UnsupportedFormatError(CorruptLogError):
 
 
 class ConflictError(SchedyError):
-    """An append kept losing the race for the next commit for minutes (see ``stream.GIVE_UP_AFTER``); nothing was written."""
+    """An append lost the race for the next commit for minutes (``stream.GIVE_UP_AFTER``); nothing was written."""
 
 
 class ReadOnlyError(SchedyError):
@@ -98,13 +98,14 @@ class ReadOnlyError(SchedyError):
 # (The original's ResourceExistsError, UnsafeUpdateError and NoJobError are the classes above, which Schedy
 # raises; they are not HTTPErrors here, so an `except HTTPError` clause does not catch them.)
 
+
 class HTTPError(SchedyError):
     """The original client's base class for a failed request to the service. Never raised: there is no server.
 
     ``body`` is the server's message and ``code`` the HTTP status code, as in the original.
     """
 
-    def __init__(self, body="", code=None, *args):
+    def __init__(self, body: object = "", code: int | None = None, *args: object) -> None:
         self.body, self.code = body, code
         text = str(body).replace("\r", "").rstrip("\n")
         if not text:

@@ -38,7 +38,6 @@ import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import List, Optional
 from urllib.parse import unquote, urlparse
 
 from .adapters.api import SchedyDB
@@ -63,7 +62,7 @@ class Problem:
 
     severity: str
     message: str
-    commit: Optional[int] = None  # the commit it concerns, when there is one
+    commit: int | None = None  # the commit it concerns, when there is one
 
     def __str__(self):
         return f"{self.severity}: {self.message}"
@@ -78,7 +77,7 @@ class ExperimentReport:
     location: str  # where its log lives
     commits: int  # complete records in the log
     intact: int  # commits 1..intact read, follow each other and fold: what repair keeps (+ a torn commit it completes)
-    problems: List[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def errors(self):
@@ -111,7 +110,7 @@ class VerifyReport:
     """What :func:`verify` found: one :class:`ExperimentReport` per experiment checked."""
 
     database: str
-    experiments: List[ExperimentReport]
+    experiments: list[ExperimentReport]
 
     @property
     def ok(self):
@@ -138,7 +137,7 @@ class VerifyReport:
 class SetAside:
     """One record :func:`repair` moved out of the log."""
 
-    version: Optional[int]  # the commit the record holds, or None if it cannot be read
+    version: int | None  # the commit the record holds, or None if it cannot be read
     due: int  # the commit that was due where the record stood (the previous one plus 1)
     where: str  # where it was
     size: int  # its bytes (without the newline)
@@ -162,15 +161,15 @@ class RepairReport:
     location: str
     dry_run: bool
     kept: int  # commits 1..kept stay in the log
-    set_aside: List[SetAside] = field(default_factory=list)
+    set_aside: list[SetAside] = field(default_factory=list)
     torn: int = 0  # bytes of a torn last record set aside
-    completed: Optional[int] = None  # the torn last commit completed (its final newline added), if any
-    strays: List[str] = field(default_factory=list)  # objects in the log folder that are not commits, set aside
-    snapshots: List[str] = field(default_factory=list)  # snapshots set aside
-    destination: Optional[str] = None  # where the records went
-    destination_offset: Optional[int] = None  # file store: byte of the destination file where they start
-    snapshot_destinations: List[str] = field(default_factory=list)
-    unrepaired: List[Problem] = field(default_factory=list)  # errors repair does not fix (double claims)
+    completed: int | None = None  # the torn last commit completed (its final newline added), if any
+    strays: list[str] = field(default_factory=list)  # objects in the log folder that are not commits, set aside
+    snapshots: list[str] = field(default_factory=list)  # snapshots set aside
+    destination: str | None = None  # where the records went
+    destination_offset: int | None = None  # file store: byte of the destination file where they start
+    snapshot_destinations: list[str] = field(default_factory=list)
+    unrepaired: list[Problem] = field(default_factory=list)  # errors repair does not fix (double claims)
 
     @property
     def changed(self):
@@ -178,11 +177,13 @@ class RepairReport:
         return bool(self.set_aside or self.torn or self.completed or self.strays or self.snapshots)
 
     def __str__(self):
-        would = "would " if self.dry_run else ""
         lines = [f"experiment {self.name!r} ({self.location}):"]
         if not self.changed:
-            lines.append({0: "  nothing to repair: the log is empty", 1: "  nothing to repair: commit 1 is intact"}.get(
-                self.kept, f"  nothing to repair: commits 1-{self.kept} are intact"))
+            lines.append(
+                {0: "  nothing to repair: the log is empty", 1: "  nothing to repair: commit 1 is intact"}.get(
+                    self.kept, f"  nothing to repair: commits 1-{self.kept} are intact"
+                )
+            )
         else:
             keep = "would keep" if self.dry_run else "kept"
             kept = {0: "no commit", 1: "commit 1"}.get(self.kept, f"commits 1-{self.kept}")
@@ -194,14 +195,15 @@ class RepairReport:
                 lines.append(f"  {moved} a torn last record of {self.torn} bytes")
             if self.completed:
                 done, add = ("would complete", "would add") if self.dry_run else ("completed", "added")
-                lines.append(f"  {done} commit {self.completed}, a torn last record whose CRC checks: {add} its final "
-                             f"newline")
+                lines.append(
+                    f"  {done} commit {self.completed}, a torn last record whose CRC checks: {add} its final newline"
+                )
             for s in self.strays:
                 lines.append(f"  {moved} {s} (not a commit)")
             if self.destination:
                 at = f" (from byte {self.destination_offset})" if self.destination_offset else ""
                 lines.append(f"  {'to' if self.dry_run else 'into'} {self.destination}{at}")
-            went: List[Optional[str]] = [*self.snapshot_destinations] or [None] * len(self.snapshots)
+            went: list[str | None] = [*self.snapshot_destinations] or [None] * len(self.snapshots)
             for s, d in zip(self.snapshots, went):
                 lines.append(f"  {moved} the snapshot {s}" + (f" -> {d}" if d else ""))
         for p in self.unrepaired:
@@ -215,20 +217,20 @@ class RepairReport:
 @dataclass
 class _Analysis:
     report: ExperimentReport
-    records: List[Record]
-    cut: Optional[int]  # index in records of the first record outside the intact prefix
+    records: list[Record]
+    cut: int | None  # index in records of the first record outside the intact prefix
     cut_commit: int  # the commit number that record stood for
     record_commits: list  # for each record: (the commit number it stood for, the version it claims or None)
-    torn: Optional[Record]
-    completable: Optional[int]  # the version of a torn last commit that folds and that repair completes
-    strays: List[Stray]
+    torn: Record | None
+    completable: int | None  # the version of a torn last commit that folds and that repair completes
+    strays: list[Stray]
     bad_snapshots: list  # (name, why) of snapshots repair must move aside
-    newer_format: Optional[str]  # the message of an UnsupportedFormatError met while folding
+    newer_format: str | None  # the message of an UnsupportedFormatError met while folding
     shown: dict  # snapshot name -> how reports show it
 
 
 def open_database(db, **options):
-    """A SchedyDB for ``db`` (a SchedyDB or a location, opened with ``options``); a local location must already hold a database."""
+    """A SchedyDB for ``db``: a SchedyDB, or a location opened with ``options``, which must hold a database."""
     if isinstance(db, SchedyDB):
         return db
     location = os.fspath(db)
@@ -277,7 +279,7 @@ def _first_difference(a, b):
 
 def _analyse(db, key, label=None):
     store: LogStore = db._store
-    found: Optional[Scan] = store.scan(key)
+    found: Scan | None = store.scan(key)
     if found is None:
         return None
     records, torn, strays = found.records, found.torn, found.strays
@@ -323,10 +325,13 @@ def _analyse(db, key, label=None):
     def fold_error(e, commit):
         """How a failure of the fold at ``commit`` is reported (and a newer format remembered)."""
         nonlocal newer
-        msg = str(e) if isinstance(e, CorruptLogError) else \
-            f"commit {commit.version} cannot be folded ({type(e).__name__}: {e})"
+        msg = (
+            str(e)
+            if isinstance(e, CorruptLogError)
+            else f"commit {commit.version} cannot be folded ({type(e).__name__}: {e})"
+        )
         if msg.startswith(stream + ": "):
-            msg = msg[len(stream) + 2:]
+            msg = msg[len(stream) + 2 :]
         if isinstance(e, UnsupportedFormatError) and newer is None:
             newer = msg
         return msg
@@ -336,8 +341,9 @@ def _analyse(db, key, label=None):
         if numbered and pos != expected:
             if pos > expected:
                 missing = f"commit {expected}" if pos == expected + 1 else f"commits {expected}-{pos - 1}"
-                problems.append(Problem(ERROR, f"{missing} missing: the log jumps from {expected - 1} to {pos}",
-                                        expected))
+                problems.append(
+                    Problem(ERROR, f"{missing} missing: the log jumps from {expected - 1} to {pos}", expected)
+                )
                 broken(index, expected)
             expected = pos
         try:
@@ -353,12 +359,17 @@ def _analyse(db, key, label=None):
             if numbered:
                 why = f"the object of commit {expected} holds commit {commit.version}"
             elif commit.version > expected:
-                gap = f"commit {expected} is" if commit.version == expected + 1 else \
-                    f"commits {expected}-{commit.version - 1} are"
+                gap = (
+                    f"commit {expected} is"
+                    if commit.version == expected + 1
+                    else f"commits {expected}-{commit.version - 1} are"
+                )
                 why = f"{gap} missing: {where} holds commit {commit.version}"
             else:
-                why = f"commit {commit.version} appears again (or out of order) at {where}, where commit " \
-                      f"{expected} was due"
+                why = (
+                    f"commit {commit.version} appears again (or out of order) at {where}, where commit "
+                    f"{expected} was due"
+                )
             problems.append(Problem(ERROR, why, expected))
             broken(index, expected)
             if numbered:
@@ -377,8 +388,13 @@ def _analyse(db, key, label=None):
             continue
         state, intact = folded, commit.version
     if cut is not None and len(records) - cut > 1:
-        problems.append(Problem(WARNING, f"the fold stops at commit {cut_commit}: the {len(records) - cut} records "
-                                         f"from there on were checked only for damage and order"))
+        problems.append(
+            Problem(
+                WARNING,
+                f"the fold stops at commit {cut_commit}: the {len(records) - cut} records "
+                f"from there on were checked only for damage and order",
+            )
+        )
     # A torn last record: readers ignore it; a writer, once it holds the lock, completes it, cuts it off or
     # leaves it, as the store says (LogStore.fate_of_torn).
     completable = None
@@ -389,31 +405,58 @@ def _analyse(db, key, label=None):
             try:
                 state = fold_one(commit)
             except Exception as e:  # noqa: BLE001 - as in the loop above
-                problems.append(Problem(ERROR, f"{fold_error(e, commit)}; it is a torn last record whose CRC "
-                                               f"checks: the next writer completes it (it cannot tell that it does "
-                                               f"not fold), and every reader then stops there; repair sets it aside",
-                                        version))
+                problems.append(
+                    Problem(
+                        ERROR,
+                        f"{fold_error(e, commit)}; it is a torn last record whose CRC "
+                        f"checks: the next writer completes it (it cannot tell that it does "
+                        f"not fold), and every reader then stops there; repair sets it aside",
+                        version,
+                    )
+                )
             else:
                 completable = version
-                problems.append(Problem(WARNING, f"commit {version} lacks its final newline (a torn last record of "
-                                                 f"{len(torn.data)} bytes whose CRC checks: a crash lost the newline, "
-                                                 f"or its writer stopped just before it): readers do not take it yet, "
-                                                 f"the next writer (or repair) completes it and keeps it", version))
+                problems.append(
+                    Problem(
+                        WARNING,
+                        f"commit {version} lacks its final newline (a torn last record of "
+                        f"{len(torn.data)} bytes whose CRC checks: a crash lost the newline, "
+                        f"or its writer stopped just before it): readers do not take it yet, "
+                        f"the next writer (or repair) completes it and keeps it",
+                        version,
+                    )
+                )
         elif fate == COMPLETE:
-            problems.append(Problem(WARNING, f"commit {version} lacks its final newline (a torn last record of "
-                                             f"{len(torn.data)} bytes whose CRC checks): the next writer completes it, "
-                                             f"but it lies after the damage at commit {cut_commit}: repair sets it "
-                                             f"aside with the records from there on", version))
+            problems.append(
+                Problem(
+                    WARNING,
+                    f"commit {version} lacks its final newline (a torn last record of "
+                    f"{len(torn.data)} bytes whose CRC checks): the next writer completes it, "
+                    f"but it lies after the damage at commit {cut_commit}: repair sets it "
+                    f"aside with the records from there on",
+                    version,
+                )
+            )
         elif fate == LEAVE:
-            problems.append(Problem(WARNING, f"a torn last record of {len(torn.data)} bytes follows the damaged record "
-                                             f"where commit {record_commits[-1][0]} was due: readers stop at the "
-                                             f"damage and writers leave it as it is; repair sets it aside with the "
-                                             f"damaged records"))
+            problems.append(
+                Problem(
+                    WARNING,
+                    f"a torn last record of {len(torn.data)} bytes follows the damaged record "
+                    f"where commit {record_commits[-1][0]} was due: readers stop at the "
+                    f"damage and writers leave it as it is; repair sets it aside with the "
+                    f"damaged records",
+                )
+            )
         else:
-            problems.append(Problem(WARNING, f"a torn last record of {len(torn.data)} bytes follows commit "
-                                             f"{len(records)} (not a whole commit: a write that never completed, or "
-                                             f"what a crash left of an unsynced one): readers ignore it, the next "
-                                             f"writer cuts it off"))
+            problems.append(
+                Problem(
+                    WARNING,
+                    f"a torn last record of {len(torn.data)} bytes follows commit "
+                    f"{len(records)} (not a whole commit: a write that never completed, or "
+                    f"what a crash left of an unsynced one): readers ignore it, the next "
+                    f"writer cuts it off",
+                )
+            )
     for where, _ in strays:
         problems.append(Problem(ERROR, f"unexpected object in the log: {where}"))
     try:
@@ -422,23 +465,34 @@ def _analyse(db, key, label=None):
         problems.append(Problem(ERROR, f"the claims cannot be checked ({type(e).__name__}: {e})"))
         double = []
     for c in double:
-        problems.append(Problem(ERROR, f"double claim: commit {c.version} gives job {c.job_id!r} to {c.worker!r} while "
-                                       f"{c.holder!r} still holds it", c.version))
+        problems.append(
+            Problem(
+                ERROR,
+                f"double claim: commit {c.version} gives job {c.job_id!r} to {c.worker!r} while "
+                f"{c.holder!r} still holds it",
+                c.version,
+            )
+        )
     lease = state.lease if state is not None else ev.DEFAULT_LEASE
     backwards = find_backwards_times(good, lease)
     if backwards:
         b, workers = backwards[0], {w for x in backwards for w in (x.worker, x.after_worker)}
-        problems.append(Problem(WARNING, f"commit times run backwards by more than the lease ({lease:g} s) "
-                                         f"{len(backwards)} time{'' if len(backwards) == 1 else 's'}, by up to "
-                                         f"{b.seconds:.0f} s (commit {b.version} by {b.worker!r} is stamped before "
-                                         f"commit {b.after} by {b.after_worker!r}): the clocks of "
-                                         f"{', '.join(map(repr, sorted(workers)))} disagree; leases do not depend "
-                                         f"on them, but commit times shown (history, as_of a time) do",
-                                b.version))
+        problems.append(
+            Problem(
+                WARNING,
+                f"commit times run backwards by more than the lease ({lease:g} s) "
+                f"{len(backwards)} time{'' if len(backwards) == 1 else 's'}, by up to "
+                f"{b.seconds:.0f} s (commit {b.version} by {b.worker!r} is stamped before "
+                f"commit {b.after} by {b.after_worker!r}): the clocks of "
+                f"{', '.join(map(repr, sorted(workers)))} disagree; leases do not depend "
+                f"on them, but commit times shown (history, as_of a time) do",
+                b.version,
+            )
+        )
     # Snapshots: a reader uses one when the log still holds, at its cursor, the commit it was taken at (a
     # complete line). One of a torn commit that writers complete is checked as it will be used then.
     bad_snapshots = []
-    lines: List[Record] = records
+    lines: list[Record] = records
     commits_at: list = record_commits
     if completable is not None and torn is not None:
         lines = records + [torn]
@@ -451,8 +505,14 @@ def _analyse(db, key, label=None):
         snap, cursor, crc = decoded
         v = snap.version
         if _tail_at(lines, cursor) != crc.encode("ascii", "replace"):
-            problems.append(Problem(WARNING, f"snapshot {shown[where]} of commit {v} is stale: the log no longer holds that "
-                                             f"commit as the snapshot saw it, so readers ignore it", v))
+            problems.append(
+                Problem(
+                    WARNING,
+                    f"snapshot {shown[where]} of commit {v} is stale: the log no longer holds that "
+                    f"commit as the snapshot saw it, so readers ignore it",
+                    v,
+                )
+            )
             bad_snapshots.append((where, "stale"))
             continue
         # The commit the record at the cursor stands for: where records are numbered, the version due there
@@ -463,28 +523,51 @@ def _analyse(db, key, label=None):
             due, version = commits_at[index]
             at = due if version is None or numbered else version
         if at != v:
-            problems.append(Problem(ERROR, f"snapshot {shown[where]} says commit {v} but points at commit {at}: readers "
-                                           f"would use it", v))
+            problems.append(
+                Problem(
+                    ERROR, f"snapshot {shown[where]} says commit {v} but points at commit {at}: readers would use it", v
+                )
+            )
             bad_snapshots.append((where, "misplaced"))
         elif v > (completable or intact):
-            problems.append(Problem(WARNING, f"snapshot {shown[where]} of commit {v} lies after the damage at commit "
-                                             f"{cut_commit}: readers that open from it do not see the damage", v))
+            problems.append(
+                Problem(
+                    WARNING,
+                    f"snapshot {shown[where]} of commit {v} lies after the damage at commit "
+                    f"{cut_commit}: readers that open from it do not see the damage",
+                    v,
+                )
+            )
             bad_snapshots.append((where, "after the damage"))
         elif states_at.get(v) != snap:
             diff = _first_difference(snap, states_at[v]) if v in states_at else "everything"
-            problems.append(Problem(ERROR, f"snapshot {shown[where]} of commit {v} disagrees with the log (replaying "
-                                           f"commits 1-{v} gives another {diff}): readers would use it", v))
+            problems.append(
+                Problem(
+                    ERROR,
+                    f"snapshot {shown[where]} of commit {v} disagrees with the log (replaying "
+                    f"commits 1-{v} gives another {diff}): readers would use it",
+                    v,
+                )
+            )
             bad_snapshots.append((where, "disagrees"))
         elif v == completable:
-            problems.append(Problem(WARNING, f"snapshot {shown[where]} is of commit {v}, which is torn: readers ignore "
-                                             f"it until a writer completes the commit, then use it (it agrees with "
-                                             f"the log)", v))
+            problems.append(
+                Problem(
+                    WARNING,
+                    f"snapshot {shown[where]} is of commit {v}, which is torn: readers ignore "
+                    f"it until a writer completes the commit, then use it (it agrees with "
+                    f"the log)",
+                    v,
+                )
+            )
     if name is None:
         name = _name_from_key(key) or key
-    report = ExperimentReport(name=name, key=key, location=store.describe(key), commits=len(records), intact=intact,
-                              problems=problems)
-    return _Analysis(report, records, cut, cut_commit, record_commits, torn, completable, strays,
-                     bad_snapshots, newer, shown)
+    report = ExperimentReport(
+        name=name, key=key, location=store.describe(key), commits=len(records), intact=intact, problems=problems
+    )
+    return _Analysis(
+        report, records, cut, cut_commit, record_commits, torn, completable, strays, bad_snapshots, newer, shown
+    )
 
 
 # -- verify -------------------------------------------------------------------------------------------------
@@ -506,7 +589,7 @@ def verify(db, name=None):
             raise ExperimentNotFoundError(f"no experiment named {name!r} in {db.path}")
         return VerifyReport(str(db.path), [analysis.report])
     reports = []
-    for key in db._store.keys():
+    for key in db._store.keys():  # noqa: SIM118 - a store, not a dict
         analysis = _analyse(db, key)
         if analysis is not None:
             reports.append(analysis.report)
@@ -553,12 +636,19 @@ def _repair(db, key, name, dry_run):
     store = db._store
     a = _analyse(db, key, name)
     if a.newer_format is not None:
-        raise UnsupportedFormatError(f"experiment {name!r}: {a.newer_format}; this log was written by a newer Schedy. "
-                                     f"Upgrade Schedy rather than repair it: nothing was changed")
-    report = RepairReport(name=name, key=key, location=a.report.location, dry_run=dry_run,
-                          kept=a.cut_commit - 1 if a.cut is not None else a.completable or a.report.intact)
+        raise UnsupportedFormatError(
+            f"experiment {name!r}: {a.newer_format}; this log was written by a newer Schedy. "
+            f"Upgrade Schedy rather than repair it: nothing was changed"
+        )
+    report = RepairReport(
+        name=name,
+        key=key,
+        location=a.report.location,
+        dry_run=dry_run,
+        kept=a.cut_commit - 1 if a.cut is not None else a.completable or a.report.intact,
+    )
     if a.cut is not None:
-        for (pos, where, data), (due, version) in zip(a.records[a.cut:], a.record_commits[a.cut:]):
+        for (_pos, where, data), (due, version) in zip(a.records[a.cut :], a.record_commits[a.cut :]):
             report.set_aside.append(SetAside(version, due, where, len(data)))
     report.torn = 0 if a.completable or a.torn is None else len(a.torn.data)
     report.completed = a.completable
@@ -576,9 +666,10 @@ def _repair(db, key, name, dry_run):
     if report.completed:
         store.complete_torn(key, a.torn)
     if records_moved:
-        moved = a.records[a.cut:] if a.cut is not None else []
+        moved = a.records[a.cut :] if a.cut is not None else []
         report.destination, report.destination_offset = store.set_aside_records(
-            key, moved, a.torn if report.torn else None, a.strays, stamp)
+            key, moved, a.torn if report.torn else None, a.strays, stamp
+        )
     if a.bad_snapshots:
         report.snapshot_destinations = store.set_aside_snapshots(key, [where for where, _ in a.bad_snapshots], stamp)
     return report

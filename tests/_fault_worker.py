@@ -20,11 +20,14 @@ def main(url, proxy_url, name, worker, timeout, think="0"):
     began = time.monotonic()
     # obstore re-sends a request itself once (a 503, a connection it knows was not used); what it does not
     # re-send (a create that timed out or was reset after it was sent) reaches Schedy.
-    retry = {"max_retries": 1, "backoff": {"init_backoff": timedelta(milliseconds=20),
-                                           "max_backoff": timedelta(milliseconds=200)},
-             "retry_timeout": timedelta(seconds=30)}
-    db = schedy.SchedyDB(url, worker=worker, endpoint=proxy_url, client_options={"timeout": timeout},
-                         retry_config=retry)
+    retry = {
+        "max_retries": 1,
+        "backoff": {"init_backoff": timedelta(milliseconds=20), "max_backoff": timedelta(milliseconds=200)},
+        "retry_timeout": timedelta(seconds=30),
+    }
+    db = schedy.SchedyDB(
+        url, worker=worker, endpoint=proxy_url, client_options={"timeout": timeout}, retry_config=retry
+    )
     opened = time.monotonic() - began
     exp = db.get_experiment(name)
     done, errors = [], []
@@ -40,8 +43,18 @@ def main(url, proxy_url, name, worker, timeout, think="0"):
         except Exception as e:  # noqa: BLE001 - reported to the test, which expects none
             errors.append(f"{type(e).__name__}: {e}")
     stats = dict(getattr(db._store, "stats", {}))
-    print(json.dumps({"worker": worker, "done": done, "errors": errors, "stats": stats,
-                      "open_seconds": round(opened, 3), "seconds": round(time.monotonic() - began, 3)}))
+    print(
+        json.dumps(
+            {
+                "worker": worker,
+                "done": done,
+                "errors": errors,
+                "stats": stats,
+                "open_seconds": round(opened, 3),
+                "seconds": round(time.monotonic() - began, 3),
+            }
+        )
+    )
     return 3 if errors else 0
 
 

@@ -82,8 +82,11 @@ def main(mode, *argv):
         block(["{", f'  "loss": {loss!r},', '  "names": ' + json.dumps(sorted(opts)), "}"])
     elif mode == "echo":
         # SCHEDY_TEST_* configure the test suite's servers (.ci/run sets them), not what schedy run passes.
-        env = {k: v for k, v in os.environ.items()
-               if k.startswith("SCHEDY_") and not k.startswith("SCHEDY_TEST_") or k == "PYTHONUNBUFFERED"}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith("SCHEDY_") and not k.startswith("SCHEDY_TEST_") or k == "PYTHONUNBUFFERED"
+        }
         block([json.dumps({"argv": list(argv), "env": env})])
     elif mode == "none":
         print("done, but no results")
@@ -93,6 +96,7 @@ def main(mode, *argv):
         block(["loss 0.5"])
         sys.exit(3)
     elif mode in ("wait", "deaf"):
+
         def stop(signum, frame):
             print(f"got {signal.Signals(signum).name}")
             sys.exit(1)
@@ -109,9 +113,20 @@ def main(mode, *argv):
         w += opts["lr"] * (1 - w)
         path = os.path.join(control["ckpt"], os.environ["SCHEDY_JOB"] + ".json")
         json.dump(w, open(path, "w"))
-        block([json.dumps({"loss": (1 - w) ** 2, "model_path": path, "loaded": start,
-                           "generation": os.environ["SCHEDY_GENERATION"], "member": os.environ["SCHEDY_MEMBER"],
-                           "parent": os.environ["SCHEDY_PARENT"]})])
+        block(
+            [
+                json.dumps(
+                    {
+                        "loss": (1 - w) ** 2,
+                        "model_path": path,
+                        "loaded": start,
+                        "generation": os.environ["SCHEDY_GENERATION"],
+                        "member": os.environ["SCHEDY_MEMBER"],
+                        "parent": os.environ["SCHEDY_PARENT"],
+                    }
+                )
+            ]
+        )
     else:
         sys.exit(f"_train_script: unknown mode {mode!r}")
 

@@ -21,8 +21,15 @@ CHROMIUM = "/usr/bin/chromium"
 
 # As root, in a sandbox-less container, on a closed network: without the background-networking flags
 # chromium's own connections (updates, sync, field trials) are refused and slow everything down.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 APT_UPDATE = ["apt-get", "update"]
 APT_INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600", "chromium"]
@@ -64,8 +71,9 @@ def ensure_chromium(path=CHROMIUM, run=subprocess.run):
     if _executable(path):
         return path
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        raise Unavailable(f"{path} is missing and only root can install it "
-                          f"(run: apt-get install --no-install-recommends chromium)")
+        raise Unavailable(
+            f"{path} is missing and only root can install it (run: apt-get install --no-install-recommends chromium)"
+        )
     if shutil.which("apt-get") is None:
         raise Unavailable(f"{path} is missing and there is no apt-get to install it with (not a Debian system)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -78,8 +86,10 @@ def ensure_chromium(path=CHROMIUM, run=subprocess.run):
     if install.returncode != 0:
         # A failed update alone is not fatal (a stale list may still hold chromium), but say it when both failed.
         said = "" if update.returncode == 0 else f"\n`{' '.join(APT_UPDATE)}` also failed:\n{_tail(update.stdout)}"
-        raise Unavailable(f"{path} is missing and `{' '.join(APT_INSTALL)}` failed with exit status "
-                          f"{install.returncode}:\n{_tail(install.stdout)}{said}")
+        raise Unavailable(
+            f"{path} is missing and `{' '.join(APT_INSTALL)}` failed with exit status "
+            f"{install.returncode}:\n{_tail(install.stdout)}{said}"
+        )
     if not _executable(path):
         raise Unavailable(f"apt-get installed the package chromium, but there is still no {path}")
     return path
@@ -87,8 +97,15 @@ def ensure_chromium(path=CHROMIUM, run=subprocess.run):
 
 def _apt(cmd, env, run):
     try:
-        return run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                   text=True, timeout=INSTALL_TIMEOUT)
+        return run(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=INSTALL_TIMEOUT,
+        )
     except subprocess.TimeoutExpired as e:
         out = e.output.decode("utf-8", "replace") if isinstance(e.output, bytes) else (e.output or "")
         return subprocess.CompletedProcess(cmd, -1, f"{out}\ntimed out after {INSTALL_TIMEOUT} s")

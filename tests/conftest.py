@@ -32,7 +32,6 @@ import schedy
 from schedy.adapters.naming import stream_key
 from schedy.core.codec import decode_commit
 
-
 # -- running in parallel ------------------------------------------------------------------------------------
 
 # Tests that must not run at the same time as one another, by group: fnmatch patterns of node ids. One xdist
@@ -139,8 +138,13 @@ def s3_endpoint(tmp_path_factory):
         log_path = tmp_path_factory.mktemp("moto") / "moto.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
-                                    stdout=log, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(
+                # moto, with its conditional puts made atomic as a real store's are (tests/s3server.py).
+                [sys.executable, os.path.join(os.path.dirname(__file__), "s3server.py"), "-H", "127.0.0.1", "-p", "0"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         deadline = time.monotonic() + 30
         endpoint = None
         while True:
@@ -157,8 +161,13 @@ def s3_endpoint(tmp_path_factory):
                 proc.kill()
                 raise RuntimeError(f"the local S3 server (moto) did not start:\n{log_path.read_text()[-2000:]}")
             time.sleep(0.1)
-    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "schedy-test", "AWS_SECRET_ACCESS_KEY": "schedy-test",
-           "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "schedy-test",
+        "AWS_SECRET_ACCESS_KEY": "schedy-test",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield endpoint
@@ -194,7 +203,9 @@ def _s3_db(request, tmp_path):
 
 AZURITE_URL = os.environ.get("SCHEDY_TEST_AZURITE_URL")  # an Azurite blob service (.ci/run starts one)
 AZURITE_ACCOUNT = "devstoreaccount1"
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # Azurite's own
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # Azurite's own
+)
 
 
 def create_container(name):
@@ -205,8 +216,11 @@ def create_container(name):
     key = base64.b64decode(AZURITE_KEY)
     signature = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest()).decode()
     authorization = f"SharedKey {AZURITE_ACCOUNT}:{signature}"
-    request = urllib.request.Request(f"{AZURITE_URL}/{AZURITE_ACCOUNT}/{name}?restype=container", method="PUT",
-                                     headers={**headers, "Authorization": authorization, "Content-Length": "0"})
+    request = urllib.request.Request(
+        f"{AZURITE_URL}/{AZURITE_ACCOUNT}/{name}?restype=container",
+        method="PUT",
+        headers={**headers, "Authorization": authorization, "Content-Length": "0"},
+    )
     assert urllib.request.urlopen(request, timeout=10).status == 201
 
 
@@ -216,8 +230,12 @@ def _azure_db(request, tmp_path):
     name = f"schedy-{uuid.uuid4().hex[:12]}"
     create_container(name)
     # The environment, so that worker subprocesses open the same store from the URL alone.
-    env = {"AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT, "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
-           "AZURE_STORAGE_ENDPOINT": f"{AZURITE_URL}/{AZURITE_ACCOUNT}", "AZURE_ALLOW_HTTP": "true"}
+    env = {
+        "AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT,
+        "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
+        "AZURE_STORAGE_ENDPOINT": f"{AZURITE_URL}/{AZURITE_ACCOUNT}",
+        "AZURE_ALLOW_HTTP": "true",
+    }
     monkeypatch = request.getfixturevalue("monkeypatch")
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -286,8 +304,15 @@ def cli(tmp_path):
         for var in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
             full.pop(var, None)  # rich would treat the pipe as a terminal, or drop colours tests do not expect
         full.update(env or {})
-        return subprocess.run([SCHEDY_EXE, *map(str, args)], input=input, env=full, cwd=cwd or tmp_path,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [SCHEDY_EXE, *map(str, args)],
+            input=input,
+            env=full,
+            cwd=cwd or tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     run.db = db
     return run

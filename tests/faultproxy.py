@@ -54,10 +54,20 @@ STRIP_IF_NONE_MATCH = "strip-if-none-match"
 ACTIONS = (FORWARD, RESET, CLOSE, DELAY, UNAVAILABLE, REFUSE, STRIP_IF_NONE_MATCH)
 LOST_REPLIES = (RESET, CLOSE, DELAY)  # the request reached the server, its reply never reached the client
 
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-               "content-length"}
-_SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
-              b"<Message>Please reduce your request rate (fault proxy).</Message></Error>")
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+}
+_SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate (fault proxy).</Message></Error>"
+)
 
 
 class Rule:
@@ -77,8 +87,10 @@ class Rule:
         self.fired = 0  # requests this rule decided
 
     def __repr__(self):
-        return (f"Rule({self.action!r}, method={self.method!r}, path={self.path and self.path.pattern!r}, "
-                f"times={self.times!r}, probability={self.probability!r}, fired={self.fired})")
+        return (
+            f"Rule({self.action!r}, method={self.method!r}, path={self.path and self.path.pattern!r}, "
+            f"times={self.times!r}, probability={self.probability!r}, fired={self.fired})"
+        )
 
     def _matches(self, method, target):
         if self.times is not None and self.fired >= self.times:

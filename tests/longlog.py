@@ -29,11 +29,12 @@ def build(n):
             exp.add_job({"lr": 0.01})
     source = db._store.store
     paths = [m["path"] for batch in obstore.list(source, "db/experiments/") for m in batch]
-    return {p[len("db/"):]: bytes(obstore.get(source, p).bytes()) for p in paths}
+    return {p[len("db/") :]: bytes(obstore.get(source, p).bytes()) for p in paths}
 
 
 def upload(store, objects, concurrency=32):
     """Put every object below ``store``'s prefix, many at once."""
+
     async def run():
         gate = asyncio.Semaphore(concurrency)
 

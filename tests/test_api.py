@@ -6,14 +6,19 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import log_commits, log_size
 
 import schedy
 from schedy.core.check import find_double_claims
-from schedy.errors import (ExperimentNotFoundError, JobNotFoundError, NoJobError, ResourceExistsError,
-                           SchedyError, UnsafeUpdateError)
+from schedy.errors import (
+    ExperimentNotFoundError,
+    JobNotFoundError,
+    NoJobError,
+    ResourceExistsError,
+    SchedyError,
+    UnsafeUpdateError,
+)
 from schedy.random import Choice, Constant, LogUniform, Normal, Uniform
-
-from conftest import log_commits, log_size
 
 
 def random_exp(name="rs", seed=None):
@@ -21,6 +26,7 @@ def random_exp(name="rs", seed=None):
 
 
 # -- experiments --------------------------------------------------------------------------------
+
 
 def test_add_get_and_list_experiments(db, db_path):
     db.add_experiment(schedy.ManualSearch("manual"))
@@ -115,6 +121,7 @@ def test_push_updates_keeps_other_writers_changes(db, db_path):
 
 # -- manual search ------------------------------------------------------------------------------
 
+
 def test_manual_search_hands_out_queued_jobs_oldest_first(db):
     exp = db.add_experiment(schedy.ManualSearch("m"))
     ids = [exp.add_job({"i": i}).job_id for i in range(3)]
@@ -136,10 +143,9 @@ def test_job_context_manager_marks_done_or_crashed(db, db_path):
     exp.add_job({"i": 2})
     with exp.next_job() as job:
         job.results["loss"] = 0.25
-    with pytest.raises(ZeroDivisionError):
-        with exp.next_job() as job:
-            job.results["partial"] = 3
-            1 / 0
+    with pytest.raises(ZeroDivisionError), exp.next_job() as job:
+        job.results["partial"] = 3
+        1 / 0
     jobs = schedy.SchedyDB(db_path).get_experiment("ctx").all_jobs()
     assert [(j.status, j.results) for j in jobs] == [("DONE", {"loss": 0.25}), ("CRASHED", {"partial": 3})]
 
@@ -156,6 +162,7 @@ def test_with_block_on_a_queued_job_claims_it(db):
 
 # -- random search ------------------------------------------------------------------------------
 
+
 def test_random_search_queued_first_then_sampled(db):
     exp = db.add_experiment(random_exp(seed=3))
     exp.add_job({"lr": 0.05, "layers": 3})
@@ -167,11 +174,14 @@ def test_random_search_queued_first_then_sampled(db):
     assert len({j.job_id for j in sampled}) == 20
 
 
-@pytest.mark.parametrize("hps, problem", [
-    ({"lr": 0.1}, "missing 'layers'"),
-    ({"lr": 0.1, "layers": 2, "momentum": 0.9}, "unexpected 'momentum'"),
-    ({}, "missing"),
-])
+@pytest.mark.parametrize(
+    "hps, problem",
+    [
+        ({"lr": 0.1}, "missing 'layers'"),
+        ({"lr": 0.1, "layers": 2, "momentum": 0.9}, "unexpected 'momentum'"),
+        ({}, "missing"),
+    ],
+)
 def test_random_search_job_needs_exactly_the_distribution_names(db, hps, problem):
     exp = db.add_experiment(random_exp())
     with pytest.raises(ValueError, match=problem):
@@ -200,6 +210,7 @@ def test_seed_is_recorded_and_sampled_values_are_never_resampled(db, db_path):
 
 
 # -- jobs: put, safe, delete --------------------------------------------------------------------
+
 
 def test_unsafe_put_is_refused_and_writes_nothing(db, db_path):
     exp = db.add_experiment(schedy.ManualSearch("safe"))
@@ -261,11 +272,18 @@ def test_job_objects_are_independent_copies(db):
 
 # -- values -------------------------------------------------------------------------------------
 
+
 def test_numpy_nan_and_infinity_round_trip(db, db_path):
     exp = db.add_experiment(schedy.ManualSearch("vals"))
     job = exp.add_job({"lr": np.float32(0.5), "n": np.int64(3), "flag": np.bool_(True), "w": np.arange(3)})
-    job.results = {"loss": float("nan"), "best": float("inf"), "worst": -math.inf, "curve": np.array([[1.5, 2]]),
-                   "$f": "not an escape", "nested": {"$d": 1}}
+    job.results = {
+        "loss": float("nan"),
+        "best": float("inf"),
+        "worst": -math.inf,
+        "curve": np.array([[1.5, 2]]),
+        "$f": "not an escape",
+        "nested": {"$d": 1},
+    }
     job.put()
     back = schedy.SchedyDB(db_path).get_experiment("vals").get_job(job.job_id)
     assert back.hyperparameters == {"lr": 0.5, "n": 3, "flag": True, "w": [0, 1, 2]}
@@ -292,20 +310,28 @@ def test_unstorable_value_is_a_type_error_before_anything_is_written(db):
     with pytest.raises(TypeError, match=r"results\['weights'\]\[0\].*set"):
         job.put()
     assert log_size(db, "bad") == n  # the failed put wrote nothing
-    with pytest.raises(TypeError):
-        with exp.next_job() as running:
-            running.results["model"] = Model()  # raises in the block: the job is reported CRASHED
+    with pytest.raises(TypeError), exp.next_job() as running:
+        running.results["model"] = Model()  # raises in the block: the job is reported CRASHED
     assert log_size(db, "bad") == n + 2  # the claim, and the block's report
     assert exp.get_job(running.job_id).status == "CRASHED"
 
 
 # -- bad input ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [
-    lambda: Uniform(1, 0), lambda: LogUniform(0, 1), lambda: LogUniform(-2, -1), lambda: Normal(0, -1),
-    lambda: Choice([]), lambda: Choice([1, 2], weights=[1]), lambda: Choice([1, 2], weights=[-1, 2]),
-    lambda: Choice([1, 2], weights=[0, 0]),
-])
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Uniform(1, 0),
+        lambda: LogUniform(0, 1),
+        lambda: LogUniform(-2, -1),
+        lambda: Normal(0, -1),
+        lambda: Choice([]),
+        lambda: Choice([1, 2], weights=[1]),
+        lambda: Choice([1, 2], weights=[-1, 2]),
+        lambda: Choice([1, 2], weights=[0, 0]),
+    ],
+)
 def test_bad_distributions(make):
     with pytest.raises(ValueError):
         make()
@@ -345,8 +371,23 @@ def test_database_path_that_is_a_regular_file(tmp_path):
 
 # -- names and locations ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["..", "../../escape", "/etc/passwd", "a/b", "Ünïcødé ☃ 実験", "with\nnewline",
-                                  "nul\x00byte", "CaSe", "case", "." * 300, "x" * 1000])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..",
+        "../../escape",
+        "/etc/passwd",
+        "a/b",
+        "Ünïcødé ☃ 実験",
+        "with\nnewline",
+        "nul\x00byte",
+        "CaSe",
+        "case",
+        "." * 300,
+        "x" * 1000,
+    ],
+)
 def test_any_name_stays_inside_the_database(tmp_path, name):
     root = tmp_path / "db"
     db = schedy.SchedyDB(str(root))
@@ -383,6 +424,7 @@ def test_unsupported_url_scheme(tmp_path):
 
 
 # -- replay and concurrency within a process ----------------------------------------------------
+
 
 def test_a_new_reader_sees_exactly_the_writers_state(db, db_path):
     exp = db.add_experiment(random_exp(seed=9))
@@ -428,6 +470,7 @@ def test_threads_with_separate_and_shared_databases_never_share_a_job(db, db_pat
 
 # -- objects that must not write where they do not belong ---------------------------------------
 
+
 def test_worker_names_must_be_non_empty_text(db_path):
     for bad in (123, "", None.__class__):
         with pytest.raises(TypeError, match="worker"):
@@ -441,9 +484,8 @@ def test_a_with_block_on_a_job_another_worker_holds_is_refused(db, db_path):
     mine = exp.next_job()
     theirs = schedy.SchedyDB(db_path).get_experiment("held").get_job(mine.job_id)
     assert theirs.status == "RUNNING"
-    with pytest.raises(UnsafeUpdateError, match="already claimed"):
-        with theirs:
-            pytest.fail("the block must not run")
+    with pytest.raises(UnsafeUpdateError, match="already claimed"), theirs:
+        pytest.fail("the block must not run")
     with mine:
         mine.results["loss"] = 1.0
     assert exp.get_job(mine.job_id).results == {"loss": 1.0}
@@ -513,7 +555,14 @@ def test_a_job_read_from_the_log_has_the_attributes_of_a_new_job(db):
     read = exp.get_job(added.job_id)
     fresh = schedy.Job("1", exp, {})
     assert set(vars(read)) == set(vars(fresh))
-    assert (read.job_id, read.status, read.hyperparameters, read.results, read.generation, read.parent_id,
-            read.member) == (added.job_id, "DONE", {"lr": 0.1, "layers": [1, 2]}, {"loss": 0.5}, None, None, None)
+    assert (
+        read.job_id,
+        read.status,
+        read.hyperparameters,
+        read.results,
+        read.generation,
+        read.parent_id,
+        read.member,
+    ) == (added.job_id, "DONE", {"lr": 0.1, "layers": [1, 2]}, {"loss": 0.5}, None, None, None)
     read.hyperparameters["layers"].append(3)  # the user's copy: the log's values do not change
     assert exp.get_job(added.job_id).hyperparameters == {"lr": 0.1, "layers": [1, 2]}

@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass, field
 
 import hypothesis.strategies as st
+from conftest import log_commits
+from fakeclock import FakeClock
 from hypothesis import HealthCheck, event, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -26,9 +28,6 @@ from schedy.core import events as ev
 from schedy.core.check import find_double_claims
 from schedy.core.state import apply
 from schedy.errors import NoJobError, UnsafeUpdateError
-
-from conftest import log_commits
-from fakeclock import FakeClock
 
 LEASE = 10  # fake seconds; the clock moves by whole seconds, so the arithmetic of leases is exact
 WORKERS = 3
@@ -75,12 +74,31 @@ class AppendLoop(RuleBasedStateMachine):
             self.path = f"memory://machine-{uuid.uuid4().hex}/db"
         self.clock = FakeClock()
         self.ids = itertools.count(1)
-        self.dbs = [schedy.SchedyDB(self.path, worker=f"w{w}", clock=self.clock, monotonic=self.clock.watcher(),
-                                    snapshot_every=4, durable=False) for w in range(WORKERS)]
+        self.dbs = [
+            schedy.SchedyDB(
+                self.path,
+                worker=f"w{w}",
+                clock=self.clock,
+                monotonic=self.clock.watcher(),
+                snapshot_every=4,
+                durable=False,
+            )
+            for w in range(WORKERS)
+        ]
         self.dbs[0].add_experiment(schedy.ManualSearch(MANUAL, lease=LEASE))
-        self.dbs[0].add_experiment(schedy.PopulationBasedTraining(
-            PBT, "min", "loss", schedy.pbt.Truncate(), initial_distributions={"lr": schedy.random.Uniform(0, 1)},
-            population_size=2, max_generations=3, lease=LEASE, seed=11))
+        self.dbs[0].add_experiment(
+            schedy.PopulationBasedTraining(
+                PBT,
+                "min",
+                "loss",
+                schedy.pbt.Truncate(),
+                initial_distributions={"lr": schedy.random.Uniform(0, 1)},
+                population_size=2,
+                max_generations=3,
+                lease=LEASE,
+                seed=11,
+            )
+        )
         self.exps = [{name: db.get_experiment(name) for name in (MANUAL, PBT)} for db in self.dbs]
         self.model = {MANUAL: ExperimentModel(expired=ev.QUEUED), PBT: ExperimentModel(expired=ev.CRASHED)}
         self.held = []
@@ -166,8 +184,9 @@ class AppendLoop(RuleBasedStateMachine):
             event(f"pbt: no job ({'finished' if e.finished else 'waiting'})")
         else:
             assert job.job_id not in m.jobs, "PBT handed out a segment that already existed"
-            assert not [j for j in m.jobs.values() if j.member == job.member and j.status == ev.RUNNING], \
+            assert not [j for j in m.jobs.values() if j.member == job.member and j.status == ev.RUNNING], (
                 "two segments of one member running at once"
+            )
             m.jobs[job.job_id] = JobModel(ev.RUNNING, dict(job.results), member=job.member)
             self.held.append(Held(w, PBT, job, self.claim(PBT, w, job.job_id)))
         self.observe(PBT, w)
@@ -196,8 +215,11 @@ class AppendLoop(RuleBasedStateMachine):
         return expected
 
     @precondition(lambda self: self.held)
-    @rule(data=st.data(), act=st.sampled_from(["finish", "crash", "progress", "renew", "die"]),
-          loss=st.floats(0, 1, allow_nan=False))
+    @rule(
+        data=st.data(),
+        act=st.sampled_from(["finish", "crash", "progress", "renew", "die"]),
+        loss=st.floats(0, 1, allow_nan=False),
+    )
     def holder(self, data, act, loss):
         """A worker holding a job reports a score and ends it (DONE: the PBT rule ranks members by it), reports
         it CRASHED (its with-block raised), reports progress or only renews (a put that keeps the job RUNNING,
@@ -271,18 +293,26 @@ class AppendLoop(RuleBasedStateMachine):
             for job_id, job in m.jobs.items():
                 got = replayed.jobs[job_id]
                 assert (got.status, got.worker, got.results, got.lease_until) == (
-                    job.status, job.holder, job.results, job.until), job_id
+                    job.status,
+                    job.holder,
+                    job.results,
+                    job.until,
+                ), job_id
             if name == MANUAL:
-                queue = [j for seq, j in replayed.queue[replayed.queue_head:]
-                         if j in replayed.jobs and replayed.jobs[j].status == ev.QUEUED and replayed.jobs[j].queue_seq == seq]
+                queue = [
+                    j
+                    for seq, j in replayed.queue[replayed.queue_head :]
+                    if j in replayed.jobs and replayed.jobs[j].status == ev.QUEUED and replayed.jobs[j].queue_seq == seq
+                ]
                 assert queue == m.queue
             else:
                 running = [j.member for j in replayed.jobs.values() if j.status == ev.RUNNING]
                 assert len(running) == len(set(running)), "two segments of one member running at once"
 
 
-MACHINE_SETTINGS = settings(max_examples=40, stateful_step_count=50, deadline=None,
-                            suppress_health_check=[HealthCheck.too_slow])
+MACHINE_SETTINGS = settings(
+    max_examples=40, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _close(db):

@@ -10,23 +10,33 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
+from conftest import log_commits, log_size
 
 import schedy
-from schedy.adapters import leases
 from schedy import audit
-from schedy.core import values
+from schedy.adapters import leases
 from schedy.core import events as ev
+from schedy.core import values
 from schedy.core.codec import Commit
 from schedy.core.state import fold
 from schedy.errors import ExperimentNotFoundError, JobNotFoundError, ReadOnlyError, SchedyError
 from schedy.pbt import MINIMIZE, Perturb, Truncate
 from schedy.random import Choice, LogUniform
 
-from conftest import log_commits, log_size
-
 T0 = datetime(2026, 11, 29, 18, 0, tzinfo=timezone.utc).timestamp()
-FIXED = ["job_id", "status", "generation", "parent_id", "member", "added_at", "claimed_at", "claimed_by",
-         "finished_at", "claims", "lease_expiries"]
+FIXED = [
+    "job_id",
+    "status",
+    "generation",
+    "parent_id",
+    "member",
+    "added_at",
+    "claimed_at",
+    "claimed_by",
+    "finished_at",
+    "claims",
+    "lease_expiries",
+]
 
 
 class Clock:
@@ -56,34 +66,35 @@ def clock(db, monkeypatch):
 
 def build(db, clock, name="audit"):
     """A manual search whose commit v is stamped T0 + 60 * (v - 1); returns it and the log's commits."""
+
     def at(v):
         clock.t = T0 + 60 * (v - 1)
 
     at(1)
-    exp = db.add_experiment(schedy.ManualSearch(name, lease=600))                    # 1
+    exp = db.add_experiment(schedy.ManualSearch(name, lease=600))  # 1
     at(2)
-    exp.add_job({"lr": 0.1, "opt": "adam"})                                          # 2: job 1
+    exp.add_job({"lr": 0.1, "opt": "adam"})  # 2: job 1
     at(3)
-    exp.add_job({"lr": 0.2, "layers": [64, 32]})                                     # 3: job 2
+    exp.add_job({"lr": 0.2, "layers": [64, 32]})  # 3: job 2
     at(4)
-    job = exp.next_job()                                                             # 4: claims 1
+    job = exp.next_job()  # 4: claims 1
     at(5)
     job.results = {"loss": 0.5}
     job.status = "DONE"
-    job.put()                                                                        # 5
+    job.put()  # 5
     at(6)
-    two = exp.next_job()                                                             # 6: claims 2
+    two = exp.next_job()  # 6: claims 2
     at(7)
     two.results = {"loss": math.nan}
     two.status = "CRASHED"
-    two.put()                                                                        # 7
+    two.put()  # 7
     at(8)
-    exp.add_job({"lr": 0.3})                                                         # 8: job 3
+    exp.add_job({"lr": 0.3})  # 8: job 3
     at(9)
-    exp.get_job("3").delete()                                                        # 9
+    exp.get_job("3").delete()  # 9
     at(10)
     exp.status = "DONE"
-    exp.push_updates()                                                               # 10
+    exp.push_updates()  # 10
     commits = log_commits(db, name)
     assert [c.version for c in commits] == list(range(1, 11))
     assert [c.time for c in commits] == [T0 + 60 * k for k in range(10)]
@@ -92,14 +103,30 @@ def build(db, clock, name="audit"):
 
 def snapshot_of(exp):
     """What an experiment object shows: its attributes and every job's fields, in user values."""
-    return (exp.status, exp.lease, [(j.job_id, j.status, j.hyperparameters, j.results, j.generation, j.parent_id)
-                                    for j in exp.all_jobs()])
+    return (
+        exp.status,
+        exp.lease,
+        [(j.job_id, j.status, j.hyperparameters, j.results, j.generation, j.parent_id) for j in exp.all_jobs()],
+    )
 
 
 def snapshot_of_state(state):
     jobs = sorted(state.jobs.values(), key=lambda j: j.number)
-    return (state.status, state.lease, [(j.job_id, j.status, values.decode_mapping(j.hyperparameters),
-                                         values.decode_mapping(j.results), j.generation, j.parent) for j in jobs])
+    return (
+        state.status,
+        state.lease,
+        [
+            (
+                j.job_id,
+                j.status,
+                values.decode_mapping(j.hyperparameters),
+                values.decode_mapping(j.results),
+                j.generation,
+                j.parent,
+            )
+            for j in jobs
+        ],
+    )
 
 
 def same(a, b):
@@ -108,6 +135,7 @@ def same(a, b):
 
 
 # -- as_of ---------------------------------------------------------------------------------------
+
 
 def test_every_version_reproduces_the_fold_of_its_prefix(db, clock):
     exp, commits = build(db, clock)
@@ -156,10 +184,21 @@ def test_as_of_a_time_in_every_form(db, clock):
 def test_bad_as_of_is_refused_naming_it_and_writes_nothing(db, clock):
     build(db, clock)
     before = log_commits(db, "audit")
-    cases = [(0, ValueError, "0"), (-3, ValueError, "-3"), (True, TypeError, "True"), (False, TypeError, "False"),
-             (11, ValueError, "11"), (10**30, ValueError, str(10**30)), ("garbage", ValueError, "'garbage'"),
-             ("", ValueError, "''"), ("2026-02-30", ValueError, "'2026-02-30'"), (math.nan, ValueError, "nan"),
-             (math.inf, ValueError, "inf"), ([1], TypeError, "[1]"), (b"1", TypeError, "b'1'")]
+    cases = [
+        (0, ValueError, "0"),
+        (-3, ValueError, "-3"),
+        (True, TypeError, "True"),
+        (False, TypeError, "False"),
+        (11, ValueError, "11"),
+        (10**30, ValueError, str(10**30)),
+        ("garbage", ValueError, "'garbage'"),
+        ("", ValueError, "''"),
+        ("2026-02-30", ValueError, "'2026-02-30'"),
+        (math.nan, ValueError, "nan"),
+        (math.inf, ValueError, "inf"),
+        ([1], TypeError, "[1]"),
+        (b"1", TypeError, "b'1'"),
+    ]
     for value, error, shown in cases:
         with pytest.raises(error) as info:
             db.get_experiment("audit", as_of=value)
@@ -179,8 +218,17 @@ def test_as_of_before_creation_or_after_deletion_is_not_found(db, clock):
     new = db.add_experiment(schedy.ManualSearch("gone", seed=5))  # 4
     clock.t = T0 + 40
     new.add_job({"a": 2})  # 5
-    for moment in (T0 - 1, T0 - 0.5, "2026-11-29T17:59:59Z", datetime(1999, 1, 1), -1.0, 3, T0 + 20, T0 + 25,
-                   "2026-11-29T18:00:29"):
+    for moment in (
+        T0 - 1,
+        T0 - 0.5,
+        "2026-11-29T17:59:59Z",
+        datetime(1999, 1, 1),
+        -1.0,
+        3,
+        T0 + 20,
+        T0 + 25,
+        "2026-11-29T18:00:29",
+    ):
         with pytest.raises(ExperimentNotFoundError, match="'gone'"):
             db.get_experiment("gone", as_of=moment)
     old = db.get_experiment("gone", as_of=T0 + 15)
@@ -259,6 +307,7 @@ def test_what_history_returns_cannot_change_the_past(db, clock):
 
 # -- history -------------------------------------------------------------------------------------
 
+
 def test_history_is_the_log_of_this_incarnation(db, clock):
     exp, commits = build(db, clock)
     assert exp.history() == commits == db.get_experiment("audit").history()
@@ -332,7 +381,12 @@ def test_history_of_a_job_whose_lease_lapsed(db, db_path):
     one = exp_b.history("1")
     assert [(c.version, c.worker) for c in one] == [(2, "alice"), (4, "alice"), (6, "bob"), (7, "bob"), (8, "bob")]
     assert [[e["type"] for e in c.events] for c in one] == [
-        ["JobAdded"], ["JobClaimed"], ["JobLeaseExpired"], ["JobClaimed"], ["JobUpdated"]]
+        ["JobAdded"],
+        ["JobClaimed"],
+        ["JobLeaseExpired"],
+        ["JobClaimed"],
+        ["JobUpdated"],
+    ]
     assert one[2].events == [ev.job_lease_expired("1", "alice", "QUEUED")]
     assert all(e["job"] == "1" for c in one for e in c.events)
     assert [c.version for c in exp_b.history("2")] == [3, 6]
@@ -350,6 +404,7 @@ def test_history_of_a_job_whose_lease_lapsed(db, db_path):
 
 
 # -- tables --------------------------------------------------------------------------------------
+
 
 def test_to_dataframe_columns_dtypes_and_values(db, clock):
     exp, commits = build(db, clock)
@@ -398,17 +453,24 @@ def test_to_dataframe_of_an_experiment_without_jobs_has_the_same_columns_and_dty
     assert len(frame) == 0 and list(frame.columns) == FIXED
     exp.add_job({"x": 1})
     full = exp.to_dataframe()
-    assert {c: str(full.dtypes[c]) for c in FIXED if c not in ("job_id", "status", "claimed_by", "parent_id")} \
-        == {c: str(frame.dtypes[c]) for c in FIXED if c not in ("job_id", "status", "claimed_by", "parent_id")}
+    assert {c: str(full.dtypes[c]) for c in FIXED if c not in ("job_id", "status", "claimed_by", "parent_id")} == {
+        c: str(frame.dtypes[c]) for c in FIXED if c not in ("job_id", "status", "claimed_by", "parent_id")
+    }
     assert pd.concat([frame, full])["added_at"].dtype == full["added_at"].dtype
 
 
 def small_pbt():
     return schedy.PopulationBasedTraining(
-        "pbt", MINIMIZE, "loss", Truncate(0.5),
+        "pbt",
+        MINIMIZE,
+        "loss",
+        Truncate(0.5),
         explore={"lr": Perturb(0.8, 1.2, low=1e-5, high=1.0)},
         initial_distributions={"lr": LogUniform(1e-4, 1e-1), "layers": Choice([1, 2])},
-        population_size=2, max_generations=3, seed=3)
+        population_size=2,
+        max_generations=3,
+        seed=3,
+    )
 
 
 def run_pbt(exp):

@@ -6,11 +6,10 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from test_maintenance import everything, flip, location, log_file, make, records  # noqa: F401 (location: fixture)
 
 import schedy
 from schedy.cli import main
-
-from test_maintenance import everything, flip, log_file, location, make, records  # noqa: F401 (location: fixture)
 
 
 def run(*args, input=None, env=None):
@@ -103,8 +102,9 @@ def test_python_dash_m_schedy_in_a_real_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "SCHEDY_DB"}
 
     def schedy_cli(*args):
-        return subprocess.run([sys.executable, "-m", "schedy", *args], capture_output=True, text=True, env=env,
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "schedy", *args], capture_output=True, text=True, env=env, timeout=60
+        )
 
     ok = schedy_cli("verify", "--db", str(db.path))
     assert ok.returncode == 0 and "e: 3 commits, OK" in ok.stdout, ok.stderr

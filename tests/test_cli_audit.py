@@ -8,20 +8,18 @@ run costs about 0.3 s, so each test checks many things per run.
 import csv
 import io
 import json
-import re
 import math
 import os
+import re
 import subprocess
 
 import pandas as pd
 import pytest
+from conftest import SCHEDY_EXE, log_commits, log_size
+from test_audit_api import FIXED, T0, Clock, small_pbt  # one clock, column list and PBT for both files
 
 import schedy
 from schedy import audit
-
-from conftest import SCHEDY_EXE, log_commits, log_size
-
-from test_audit_api import FIXED, T0, Clock, small_pbt  # one clock, column list and PBT for both files
 
 
 def open_db(path, worker, clock=None):
@@ -54,20 +52,20 @@ def story(cli):
     """Experiment "exp": commit v at T0 + 60 (v - 1); alice and a worker with a hostile name; hostile values."""
     clock = Clock(T0)
     alice = open_db(cli.db, "alice", clock)
-    exp = alice.add_experiment(schedy.ManualSearch("exp", lease=600))                       # 1
+    exp = alice.add_experiment(schedy.ManualSearch("exp", lease=600))  # 1
     clock.t += 60
     exp.add_job({"lr": 0.1, "note": "line1\nline2", "sep": "a\u2028b", "esc": "\x1b[2J"})  # 2
     clock.t += 60
-    exp.add_job({"lr": 0.2, "we\nird": 1})                                                   # 3
+    exp.add_job({"lr": 0.2, "we\nird": 1})  # 3
     clock.t += 60
-    job = exp.next_job()                                                                     # 4
+    job = exp.next_job()  # 4
     clock.t += 60
     job.results = {"loss": 0.5}
     job.status = "DONE"
-    job.put()                                                                                # 5
+    job.put()  # 5
     clock.t += 60
     evil = open_db(cli.db, "evil\nworker", clock).get_experiment("exp")
-    assert evil.next_job().job_id == "2"                                                     # 6
+    assert evil.next_job().job_id == "2"  # 6
     return exp
 
 
@@ -85,27 +83,31 @@ def test_history_in_words_and_in_json(cli, story):
     assert len(lines) == len(commits) + sum(len(c.events) for c in commits)  # one line per commit and per event
     assert all(line.isprintable() for line in lines)
     assert lines[0] == "#1  2026-11-29T18:00:00.000Z  alice"
-    assert lines[1] == "    experiment 'exp' created: manual, status RUNNING, seed %d, lease 600 s" % exp.seed
+    assert lines[1] == f"    experiment 'exp' created: manual, status RUNNING, seed {exp.seed}, lease 600 s"
     assert lines[2] == "#2  2026-11-29T18:01:00.000Z  alice"
-    assert lines[3] == ('    job 1 added (QUEUED): lr=0.1, note="line1\\nline2", sep="a\\u2028b", '
-                        'esc="\\u001b[2J"')
+    assert lines[3] == ('    job 1 added (QUEUED): lr=0.1, note="line1\\nline2", sep="a\\u2028b", esc="\\u001b[2J"')
     assert "    job 2 added (QUEUED): lr=0.2, 'we\\nird'=1" in lines
     assert "    job 1 claimed by alice until 2026-11-29T18:13:00.000Z" in lines
     assert "    job 1 updated: status DONE; results loss=0.5" in lines
     assert "#6  2026-11-29T18:05:00.000Z  'evil\\nworker'" in lines
     assert lines[-1] == "    job 2 claimed by 'evil\\nworker' until 2026-11-29T18:15:00.000Z"
-    expected = "".join(f"#{c.version}  {audit.utc(c.time)}  {audit.label(c.worker)}\n"
-                       + "".join(f"    {audit.describe(e)}\n" for e in c.events) for c in commits)
+    expected = "".join(
+        f"#{c.version}  {audit.utc(c.time)}  {audit.label(c.worker)}\n"
+        + "".join(f"    {audit.describe(e)}\n" for e in c.events)
+        for c in commits
+    )
     assert words.stdout == expected
 
     assert json_lines(as_json.stdout) == commit_dicts(commits)
     assert json_lines(as_json.stdout)[5]["worker"] == "evil\nworker"
     assert json_lines(as_json.stdout)[1]["events"][0]["hyperparameters"]["sep"] == "a\u2028b"
 
-    assert one_then.stdout == ("#2  2026-11-29T18:01:00.000Z  alice\n"
-                               f"    {audit.describe(commits[1].events[0])}\n"
-                               "#4  2026-11-29T18:03:00.000Z  alice\n"
-                               "    job 1 claimed by alice until 2026-11-29T18:13:00.000Z\n")
+    assert one_then.stdout == (
+        "#2  2026-11-29T18:01:00.000Z  alice\n"
+        f"    {audit.describe(commits[1].events[0])}\n"
+        "#4  2026-11-29T18:03:00.000Z  alice\n"
+        "    job 1 claimed by alice until 2026-11-29T18:13:00.000Z\n"
+    )
     assert json_lines(two_then.stdout) == commit_dicts(exp.history("2")[:1])
     assert log_size(exp._db, "exp") == 6
 
@@ -162,8 +164,7 @@ def test_lineage_of_a_pbt_job(cli):
     assert [j.generation for j in chain] == [0, 1, 2]
     added = exp.history(last.job_id)[0].version
     manual = db.add_experiment(schedy.ManualSearch("m[/b]:smile:"))
-    manual.add_job({"[b]name": "[/bold] :smile: [red]x", "esc": "\x1b[2Jclear", "nl": "a\nb"},
-                   results={"loss": 1.0})
+    manual.add_job({"[b]name": "[/bold] :smile: [red]x", "esc": "\x1b[2Jclear", "nl": "a\nb"}, results={"loss": 1.0})
 
     words = cli("lineage", "pbt", last.job_id)
     as_json = cli("lineage", "pbt", last.job_id, "--json")
@@ -176,13 +177,33 @@ def test_lineage_of_a_pbt_job(cli):
     assert rows[0].split() == ["generation", "job", "parent", "member", "status", "lr", "layers", "loss"]  # the score
     assert len(rows) == 1 + len(chain)
     for row, j in zip(rows[1:], chain):
-        assert re.fullmatch(row_pattern(str(j.generation), j.job_id, j.parent_id or "", str(j.member), "DONE",
-                                        format(j.hyperparameters["lr"], ".7g"), str(j.hyperparameters["layers"]),
-                                        format(j.results["loss"], ".7g")), row), row
+        assert re.fullmatch(
+            row_pattern(
+                str(j.generation),
+                j.job_id,
+                j.parent_id or "",
+                str(j.member),
+                "DONE",
+                format(j.hyperparameters["lr"], ".7g"),
+                str(j.hyperparameters["layers"]),
+                format(j.results["loss"], ".7g"),
+            ),
+            row,
+        ), row
     assert words.stdout.splitlines()[0].strip() == f"lineage of job {last.job_id} in pbt"
 
-    expected = [{"job_id": j.job_id, "generation": j.generation, "parent_id": j.parent_id, "member": j.member,
-                 "status": j.status, "hyperparameters": j.hyperparameters, "results": j.results} for j in chain]
+    expected = [
+        {
+            "job_id": j.job_id,
+            "generation": j.generation,
+            "parent_id": j.parent_id,
+            "member": j.member,
+            "status": j.status,
+            "hyperparameters": j.hyperparameters,
+            "results": j.results,
+        }
+        for j in chain
+    ]
     assert json_lines(as_json.stdout) == expected
     assert expected[1]["parent_id"] == chain[0].job_id and expected[2]["parent_id"] == chain[1].job_id
 
@@ -205,8 +226,18 @@ def export_story(cli):
     db = open_db(cli.db, "alice", clock)
     exp = db.add_experiment(schedy.ManualSearch("exp"))  # 1
     clock.t += 60
-    exp.add_job({"lr": 0.1, "text": 'comma, "quote"\nnewline', "layers": [64, 32], "flag": True, "none": None,
-                 "mixed": 1, "cfg": {"depth": 2}, "wide": -2**63})  # 2
+    exp.add_job(
+        {
+            "lr": 0.1,
+            "text": 'comma, "quote"\nnewline',
+            "layers": [64, 32],
+            "flag": True,
+            "none": None,
+            "mixed": 1,
+            "cfg": {"depth": 2},
+            "wide": -(2**63),
+        }
+    )  # 2
     clock.t += 60
     exp.add_job({"lr": 1e-300, "big": 2**64 - 1, "mixed": "one", "text": "3", "wide": 2**64 - 1})  # 3
     clock.t += 60
@@ -247,21 +278,28 @@ def test_export_as_csv_jsonl_and_parquet(cli, export_story, tmp_path):
     assert one["hp.flag"] == "true" and one["hp.none"] == "null" and two["hp.none"] == ""
     assert one["hp.mixed"] == "1" and two["hp.mixed"] == "one"
     assert int(two["hp.big"]) == 2**64 - 1 and one["hp.big"] == ""
-    assert int(one["hp.wide"]) == -2**63 and int(two["hp.wide"]) == 2**64 - 1
+    assert int(one["hp.wide"]) == -(2**63) and int(two["hp.wide"]) == 2**64 - 1
     assert one["result.loss"] == "0.5" and one["result.bad"] == "NaN" and one["result.inf"] == "Infinity"
     assert two["status"] == "QUEUED" and two["claimed_at"] == two["finished_at"] == two["result.loss"] == ""
     frame = pd.read_csv(io.StringIO(plain.stdout), parse_dates=["added_at"])
     assert frame["hp.lr"].tolist() == [0.1, 1e-300] and frame["result.inf"].iloc[0] == math.inf
     assert math.isnan(frame["result.bad"].iloc[0]) and frame["claims"].tolist() == [1, 0]
-    assert frame["added_at"].tolist() == [pd.Timestamp(T0 + 60, unit="s", tz="UTC"),
-                                          pd.Timestamp(T0 + 120, unit="s", tz="UTC")]
+    assert frame["added_at"].tolist() == [
+        pd.Timestamp(T0 + 60, unit="s", tz="UTC"),
+        pd.Timestamp(T0 + 120, unit="s", tz="UTC"),
+    ]
 
     # JSON lines: nested, NaN and infinities as null.
     objs = json_lines(lines.stdout)
     assert [list(o) for o in objs] == [FIXED + ["hyperparameters", "results"]] * 2
     assert objs[0]["hyperparameters"] == exp.get_job("1").hyperparameters
-    assert objs[1]["hyperparameters"] == {"lr": 1e-300, "big": 2**64 - 1, "mixed": "one", "text": "3",
-                                          "wide": 2**64 - 1}
+    assert objs[1]["hyperparameters"] == {
+        "lr": 1e-300,
+        "big": 2**64 - 1,
+        "mixed": "one",
+        "text": "3",
+        "wide": 2**64 - 1,
+    }
     assert objs[0]["results"] == {"loss": 0.5, "bad": None, "inf": None}
     assert objs[0]["finished_at"] == "2026-11-29T18:04:00.250Z" and objs[1]["finished_at"] is None
     assert objs[0]["claims"] == 1 and objs[0]["generation"] is None
@@ -276,7 +314,7 @@ def test_export_as_csv_jsonl_and_parquet(cli, export_story, tmp_path):
     assert json.loads(back["hp.cfg"].iloc[0]) == {"depth": 2}
     assert back["hp.mixed"].tolist() == ["1", "one"]
     assert back["hp.big"].iloc[1] == 2**64 - 1 and pd.isna(back["hp.big"].iloc[0])  # exactly, not a float
-    assert back["hp.wide"].tolist() == [str(-2**63), str(2**64 - 1)]  # no 64-bit integer type holds both
+    assert back["hp.wide"].tolist() == [str(-(2**63)), str(2**64 - 1)]  # no 64-bit integer type holds both
     assert back["hp.flag"].iloc[0] == True and pd.isna(back["hp.flag"].iloc[1])  # noqa: E712 - a numpy bool
     assert back["hp.text"].tolist() == ['comma, "quote"\nnewline', "3"]
     assert math.isnan(back["result.bad"].iloc[0]) and back["result.inf"].iloc[0] == math.inf
@@ -294,8 +332,7 @@ def test_a_reader_that_stops_early_is_no_error_but_a_full_disk_is(cli):
     exp.add_job({"blob": "x" * 300_000})  # far more than a pipe holds
     env = dict(os.environ, SCHEDY_DB=cli.db)
     for command, first_line in ((["history", "big"], b"#1  "), (["export", "big"], b"job_id,status,")):
-        with subprocess.Popen([SCHEDY_EXE, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=env) as proc:
+        with subprocess.Popen([SCHEDY_EXE, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
             first = proc.stdout.readline()
             proc.stdout.close()  # like `| head -n 1`
             err = proc.stderr.read().decode()
@@ -307,8 +344,14 @@ def test_a_reader_that_stops_early_is_no_error_but_a_full_disk_is(cli):
         assert status in (0, 1), command
     # A write that fails for another reason (here a full disk) is an error, and says so.
     with open("/dev/full", "w") as full:
-        r = subprocess.run([SCHEDY_EXE, "export", "big", "--format", "jsonl"], stdout=full, stderr=subprocess.PIPE,
-                           env=env, text=True, timeout=60)
+        r = subprocess.run(
+            [SCHEDY_EXE, "export", "big", "--format", "jsonl"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            timeout=60,
+        )
     assert r.returncode == 1 and r.stderr == "Error: cannot write the output: [Errno 28] No space left on device\n"
 
 

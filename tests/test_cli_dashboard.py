@@ -16,11 +16,10 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import SCHEDY_EXE
 
 import schedy
 from schedy.dashboard import report_html
-
-from conftest import SCHEDY_EXE
 
 URL_LINE = re.compile(r"^Schedy dashboard of (.+) on (http://127\.0\.0\.1:(\d+)/) \(read only; Ctrl-C to stop\)$")
 
@@ -28,8 +27,14 @@ URL_LINE = re.compile(r"^Schedy dashboard of (.+) on (http://127\.0\.0\.1:(\d+)/
 def spawn(cli, *args):
     """Start ``schedy ARGS...`` as the cli fixture would, without waiting for it."""
     env = dict(os.environ, SCHEDY_DB=cli.db, PYTHONIOENCODING="utf-8")
-    return subprocess.Popen([SCHEDY_EXE, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=os.path.dirname(cli.db))
+    return subprocess.Popen(
+        [SCHEDY_EXE, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(cli.db),
+    )
 
 
 def first_line(pipe, timeout=30):
@@ -90,8 +95,9 @@ def test_dashboard_serves_until_sigint(cli, verbose):
             assert r.headers["Content-Security-Policy"]
             assert b"<!doctype html>" in r.read()
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(urllib.request.Request(url + "api/experiments", data=b"x", method="POST"),
-                                   timeout=10)
+            urllib.request.urlopen(
+                urllib.request.Request(url + "api/experiments", data=b"x", method="POST"), timeout=10
+            )
         assert refused.value.code == 405
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
@@ -189,8 +195,10 @@ def test_report_to_stdout(cli, tmp_path):
     assert sorted(os.listdir(tmp_path)) == before  # no file
 
 
-@pytest.mark.parametrize("name,file", [("alpha", "alpha.html"), ("my exp/1", "my_exp_1.html"),
-                                       ("..", "experiment.html"), (".hidden", "hidden.html")])
+@pytest.mark.parametrize(
+    "name,file",
+    [("alpha", "alpha.html"), ("my exp/1", "my_exp_1.html"), ("..", "experiment.html"), (".hidden", "hidden.html")],
+)
 def test_report_default_name_is_in_the_current_directory(cli, tmp_path, name, file):
     db = schedy.SchedyDB(cli.db)
     db.add_experiment(schedy.ManualSearch(name)).add_job({"lr": 1})

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import SCHEDY_EXE, log_commits, log_size
 
 import schedy
 from schedy.cli.run import BlockScanner, ResultsError, expand, parse_block
@@ -27,8 +28,6 @@ from schedy.core import events as ev
 from schedy.core.check import find_double_claims
 from schedy.pbt import MINIMIZE, Perturb, Truncate
 from schedy.random import Uniform
-
-from conftest import SCHEDY_EXE, log_commits, log_size
 
 PY = sys.executable
 SCRIPT = str(Path(__file__).with_name("_train_script.py"))
@@ -50,8 +49,15 @@ def statuses(exp):
 def spawn(cli, *args, **kw):
     """Start ``schedy ARGS...`` like the cli fixture does, without waiting; text pipes for stdout and stderr."""
     env = dict(os.environ, SCHEDY_DB=cli.db, COLUMNS="200", PYTHONIOENCODING="utf-8")
-    return subprocess.Popen([SCHEDY_EXE, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=os.path.dirname(cli.db), **kw)
+    return subprocess.Popen(
+        [SCHEDY_EXE, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(cli.db),
+        **kw,
+    )
 
 
 class Lines:
@@ -139,8 +145,9 @@ def test_two_workers_share_an_experiment_and_no_job_is_run_twice(cli, tmp_path):
     assert [j.results["loss"] for j in jobs] == [(i - 1) ** 2 for i in range(12)]
     commits = log_commits(schedy.SchedyDB(cli.db), "shared")
     assert find_double_claims(commits) == []
-    done = Counter(e["job"] for c in commits for e in c.events
-                   if e["type"] == ev.JOB_UPDATED and e.get("status") == ev.DONE)
+    done = Counter(
+        e["job"] for c in commits for e in c.events if e["type"] == ev.JOB_UPDATED and e.get("status") == ev.DONE
+    )
     assert done == Counter({str(i): 1 for i in range(1, 13)})
     claims = {e["job"]: e["worker"] for c in commits for e in c.events if e["type"] == ev.JOB_CLAIMED}
     assert len(claims) == 12
@@ -177,7 +184,8 @@ def test_once_runs_one_job_and_an_empty_queue_is_success(cli):
     again = cli("run", "--once", "q", PY, SCRIPT, "train", "%h")
     assert again.returncode == 0 and again.stderr == ""
     assert again.stdout.splitlines()[1:] == [
-        "no more jobs (experiment 'q' has no job to hand out: it has no queued job): 0 done, 0 failed"]
+        "no more jobs (experiment 'q' has no job to hand out: it has no queued job): 0 done, 0 failed"
+    ]
 
 
 # -- placeholders and environment ----------------------------------------------------------------------------
@@ -185,25 +193,68 @@ def test_once_runs_one_job_and_an_empty_queue_is_success(cli):
 
 def test_placeholders_and_environment_are_expanded_exactly(cli):
     exp = manual(cli, "place")
-    hps = {"learning_rate": 0.01, "layers": [512, 256], "name": "resnet 50", "augment": True, "dropout": False,
-           "skip": None, "extra": {"a": 1, "b": "é"}, "big": 1e20}
+    hps = {
+        "learning_rate": 0.01,
+        "layers": [512, 256],
+        "name": "resnet 50",
+        "augment": True,
+        "dropout": False,
+        "skip": None,
+        "extra": {"a": 1, "b": "é"},
+        "big": 1e20,
+    }
     job = exp.add_job(hps, results={"carried": [1, 2]})
     # Options of the command, even --once or --help, are the command's; a relative --db is made absolute.
-    result = cli("run", "--once", "--db", "db", "place", "--", PY, SCRIPT, "echo", "--tag", "%e/%j/%g/%p/%m/100%%",
-                 "--once", "--help", "%h")
+    result = cli(
+        "run",
+        "--once",
+        "--db",
+        "db",
+        "place",
+        "--",
+        PY,
+        SCRIPT,
+        "echo",
+        "--tag",
+        "%e/%j/%g/%p/%m/100%%",
+        "--once",
+        "--help",
+        "%h",
+    )
     assert result.returncode == 0, result.stderr
     results = exp.get_job(job.job_id).results
     assert results["argv"] == [
-        "--tag", "place/1////100%", "--once", "--help",
-        "--learning-rate", "0.01", "--layers", "[512,256]", "--name", "resnet 50", "--augment", "true",
-        "--dropout", "false", "--extra", '{"a":1,"b":"é"}', "--big", "1e+20",
+        "--tag",
+        "place/1////100%",
+        "--once",
+        "--help",
+        "--learning-rate",
+        "0.01",
+        "--layers",
+        "[512,256]",
+        "--name",
+        "resnet 50",
+        "--augment",
+        "true",
+        "--dropout",
+        "false",
+        "--extra",
+        '{"a":1,"b":"é"}',
+        "--big",
+        "1e+20",
     ]
     env = results["env"]
     assert json.loads(env.pop("SCHEDY_HYPERPARAMETERS")) == hps
     assert json.loads(env.pop("SCHEDY_RESULTS")) == {"carried": [1, 2]}
-    assert env == {"SCHEDY_DB": cli.db, "SCHEDY_EXPERIMENT": "place", "SCHEDY_JOB": "1", "SCHEDY_GENERATION": "",
-                   "SCHEDY_PARENT": "", "SCHEDY_MEMBER": "",
-                   "PYTHONUNBUFFERED": os.environ.get("PYTHONUNBUFFERED", "1")}
+    assert env == {
+        "SCHEDY_DB": cli.db,
+        "SCHEDY_EXPERIMENT": "place",
+        "SCHEDY_JOB": "1",
+        "SCHEDY_GENERATION": "",
+        "SCHEDY_PARENT": "",
+        "SCHEDY_MEMBER": "",
+        "PYTHONUNBUFFERED": os.environ.get("PYTHONUNBUFFERED", "1"),
+    }
     assert results["carried"] == [1, 2]
 
 
@@ -213,17 +264,27 @@ def test_expand_fills_the_pbt_fields():
 
     job = schedy.Job("7", Exp(), {"lr": 0.5, "n_layers": 2}, generation=2, parent_id="4")
     job.member = 1
-    assert expand(["%e-%j-%g-%p-%m", "%%j", "%h", "a%%%j"], job) == ["p-7-2-4-1", "%j", "--lr", "0.5", "--n-layers",
-                                                                      "2", "a%7"]
+    assert expand(["%e-%j-%g-%p-%m", "%%j", "%h", "a%%%j"], job) == [
+        "p-7-2-4-1",
+        "%j",
+        "--lr",
+        "0.5",
+        "--n-layers",
+        "2",
+        "a%7",
+    ]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["echo", "%x"], "unknown placeholder %x in '%x'"),
-    (["echo", "--out=%h"], "%h must be a whole argument (it expands to several), not part of '--out=%h'"),
-    (["echo", "50%"], "a lone % at the end in '50%'"),
-    (["--once", "echo"], "'--once' is not a command; the options of schedy run go before NAME"),
-    (["--"], "missing the command to run (CMD)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["echo", "%x"], "unknown placeholder %x in '%x'"),
+        (["echo", "--out=%h"], "%h must be a whole argument (it expands to several), not part of '--out=%h'"),
+        (["echo", "50%"], "a lone % at the end in '50%'"),
+        (["--once", "echo"], "'--once' is not a command; the options of schedy run go before NAME"),
+        (["--"], "missing the command to run (CMD)"),
+    ],
+)
 def test_a_bad_command_is_a_usage_error_before_anything_runs(cli, args, message):
     exp = manual(cli, "u", {"x": 1})
     before = log_size(schedy.SchedyDB(cli.db), "u")
@@ -255,8 +316,10 @@ def test_no_results_block_crashes_the_job_and_stops(cli):
     result = cli("run", "n", PY, SCRIPT, "none", "%h")
     assert result.returncode == 1
     assert statuses(exp) == ["CRASHED", "QUEUED"]
-    assert result.stderr == ("Error: job 1: no results block in the command's output (print a line '--- RESULTS ---', "
-                             "then the results; or pass --allow-empty-results)\n")
+    assert result.stderr == (
+        "Error: job 1: no results block in the command's output (print a line '--- RESULTS ---', "
+        "then the results; or pass --allow-empty-results)\n"
+    )
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"job 1: CRASHED in \d+\.\d s", lines[-2])
     assert lines[-1] == "stopped after a failure (--ignore-errors goes on): 0 done, 1 failed"
@@ -277,8 +340,10 @@ def test_a_malformed_block_names_the_line(cli):
     assert result.returncode == 1 and statuses(exp) == ["CRASHED"]
     assert exp.all_jobs()[0].results == {}
     # Output lines: "starting ...", the noise, a stray end marker, the start marker, "loss 0.5", then line 6.
-    assert result.stderr == ("Error: job 1: malformed results block: output line 6: 'accuracy' has no value; "
-                             "expected 'name value' per line, or one JSON object\n")
+    assert result.stderr == (
+        "Error: job 1: malformed results block: output line 6: 'accuracy' has no value; "
+        "expected 'name value' per line, or one JSON object\n"
+    )
 
 
 def test_a_failing_command_crashes_the_job_and_its_block_is_ignored(cli):
@@ -310,9 +375,12 @@ def test_an_original_style_block_without_end_line_is_complete_at_the_exit(cli, t
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert statuses(exp) == ["DONE", "DONE"]
-    assert [j.results for j in exp.all_jobs()] == [{"loss": 0.25, "accuracy": 0.9, "model_path": "/data/ckpt/a b.pt"}] * 2
-    assert re.search(r"job 1: DONE in \d+\.\d s: loss=0\.25, accuracy=0\.9, model_path=/data/ckpt/a b\.pt",
-                     result.stdout)
+    assert [j.results for j in exp.all_jobs()] == [
+        {"loss": 0.25, "accuracy": 0.9, "model_path": "/data/ckpt/a b.pt"}
+    ] * 2
+    assert re.search(
+        r"job 1: DONE in \d+\.\d s: loss=0\.25, accuracy=0\.9, model_path=/data/ckpt/a b\.pt", result.stdout
+    )
 
 
 def test_an_unclosed_block_of_a_failing_command_is_ignored_as_a_closed_one_is(cli, tmp_path):
@@ -343,8 +411,9 @@ def test_a_command_that_cannot_start_crashes_the_job(cli, tmp_path):
     exp = manual(cli, "c", {"x": 1})
     result = cli("run", "c", "schedy-no-such-command", "%j")
     assert result.returncode == 1 and statuses(exp) == ["CRASHED"]
-    assert result.stderr == ("Error: job 1: cannot start the command 'schedy-no-such-command': "
-                             "No such file or directory\n")
+    assert result.stderr == (
+        "Error: job 1: cannot start the command 'schedy-no-such-command': No such file or directory\n"
+    )
     (tmp_path / "script").write_text("#!/bin/sh\n")  # not executable
     exp.add_job({"x": 2})
     result = cli("run", "c", tmp_path / "script")
@@ -354,8 +423,11 @@ def test_a_command_that_cannot_start_crashes_the_job(cli, tmp_path):
 
 def test_a_pbt_segment_without_its_score_is_refused_and_crashed(cli):
     db = schedy.SchedyDB(cli.db)
-    exp = db.add_experiment(schedy.PopulationBasedTraining(
-        "score", MINIMIZE, "loss", Truncate(0.5), {"lr": Perturb()}, {"lr": Uniform(0.1, 0.9)}, population_size=2))
+    exp = db.add_experiment(
+        schedy.PopulationBasedTraining(
+            "score", MINIMIZE, "loss", Truncate(0.5), {"lr": Perturb()}, {"lr": Uniform(0.1, 0.9)}, population_size=2
+        )
+    )
     result = cli("run", "--allow-empty-results", "score", PY, SCRIPT, "none", "%h")
     assert result.returncode == 1 and statuses(exp) == ["CRASHED"]
     assert result.stderr.startswith("Error: job 1: results refused: ") and "'loss'" in result.stderr
@@ -373,8 +445,10 @@ def test_a_lost_job_is_reported_and_its_report_refused(cli, tmp_path):
     go.touch()
     assert proc.wait(timeout=60) == 1
     stderr = proc.stderr.read()
-    assert ("Error: job 1 was lost: it changed in the log while the command ran (its lease lapsed and it was handed "
-            "out again, or someone marked it), so this report was refused: ") in stderr
+    assert (
+        "Error: job 1 was lost: it changed in the log while the command ran (its lease lapsed and it was handed "
+        "out again, or someone marked it), so this report was refused: "
+    ) in stderr
     assert any(re.fullmatch(r"job 1: lost in \d+\.\d s", line) for line in out.rest())
     [job] = exp.all_jobs()
     assert job.status == "CRASHED" and job.results == {}
@@ -395,31 +469,56 @@ def check_pbt(exp):
         saved = json.loads(Path(job.results["model_path"]).read_text())
         assert saved == weight + job.hyperparameters["lr"] * (1 - weight)
         assert (job.results["generation"], job.results["member"], job.results["parent"]) == (
-            str(job.generation), str(job.member), job.parent_id or "")
+            str(job.generation),
+            str(job.member),
+            job.parent_id or "",
+        )
     return jobs
 
 
 def test_pbt_runs_to_the_end_passing_checkpoints_through_results(cli, tmp_path):
     db = schedy.SchedyDB(cli.db)
-    exp = db.add_experiment(schedy.PopulationBasedTraining(
-        "pbt", MINIMIZE, "loss", Truncate(0.5), {"lr": Perturb(0.8, 1.2, high=1.0)}, {"lr": Uniform(0.1, 0.9)},
-        population_size=3, max_generations=3, seed=1))
+    exp = db.add_experiment(
+        schedy.PopulationBasedTraining(
+            "pbt",
+            MINIMIZE,
+            "loss",
+            Truncate(0.5),
+            {"lr": Perturb(0.8, 1.2, high=1.0)},
+            {"lr": Uniform(0.1, 0.9)},
+            population_size=3,
+            max_generations=3,
+            seed=1,
+        )
+    )
     (tmp_path / "ckpt").mkdir()
     result = cli("run", "pbt", PY, SCRIPT, "pbt", "--ckpt", tmp_path / "ckpt", "%h")
     assert result.returncode == 0, result.stderr
     jobs = check_pbt(exp)
     assert max(j.generation for j in jobs.values()) == 2
     later = next(j for j in jobs.values() if j.generation == 1)
-    assert (f"job {later.job_id}: running (member {later.member}, generation 1, parent {later.parent_id}): "
-            in result.stdout)
+    assert (
+        f"job {later.job_id}: running (member {later.member}, generation 1, parent {later.parent_id}): "
+        in result.stdout
+    )
     assert result.stdout.splitlines()[-1].startswith("no more jobs (experiment 'pbt' is finished")
 
 
 def test_pbt_waits_while_the_only_ready_member_trains_elsewhere(cli, tmp_path):
     db = schedy.SchedyDB(cli.db)
-    exp = db.add_experiment(schedy.PopulationBasedTraining(
-        "wait", MINIMIZE, "loss", Truncate(0.5), {"lr": Perturb(0.8, 1.2, high=1.0)}, {"lr": Uniform(0.1, 0.9)},
-        population_size=2, max_generations=2, seed=2))
+    exp = db.add_experiment(
+        schedy.PopulationBasedTraining(
+            "wait",
+            MINIMIZE,
+            "loss",
+            Truncate(0.5),
+            {"lr": Perturb(0.8, 1.2, high=1.0)},
+            {"lr": Uniform(0.1, 0.9)},
+            population_size=2,
+            max_generations=2,
+            seed=2,
+        )
+    )
     (tmp_path / "ckpt").mkdir()
     held = exp.next_job()  # this test is another worker, training the first segment of one member
     proc = spawn(cli, "run", "wait", PY, SCRIPT, "pbt", "--ckpt", tmp_path / "ckpt", "%h")
@@ -428,13 +527,21 @@ def test_pbt_waits_while_the_only_ready_member_trains_elsewhere(cli, tmp_path):
     # copies this one depends on this one's score of generation 0.
     line = out.until(lambda line: line.startswith("waiting:"))
     other = 1 - held.member
-    assert line == (f"waiting: member {other} finished generation 0; whether it continues or copies a better member "
-                    f"depends on the generation-0 score of member {held.member}, not known yet (job {held.job_id} running)")
+    assert line == (
+        f"waiting: member {other} finished generation 0; whether it continues or copies a better member "
+        f"depends on the generation-0 score of member {held.member}, not known yet (job {held.job_id} running)"
+    )
     assert proc.poll() is None
     checkpoint = tmp_path / "ckpt" / "held.json"
     checkpoint.write_text(json.dumps(held.hyperparameters["lr"]))  # what the script would have saved
-    held.results.update(loss=(1 - held.hyperparameters["lr"]) ** 2, model_path=str(checkpoint), loaded=None,
-                        generation="0", parent="", member=str(held.member))
+    held.results.update(
+        loss=(1 - held.hyperparameters["lr"]) ** 2,
+        model_path=str(checkpoint),
+        loaded=None,
+        generation="0",
+        parent="",
+        member=str(held.member),
+    )
     held.status = schedy.Job.DONE
     held.put()
     assert proc.wait(timeout=60) == 0, proc.stderr.read()
@@ -486,8 +593,14 @@ def test_on_a_terminal_a_live_display_shows_the_job(cli, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE")}
     env.update(SCHEDY_DB=cli.db, TERM="xterm-256color", COLUMNS="200")
     master, slave = pty.openpty()
-    proc = subprocess.Popen([SCHEDY_EXE, "run", "tty", PY, SCRIPT, "train", "--sleep", "0.3", "%h"],
-                            stdin=slave, stdout=slave, stderr=slave, env=env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [SCHEDY_EXE, "run", "tty", PY, SCRIPT, "train", "--sleep", "0.3", "%h"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=tmp_path,
+    )
     os.close(slave)
     screen = b""
     while True:
@@ -506,13 +619,33 @@ def test_on_a_terminal_a_live_display_shows_the_job(cli, tmp_path):
 
 
 def test_help_is_a_reference():
-    result = subprocess.run([SCHEDY_EXE, "run", "--help"], capture_output=True, text=True, env=dict(os.environ,
-                            COLUMNS="100"))
+    result = subprocess.run(
+        [SCHEDY_EXE, "run", "--help"], capture_output=True, text=True, env=dict(os.environ, COLUMNS="100")
+    )
     assert result.returncode == 0
-    for text in ("NAME [--] CMD [ARGS]...", "%e", "%j", "%g", "%p", "%m", "%%", "%h", "SCHEDY_DB", "SCHEDY_JOB",
-                 "SCHEDY_HYPERPARAMETERS", "SCHEDY_RESULTS", "SCHEDY_MEMBER", "--- RESULTS ---",
-                 "--- END RESULTS ---", "--once", "--max-jobs", "--allow-empty-results", "--ignore-errors",
-                 "Exit status", "130"):
+    for text in (
+        "NAME [--] CMD [ARGS]...",
+        "%e",
+        "%j",
+        "%g",
+        "%p",
+        "%m",
+        "%%",
+        "%h",
+        "SCHEDY_DB",
+        "SCHEDY_JOB",
+        "SCHEDY_HYPERPARAMETERS",
+        "SCHEDY_RESULTS",
+        "SCHEDY_MEMBER",
+        "--- RESULTS ---",
+        "--- END RESULTS ---",
+        "--once",
+        "--max-jobs",
+        "--allow-empty-results",
+        "--ignore-errors",
+        "Exit status",
+        "130",
+    ):
         assert text in result.stdout, text
 
 
@@ -531,17 +664,38 @@ def results(*lines):
 
 
 def test_name_value_lines():
-    got = results("--- RESULTS ---", "loss 0.25", "  layers\t[512, 256]", "path /a b/c.pt ", "ok true",
-                  "none null", "diverged nan", "big -inf", "n 3", "word \"3\"", "", "--- END RESULTS ---")
+    got = results(
+        "--- RESULTS ---",
+        "loss 0.25",
+        "  layers\t[512, 256]",
+        "path /a b/c.pt ",
+        "ok true",
+        "none null",
+        "diverged nan",
+        "big -inf",
+        "n 3",
+        'word "3"',
+        "",
+        "--- END RESULTS ---",
+    )
     nan = got.pop("diverged")
     assert nan != nan
-    assert got == {"loss": 0.25, "layers": [512, 256], "path": "/a b/c.pt", "ok": True, "none": None,
-                   "big": float("-inf"), "n": 3, "word": "3"}
+    assert got == {
+        "loss": 0.25,
+        "layers": [512, 256],
+        "path": "/a b/c.pt",
+        "ok": True,
+        "none": None,
+        "big": float("-inf"),
+        "n": 3,
+        "word": "3",
+    }
 
 
 def test_the_last_block_counts_and_an_empty_block_reports_nothing():
-    assert results("--- RESULTS ---", "a 1", "--- END RESULTS ---", "x", "--- RESULTS ---", "b 2",
-                   "--- END RESULTS ---") == {"b": 2}
+    assert results(
+        "--- RESULTS ---", "a 1", "--- END RESULTS ---", "x", "--- RESULTS ---", "b 2", "--- END RESULTS ---"
+    ) == {"b": 2}
     assert results(" --- RESULTS --- ", "", "--- END RESULTS ---\r") == {}
     assert last_block("no block", "--- END RESULTS ---") is None
     # A start marker inside an open block starts the block again.
@@ -550,19 +704,28 @@ def test_the_last_block_counts_and_an_empty_block_reports_nothing():
 
 def test_a_json_object_over_several_lines():
     assert results("--- RESULTS ---", "{", ' "loss": NaN,', ' "a": {"b": [1]}', "}", "--- END RESULTS ---")["a"] == {
-        "b": [1]}
+        "b": [1]
+    }
 
 
-@pytest.mark.parametrize("lines, message", [
-    (["{", ' "loss": 1', ' "x": 2', "}"], "output line 4: Expecting ',' delimiter (column 2) in the JSON object: "
-                                         "'\"x\": 2'"),
-    (["loss 1", "loss 2"], "output line 3: result 'loss' is given twice"),
-    (["layers [1, 2"], "output line 2: the value of 'layers' is not valid JSON: 'layers [1, 2'"),
-    (["name \"unterminated"], "output line 2: the value of 'name' is not valid JSON"),
-    (["{", ' "loss": 1,', ""], "output line 3: Expecting property name enclosed in double quotes (column 1) in the "
-                               "JSON object: '\"loss\": 1,'"),
-    (["loss"], "output line 2: 'loss' has no value"),
-])
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (
+            ["{", ' "loss": 1', ' "x": 2', "}"],
+            "output line 4: Expecting ',' delimiter (column 2) in the JSON object: '\"x\": 2'",
+        ),
+        (["loss 1", "loss 2"], "output line 3: result 'loss' is given twice"),
+        (["layers [1, 2"], "output line 2: the value of 'layers' is not valid JSON: 'layers [1, 2'"),
+        (['name "unterminated'], "output line 2: the value of 'name' is not valid JSON"),
+        (
+            ["{", ' "loss": 1,', ""],
+            "output line 3: Expecting property name enclosed in double quotes (column 1) in the "
+            "JSON object: '\"loss\": 1,'",
+        ),
+        (["loss"], "output line 2: 'loss' has no value"),
+    ],
+)
 def test_malformed_blocks_name_the_line(lines, message):
     with pytest.raises(ResultsError) as e:
         results("--- RESULTS ---", *lines, "--- END RESULTS ---")
@@ -583,9 +746,15 @@ def test_a_block_without_end_line_runs_to_the_end_of_the_output():
 
 
 def test_name_colon_value_lines_name_the_result_without_its_colon():
-    assert results("--- RESULTS ---", "loss: 0.25", "accuracy:\t0.9", "model_path: /data/ckpt/7.pt", "n 3",
-                   "note: a: b", "--- END RESULTS ---") == {
-        "loss": 0.25, "accuracy": 0.9, "model_path": "/data/ckpt/7.pt", "n": 3, "note": "a: b"}
+    assert results(
+        "--- RESULTS ---",
+        "loss: 0.25",
+        "accuracy:\t0.9",
+        "model_path: /data/ckpt/7.pt",
+        "n 3",
+        "note: a: b",
+        "--- END RESULTS ---",
+    ) == {"loss": 0.25, "accuracy": 0.9, "model_path": "/data/ckpt/7.pt", "n": 3, "note": "a: b"}
     with pytest.raises(ResultsError, match="output line 3: result 'loss' is given twice"):
         results("--- RESULTS ---", "loss 1", "loss: 2")
     with pytest.raises(ResultsError, match="output line 2: ': 5' has no name"):

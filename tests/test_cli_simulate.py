@@ -41,16 +41,54 @@ def test_simulate_prints_the_table_writes_plots_and_ordinary_logs(cli, tmp_path)
 
 
 def test_simulate_the_learning_rate_problem_with_failures(cli):
-    done = cli("simulate", "lr-schedule", "-s", "pbt", "-s", "random", "--seeds", "2", "--population", "4",
-               "--segments", "5", "--workers", "2", "--failure-rate", "0.2", "--restart", "30", "--processes", "1")
+    done = cli(
+        "simulate",
+        "lr-schedule",
+        "-s",
+        "pbt",
+        "-s",
+        "random",
+        "--seeds",
+        "2",
+        "--population",
+        "4",
+        "--segments",
+        "5",
+        "--workers",
+        "2",
+        "--failure-rate",
+        "0.2",
+        "--restart",
+        "30",
+        "--processes",
+        "1",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "failure rate 0.2 per segment, restart after 30 s" in done.stdout
     assert "budget 20 segments" in done.stdout and "\n  pbt " in done.stdout and "\n  random " in done.stdout
 
 
 def test_simulate_compares_worker_counts_in_one_table(cli, tmp_path):
-    args = ("simulate", "lr-schedule", "--seeds", "2", "--population", "4", "--segments", "4", "--failure-rate", "0.1",
-            "--restart", "30", "--processes", "1", "-s", "pbt", "-s", "random")
+    args = (
+        "simulate",
+        "lr-schedule",
+        "--seeds",
+        "2",
+        "--population",
+        "4",
+        "--segments",
+        "4",
+        "--failure-rate",
+        "0.1",
+        "--restart",
+        "30",
+        "--processes",
+        "1",
+        "-s",
+        "pbt",
+        "-s",
+        "random",
+    )
     repeated = cli(*args, "--workers", "1", "--workers", "2", "--workers", "4")
     listed = cli(*args, "--workers", "1,2", "--workers", "4", "--db", tmp_path / "sim")
     for done in (repeated, listed):
@@ -59,20 +97,41 @@ def test_simulate_compares_worker_counts_in_one_table(cli, tmp_path):
     assert "2 strategies x 3 worker counts (1, 2, 4) x 2 seeds (0..1); budget 16 segments" in out
     assert "worker(s)" not in out and "12 runs, " in out
     head = next(line for line in out.splitlines() if line.strip().startswith("strategy"))
-    assert head.split() == ["strategy", "workers", "runs", "by", "1/4", "by", "1/2", "final", "std", "median",
-                            "segments", "hours"]
+    assert head.split() == [
+        "strategy",
+        "workers",
+        "runs",
+        "by",
+        "1/4",
+        "by",
+        "1/2",
+        "final",
+        "std",
+        "median",
+        "segments",
+        "hours",
+    ]
     rows = [line.split() for line in out.splitlines() if line.startswith(("  pbt  ", "  random  "))]
     assert [(r[0], r[1], r[2]) for r in rows] == [(s, n, "2") for s in ("pbt", "random") for n in ("1", "2", "4")]
     for r in rows:  # the whole budget, in every run despite the failures (PBT may finish first: max_generations)
         assert float(r[-2]) == 16.0 if r[0] == "random" else float(r[-2]) <= 16.0
     pairs = [LABEL.findall(line)[:2] for line in out.splitlines() if " @ " in line]
-    assert pairs == [["pbt @ 1 worker", "random @ 1 worker"], ["pbt @ 2 workers", "random @ 2 workers"],
-                     ["pbt @ 4 workers", "random @ 4 workers"], ["pbt @ 2 workers", "pbt @ 1 worker"],
-                     ["pbt @ 4 workers", "pbt @ 1 worker"], ["random @ 2 workers", "random @ 1 worker"],
-                     ["random @ 4 workers", "random @ 1 worker"]]
+    assert pairs == [
+        ["pbt @ 1 worker", "random @ 1 worker"],
+        ["pbt @ 2 workers", "random @ 2 workers"],
+        ["pbt @ 4 workers", "random @ 4 workers"],
+        ["pbt @ 2 workers", "pbt @ 1 worker"],
+        ["pbt @ 4 workers", "pbt @ 1 worker"],
+        ["random @ 2 workers", "random @ 1 worker"],
+        ["random @ 4 workers", "random @ 1 worker"],
+    ]
+
     def table(text):
-        return [line for line in text.splitlines() if "wall time" not in line and "Logs of seed" not in line
-                and "schedy verify" not in line]
+        return [
+            line
+            for line in text.splitlines()
+            if "wall time" not in line and "Logs of seed" not in line and "schedy verify" not in line
+        ]
 
     assert table(listed.stdout) == table(out)  # a comma-separated list is the same as repeating the option
     verify = cli("verify", "--db", tmp_path / "sim")

@@ -19,6 +19,7 @@ import termios
 
 import pytest
 from click.testing import CliRunner
+from conftest import SCHEDY_EXE
 
 import schedy
 from schedy.cli import main
@@ -26,21 +27,40 @@ from schedy.cli.jobs import show_value
 from schedy.pbt import MINIMIZE, Perturb, Truncate
 from schedy.random import LogUniform
 
-from conftest import SCHEDY_EXE
-
 LR, WD = "learning_rate_initial", "weight_decay_coefficient"
 FIELDS = ["id", "status", "generation", "parent", "member", LR, WD, "validation_loss", "model_path"]
-LOSSES = [3.923273e-06, 1.5e-05, 0.000123456, 2.5e-07, 7.777777e-06, 1e-05, 4.2e-06, 9.999999e-05,
-          3.141593e-06, 2.718282e-06, 1.234567e-06, 6.02214e-06]
+LOSSES = [
+    3.923273e-06,
+    1.5e-05,
+    0.000123456,
+    2.5e-07,
+    7.777777e-06,
+    1e-05,
+    4.2e-06,
+    9.999999e-05,
+    3.141593e-06,
+    2.718282e-06,
+    1.234567e-06,
+    6.02214e-06,
+]
 
 
 @pytest.fixture
 def db(tmp_path):
     """A PBT experiment of 12 segments with long hyperparameter names, results like 3.923273e-06 and long paths."""
     database = schedy.SchedyDB(str(tmp_path / "db"))
-    exp = database.add_experiment(schedy.PopulationBasedTraining(
-        "regularisation-sweep", MINIMIZE, "validation_loss", Truncate(0.5), {LR: Perturb(), WD: Perturb()},
-        {LR: LogUniform(1e-7, 1e-5), WD: LogUniform(1e-7, 1e-5)}, population_size=4, seed=3))
+    exp = database.add_experiment(
+        schedy.PopulationBasedTraining(
+            "regularisation-sweep",
+            MINIMIZE,
+            "validation_loss",
+            Truncate(0.5),
+            {LR: Perturb(), WD: Perturb()},
+            {LR: LogUniform(1e-7, 1e-5), WD: LogUniform(1e-7, 1e-5)},
+            population_size=4,
+            seed=3,
+        )
+    )
     for loss in LOSSES:
         with exp.next_job() as job:
             job.results["validation_loss"] = loss
@@ -58,8 +78,15 @@ def invoke(db, columns, *args):
 def piped(db, *args):
     """``schedy ARGS`` in a subprocess with no terminal at all and no COLUMNS."""
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE")}
-    done = subprocess.run([SCHEDY_EXE, *args, "--db", str(db.path)], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, env=env, timeout=60, check=False)
+    done = subprocess.run(
+        [SCHEDY_EXE, *args, "--db", str(db.path)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -75,7 +102,7 @@ def parse_table(lines):
     column is empty), are joined back; whitespace is dropped, since a fold may fall on a space.
     """
     rule = next(i for i, line in enumerate(lines) if line.strip() and set(line.strip()) == {"─"})
-    head, body = [x for x in lines[:rule] if x.strip()], [x for x in lines[rule + 1:] if x.strip()]
+    head, body = [x for x in lines[:rule] if x.strip()], [x for x in lines[rule + 1 :] if x.strip()]
     width = max(map(len, head + body))
     grid = [x.ljust(width) for x in head + body]
     used = [any(x[i] != " " for x in grid) for i in range(width)]
@@ -110,10 +137,22 @@ def expected_jobs(exp):
     """Each job of ``exp`` as {field: (value shown in a table, value shown in a paragraph)}, in list's order."""
     out = []
     for j in exp.all_jobs():
-        row = {"id": j.job_id, "status": j.status, "generation": j.generation, "parent": j.parent_id,
-               "member": j.member, **j.hyperparameters, **j.results}
-        out.append({k: (format(v, ".7g") if isinstance(v, float) else show_value(v), show_value(v))
-                    for k, v in row.items() if v is not None})
+        row = {
+            "id": j.job_id,
+            "status": j.status,
+            "generation": j.generation,
+            "parent": j.parent_id,
+            "member": j.member,
+            **j.hyperparameters,
+            **j.results,
+        }
+        out.append(
+            {
+                k: (format(v, ".7g") if isinstance(v, float) else show_value(v), show_value(v))
+                for k, v in row.items()
+                if v is not None
+            }
+        )
     return out
 
 
@@ -147,10 +186,13 @@ def test_list_table_keeps_every_column_header_and_digit(db, columns):
     assert check_listing(text, FIELDS, expected, columns) == ("table" if columns is None else "paragraphs")
 
 
-@pytest.mark.parametrize("columns, fields", [
-    (80, ["id", "status", "generation", LR, WD, "validation_loss"]),
-    (100, ["id", "status", "generation", "parent", LR, WD, "validation_loss"]),
-])
+@pytest.mark.parametrize(
+    "columns, fields",
+    [
+        (80, ["id", "status", "generation", LR, WD, "validation_loss"]),
+        (100, ["id", "status", "generation", "parent", LR, WD, "validation_loss"]),
+    ],
+)
 def test_a_table_that_fits_once_its_headers_are_broken_stays_a_table(db, columns, fields):
     exp = db.get_experiment("regularisation-sweep")
     text = invoke(db, columns, "list", "regularisation-sweep", "-t", *(a for f in fields for a in ("-f", f)))
@@ -179,9 +221,28 @@ def test_list_on_a_terminal_of_80_columns(db):
     env["TERM"] = "xterm-256color"
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 80, 0, 0))
-    proc = subprocess.Popen([SCHEDY_EXE, "list", "regularisation-sweep", "-t", "-f", "id", "-f", "status", "-f", LR,
-                             "-f", "validation_loss", "--db", str(db.path)],
-                            stdin=slave, stdout=slave, stderr=slave, env=env)
+    proc = subprocess.Popen(
+        [
+            SCHEDY_EXE,
+            "list",
+            "regularisation-sweep",
+            "-t",
+            "-f",
+            "id",
+            "-f",
+            "status",
+            "-f",
+            LR,
+            "-f",
+            "validation_loss",
+            "--db",
+            str(db.path),
+        ],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+    )
     os.close(slave)
     screen = b""
     while True:
@@ -204,8 +265,9 @@ def test_list_of_experiments_wraps_long_distributions(db, columns):
     check_layout(text, columns)
     dist = 'loguniform {"low":1e-07,"high":1e-05}'
     if columns == 80:  # a word of text (here a JSON object) is not folded: too narrow for two of them
-        assert parse_paragraphs(text) == [{"name": "regularisation-sweep", "status": "RUNNING", "kind": "pbt",
-                                           LR: dist, WD: dist}]
+        assert parse_paragraphs(text) == [
+            {"name": "regularisation-sweep", "status": "RUNNING", "kind": "pbt", LR: dist, WD: dist}
+        ]
         return
     headers, rows = parse_table(text.splitlines())
     assert headers == ["name", "status", "kind", LR, WD]
@@ -216,10 +278,22 @@ def test_list_of_experiments_wraps_long_distributions(db, columns):
 def lineage_expected(exp, job_id):
     out = []
     for j in exp.lineage(job_id):
-        row = {"generation": j.generation, "job": j.job_id, "parent": j.parent_id, "member": j.member,
-               "status": j.status, **j.hyperparameters, "validation_loss": j.results["validation_loss"]}
-        out.append({k: (format(v, ".7g") if isinstance(v, float) else str(v), show_value(v))
-                    for k, v in row.items() if v is not None})
+        row = {
+            "generation": j.generation,
+            "job": j.job_id,
+            "parent": j.parent_id,
+            "member": j.member,
+            "status": j.status,
+            **j.hyperparameters,
+            "validation_loss": j.results["validation_loss"],
+        }
+        out.append(
+            {
+                k: (format(v, ".7g") if isinstance(v, float) else str(v), show_value(v))
+                for k, v in row.items()
+                if v is not None
+            }
+        )
     return out
 
 

@@ -75,9 +75,19 @@ def test_stop_and_restart_a_cli_only_random_search(cli):
 
 def test_a_crashed_pbt_segment_queued_again_is_handed_out_next(cli):
     db = schedy.SchedyDB(cli.db)
-    exp = db.add_experiment(schedy.PopulationBasedTraining(
-        "p", MINIMIZE, "loss", Truncate(0.5), {"lr": Perturb()}, {"lr": Uniform(0, 1)}, population_size=2,
-        max_generations=2, seed=1))
+    exp = db.add_experiment(
+        schedy.PopulationBasedTraining(
+            "p",
+            MINIMIZE,
+            "loss",
+            Truncate(0.5),
+            {"lr": Perturb()},
+            {"lr": Uniform(0, 1)},
+            population_size=2,
+            max_generations=2,
+            seed=1,
+        )
+    )
     with pytest.raises(RuntimeError), exp.next_job():
         raise RuntimeError("diverged")
     r = cli("update", "p", "1", "-s", "QUEUED")
@@ -118,24 +128,27 @@ def test_the_write_is_safe_a_job_changed_meanwhile_is_not_overwritten(tmp_path, 
     assert job.status == schedy.Job.DONE and job.results == {"epochs": 3, "loss": 0.1}
 
 
-@pytest.mark.parametrize("args, status, message", [
-    (["q", "9", "-s", "QUEUED"], 1, "Error: experiment 'q' has no job '9'"),
-    (["nope", "-s", "DONE"], 1, "Error: no experiment named 'nope'"),
-    (["q", "1", "-s", "FINISHED"], 2, "unknown job status 'FINISHED'; use one of QUEUED, RUNNING, CRASHED"),
-    (["q", "-s", "QUEUED"], 2, "unknown experiment status 'QUEUED'; use one of RUNNING, DONE"),
-    (["q", "1", "-p", "lr", "{0.1"], 2, "hyperparameter 'lr': not valid JSON"),
-    (["q", "1", "-r", "loss", "fast"], 2, "result 'loss': not valid JSON"),
-    (["q", "1", "-r", "loss"], 2, "result 'loss' has no value"),
-    (["q", "1", "-p"], 2, "-p is not followed by any name value pair"),
-    (["q", "1", "-s"], 2, "-s needs a status"),
-    (["q", "1", "-s", "DONE", "-s", "QUEUED"], 2, "the status is given twice"),
-    (["q", "1", "-p", "lr", "1", "lr", "2"], 2, "hyperparameter 'lr' is given twice"),
-    (["q", "1", "--force"], 2, "unknown option '--force'"),
-    (["q", "1", "2", "-s", "DONE"], 2, "unexpected '2'"),
-    (["q", "-r", "loss", "1"], 2, "-p and -r change a job: give its id"),
-    (["q"], 2, "nothing to update"),
-    (["q", "1"], 2, "nothing to update"),
-])
+@pytest.mark.parametrize(
+    "args, status, message",
+    [
+        (["q", "9", "-s", "QUEUED"], 1, "Error: experiment 'q' has no job '9'"),
+        (["nope", "-s", "DONE"], 1, "Error: no experiment named 'nope'"),
+        (["q", "1", "-s", "FINISHED"], 2, "unknown job status 'FINISHED'; use one of QUEUED, RUNNING, CRASHED"),
+        (["q", "-s", "QUEUED"], 2, "unknown experiment status 'QUEUED'; use one of RUNNING, DONE"),
+        (["q", "1", "-p", "lr", "{0.1"], 2, "hyperparameter 'lr': not valid JSON"),
+        (["q", "1", "-r", "loss", "fast"], 2, "result 'loss': not valid JSON"),
+        (["q", "1", "-r", "loss"], 2, "result 'loss' has no value"),
+        (["q", "1", "-p"], 2, "-p is not followed by any name value pair"),
+        (["q", "1", "-s"], 2, "-s needs a status"),
+        (["q", "1", "-s", "DONE", "-s", "QUEUED"], 2, "the status is given twice"),
+        (["q", "1", "-p", "lr", "1", "lr", "2"], 2, "hyperparameter 'lr' is given twice"),
+        (["q", "1", "--force"], 2, "unknown option '--force'"),
+        (["q", "1", "2", "-s", "DONE"], 2, "unexpected '2'"),
+        (["q", "-r", "loss", "1"], 2, "-p and -r change a job: give its id"),
+        (["q"], 2, "nothing to update"),
+        (["q", "1"], 2, "nothing to update"),
+    ],
+)
 def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path, args, status, message):
     db, _ = crashed_queue(tmp_path / "db")
     before = log_size(db, "q")

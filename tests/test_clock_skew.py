@@ -11,21 +11,24 @@ import sys
 import time
 
 import pytest
+from conftest import log_commits
 
 import schedy
 import schedy.maintenance
 from schedy.core import events as ev
 from schedy.core.check import find_double_claims
 
-from conftest import log_commits
-
 WORKER = os.path.join(os.path.dirname(__file__), "_skewed_worker.py")
 SKEW = 300.0
 
 
 def skewed(db_path, name, worker, skew, mode, seconds=0.0):
-    return subprocess.Popen([sys.executable, WORKER, db_path, name, worker, str(skew), mode, str(seconds)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, WORKER, db_path, name, worker, str(skew), mode, str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def result(proc, timeout=120):
@@ -53,8 +56,10 @@ def test_workers_300_s_ahead_and_behind_take_no_live_job_and_lose_none_of_theirs
         # Both skewed workers work (and commit) for two leases while this job is held: with leases compared
         # across clocks, the one ahead would expire it at its first commit, and the honest heartbeats would
         # expire the jobs of the one behind.
-        workers = [skewed(shared_db_path, "skew", "ahead", SKEW, "work", 2 * lease),
-                   skewed(shared_db_path, "skew", "behind", -SKEW, "work", 2 * lease)]
+        workers = [
+            skewed(shared_db_path, "skew", "ahead", SKEW, "work", 2 * lease),
+            skewed(shared_db_path, "skew", "behind", -SKEW, "work", 2 * lease),
+        ]
         done = [result(w) for w in workers]
         held.results["loss"] = 0.5
     assert exp.get_job(held.job_id).status == "DONE" and exp.get_job(held.job_id).results == {"loss": 0.5}
@@ -97,5 +102,7 @@ def test_verify_warns_when_commit_times_run_backwards_by_more_than_a_lease(tmp_p
     ahead._view.clock = lambda: time.time() + 10
     ahead.add_job({"i": 3})
     exp.add_job({"i": 4})
-    (warning,) = [p for p in schedy.maintenance.verify(schedy.SchedyDB(path), "e")["e"].warnings if "backwards" in p.message]
+    (warning,) = [
+        p for p in schedy.maintenance.verify(schedy.SchedyDB(path), "e")["e"].warnings if "backwards" in p.message
+    ]
     assert "1 time," in warning.message

@@ -15,6 +15,7 @@ import uuid
 from collections import Counter, namedtuple
 
 import pytest
+from conftest import log_commits, new_bucket
 from obstore.store import MemoryStore
 
 import schedy
@@ -27,17 +28,23 @@ from schedy.core.check import find_double_claims
 from schedy.core.decide import Decision
 from schedy.errors import ConflictError
 
-from conftest import log_commits, new_bucket
-
 Written = namedtuple("Written", "worker")  # what Backoff.read looks at in a commit
 
-CREATE = {"type": "ExperimentCreated", "format": 1, "name": "e", "kind": "manual",
-          "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+CREATE = {
+    "type": "ExperimentCreated",
+    "format": 1,
+    "name": "e",
+    "kind": "manual",
+    "params": {"scheduler": {"Manual": {}}},
+    "status": "RUNNING",
+    "seed": 1,
+}
 
 
 def add_job(s, v, now, lapsed):
-    return Decision([{"type": "JobAdded", "job": str(s.next_number), "hyperparameters": {}, "status": "QUEUED",
-                      "results": {}}])
+    return Decision(
+        [{"type": "JobAdded", "job": str(s.next_number), "hyperparameters": {}, "status": "QUEUED", "results": {}}]
+    )
 
 
 class FakeTime:
@@ -124,8 +131,7 @@ def test_the_jitter_comes_from_the_injected_generator(fake):
 def always_losing_view(fake, give_up_after, attempt=0.02):
     """A view on a memory store whose every append loses, each attempt taking ``attempt`` fake seconds."""
     store = ObjectLogStore(MemoryStore(), "db", location="memory store")
-    view = StreamView(store, "e", "exp", lambda: "me",
-                      backoff=backoff(fake, give_up_after=give_up_after))
+    view = StreamView(store, "e", "exp", lambda: "me", backoff=backoff(fake, give_up_after=give_up_after))
     view.transact(lambda s, v, now, lapsed: Decision([CREATE]))
     attempts = []
 
@@ -332,8 +338,16 @@ def test_eight_processes_with_no_work_between_jobs_share_the_queue_and_nobody_gi
     for i in range(JOBS):
         exp.add_job({"i": i})
     workers = [f"w{n}" for n in range(PROCESSES)]
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, w], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for w in workers]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, w],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in workers
+    ]
     try:
         for p in procs:
             line = p.stdout.readline()

@@ -1,4 +1,4 @@
-"""Workers killed with SIGKILL mid-job: their jobs come back once a survivor has watched their lease lapse, and none is done twice.
+"""Workers killed with SIGKILL mid-job: a survivor takes their jobs back once it watched their lease lapse.
 
 The kills are real (worker processes, SIGKILL); the lease's time is not. Workers run with a lease far longer
 than the test (so that a loaded machine cannot make a live worker's lease lapse), stop when nothing is left to
@@ -18,15 +18,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import log_commits
+from fakeclock import FakeClock
 
 import schedy
 from schedy.core import events as ev
 from schedy.core.check import find_double_claims
 from schedy.core.state import fold
 from schedy.errors import NoJobError, UnsafeUpdateError
-
-from conftest import log_commits
-from fakeclock import FakeClock
 
 WORKER = Path(__file__).with_name("_killable_worker.py")
 LEASE = 600.0  # seconds: longer than any run of the test may take, so that no live worker's lease can lapse
@@ -43,8 +42,12 @@ class Pool:
     def spawn(self):
         n = len(self.procs)
         with open(self.tmp_path / f"w{n}.err", "w") as err:  # a file: a pipe nobody reads could fill up and block
-            p = subprocess.Popen([sys.executable, str(WORKER), self.db_path, "crash", f"w{n}", str(self.seed * 100 + n)],
-                                 stdout=subprocess.PIPE, stderr=err, text=True)
+            p = subprocess.Popen(
+                [sys.executable, str(WORKER), self.db_path, "crash", f"w{n}", str(self.seed * 100 + n)],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
         self.procs[n] = p
         threading.Thread(target=self._pump, args=(n, p), daemon=True).start()
 
@@ -154,7 +157,9 @@ def test_killed_workers_lose_no_job_and_none_is_done_twice(tmp_path, seed):
     assert [j.status for j in jobs] == ["DONE"] * 12, "a job was lost"
     commits = log_commits(db, "crash")
     assert find_double_claims(commits) == []
-    done = Counter(e["job"] for c in commits for e in c.events if e["type"] == ev.JOB_UPDATED and e.get("status") == ev.DONE)
+    done = Counter(
+        e["job"] for c in commits for e in c.events if e["type"] == ev.JOB_UPDATED and e.get("status") == ev.DONE
+    )
     assert done == Counter({str(i): 1 for i in range(1, 13)}), "a job was reported DONE twice"
     # Every DONE was written by the worker holding the job at that moment.
     claimed_by = {}
@@ -167,7 +172,9 @@ def test_killed_workers_lose_no_job_and_none_is_done_twice(tmp_path, seed):
             elif e["type"] == ev.JOB_UPDATED and e.get("status") == ev.DONE:
                 assert claimed_by.pop(e["job"]) == c.worker
     # Only the dead workers' leases lapsed, each once, recorded by the survivor.
-    expired = [(c.worker, e["job"], e["worker"]) for c in commits for e in c.events if e["type"] == ev.JOB_LEASE_EXPIRED]
+    expired = [
+        (c.worker, e["job"], e["worker"]) for c in commits for e in c.events if e["type"] == ev.JOB_LEASE_EXPIRED
+    ]
     assert sorted(expired) == sorted(("survivor", j, w) for j, w in left.items())
 
 
@@ -176,8 +183,9 @@ def test_a_late_report_from_a_worker_whose_lease_lapsed_is_refused(tmp_path):
     db = schedy.SchedyDB(str(tmp_path / "db"), worker="slow", clock=clock, monotonic=clock.watcher())
     exp = db.add_experiment(schedy.ManualSearch("late", lease=10))
     exp.add_job({"i": 1})
-    other = schedy.SchedyDB(str(tmp_path / "db"), worker="fast", clock=clock,
-                            monotonic=clock.watcher()).get_experiment("late")
+    other = schedy.SchedyDB(str(tmp_path / "db"), worker="fast", clock=clock, monotonic=clock.watcher()).get_experiment(
+        "late"
+    )
     slow = exp.next_job()  # claimed without a with-block: nothing renews it
     clock.advance(5)
     with pytest.raises(NoJobError):
@@ -202,9 +210,18 @@ def test_a_late_report_from_a_worker_whose_lease_lapsed_is_refused(tmp_path):
 def test_a_put_renews_the_lease_and_a_lapsed_pbt_segment_is_redone(tmp_path):
     clock = FakeClock(1000.0)
     db = schedy.SchedyDB(str(tmp_path / "db"), worker="a", clock=clock, monotonic=clock)
-    exp = db.add_experiment(schedy.PopulationBasedTraining(
-        "pbt", "min", "loss", schedy.pbt.Truncate(), initial_distributions={"lr": schedy.random.Uniform(0, 1)},
-        population_size=1, max_generations=3, lease=10))
+    exp = db.add_experiment(
+        schedy.PopulationBasedTraining(
+            "pbt",
+            "min",
+            "loss",
+            schedy.pbt.Truncate(),
+            initial_distributions={"lr": schedy.random.Uniform(0, 1)},
+            population_size=1,
+            max_generations=3,
+            lease=10,
+        )
+    )
     job = exp.next_job()
     for _ in range(3):
         clock.advance(8)

@@ -28,15 +28,14 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
+import browser
 import pytest
+from conftest import SCHEDY_EXE, log_size
 
 import schedy
 from schedy.pbt import MINIMIZE, Perturb, Truncate
 from schedy.random import Choice, LogUniform, Uniform
 from schedy.simulation import Durations, Failures, Problem, lr_schedule, simulate
-
-import browser
-from conftest import SCHEDY_EXE, log_size
 
 PBT, RANDOM = "lr-schedule-pbt", "lr-schedule-random"
 STATUSES = ["QUEUED", "RUNNING", "DONE", "CRASHED", "PRUNED"]
@@ -117,7 +116,9 @@ class Tab:
         return self.page.evaluate(
             """id => { const d = document.getElementById(id);
                        return (d.data || []).map(t => ({name: t.name, x: Array.from(t.x || []),
-                                                        y: Array.from(t.y || []), text: t.text})); }""", chart)
+                                                        y: Array.from(t.y || []), text: t.text})); }""",
+            chart,
+        )
 
     def wait_charts(self, *charts):
         """Wait until Plotly has drawn each chart (its SVG is in the page)."""
@@ -165,14 +166,21 @@ class Dashboard:
         self._stderr = open(log_path, "wb")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("SCHEDY_DB", None)
-        self.proc = subprocess.Popen([SCHEDY_EXE, "dashboard", "--db", db, "--port", "0", "--poll", "0.2"],
-                                     stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, env=env)
+        self.proc = subprocess.Popen(
+            [SCHEDY_EXE, "dashboard", "--db", db, "--port", "0", "--poll", "0.2"],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
         self.first_line = self._first_line(timeout=60)
         m = re.search(r" on (http://127\.0\.0\.1:\d+/) \(read only; Ctrl-C to stop\)$", self.first_line)
         if not m:
             self.stop()
-            pytest.fail(f"unexpected first line from schedy dashboard: {self.first_line!r}; "
-                        f"stderr: {Path(log_path).read_text(errors='replace')[-2000:]}")
+            pytest.fail(
+                f"unexpected first line from schedy dashboard: {self.first_line!r}; "
+                f"stderr: {Path(log_path).read_text(errors='replace')[-2000:]}"
+            )
         self.url = m.group(1)
 
     def _first_line(self, timeout):
@@ -230,9 +238,11 @@ def main(main_db, tmp_path_factory):
 
 def _train(a, b):
     """A toy problem whose score (a loss) falls faster with larger hyperparameters ``a`` and ``b``."""
+
     def train(hps, state, steps, rng):
         x = (0.0 if state is None else state) + steps * hps[a] * hps[b]
         return x, 1.0 / (1.0 + x)
+
     return train
 
 
@@ -253,14 +263,27 @@ def scratch_db(tmp_path_factory):
     urlish = db.add_experiment(schedy.ManualSearch(URLISH))
     urlish.add_job({"lr": 0.5}, status="DONE", results={"loss": 0.25})
     pbt = schedy.PopulationBasedTraining(
-        HOSTILE_PBT, MINIMIZE, LOSS, Truncate(0.25), {BOLD: Perturb(0.8, 1.2), IMG: Perturb(0.8, 1.2)},
+        HOSTILE_PBT,
+        MINIMIZE,
+        LOSS,
+        Truncate(0.25),
+        {BOLD: Perturb(0.8, 1.2), IMG: Perturb(0.8, 1.2)},
         {BOLD: LogUniform(0.01, 1.0), IMG: Uniform(0.5, 2.0), NOTE: Choice([BOLD, ITALIC, SCRIPT])},
-        population_size=4, max_generations=5)
+        population_size=4,
+        max_generations=5,
+    )
     problem = Problem(_train(BOLD, IMG), steps=1, segments=5, workers=2, durations=Durations(mean=60.0))
     simulate(pbt, problem, seed=1, db=db, name=HOSTILE_PBT)
     two = schedy.PopulationBasedTraining(
-        TWO_HP, MINIMIZE, "loss", Truncate(0.25), {"lr": Perturb(0.8, 1.2), "momentum": Perturb(0.8, 1.2)},
-        {"lr": LogUniform(0.01, 1.0), "momentum": Uniform(0.5, 0.99)}, population_size=4, max_generations=6)
+        TWO_HP,
+        MINIMIZE,
+        "loss",
+        Truncate(0.25),
+        {"lr": Perturb(0.8, 1.2), "momentum": Perturb(0.8, 1.2)},
+        {"lr": LogUniform(0.01, 1.0), "momentum": Uniform(0.5, 0.99)},
+        population_size=4,
+        max_generations=6,
+    )
     problem = Problem(_train("lr", "momentum"), steps=1, segments=6, workers=2, durations=Durations(mean=60.0))
     simulate(two, problem, seed=2, db=db, name=TWO_HP)
     return path
@@ -281,8 +304,11 @@ def is_num(v):
 
 
 def kind_of(exp):
-    for cls, kind in ((schedy.PopulationBasedTraining, "pbt"), (schedy.RandomSearch, "random"),
-                      (schedy.ManualSearch, "manual")):
+    for cls, kind in (
+        (schedy.PopulationBasedTraining, "pbt"),
+        (schedy.RandomSearch, "random"),
+        (schedy.ManualSearch, "manual"),
+    ):
         if isinstance(exp, cls):
             return kind
     raise AssertionError(f"unknown kind of experiment {exp!r}")
@@ -360,8 +386,7 @@ def check_pbt_charts(tab, expected):
     for t in traces[:-1]:
         m = int(t["name"].split()[-1])
         assert sorted(t["y"]) == sorted(j.results[expected.score] for j in expected.scored if j.member == m)
-    exploits = [j for j in expected.jobs
-                if j.parent_id is not None and expected.by_id[j.parent_id].member != j.member]
+    exploits = [j for j in expected.jobs if j.parent_id is not None and expected.by_id[j.parent_id].member != j.member]
     assert exploits, "the simulation should have exploited at least once"
     assert len(traces[-1]["x"]) == len(traces[-1]["y"]) == len(exploits)
     assert sorted(traces[-1]["y"]) == sorted(expected.by_id[j.parent_id].results[expected.score] for j in exploits)
@@ -443,8 +468,10 @@ def test_pbt_experiment(tab, main, main_db):
     first = column(tab, "result.loss")
     assert close(first[0], min(losses))
     assert [float(x) for x in first] == sorted(float(x) for x in first)
-    assert job_ids(tab)[0] == min((j for j in expected.jobs if is_num(j.results.get("loss"))),
-                                  key=lambda j: j.results["loss"]).job_id
+    assert (
+        job_ids(tab)[0]
+        == min((j for j in expected.jobs if is_num(j.results.get("loss"))), key=lambda j: j.results["loss"]).job_id
+    )
     header.click()
     tab.page.wait_for_selector('#jobs-table th[data-key="result.loss"]:has-text("▼")')
     first = column(tab, "result.loss")
@@ -545,7 +572,8 @@ def test_random_search(tab, main, main_db):
     (scatter,) = tab.traces("chart-scatter")
     assert len(scatter["x"]) == len(scatter["y"]) == len(expected.scored) > 5
     assert sorted(zip(scatter["x"], scatter["y"])) == sorted(
-        (j.hyperparameters["lr"], j.results["loss"]) for j in expected.scored)
+        (j.hyperparameters["lr"], j.results["loss"]) for j in expected.scored
+    )
     assert tab.page.locator("#chart-scatter .xtitle").text_content() == "lr"
     assert page_info(tab) == f"jobs 1–{len(expected.jobs)} of {len(expected.jobs)}"
     tab.shot("random", "dashboard-random.png")
@@ -572,7 +600,7 @@ def test_live_update(tab, scratch, scratch_db):
 
     # A new job appears, without reloading.
     new = exp.add_job({"lr": 0.02})
-    tab.page.wait_for_selector(f'#jobs-table tr[data-job={css(new.job_id)}]')
+    tab.page.wait_for_selector(f"#jobs-table tr[data-job={css(new.job_id)}]")
     v1 = tab.wait_version_after(v0)
     assert job_ids(tab) == ["1", "2", new.job_id]
     assert summary.locator('td[data-status="QUEUED"]').inner_text() == "2"
@@ -583,7 +611,8 @@ def test_live_update(tab, scratch, scratch_db):
         assert job.job_id == "2"
         job.results = {"loss": 0.0125}
     tab.page.wait_for_function(
-        "() => document.querySelector('tr#summary td.best').textContent === '0.0125 (loss, job 2)'")
+        "() => document.querySelector('tr#summary td.best').textContent === '0.0125 (loss, job 2)'"
+    )
     assert tab.version() > v1
     assert summary.locator('td[data-status="DONE"]').inner_text() == "2"
     assert summary.locator('td[data-status="QUEUED"]').inner_text() == "1"
@@ -648,7 +677,7 @@ def check_hostile_manual(tab, expected):
         assert any(x.rstrip(" ▲▼") == h for x in heads), (h, heads)
     assert column(tab, "hp." + BOLD) == [j.hyperparameters[BOLD] for j in expected.jobs]
     assert column(tab, "result." + NOTE) == [j.results.get(NOTE, "") for j in expected.jobs]
-    assert tab.page.get_attribute(f'#jobs-table th[data-key={css("hp." + IMG)}]', "title") == "sort by hp." + IMG
+    assert tab.page.get_attribute(f"#jobs-table th[data-key={css('hp.' + IMG)}]", "title") == "sort by hp." + IMG
     check_best_text(tab.page.locator("tr#summary td.best").inner_text(), expected)
     # The charts: Plotly reads <b>, <i> and entities in labels; what the reader sees must be the literal text.
     assert svg_texts(tab, "#chart-best .gtitle") == [f"Best {LOSS} over time"]
@@ -684,14 +713,14 @@ def test_hostile_names(tab, scratch, scratch_db):
 
     # The numeric hyperparameter named <img ...> on the scatter's x axis.
     tab.page.select_option("#scatter-x", IMG)
-    tab.page.wait_for_function("t => { const n = document.querySelector('#chart-scatter .xtitle');"
-                               " return n && n.textContent === t; }", arg=IMG)
+    tab.page.wait_for_function(
+        "t => { const n = document.querySelector('#chart-scatter .xtitle'); return n && n.textContent === t; }", arg=IMG
+    )
     assert svg_texts(tab, "#chart-scatter .gtitle") == [f"{LOSS} against {IMG}"]
 
     # The text filter finds HTML as text, in hyperparameter and result values alike.
     tab.page.fill("#job-filter", "<img")
-    want = [j.job_id for j in expected.jobs
-            if "<img" in j.hyperparameters[BOLD] or "<img" in j.results.get(NOTE, "")]
+    want = [j.job_id for j in expected.jobs if "<img" in j.hyperparameters[BOLD] or "<img" in j.results.get(NOTE, "")]
     assert len(want) == 3
     wait_page_info(tab, f"jobs 1–{len(want)} of {len(want)}")
     assert job_ids(tab) == want
@@ -735,8 +764,9 @@ def test_hostile_names(tab, scratch, scratch_db):
 def write_report(db, name, path):
     env = dict(os.environ)
     env.pop("SCHEDY_DB", None)
-    done = subprocess.run([SCHEDY_EXE, "report", name, "--db", db, "-o", str(path)], capture_output=True, text=True,
-                          timeout=120, env=env)
+    done = subprocess.run(
+        [SCHEDY_EXE, "report", name, "--db", db, "-o", str(path)], capture_output=True, text=True, timeout=120, env=env
+    )
     assert done.returncode == 0, done.stderr
     assert path.stat().st_size > 1_000_000  # plotly.js is inside
     return path
@@ -810,7 +840,8 @@ def test_report_offline(chromium, tmp_path, main_db, pbt_report):
         tab.wait_charts("chart-schedule")
         chain = expected.exp.lineage(expected.best.job_id)
         assert tab.page.locator("#lineage-table tbody tr").evaluate_all("rs => rs.map(r => r.dataset.job)") == [
-            j.job_id for j in chain]
+            j.job_id for j in chain
+        ]
         assert set(attempted) == {url}, f"the report tried to fetch {sorted(set(attempted) - {url})}"
         tab.assert_clean()
     finally:
@@ -845,8 +876,6 @@ def test_hostile_report(chromium, tmp_path, scratch_db):
         tab.context.close()
 
 
-
-
 # -- getting a browser (tests/browser.py), without a browser or apt-get ------------------------------------------
 
 
@@ -869,9 +898,14 @@ def test_a_missing_browser_is_installed_with_apt_get(tmp_path, as_root_with_apt)
         return subprocess.CompletedProcess(cmd, 0, "done\n")
 
     assert browser.ensure_chromium(str(target), run=fake_apt) == str(target)
-    assert calls == [(["apt-get", "update"], "noninteractive", subprocess.DEVNULL),
-                     (["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600",
-                       "chromium"], "noninteractive", subprocess.DEVNULL)]
+    assert calls == [
+        (["apt-get", "update"], "noninteractive", subprocess.DEVNULL),
+        (
+            ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600", "chromium"],
+            "noninteractive",
+            subprocess.DEVNULL,
+        ),
+    ]
     calls.clear()
     assert browser.ensure_chromium(str(target), run=fake_apt) == str(target)
     assert calls == []  # there now: nothing to install
@@ -883,8 +917,11 @@ def test_a_failed_install_says_why(tmp_path, as_root_with_apt):
             return subprocess.CompletedProcess(cmd, 100, "E: Failed to fetch http://deb.debian.org/...\n")
         return subprocess.CompletedProcess(cmd, 100, "E: Unable to locate package chromium\n")
 
-    with pytest.raises(browser.Unavailable, match=r"(?s)exit status 100:\nE: Unable to locate package chromium"
-                                                  r".*apt-get update` also failed:\nE: Failed to fetch"):
+    with pytest.raises(
+        browser.Unavailable,
+        match=r"(?s)exit status 100:\nE: Unable to locate package chromium"
+        r".*apt-get update` also failed:\nE: Failed to fetch",
+    ):
         browser.ensure_chromium(str(tmp_path / "chromium"), run=failing_apt)
 
     def no_file(cmd, **kwargs):
@@ -900,9 +937,16 @@ def test_only_root_installs(tmp_path, monkeypatch):
         browser.ensure_chromium(str(tmp_path / "chromium"), run=lambda *a, **k: pytest.fail("apt-get ran"))
 
 
-@pytest.mark.parametrize("ci, outcome", [("true", pytest.fail.Exception), ("1", pytest.fail.Exception),
-                                         ("", pytest.skip.Exception), ("false", pytest.skip.Exception),
-                                         (None, pytest.skip.Exception)])
+@pytest.mark.parametrize(
+    "ci, outcome",
+    [
+        ("true", pytest.fail.Exception),
+        ("1", pytest.fail.Exception),
+        ("", pytest.skip.Exception),
+        ("false", pytest.skip.Exception),
+        (None, pytest.skip.Exception),
+    ],
+)
 def test_no_browser_fails_in_ci_and_skips_elsewhere(monkeypatch, ci, outcome):
     if ci is None:
         monkeypatch.delenv("CI", raising=False)
@@ -935,8 +979,10 @@ def test_live_update_keeps_the_readers_zoom(tab, scratch, scratch_db):
     tab.page.mouse.down()
     tab.page.mouse.move(x + box["width"] * 0.4, y + box["height"] * 0.4, steps=8)
     tab.page.mouse.up()
-    axes = "() => { const l = document.getElementById('chart-best').layout; " \
-           "return {x: l.xaxis.autorange, y: l.yaxis.autorange, xr: l.xaxis.range, yr: l.yaxis.range}; }"
+    axes = (
+        "() => { const l = document.getElementById('chart-best').layout; "
+        "return {x: l.xaxis.autorange, y: l.yaxis.autorange, xr: l.xaxis.range, yr: l.yaxis.range}; }"
+    )
     tab.page.wait_for_function("() => document.getElementById('chart-best').layout.xaxis.autorange === false")
     zoomed = tab.page.evaluate(axes)
     assert zoomed["x"] is False and zoomed["y"] is False
@@ -987,7 +1033,8 @@ def test_report_opens_on_its_experiment(chromium, tmp_path, pbt_report):
     try:
         tab.shot("report-as-opened")
         assert tab.page.get_attribute("body", "data-view") == "experiment", (
-            "the report opened on the list of experiments, not on its experiment")
+            "the report opened on the list of experiments, not on its experiment"
+        )
         tab.wait_charts("chart-best", "chart-members")
         assert tab.page.inner_text("h1#title") == PBT
         assert set(attempted) == {url}

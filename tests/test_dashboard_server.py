@@ -24,6 +24,7 @@ from urllib.parse import quote
 import obstore
 import orjson
 import pytest
+from conftest import log_commits
 
 import schedy
 from schedy.adapters.filestore import FileLogStore
@@ -33,10 +34,11 @@ from schedy.dashboard import report as report_module
 from schedy.dashboard.server import CSP
 from schedy.errors import ExperimentNotFoundError
 
-from conftest import log_commits
-
-STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8",
-          "plotly.min.js": "text/javascript; charset=utf-8"}
+STATIC = {
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+    "plotly.min.js": "text/javascript; charset=utf-8",
+}
 REFUSED = ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
@@ -98,7 +100,7 @@ class Client:
             try:
                 while chunk := s.recv(1 << 16):
                     out += chunk
-            except socket.timeout:
+            except TimeoutError:
                 pass
             return out
 
@@ -151,7 +153,7 @@ def tree(db):
     out = {}
     if isinstance(store, FileLogStore):
         root = str(store.root)
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, _dirnames, filenames in os.walk(root):
             rel = os.path.relpath(dirpath, root)
             out[rel + "/"] = None
             for f in filenames:
@@ -166,12 +168,18 @@ def tree(db):
 
 def add_from_another_process(location, name, hp, status="QUEUED", results=None):
     """Append one job to ``name`` from a fresh Python process (the dashboard must notice the commit)."""
-    code = ("import json, sys, schedy\n"
-            "db = schedy.SchedyDB(sys.argv[1])\n"
-            "exp = db.get_experiment(sys.argv[2])\n"
-            "print(exp.add_job(json.loads(sys.argv[3]), status=sys.argv[4], results=json.loads(sys.argv[5])).job_id)\n")
-    done = subprocess.run([sys.executable, "-c", code, location, name, json.dumps(hp), status,
-                           json.dumps(results or {})], capture_output=True, text=True, timeout=60)
+    code = (
+        "import json, sys, schedy\n"
+        "db = schedy.SchedyDB(sys.argv[1])\n"
+        "exp = db.get_experiment(sys.argv[2])\n"
+        "print(exp.add_job(json.loads(sys.argv[3]), status=sys.argv[4], results=json.loads(sys.argv[5])).job_id)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, location, name, json.dumps(hp), status, json.dumps(results or {})],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -262,12 +270,26 @@ def test_static_files_are_served_with_their_content_type(site, name):
     assert int(r.headers["content-length"]) == len(r.body) > 1000
     if name == "plotly.min.js":
         from plotly.offline import get_plotlyjs
+
         assert r.body == get_plotlyjs().encode("utf-8")
 
 
-@pytest.mark.parametrize("path", ["/static/nope.js", "/static/index.html", "/static/", "/static/../server.py",
-                                  "/static/%2e%2e/server.py", "/static/app.js/x", "/static//etc/passwd",
-                                  "/static/APP.JS", "/nope", "/api", "/api/experiments/alpha"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/nope.js",
+        "/static/index.html",
+        "/static/",
+        "/static/../server.py",
+        "/static/%2e%2e/server.py",
+        "/static/app.js/x",
+        "/static//etc/passwd",
+        "/static/APP.JS",
+        "/nope",
+        "/api",
+        "/api/experiments/alpha",
+    ],
+)
 def test_anything_else_is_404_in_json(site, path):
     c = site
     r = c.get(path)
@@ -296,8 +318,9 @@ def test_api_on_every_store(db):
         # A full answer is both views of the log as it stands.
         for name in ("alpha", "Beta search", "empty"):
             state, time_of = expected(db, name)
-            assert c.api(name) == as_json({"summary": views.summary(state, time_of),
-                                           "jobs": views.job_columns(state, time_of)})
+            assert c.api(name) == as_json(
+                {"summary": views.summary(state, time_of), "jobs": views.job_columns(state, time_of)}
+            )
         alpha = c.api("alpha")
         assert alpha["jobs"]["columns"]["id"] == ["1", "2", "3"]
         assert alpha["jobs"]["hp"]["lr"] == [0.1, 0.2, "Infinity"]
@@ -340,15 +363,17 @@ def test_times_are_right_when_the_experiment_opens_from_a_snapshot(tmp_path):
         exp.add_job({"lr": i}, status="DONE", results={"loss": 1.0 / (i + 1)})
     assert os.listdir(os.path.join(path, "experiments", "snap")) != ["log.jsonl"]  # a snapshot is there
     with serving(FileLogStore(path)) as c:
-        assert c.api("snap") == as_json({"summary": views.summary(*expected(db, "snap")),
-                                         "jobs": views.job_columns(*expected(db, "snap"))})
+        assert c.api("snap") == as_json(
+            {"summary": views.summary(*expected(db, "snap")), "jobs": views.job_columns(*expected(db, "snap"))}
+        )
         first = c.api("snap")["jobs"]
         assert None not in first["columns"]["finished_at"] and None not in first["columns"]["added_at"]
         for i in range(4):  # past the next snapshot, read as they come
             exp.add_job({"lr": 10 + i}, status="DONE", results={"loss": 0.01})
         again = c.api("snap")
-        assert again == as_json({"summary": views.summary(*expected(db, "snap")),
-                                 "jobs": views.job_columns(*expected(db, "snap"))})
+        assert again == as_json(
+            {"summary": views.summary(*expected(db, "snap")), "jobs": views.job_columns(*expected(db, "snap"))}
+        )
         assert again["summary"]["updated_at"] == log_commits(db, "snap")[-1].time
 
 
@@ -370,8 +395,16 @@ def test_a_commit_of_another_process_shows_up_on_the_next_request(shared_db_path
         assert delta["summary"]["best"] == {"job": "2", "value": 0.25}
         assert [(s["name"], s["jobs"]) for s in c.get("/api/experiments").json] == [("grow", 2)]
         # A new experiment made elsewhere appears in the listing.
-        subprocess.run([sys.executable, "-c", "import sys, schedy; schedy.SchedyDB(sys.argv[1]).add_experiment("
-                        "schedy.ManualSearch('another'))", shared_db_path], check=True, timeout=60)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys, schedy; schedy.SchedyDB(sys.argv[1]).add_experiment(schedy.ManualSearch('another'))",
+                shared_db_path,
+            ],
+            check=True,
+            timeout=60,
+        )
         assert [s["name"] for s in c.get("/api/experiments").json] == ["another", "grow"]
 
 
@@ -405,8 +438,9 @@ def test_concurrent_requests_while_the_log_grows_are_each_consistent(file_db):
         jobs, summary = doc["jobs"], doc["summary"]
         n = jobs["count"]
         assert jobs["columns"]["id"] == [str(i) for i in range(1, n + 1)]
-        assert all(len(col) == n for col in [*jobs["columns"].values(), *jobs["hp"].values(),
-                                             *jobs["results"].values()])
+        assert all(
+            len(col) == n for col in [*jobs["columns"].values(), *jobs["hp"].values(), *jobs["results"].values()]
+        )
         assert None not in jobs["columns"]["added_at"]  # the times reach as far as the state
         assert jobs["version"] == n + 1
         assert summary["updated_at"] is not None and summary["created_at"] is not None
@@ -469,10 +503,22 @@ def test_a_recreated_experiment_is_sent_in_full(file_db):
 # ---------------------------------------------------------------- bad requests
 
 
-@pytest.mark.parametrize("query", ["", "?", "?name=", "?name=a&name=b", "?nom=alpha",
-                                   "?name=alpha&since=abc", "?name=alpha&since=-1", "?name=alpha&since=1.5",
-                                   "?name=alpha&since=", "?name=alpha&since=1&created=x",
-                                   "?name=alpha&created=-3"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?",
+        "?name=",
+        "?name=a&name=b",
+        "?nom=alpha",
+        "?name=alpha&since=abc",
+        "?name=alpha&since=-1",
+        "?name=alpha&since=1.5",
+        "?name=alpha&since=",
+        "?name=alpha&since=1&created=x",
+        "?name=alpha&created=-3",
+    ],
+)
 def test_bad_queries_are_400_in_json(site, query):
     c = site
     r = c.get("/api/experiment" + query)
@@ -502,8 +548,7 @@ def test_other_methods_are_405_and_write_nothing(site, method):
     c = site
     before = tree(c.db)
     for path in ("/", "/api/experiments", "/api/experiment?name=alpha", "/static/app.js", "/nope"):
-        r = c.request(path, method=method, body=b'{"name": "x"}',
-                      headers={"Content-Type": "application/json"})
+        r = c.request(path, method=method, body=b'{"name": "x"}', headers={"Content-Type": "application/json"})
         assert r.status == 405, (method, path, r)
         assert r.headers["allow"] == "GET, HEAD"
         assert r.headers["content-type"] == "application/json"
@@ -523,8 +568,11 @@ def test_a_refused_request_body_is_never_read_as_a_request(site):
     """
     c = site
     inner = f"GET /api/experiments HTTP/1.1\r\nHost: 127.0.0.1:{c.port}\r\nConnection: close\r\n\r\n".encode()
-    out = c.raw(f"POST /api/experiments HTTP/1.1\r\nHost: 127.0.0.1:{c.port}\r\n"
-                f"Content-Type: text/plain\r\nContent-Length: {len(inner)}\r\n\r\n".encode() + inner)
+    out = c.raw(
+        f"POST /api/experiments HTTP/1.1\r\nHost: 127.0.0.1:{c.port}\r\n"
+        f"Content-Type: text/plain\r\nContent-Length: {len(inner)}\r\n\r\n".encode()
+        + inner
+    )
     assert out.startswith(b"HTTP/1.1 405 ")
     assert out.count(b"HTTP/1.1 ") == 1, out.decode("latin-1")
     assert b"alpha" not in out
@@ -539,8 +587,7 @@ def test_only_loopback_host_names_are_answered(site):
     for host in (f"localhost:{p}", f"127.0.0.1:{p}", "localhost", f"LOCALHOST:{p}", f"127.0.0.2:{p}"):
         r = c.get("/api/experiments", host=host)
         assert r.status == 200, (host, r)
-    for host in (f"evil.example:{p}", "evil.example", f"localhost.evil.example:{p}", f"[::2]:{p}",
-                 f"10.0.0.1:{p}", ""):
+    for host in (f"evil.example:{p}", "evil.example", f"localhost.evil.example:{p}", f"[::2]:{p}", f"10.0.0.1:{p}", ""):
         for path in ("/api/experiments", "/", "/api/experiment?name=alpha", "/static/app.js"):
             r = c.get(path, host=host)
             assert r.status == 403, (host, path, r)
@@ -579,8 +626,18 @@ def test_a_server_bound_elsewhere_does_not_check_the_host(file_db):
 # ---------------------------------------------------------------- HEAD
 
 
-@pytest.mark.parametrize("path", ["/", "/static/app.css", "/api/experiments", "/api/experiment?name=alpha",
-                                  "/api/experiment?name=nope", "/api/experiment", "/static/nope"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/static/app.css",
+        "/api/experiments",
+        "/api/experiment?name=alpha",
+        "/api/experiment?name=nope",
+        "/api/experiment",
+        "/static/nope",
+    ],
+)
 def test_head_has_the_headers_of_get_and_no_body(site, path):
     c = site
     got = c.get(path)
@@ -670,13 +727,28 @@ def test_the_server_never_writes(tmp_path):
     before = tree(writer)
     # A reader whose snapshot interval says that every log here is due for a snapshot.
     reader = schedy.SchedyDB(path, snapshot_every=2)
-    paths = ["/", "/index.html", "/static/app.js", "/static/app.css", "/static/plotly.min.js", "/static/x",
-             "/api/experiments", "/api/experiment", "/api/experiment?name=nope", "/api/experiment?name=gone",
-             "/api/experiment?name=bad", "/api/experiment?name=new%2F..%2Fx", "/api/experiment?name=..",
-             "/api/experiment?name=alpha&since=x"]
+    paths = [
+        "/",
+        "/index.html",
+        "/static/app.js",
+        "/static/app.css",
+        "/static/plotly.min.js",
+        "/static/x",
+        "/api/experiments",
+        "/api/experiment",
+        "/api/experiment?name=nope",
+        "/api/experiment?name=gone",
+        "/api/experiment?name=bad",
+        "/api/experiment?name=new%2F..%2Fx",
+        "/api/experiment?name=..",
+        "/api/experiment?name=alpha&since=x",
+    ]
     for name in ("alpha", "Beta search", "empty", "snapped", "long"):
-        paths += [f"/api/experiment?name={_quote(name)}", f"/api/experiment?name={_quote(name)}&since=3&created=1",
-                  f"/api/experiment?name={_quote(name)}&since=3&created=2"]
+        paths += [
+            f"/api/experiment?name={_quote(name)}",
+            f"/api/experiment?name={_quote(name)}&since=3&created=1",
+            f"/api/experiment?name={_quote(name)}&since=3&created=2",
+        ]
     with serving(reader._store, min_interval=0.0) as c:
         for _ in range(2):
             for p in paths:
@@ -688,8 +760,9 @@ def test_the_server_never_writes(tmp_path):
         assert c.api("long")["jobs"]["count"] == 40
         # Opened from its snapshot, with the times of every commit all the same.
         state, time_of = expected(writer, "snapped")
-        assert c.api("snapped") == as_json({"summary": views.summary(state, time_of),
-                                            "jobs": views.job_columns(state, time_of)})
+        assert c.api("snapped") == as_json(
+            {"summary": views.summary(state, time_of), "jobs": views.job_columns(state, time_of)}
+        )
         assert c.api("snapped")["jobs"]["count"] == 10
     after = tree(writer)
     assert sorted(after) == sorted(before)
@@ -698,6 +771,7 @@ def test_the_server_never_writes(tmp_path):
 
 def test_the_server_never_writes_on_s3(s3_endpoint):
     from conftest import new_bucket
+
     location = f"s3://{new_bucket(s3_endpoint)}/team/db"
     writer = schedy.SchedyDB(location, snapshot_every=4)
     populate(writer)
@@ -764,6 +838,7 @@ def test_report_is_self_contained_and_carries_the_views(file_db):
     data = report_html(file_db._store, "alpha")
     text = data.decode("utf-8")
     from plotly.offline import get_plotlyjs
+
     assert get_plotlyjs() in text  # plotly.js inline
     assert page.static_file("app.js")[0].decode("utf-8") in text
     assert f'<meta http-equiv="Content-Security-Policy" content="{page.REPORT_CSP}">' in text
@@ -778,8 +853,10 @@ def test_report_is_self_contained_and_carries_the_views(file_db):
     assert json.loads(config[0]["text"]) == {"mode": "report"}
     state, time_of = expected(file_db, "alpha")
     summary = as_json(views.summary(state, time_of))
-    assert embedded(data) == {"experiments": [summary],
-                              "experiment": {"summary": summary, "jobs": as_json(views.job_columns(state, time_of))}}
+    assert embedded(data) == {
+        "experiments": [summary],
+        "experiment": {"summary": summary, "jobs": as_json(views.job_columns(state, time_of))},
+    }
     assert f"report: commit {state.version}" in text
 
 
@@ -788,26 +865,34 @@ def harmless(db):
     return report_html(db._store, "harmless")
 
 
-HOSTILE = "</script><script>alert(1)</script><!-- \u2028 & \"quoted\" <b> {head}{mode}{body}"
+HOSTILE = '</script><script>alert(1)</script><!-- \u2028 & "quoted" <b> {head}{mode}{body}'
 
 
 def test_a_hostile_name_and_values_do_not_close_the_script_element(file_db):
     exp = file_db.add_experiment(schedy.ManualSearch(HOSTILE))
-    exp.add_job({"</script><script>alert(2)</script>": "</SCRIPT ><script>alert(3)</script>"}, status="DONE",
-                results={"loss": 0.5, "note": "<!--<script>"})
+    exp.add_job(
+        {"</script><script>alert(2)</script>": "</SCRIPT ><script>alert(3)</script>"},
+        status="DONE",
+        results={"loss": 0.5, "note": "<!--<script>"},
+    )
     data = report_html(file_db._store, HOSTILE)
     parsed = parse(data)
     # As many "</script" in the file as script elements: no value ends an element early.
     assert data.lower().count(b"</script") == len(parsed.scripts)
     # The same elements as the report of a harmless experiment: plotly.js, the config, the data, app.js.
-    assert sorted(str(sc["attrs"].get("id")) for sc in parsed.scripts) == ["None", "None", "schedy-config",
-                                                                           "schedy-data"]
+    assert sorted(str(sc["attrs"].get("id")) for sc in parsed.scripts) == [
+        "None",
+        "None",
+        "schedy-config",
+        "schedy-data",
+    ]
     assert len(parse(report_html(file_db._store, HOSTILE)).scripts) == len(parse(harmless(file_db)).scripts)
     assert b"<script>alert(" not in data
     got = embedded(data)
     assert got["experiment"]["summary"]["name"] == HOSTILE
-    assert got["experiment"]["jobs"]["hp"] == {"</script><script>alert(2)</script>":
-                                               ["</SCRIPT ><script>alert(3)</script>"]}
+    assert got["experiment"]["jobs"]["hp"] == {
+        "</script><script>alert(2)</script>": ["</SCRIPT ><script>alert(3)</script>"]
+    }
     assert got["experiment"]["jobs"]["results"]["note"] == ["<!--<script>"]
 
 
@@ -831,9 +916,11 @@ def test_write_report_leaves_no_temporary_file_when_it_fails(file_db, tmp_path, 
     folder.mkdir()
     target = folder / "alpha.html"
     target.write_bytes(b"the previous report")
+
     # The last step fails: the previous file stays whole, and nothing else is left.
     def fail(src, dst):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(report_module.os, "replace", fail)
     with pytest.raises(OSError):
         write_report(file_db._store, "alpha", str(target))

@@ -16,8 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_demo(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "schedy.demo", *args], capture_output=True, text=True,
-                          timeout=120, env=env, cwd=cwd or ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "schedy.demo", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=cwd or ROOT,
+    )
 
 
 def read_commits(db_path, name="demo"):
@@ -99,7 +105,7 @@ def test_demo_with_small_numbers(tmp_path):
     assert all(r[-1].startswith("worker-") for r in rows)
     scores = [float(r[4]) for r in rows]
     assert scores == sorted(scores, reverse=True)
-    for rank, job_id, gen, member, q, h0, h1, _ in rows:
+    for _rank, job_id, gen, member, q, h0, h1, _ in rows:
         job = by_id[job_id]
         assert (job.generation, job.member) == (int(gen), int(member)) and job.generation == 4
         assert float(q) == round(job.results["Q"], 5)
@@ -143,12 +149,25 @@ def test_demo_with_one_worker_is_reproducible_with_a_seed(tmp_path):
     """
     runs = []
     for name in ("a", "b"):
-        proc = run_demo("--workers", "1", "--population", "4", "--generations", "3", "--db", str(tmp_path / name),
-                        "--seed", "11", "--pause", "0")
+        proc = run_demo(
+            "--workers",
+            "1",
+            "--population",
+            "4",
+            "--generations",
+            "3",
+            "--db",
+            str(tmp_path / name),
+            "--seed",
+            "11",
+            "--pause",
+            "0",
+        )
         assert proc.returncode == 0, proc.stderr
         exp = schedy.SchedyDB(tmp_path / name).get_experiment("demo")
-        runs.append([(j.job_id, j.member, j.generation, j.parent_id, j.hyperparameters, j.results["Q"])
-                     for j in exp.all_jobs()])
+        runs.append(
+            [(j.job_id, j.member, j.generation, j.parent_id, j.hyperparameters, j.results["Q"]) for j in exp.all_jobs()]
+        )
     assert runs[0] == runs[1]
 
 

@@ -29,16 +29,22 @@ NOBODY = 65534
 
 def run_script(code, *args, as_nobody=False):
     """Run ``code`` in a fresh interpreter (``as_nobody``: with root's privileges dropped after the imports)."""
-    prologue = textwrap.dedent("""
+    prologue = textwrap.dedent(
+        f"""
         import errno, json, os, resource, signal, sys
         import schedy
         from schedy.errors import SchedyError
         from schedy.maintenance import verify
-        if %r:
-            os.setgroups([]); os.setgid(%d); os.setuid(%d)
-    """ % (as_nobody, NOBODY, NOBODY))
-    proc = subprocess.run([sys.executable, "-c", prologue + textwrap.dedent(code), *map(str, args)],
-                          capture_output=True, text=True, timeout=60)
+        if {as_nobody!r}:
+            os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})
+    """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", prologue + textwrap.dedent(code), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

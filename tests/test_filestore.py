@@ -12,14 +12,13 @@ import time
 
 import orjson
 import pytest
+from conftest import log_commits
 
 import schedy
 from schedy.adapters.naming import stream_key
 from schedy.core.check import find_double_claims
 from schedy.core.codec import Commit, encode_commit
 from schedy.errors import CorruptLogError, NoJobError, UnsupportedFormatError
-
-from conftest import log_commits
 
 
 def log_file(db, name):
@@ -50,14 +49,18 @@ def test_a_torn_last_record_is_ignored_by_readers_and_repaired_by_the_next_write
         after = path.read_bytes()
         if cut < len(last) - 1:  # not a whole commit: cut off
             assert job.job_id == "3"
-            assert after.startswith(prefix) and after[len(prefix):].count(b"\n") == 1 and after.endswith(b"\n")
+            assert after.startswith(prefix) and after[len(prefix) :].count(b"\n") == 1 and after.endswith(b"\n")
             assert b'"i":2' not in after, "the torn bytes were cut off"
             assert len(schedy.SchedyDB(str(db.path)).get_experiment("e").all_jobs()) == 3
         else:  # the whole commit but its newline: completed, and the new commit follows it
             assert job.job_id == "4"
-            assert after.startswith(whole) and after[len(whole):].count(b"\n") == 1 and after.endswith(b"\n")
-            assert [j.hyperparameters["i"] for j in schedy.SchedyDB(str(db.path)).get_experiment("e").all_jobs()] == \
-                [0, 1, 2, "new"]
+            assert after.startswith(whole) and after[len(whole) :].count(b"\n") == 1 and after.endswith(b"\n")
+            assert [j.hyperparameters["i"] for j in schedy.SchedyDB(str(db.path)).get_experiment("e").all_jobs()] == [
+                0,
+                1,
+                2,
+                "new",
+            ]
     assert path.read_bytes().endswith(b"\n")
 
 
@@ -83,8 +86,15 @@ def test_a_missing_commit_is_a_clear_error(tmp_path):
 def test_a_log_from_a_newer_format_is_refused(tmp_path):
     db, exp = make(tmp_path, jobs=0)
     path = log_file(db, "e")
-    event = {"type": "ExperimentCreated", "format": 2, "name": "future", "kind": "manual",
-             "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+    event = {
+        "type": "ExperimentCreated",
+        "format": 2,
+        "name": "future",
+        "kind": "manual",
+        "params": {"scheduler": {"Manual": {}}},
+        "status": "RUNNING",
+        "seed": 1,
+    }
     (db.path / "experiments" / stream_key("future")).mkdir()
     log_file(db, "future").write_bytes(encode_commit(Commit(1, 0.0, "w", [event])))
     with pytest.raises(UnsupportedFormatError, match="format 2.*upgrade Schedy"):
@@ -225,7 +235,9 @@ def _hold_lock_with_a_new_commit(path, said, released, go):
     with db._store.exclusive(view.key):
         state = view.refresh()
         version = state.version + 1
-        decision = decide.add_job(state, name="e", hyperparameters={"i": "child"}, status="QUEUED", results={}, incarnation=state.created)
+        decision = decide.add_job(
+            state, name="e", hyperparameters={"i": "child"}, status="QUEUED", results={}, incarnation=state.created
+        )
         line = encode_commit(Commit(version, time.time(), "child", decision.events))
         assert db._store.append(view.key, view.cursor, version, line) is not None
         said.put(version)
@@ -293,9 +305,8 @@ def test_an_error_while_waiting_for_the_lock_leaves_it_free(tmp_path):
     def fails():
         raise OSError("cannot read")
 
-    with pytest.raises(OSError, match="cannot read"):
-        with db._store.exclusive(key, meanwhile=fails):
-            pytest.fail("the lock was taken although the child holds it")
+    with pytest.raises(OSError, match="cannot read"), db._store.exclusive(key, meanwhile=fails):
+        pytest.fail("the lock was taken although the child holds it")
     go.set()
     child.join(timeout=60)
     assert child.exitcode == 0
@@ -328,9 +339,8 @@ def test_an_interrupt_just_after_the_lock_is_taken_does_not_keep_it(tmp_path, mo
             raise KeyboardInterrupt
 
     monkeypatch.setattr(filestore.fcntl, "flock", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        with db._store.exclusive(key, meanwhile=lambda: False):
-            pytest.fail("entered despite the interrupt")
+    with pytest.raises(KeyboardInterrupt), db._store.exclusive(key, meanwhile=lambda: False):
+        pytest.fail("entered despite the interrupt")
     monkeypatch.undo()
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
@@ -368,8 +378,12 @@ def test_a_writer_waiting_for_the_lock_outlasts_a_damaged_line_the_holder_cuts_o
     child.join(timeout=60)
     assert child.exitcode == 0
     assert job.job_id == "4"
-    assert [j.hyperparameters["i"] for j in schedy.SchedyDB(str(db.path)).get_experiment("e").all_jobs()] == \
-        [0, 1, 2, "after the repair"]
+    assert [j.hyperparameters["i"] for j in schedy.SchedyDB(str(db.path)).get_experiment("e").all_jobs()] == [
+        0,
+        1,
+        2,
+        "after the repair",
+    ]
 
 
 def _damage_then_cut(path, said, go):
@@ -418,8 +432,9 @@ def xs(path):
 
 def in_child(code, *args):
     """Run ``code`` in a new Python process (``sys.argv[1:]``: ``args``); return its stdout, or fail with its stderr."""
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -534,8 +549,9 @@ def test_a_writer_killed_mid_append_leaves_a_torn_record_the_next_writer_settles
     exp.add_job({"x": 1})
     log = log_file(schedy.SchedyDB(path), "m")
     before = log.read_bytes()
-    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(DIES_WRITING), path, str(keep)],
-                            capture_output=True, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(DIES_WRITING), path, str(keep)], capture_output=True, timeout=120
+    )
     assert killed.returncode == -signal.SIGKILL
     left = log.read_bytes()
     assert left.startswith(before) and len(left) > len(before) and not left.endswith(b"\n")
@@ -556,11 +572,14 @@ def test_a_claim_that_lost_its_newline_is_kept_so_its_job_is_not_handed_out_twic
     assert job.job_id == "1"
     log = log_file(db, "m")
     os.truncate(log, log.stat().st_size - 1)
-    out = in_child("""
+    out = in_child(
+        """
         import sys
         import schedy
         print(schedy.SchedyDB(sys.argv[1], worker="second").get_experiment("m").next_job().job_id)
-    """, path)
+    """,
+        path,
+    )
     assert out.strip() == "2", "the job the first worker is running was handed out again"
     commits = log_commits(schedy.SchedyDB(path), "m")
     assert [c.version for c in commits] == [1, 2, 3, 4, 5] and find_double_claims(commits) == []
@@ -576,11 +595,14 @@ def test_a_decision_that_writes_nothing_sees_the_completed_commit(tmp_path):
     log = log_file(schedy.SchedyDB(path), "m")
     os.truncate(log, log.stat().st_size - 1)
     assert schedy.SchedyDB(path).get_experiment("m").all_jobs() == []  # a reader does not take the torn commit...
-    out = in_child("""
+    out = in_child(
+        """
         import sys
         import schedy
         print(schedy.SchedyDB(sys.argv[1]).get_experiment("m").next_job().hyperparameters["x"])
-    """, path)
+    """,
+        path,
+    )
     assert out.strip() == "1"  # ...the next writer does
 
 

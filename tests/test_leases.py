@@ -12,13 +12,12 @@ import threading
 from contextlib import ExitStack
 
 import pytest
+from conftest import log_commits
+from fakeclock import FakeClock, wait_until
 
 import schedy
 from schedy.adapters import leases
 from schedy.core import events as ev
-
-from conftest import log_commits
-from fakeclock import FakeClock, wait_until
 
 
 def lapsed(db, name):
@@ -49,8 +48,13 @@ def test_one_thread_keeps_many_jobs_alive_and_lets_go_of_them(tmp_path):
         for _ in range(3):  # 2.25 leases in all: only renewals keep the jobs
             t.advance(step)
             # Every job renewed after the clock moved (its lease_until is now + lease), however long that takes.
-            wait_until(lambda: {e["job"] for _, e in heartbeats(db, "many") if e["lease_until"] == t.now + lease}
-                       >= {j.job_id for j in jobs}, what="a heartbeat of every job")
+            wait_until(
+                lambda: (
+                    {e["job"] for _, e in heartbeats(db, "many") if e["lease_until"] == t.now + lease}
+                    >= {j.job_id for j in jobs}
+                ),
+                what="a heartbeat of every job",
+            )
             try:
                 taken = other.next_job()  # would record the expiry of any lapsed lease
             except schedy.errors.NoJobError:
@@ -136,8 +140,13 @@ def test_a_forked_child_renews_its_own_jobs(tmp_path):
                     def beats_since_the_claim():
                         return [(e["job"], e["worker"]) for v, e in heartbeats(child_db, "forked") if v > claimed]
 
-                    wait_until(lambda: beats_since_the_claim().count((job.job_id, "child")) >= 2
-                               and (held.job_id, "parent") in beats_since_the_claim(), what="both threads to beat")
+                    wait_until(
+                        lambda: (
+                            beats_since_the_claim().count((job.job_id, "child")) >= 2
+                            and (held.job_id, "parent") in beats_since_the_claim()
+                        ),
+                        what="both threads to beat",
+                    )
                     job.results["ok"] = True
                 code = 0
             finally:

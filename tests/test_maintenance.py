@@ -12,6 +12,7 @@ from pathlib import Path
 
 import obstore
 import pytest
+from conftest import STORES
 
 import schedy
 from schedy import maintenance
@@ -21,8 +22,6 @@ from schedy.core.codec import Commit, decode_commit, encode_commit
 from schedy.core.snapshot import decode_snapshot, encode_snapshot
 from schedy.errors import CorruptLogError, DatabaseError, ExperimentNotFoundError, UnsupportedFormatError
 from schedy.maintenance import repair, verify
-
-from conftest import STORES
 
 # -- raw access to a log --------------------------------------------------------------------------------------
 
@@ -86,7 +85,7 @@ def flip(db, name, version):
     """Flip one bit in the middle of commit ``version``."""
     recs = records(db, name)
     r = recs[version - 1]
-    recs[version - 1] = r[: len(r) // 2] + bytes([r[len(r) // 2] ^ 0x01]) + r[len(r) // 2 + 1:]
+    recs[version - 1] = r[: len(r) // 2] + bytes([r[len(r) // 2] ^ 0x01]) + r[len(r) // 2 + 1 :]
     if on_file(db):
         write_log(db, name, recs)
     else:
@@ -393,8 +392,15 @@ def test_two_repairs_in_one_second_append_to_the_same_file(tmp_path, monkeypatch
 
 def test_repair_refuses_a_log_from_a_newer_format(tmp_path):
     db, _ = make(str(tmp_path / "db"), jobs=0)
-    event = {"type": "ExperimentCreated", "format": 2, "name": "future", "kind": "manual",
-             "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+    event = {
+        "type": "ExperimentCreated",
+        "format": 2,
+        "name": "future",
+        "kind": "manual",
+        "params": {"scheduler": {"Manual": {}}},
+        "status": "RUNNING",
+        "seed": 1,
+    }
     write_log(db, "future", [encode_commit(Commit(1, 0.0, "w", [event])).rstrip(b"\n")])
     before = everything(db)
     e = verify(db, "future").experiments[0]
@@ -444,10 +450,14 @@ def test_the_repaired_damage_file_is_synced_before_the_log_is_cut(tmp_path, monk
     flip(db, "e", 3)
     calls = []
     real_fsync, real_truncate = os.fsync, os.ftruncate
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
-                                                 real_fsync(fd))[1])
-    monkeypatch.setattr(os, "ftruncate", lambda fd, n: (calls.append(("truncate", os.readlink(f"/proc/self/fd/{fd}"))),
-                                                        real_truncate(fd, n))[1])
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: (calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1]
+    )
+    monkeypatch.setattr(
+        os,
+        "ftruncate",
+        lambda fd, n: (calls.append(("truncate", os.readlink(f"/proc/self/fd/{fd}"))), real_truncate(fd, n))[1],
+    )
     fix = repair(db, "e")
     synced = calls.index(("fsync", fix.destination))
     cut = calls.index(("truncate", str(log_file(db, "e"))))
@@ -493,12 +503,17 @@ def test_verify_says_what_the_next_writer_does_with_a_torn_record(tmp_path, case
         assert said[0].startswith(f"commit {jobs + 1} lacks its final newline (a torn last record of {len(left)} bytes")
         assert "readers do not take it yet, the next writer (or repair) completes it and keeps it" in said[0]
     else:
-        assert said[0] == (f"a torn last record of {len(left)} bytes follows commit {jobs} (not a whole commit: a "
-                           f"write that never completed, or what a crash left of an unsynced one): readers ignore "
-                           f"it, the next writer cuts it off")
+        assert said[0] == (
+            f"a torn last record of {len(left)} bytes follows commit {jobs} (not a whole commit: a "
+            f"write that never completed, or what a crash left of an unsynced one): readers ignore "
+            f"it, the next writer cuts it off"
+        )
     if every == 1:  # the snapshot of the torn commit
-        assert len(said) == 2 and ("which is torn: readers ignore it until a writer completes the commit" in said[1]
-                                   if completes else "is stale" in said[1])
+        assert len(said) == 2 and (
+            "which is torn: readers ignore it until a writer completes the commit" in said[1]
+            if completes
+            else "is stale" in said[1]
+        )
     else:  # none, or one of the commit before, which readers use
         assert len(said) == 1
     # What verify said is what a writer does (taking snapshots as often: a stale one would be replaced).
@@ -578,8 +593,15 @@ def test_a_torn_commit_the_fold_refuses_is_an_error_and_repair_sets_it_aside(tmp
 
 def test_a_torn_commit_in_a_newer_format_is_not_repaired(tmp_path):
     db, _ = make(str(tmp_path / "db"), jobs=0)
-    event = {"type": "ExperimentCreated", "format": 2, "name": "future", "kind": "manual",
-             "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+    event = {
+        "type": "ExperimentCreated",
+        "format": 2,
+        "name": "future",
+        "kind": "manual",
+        "params": {"scheduler": {"Manual": {}}},
+        "status": "RUNNING",
+        "seed": 1,
+    }
     write_log(db, "future", [])
     with open(log_file(db, "future"), "wb") as f:
         f.write(encode_commit(Commit(1, 0.0, "w", [event])).rstrip(b"\n"))
@@ -598,14 +620,16 @@ def test_a_torn_record_after_a_damaged_line_is_left_by_writers_and_set_aside_by_
     damaged = log_file(db, "e").read_bytes()
     e = verify(db, "e").experiments[0]
     assert "commit 3 is damaged" in e.errors[0].message
-    assert any("follows the damaged record where commit 3 was due" in w.message and "writers leave it" in w.message
-               for w in e.warnings)
+    assert any(
+        "follows the damaged record where commit 3 was due" in w.message and "writers leave it" in w.message
+        for w in e.warnings
+    )
     with pytest.raises(CorruptLogError, match="commit 3 is damaged"):
         reopen(db).get_experiment("e").add_job({"i": "next"})
     assert log_file(db, "e").read_bytes() == damaged, "the writer left it as it is"
     fix = repair(db, "e")
     assert fix.kept == 2 and [r.due for r in fix.set_aside] == [3] and fix.torn > 0 and fix.completed is None
-    assert Path(fix.destination).read_bytes() == damaged[len(log_file(db, "e").read_bytes()):]
+    assert Path(fix.destination).read_bytes() == damaged[len(log_file(db, "e").read_bytes()) :]
     assert verify(db).ok
 
 
@@ -614,8 +638,10 @@ def test_a_torn_commit_after_damage_further_back_is_set_aside_with_it(tmp_path):
     flip(db, "e", 2)
     _torn_append(db, Commit(5, 1.0, "w", []))
     e = verify(db, "e").experiments[0]
-    assert any(w.message.startswith("commit 5 lacks its final newline") and "after the damage at commit 2" in w.message
-               for w in e.warnings)
+    assert any(
+        w.message.startswith("commit 5 lacks its final newline") and "after the damage at commit 2" in w.message
+        for w in e.warnings
+    )
     fix = repair(db, "e")
     assert fix.kept == 1 and [r.due for r in fix.set_aside] == [2, 3, 4] and fix.torn > 0 and fix.completed is None
     assert verify(db).ok

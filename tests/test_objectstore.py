@@ -17,6 +17,7 @@ from collections import Counter
 
 import obstore
 import pytest
+from conftest import log_commits, new_bucket
 from obstore.exceptions import AlreadyExistsError, NotSupportedError, PreconditionError
 from obstore.store import MemoryStore
 
@@ -29,8 +30,6 @@ from schedy.core.check import find_double_claims
 from schedy.core.codec import Commit, decode_commit, encode_commit
 from schedy.core.state import fold
 from schedy.errors import CorruptLogError, DatabaseError, NoJobError
-
-from conftest import log_commits, new_bucket
 
 STORE_KINDS = ["memory", "s3"]
 
@@ -75,8 +74,9 @@ def raw(store, key):
 
 
 def all_objects(obj_store):
-    return {m["path"]: bytes(obstore.get(obj_store, m["path"]).bytes())
-            for batch in obstore.list(obj_store) for m in batch}
+    return {
+        m["path"]: bytes(obstore.get(obj_store, m["path"]).bytes()) for batch in obstore.list(obj_store) for m in batch
+    }
 
 
 def claims(commits):
@@ -199,7 +199,8 @@ def test_two_writers_with_the_same_worker_name_and_clock_reading_cannot_both_win
     got["b"] = exp_b.next_job()
     assert attempts[0] == 2
     assert got["a"].job_id != got["b"].job_id, (
-        f"both writers were handed job {got['a'].job_id}: writer b took a's identical commit 2 for its own")
+        f"both writers were handed job {got['a'].job_id}: writer b took a's identical commit 2 for its own"
+    )
 
 
 @pytest.mark.parametrize("kind", STORE_KINDS)
@@ -254,8 +255,7 @@ KILLED_AFTER_PUT = textwrap.dedent("""
 def test_a_writer_killed_between_its_put_and_its_return(s3_url):
     db = schedy.SchedyDB(s3_url, worker="main")
     manual_with_jobs(db, "k", 5)  # commits 1..6
-    proc = subprocess.run([sys.executable, "-c", KILLED_AFTER_PUT, s3_url], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", KILLED_AFTER_PUT, s3_url], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 17 and "survived" not in proc.stdout, proc.stderr
 
     # Its commit is visible to everyone: job 1 is held by the dead worker.
@@ -305,7 +305,11 @@ def test_a_writer_behind_a_deleted_commit_reports_it_instead_of_filling_the_gap(
     view.state, view.cursor = fold(decode_commit(r) for r in records[:1]), 1  # a reader that stopped at commit 1
     obstore.delete(store.store, commit_path(store, key, 3))
     with pytest.raises(CorruptLogError, match="commit 3 is missing"):  # it reads commit 2, then sees 4 past the hole
-        view.transact(lambda s, v, now, lapsed: decide.add_job(s, name=s.name, hyperparameters={"i": 9}, status="QUEUED", results={}))
+        view.transact(
+            lambda s, v, now, lapsed: decide.add_job(
+                s, name=s.name, hyperparameters={"i": 9}, status="QUEUED", results={}
+            )
+        )
     assert commit_path(store, key, 3) not in all_objects(store.store)
 
 
@@ -345,8 +349,10 @@ def test_a_stray_object_in_the_log_folder_is_reported_by_verify_and_readers_neve
     obstore.put(store.store, f"{store.prefix}/experiments/{key}/log/6.json", record(6))  # not a commit's name
     assert [j.hyperparameters["i"] for j in schedy.SchedyDB(url).get_experiment("sweep").all_jobs()] == [0, 1, 2, 3]
     e = verify(db, "sweep").experiments[0]
-    assert sorted(p.message.rsplit("/", 1)[-1] for p in e.errors if "unexpected object" in p.message) == \
-        ["6.json", "notes.txt"]
+    assert sorted(p.message.rsplit("/", 1)[-1] for p in e.errors if "unexpected object" in p.message) == [
+        "6.json",
+        "notes.txt",
+    ]
 
 
 # -- (f) a store that refuses conditional writes is refused at open ----------------------------------------------
@@ -401,7 +407,7 @@ def azure_like(monkeypatch):
             return real_put(store, path, data, **kw)
         except AlreadyExistsError:
             seen.append(path)
-            raise PreconditionError(f"Request precondition failure for path {path}: 412 Precondition Failed")
+            raise PreconditionError(f"Request precondition failure for path {path}: 412 Precondition Failed") from None
 
     monkeypatch.setattr(obstore, "put", put)
     return seen
@@ -530,11 +536,15 @@ def test_credentials_never_appear_in_errors_log_lines_or_the_log(s3_endpoint, ca
 
 def test_credentials_written_into_the_url_are_never_shown(s3_endpoint):
     with pytest.raises(DatabaseError) as info:
-        schedy.SchedyDB(f"s3://{SECRETS[0]}:{SECRETS[1]}@no-such-bucket-{uuid.uuid4().hex[:8]}/p",
-                        endpoint=s3_endpoint, region="us-east-1")
+        schedy.SchedyDB(
+            f"s3://{SECRETS[0]}:{SECRETS[1]}@no-such-bucket-{uuid.uuid4().hex[:8]}/p",
+            endpoint=s3_endpoint,
+            region="us-east-1",
+        )
     assert _leaks(str(info.value)) == []
-    db = schedy.SchedyDB(f"s3://{SECRETS[0]}:{SECRETS[1]}@{new_bucket(s3_endpoint)}/p", endpoint=s3_endpoint,
-                         region="us-east-1")
+    db = schedy.SchedyDB(
+        f"s3://{SECRETS[0]}:{SECRETS[1]}@{new_bucket(s3_endpoint)}/p", endpoint=s3_endpoint, region="us-east-1"
+    )
     assert _leaks(repr(db) + str(db.path)) == []
 
 
@@ -599,8 +609,15 @@ def test_a_log_from_a_newer_format_is_refused(url):
     from schedy.errors import UnsupportedFormatError
 
     store = schedy.SchedyDB(url)._store
-    event = {"type": "ExperimentCreated", "format": 2, "name": "future", "kind": "manual",
-             "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+    event = {
+        "type": "ExperimentCreated",
+        "format": 2,
+        "name": "future",
+        "kind": "manual",
+        "params": {"scheduler": {"Manual": {}}},
+        "status": "RUNNING",
+        "seed": 1,
+    }
     obstore.put(store.store, commit_path(store, stream_key("future"), 1), encode_commit(Commit(1, 0.0, "w", [event])))
     with pytest.raises(UnsupportedFormatError, match="format 2"):
         schedy.SchedyDB(url).get_experiment("future")
@@ -609,8 +626,9 @@ def test_a_log_from_a_newer_format_is_refused(url):
 def test_an_endpoint_that_is_not_a_url_is_a_clear_error():
     """A typo in ``endpoint`` must be a Schedy error (or ValueError), not a Rust panic escaping as BaseException."""
     try:
-        schedy.SchedyDB("s3://bucket/p", endpoint="not a url", region="us-east-1", access_key_id="k",
-                        secret_access_key="s")
+        schedy.SchedyDB(
+            "s3://bucket/p", endpoint="not a url", region="us-east-1", access_key_id="k", secret_access_key="s"
+        )
     except (DatabaseError, ValueError) as e:
         assert "endpoint" in str(e) or "not a url" in str(e)
     except BaseException as e:  # noqa: BLE001 - pyo3's PanicException derives from BaseException
@@ -623,16 +641,24 @@ def test_an_unreachable_endpoint_is_a_database_error_without_credentials():
     from datetime import timedelta
 
     with pytest.raises(DatabaseError) as info:
-        schedy.SchedyDB("s3://bucket/p", access_key_id=SECRETS[0], secret_access_key=SECRETS[1],
-                        endpoint="http://127.0.0.1:1", region="us-east-1",
-                        retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=2)})
+        schedy.SchedyDB(
+            "s3://bucket/p",
+            access_key_id=SECRETS[0],
+            secret_access_key=SECRETS[1],
+            endpoint="http://127.0.0.1:1",
+            region="us-east-1",
+            retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=2)},
+        )
     assert "s3://bucket/p" in str(info.value) and _leaks(str(info.value)) == []
 
 
-@pytest.mark.parametrize("location", [
-    f"s4://{SECRETS[0]}:{SECRETS[1]}@bucket/p",  # a typo in the scheme
-    f"file://{SECRETS[0]}:{SECRETS[1]}@host/p",  # file:// with a host
-])
+@pytest.mark.parametrize(
+    "location",
+    [
+        f"s4://{SECRETS[0]}:{SECRETS[1]}@bucket/p",  # a typo in the scheme
+        f"file://{SECRETS[0]}:{SECRETS[1]}@host/p",  # file:// with a host
+    ],
+)
 def test_a_refused_url_is_never_echoed_with_its_credentials(location):
     with pytest.raises(ValueError) as info:
         schedy.SchedyDB(location)

@@ -45,8 +45,7 @@ def drain(db, n=3):
 
 
 def test_an_endpoint_with_the_account_in_its_path(container):
-    db = schedy.SchedyDB(f"az://{container}/db", endpoint=f"{AZURITE}/{ACCOUNT}", account_name=ACCOUNT,
-                         access_key=KEY)
+    db = schedy.SchedyDB(f"az://{container}/db", endpoint=f"{AZURITE}/{ACCOUNT}", account_name=ACCOUNT, access_key=KEY)
     assert drain(db) == ["DONE"] * 3
 
 
@@ -65,8 +64,9 @@ def test_the_environment_with_client_options_in_code(container, monkeypatch):
 
 def test_a_missing_container_is_named(container):
     with pytest.raises(DatabaseError, match="the container 'no-such-container' does not exist"):
-        schedy.SchedyDB("az://no-such-container/db", endpoint=f"{AZURITE}/{ACCOUNT}", account_name=ACCOUNT,
-                        access_key=KEY)
+        schedy.SchedyDB(
+            "az://no-such-container/db", endpoint=f"{AZURITE}/{ACCOUNT}", account_name=ACCOUNT, access_key=KEY
+        )
 
 
 @pytest.mark.parametrize("action", [RESET, CLOSE, DELAY, UNAVAILABLE, REFUSE])
@@ -74,10 +74,17 @@ def test_faults_on_the_probe_and_on_commits(container, action):
     with FaultProxy(AZURITE, seed=3) as proxy:
         probe = proxy.add(action, method="PUT", path=r"/\.schedy-probe/", times=1, delay=1.5)
         commits = proxy.add(action, method="PUT", path=r"/log/", times=2, delay=1.5)
-        db = schedy.SchedyDB(f"az://{container}/db", endpoint=f"{proxy.url}/{ACCOUNT}", account_name=ACCOUNT,
-                             access_key=KEY, client_options={"timeout": "1s"}, retry_config={"max_retries": 0})
+        db = schedy.SchedyDB(
+            f"az://{container}/db",
+            endpoint=f"{proxy.url}/{ACCOUNT}",
+            account_name=ACCOUNT,
+            access_key=KEY,
+            client_options={"timeout": "1s"},
+            retry_config={"max_retries": 0},
+        )
         assert drain(db) == ["DONE"] * 3
         assert probe.fired == 1 and commits.fired == 2
-    direct = schedy.SchedyDB(f"az://{container}/db", endpoint=f"{AZURITE}/{ACCOUNT}", account_name=ACCOUNT,
-                             access_key=KEY)
+    direct = schedy.SchedyDB(
+        f"az://{container}/db", endpoint=f"{AZURITE}/{ACCOUNT}", account_name=ACCOUNT, access_key=KEY
+    )
     assert len(direct._store.read("e", 0)[0]) == 1 + 3 + 3 + 3  # created, 3 added, 3 claimed, 3 done: once each

@@ -41,9 +41,11 @@ WORKER = Path(__file__).with_name("_fault_worker.py")
 
 def retry_config(max_retries):
     """obstore's own retries: 0 sends every fault to Schedy; 1 or more lets obstore re-send what it may."""
-    return {"max_retries": max_retries, "backoff": {"init_backoff": timedelta(milliseconds=10),
-                                                    "max_backoff": timedelta(milliseconds=100)},
-            "retry_timeout": timedelta(seconds=20)}
+    return {
+        "max_retries": max_retries,
+        "backoff": {"init_backoff": timedelta(milliseconds=10), "max_backoff": timedelta(milliseconds=100)},
+        "retry_timeout": timedelta(seconds=20),
+    }
 
 
 @pytest.fixture
@@ -53,8 +55,13 @@ def bucket(s3_endpoint):
 
 def through(proxy, bucket, obstore_retries=2, **kw):
     """A SchedyDB on ``bucket`` whose every request goes through the proxy, with a short client timeout."""
-    return schedy.SchedyDB(f"s3://{bucket}/team/db", endpoint=proxy.url, client_options={"timeout": TIMEOUT},
-                           retry_config=retry_config(obstore_retries), **kw)
+    return schedy.SchedyDB(
+        f"s3://{bucket}/team/db",
+        endpoint=proxy.url,
+        client_options={"timeout": TIMEOUT},
+        retry_config=retry_config(obstore_retries),
+        **kw,
+    )
 
 
 def direct(bucket):
@@ -252,16 +259,22 @@ def test_a_store_that_ignores_put_if_absent_is_refused_at_open(fault_proxy, buck
 
 def test_the_check_happens_once_at_open(fault_proxy, bucket):
     db = through(fault_proxy, bucket)
-    opening = [(m, t.rsplit("/", 2)[-2] if ".schedy-probe" in t else t.rsplit("/", 1)[-1])
-               for m, t, _ in fault_proxy.requests]
+    opening = [
+        (m, t.rsplit("/", 2)[-2] if ".schedy-probe" in t else t.rsplit("/", 1)[-1]) for m, t, _ in fault_proxy.requests
+    ]
     # Create the probe, create it again (refused), read it back (refused, not our retried create), create the
     # marker, delete the probe (S3's multi-object delete).
-    assert opening == [("PUT", ".schedy-probe"), ("PUT", ".schedy-probe"), ("GET", ".schedy-probe"),
-                       ("PUT", "SCHEDY"), ("POST", f"{bucket}?delete")]
+    assert opening == [
+        ("PUT", ".schedy-probe"),
+        ("PUT", ".schedy-probe"),
+        ("GET", ".schedy-probe"),
+        ("PUT", "SCHEDY"),
+        ("POST", f"{bucket}?delete"),
+    ]
     exp = manual_with_jobs(db, "e", 2)
     with exp.next_job():
         pass
-    later = fault_proxy.requests[len(opening):]
+    later = fault_proxy.requests[len(opening) :]
     assert later and not [t for _, t, _ in later if "probe" in t or "SCHEDY" in t or "delete" in t]
     through(fault_proxy, bucket)
     assert len(fault_proxy.requests) - len(opening) - len(later) == 6  # once it exists, the marker is read too
@@ -282,8 +295,7 @@ def test_a_missing_bucket_is_named(s3_endpoint):
 def test_client_options_in_code_keep_allow_http_from_the_environment(fault_proxy, bucket, monkeypatch):
     # conftest exports AWS_ENDPOINT_URL (plain HTTP) and AWS_ALLOW_HTTP=true; point the endpoint at the proxy.
     monkeypatch.setenv("AWS_ENDPOINT_URL", fault_proxy.url)
-    db = schedy.SchedyDB(f"s3://{bucket}/team/db", client_options={"timeout": TIMEOUT},
-                         retry_config=retry_config(0))
+    db = schedy.SchedyDB(f"s3://{bucket}/team/db", client_options={"timeout": TIMEOUT}, retry_config=retry_config(0))
     manual_with_jobs(db, "e", 1)
     # The short timeout given in code is in force too: a reply held longer is a lost reply, resolved.
     rule = fault_proxy.add(DELAY, method="PUT", path=LOG_PUT, times=1, delay=1.5)
@@ -293,8 +305,7 @@ def test_client_options_in_code_keep_allow_http_from_the_environment(fault_proxy
     # Without AWS_ALLOW_HTTP, plain HTTP is refused, as obstore does: a clear error at open, not a crash.
     monkeypatch.delenv("AWS_ALLOW_HTTP")
     with pytest.raises(DatabaseError) as info:
-        schedy.SchedyDB(f"s3://{bucket}/team/db", client_options={"timeout": TIMEOUT},
-                        retry_config=retry_config(0))
+        schedy.SchedyDB(f"s3://{bucket}/team/db", client_options={"timeout": TIMEOUT}, retry_config=retry_config(0))
     assert "\n" not in str(info.value) and f"s3://{bucket}/team/db" in str(info.value)
 
 
@@ -313,8 +324,11 @@ def test_the_environment_client_options_are_merged_per_store(monkeypatch):
     monkeypatch.delenv("GOOGLE_ALLOW_HTTP", raising=False)
     assert _client_options("s3", None, {}) == {}  # nothing given: obstore reads the environment itself
     assert _client_options("s3", {"timeout": "2s"}, {}) == {"timeout": "2s", "allow_http": "true"}
-    assert _client_options("az", {"timeout": "2s"}, {}) == {"timeout": "2s", "allow_http": "yes",
-                                                            "connect_timeout": "3s"}
+    assert _client_options("az", {"timeout": "2s"}, {}) == {
+        "timeout": "2s",
+        "allow_http": "yes",
+        "connect_timeout": "3s",
+    }
     assert _client_options("gs", {"timeout": "2s"}, {}) == {"timeout": "2s", "allow_http": True}
     assert _client_options("s3", {"allow_http": False}, {"endpoint": "http://x"}) == {"allow_http": False}
     assert _client_options("gs", None, {"base_url": "http://localhost:4443"}) == {"allow_http": True}
@@ -331,9 +345,15 @@ def test_four_processes_drain_100_jobs_through_lost_replies_and_503s(fault_proxy
     failed_rule = fault_proxy.add((UNAVAILABLE, REFUSE), method="PUT", probability=0.05 / 0.95)
     read_rule = fault_proxy.add((UNAVAILABLE, RESET), method="GET", probability=0.02)
     began = time.monotonic()
-    procs = [subprocess.Popen([sys.executable, str(WORKER), f"s3://{bucket}/team/db", fault_proxy.url, "drain",
-                               f"w{n}", "2s", "0.01"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for n in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), f"s3://{bucket}/team/db", fault_proxy.url, "drain", f"w{n}", "2s", "0.01"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     elapsed = time.monotonic() - began
     reports = []
@@ -356,9 +376,17 @@ def test_four_processes_drain_100_jobs_through_lost_replies_and_503s(fault_proxy
     stats = sum((Counter(r["stats"]) for r in reports), Counter())
     assert lost_rule.fired > 0 and failed_rule.fired > 0  # faults were injected...
     assert stats["resolved as ours"] > 0 and stats["write retries"] > 0  # ...and resolved, not reported
-    summary = {"jobs": 100, "commits": len(commits), "seconds": round(elapsed, 1),
-               "faults": {"lost replies": lost_rule.fired, "503 or refused writes": failed_rule.fired,
-                          "failed reads": read_rule.fired},
-               "proxy": dict(fault_proxy.counts), "stats": dict(stats),
-               "per worker": {r["worker"]: len(r["done"]) for r in reports}}
+    summary = {
+        "jobs": 100,
+        "commits": len(commits),
+        "seconds": round(elapsed, 1),
+        "faults": {
+            "lost replies": lost_rule.fired,
+            "503 or refused writes": failed_rule.fired,
+            "failed reads": read_rule.fired,
+        },
+        "proxy": dict(fault_proxy.counts),
+        "stats": dict(stats),
+        "per worker": {r["worker"]: len(r["done"]) for r in reports},
+    }
     print("\ndrain through the fault proxy:", json.dumps(summary))

@@ -82,13 +82,16 @@ def test_a_long_log_is_read_from_the_start_with_one_get_per_commit_and_at_most_a
     assert "list" not in counted and 300 < counted["get"] <= 300 + WINDOW + 1
 
 
-@pytest.mark.parametrize(("behind", "gets"), [
-    (0, 1),  # caught up: one GET, answered 404
-    (1, 1 + 2),  # the next commit, then the two after it at once (both 404)
-    (2, 1 + 2 + 1),  # the missing one closed its window: one GET past it, to see whether the log goes on
-    (3, 1 + 2 + 4),
-    (7, 1 + 2 + 4 + 8),
-])
+@pytest.mark.parametrize(
+    ("behind", "gets"),
+    [
+        (0, 1),  # caught up: one GET, answered 404
+        (1, 1 + 2),  # the next commit, then the two after it at once (both 404)
+        (2, 1 + 2 + 1),  # the missing one closed its window: one GET past it, to see whether the log goes on
+        (3, 1 + 2 + 4),
+        (7, 1 + 2 + 4 + 8),
+    ],
+)
 def test_a_reader_behind_by_a_few_commits_gets_those_and_one_window_of_misses(counted, behind, gets):
     store = log_of(20)
     counted.clear()
@@ -166,7 +169,7 @@ def claim_cycles(proxy, open_db, location, n):
             job.results["loss"] = 1.0
         assert job.job_id == str(n // 2 + i)  # the queued job the log ends with, then sampled ones
     assert exp._view.state.version == n + 2 * CYCLES
-    requests, replies = proxy.requests[marks[0]:], proxy.replies[marks[1]:]
+    requests, replies = proxy.requests[marks[0] :], proxy.replies[marks[1] :]
     assert len(requests) == len(replies)  # nothing was reset or cut off: every request had its reply
     return [(m, status) for m, _, status, _, _ in replies], sum(h + b for *_, h, b in replies), requests
 
@@ -178,8 +181,11 @@ def delete_container(name):
     to_sign = "DELETE\n" + "\n" * 11 + canonical + f"/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{name}\nrestype:container"
     digest = hmac.new(base64.b64decode(AZURITE_KEY), to_sign.encode(), hashlib.sha256).digest()
     authorization = f"SharedKey {AZURITE_ACCOUNT}:{base64.b64encode(digest).decode()}"
-    request = urllib.request.Request(f"{AZURITE_URL}/{AZURITE_ACCOUNT}/{name}?restype=container", method="DELETE",
-                                     headers={**headers, "Authorization": authorization})
+    request = urllib.request.Request(
+        f"{AZURITE_URL}/{AZURITE_ACCOUNT}/{name}?restype=container",
+        method="DELETE",
+        headers={**headers, "Authorization": authorization},
+    )
     assert urllib.request.urlopen(request, timeout=30).status == 202
 
 
@@ -204,6 +210,7 @@ def check_flat(proxy, make_location, open_db, direct_store):
 
 def test_a_caught_up_claim_costs_the_same_at_100_and_2000_commits_on_s3(s3_endpoint):
     with FaultProxy(s3_endpoint) as proxy:
+
         def location():
             return f"s3://{new_bucket(s3_endpoint)}/team/db"
 
@@ -221,6 +228,7 @@ def test_a_caught_up_claim_costs_the_same_at_100_and_2000_commits_on_azurite(mon
     account = {"account_name": AZURITE_ACCOUNT, "access_key": AZURITE_KEY}
     containers = []
     with FaultProxy(AZURITE_URL) as proxy:
+
         def location():
             containers.append(f"schedy-{uuid.uuid4().hex[:12]}")
             create_container(containers[-1])

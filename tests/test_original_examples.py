@@ -38,6 +38,7 @@ TIMEOUT = 120  # seconds for one script or one pool of workers; each takes a few
 
 # -- running the scripts --------------------------------------------------------------------------
 
+
 def original_env(db):
     """The environment of a ported script: the test's, with no Schedy setting but SCHEDY_DB."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDY_") and k != "XDG_DATA_HOME"}
@@ -47,8 +48,15 @@ def original_env(db):
 
 def run(script, db, cwd, check=True):
     """Run one example script to its end; return the CompletedProcess."""
-    proc = subprocess.run([sys.executable, str(EXAMPLES / script)], env=original_env(db), cwd=cwd,
-                          capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        env=original_env(db),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
     if check:
         assert proc.returncode == 0, f"{script} exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -72,8 +80,15 @@ def run_workers(script, n, db, cwd):
     try:
         for path in outputs:
             with open(path, "w") as out:  # a file, not a pipe: a chatty worker never blocks on a full pipe
-                procs.append(subprocess.Popen([sys.executable, str(EXAMPLES / script)], env=original_env(db),
-                                              cwd=cwd, stdout=out, stderr=subprocess.STDOUT))
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, str(EXAMPLES / script)],
+                        env=original_env(db),
+                        cwd=cwd,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
         deadline = time.monotonic() + TIMEOUT
         for p in procs:
             p.wait(timeout=max(1.0, deadline - time.monotonic()))
@@ -89,6 +104,7 @@ def run_workers(script, n, db, cwd):
 
 
 # -- reading the log ------------------------------------------------------------------------------
+
 
 def events(db, name):
     return [e for c in log_commits(db, name) for e in c.events]
@@ -129,7 +145,8 @@ def check_claims(db, name, workers):
 NOT_IN_THE_ORIGINAL = re.compile(
     r"add_experiment\([^)]*exist_ok|\bwait=|\.generation\b|\.member\b|\bparent_id\b|\.lineage\(|\.waiting_for\b|\.finished\b|"
     r"\bseed=|\.seed\b|\bworker=|\bas_of\b|\.history\(|\.to_dataframe\(|\bBinaryTournament\b|\bKeep\(|"
-    r"\bResample\b|\bAddNoise\b|\bPB2\b|\bsynchronous=|\branking=|\blease=|NotFoundError|\bdb\.path\b")
+    r"\bResample\b|\bAddNoise\b|\bPB2\b|\bsynchronous=|\branking=|\blease=|NotFoundError|\bdb\.path\b"
+)
 
 
 def test_the_scripts_use_only_names_of_the_original_client():
@@ -144,6 +161,7 @@ def test_the_scripts_use_only_names_of_the_original_client():
 
 
 # -- (a) a database of jobs -----------------------------------------------------------------------
+
 
 def test_database_of_jobs(tmp_path):
     db_path = tmp_path / "db"
@@ -180,7 +198,10 @@ def test_database_of_jobs(tmp_path):
     assert deleted not in jobs and any(e == {"type": "JobDeleted", "job": deleted} for e in evs)
     new = [job for job_id, job in jobs.items() if job_id not in before]
     assert [(j.hyperparameters, j.status) for j in new] == [
-        ({"x": 0, "y": 0}, schedy.Job.DONE), ({"x": 3, "y": 4}, schedy.Job.DONE), ({"x": -3, "y": 4}, schedy.Job.DONE)]
+        ({"x": 0, "y": 0}, schedy.Job.DONE),
+        ({"x": 3, "y": 4}, schedy.Job.DONE),
+        ({"x": -3, "y": 4}, schedy.Job.DONE),
+    ]
     raced = new[0].job_id
     claims = claimants(evs)
     assert list(claims) == [raced] and len(claims[raced]) == 1 and finished(evs, "DONE")[raced] == 1
@@ -192,6 +213,7 @@ def test_database_of_jobs(tmp_path):
 
 
 # -- (b) a scheduler queue drained by a pool of workers -------------------------------------------
+
 
 def test_scheduler_queue_drained_by_four_workers(tmp_path):
     db_path = tmp_path / "db"
@@ -221,15 +243,16 @@ def test_scheduler_queue_drained_by_four_workers(tmp_path):
         x, y = job.hyperparameters["x"], job.hyperparameters["y"]
         # The intermediary put reached the log before the final report.
         mine = [e for e in evs if e["type"] == "JobUpdated" and e["job"] == job_id]
-        assert mine[0] == {"type": "JobUpdated", "job": job_id, "results": {"x_squared": x ** 2}}
+        assert mine[0] == {"type": "JobUpdated", "job": job_id, "results": {"x_squared": x**2}}
         if job_id == bad:
             assert job.results == {"x_squared": 1}
         else:
-            assert job.status == schedy.Job.DONE and job.results == {"x_squared": x ** 2, "result": x ** 2 + y ** 2}
+            assert job.status == schedy.Job.DONE and job.results == {"x_squared": x**2, "result": x**2 + y**2}
             assert len(mine) == 2 and mine[1]["status"] == "DONE"
 
 
 # -- (c) a random search --------------------------------------------------------------------------
+
 
 def test_random_search_with_three_workers_then_stopped(tmp_path):
     db_path = tmp_path / "db"
@@ -292,7 +315,8 @@ def test_pbt_numpy_model_saved_and_reloaded_by_three_workers(tmp_path):
     assert set(finished(evs, "DONE").values()) == {1}
     # Each member trained one segment per generation.
     assert Counter((job.member, job.generation) for job in jobs.values()) == {
-        (m, g): 1 for m in range(POPULATION) for g in range(GENERATIONS)}
+        (m, g): 1 for m in range(POPULATION) for g in range(GENERATIONS)
+    }
 
     worker = load_worker_module()
     (x_train, y_train), (x_test, y_test) = worker.load_data()
@@ -343,10 +367,14 @@ def test_pbt_worker_alone_trains_the_whole_population_then_stops(tmp_path):
 
 # -- what the original documents and this Schedy lacks --------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="gap: the original's reference (docs/reference/advanced.rst) documents "
-                          "schedy.core.NUM_AUTH_RETRIES and schedy.core.Retry.BACKOFF_MAX, HTTP retry settings; "
-                          "schedy.core is Schedy's decision core here and has neither (there is no server)")
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AttributeError,
+    reason="gap: the original's reference (docs/reference/advanced.rst) documents "
+    "schedy.core.NUM_AUTH_RETRIES and schedy.core.Retry.BACKOFF_MAX, HTTP retry settings; "
+    "schedy.core is Schedy's decision core here and has neither (there is no server)",
+)
 def test_original_advanced_settings():
     import schedy.core
 
@@ -354,18 +382,24 @@ def test_original_advanced_settings():
     schedy.core.Retry.BACKOFF_MAX = 60
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="gap: the original's SchedyDB(config_path=None, config_override=None) read credentials "
-                          "from ~/.schedy/client.json; here SchedyDB(path) opens a database and refuses both "
-                          "options with a TypeError that points at SCHEDY_DB")
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="gap: the original's SchedyDB(config_path=None, config_override=None) read credentials "
+    "from ~/.schedy/client.json; here SchedyDB(path) opens a database and refuses both "
+    "options with a TypeError that points at SCHEDY_DB",
+)
 def test_original_schedydb_config_options(tmp_path):
     schedy.SchedyDB(config_override={"root": "https://api.schedy.io/", "email": "me@example.com", "token": "t"})
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="gap: the original's Job(job_id, experiment, hyperparameters, status, results, etag) "
-                          "(documented, though 'you should not need to create it by hand') takes an etag; here the "
-                          "sixth parameter is generation and there is no etag (nor a job.etag attribute)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="gap: the original's Job(job_id, experiment, hyperparameters, status, results, etag) "
+    "(documented, though 'you should not need to create it by hand') takes an etag; here the "
+    "sixth parameter is generation and there is no etag (nor a job.etag attribute)",
+)
 def test_original_job_constructor_with_etag(tmp_path):
     exp = schedy.SchedyDB(tmp_path / "db").add_experiment(schedy.ManualSearch("e"))
     job = schedy.Job("1", exp, {"x": 1}, status=schedy.Job.QUEUED, results={}, etag='"abc"')

@@ -34,10 +34,29 @@ def invoke(args, env=None):
 
 # -- const ----------------------------------------------------------------------------------------
 
+
 def test_add_takes_const_with_the_value_itself_as_the_original_did(tmp_path):
     db = tmp_path / "db"
-    r = invoke(["add", "e", "random", "opt", "const", '"adam"', "lr", "constant", '{"value": 0.1}',
-                "cfg", "const", '{"value": 3}', "--seed", "1", "--db", db])
+    r = invoke(
+        [
+            "add",
+            "e",
+            "random",
+            "opt",
+            "const",
+            '"adam"',
+            "lr",
+            "constant",
+            '{"value": 0.1}',
+            "cfg",
+            "const",
+            '{"value": 3}',
+            "--seed",
+            "1",
+            "--db",
+            db,
+        ]
+    )
     assert r.exit_code == 0, r.output
     exp = schedy.SchedyDB(db).get_experiment("e")
     # const takes the value itself (a dict is a dict value); constant takes {"value": V}.
@@ -54,6 +73,7 @@ def test_a_const_value_must_be_json(tmp_path):
 
 
 # -- --db before the command ----------------------------------------------------------------------
+
 
 @pytest.fixture
 def two_databases(tmp_path):
@@ -102,6 +122,7 @@ def test_db_before_the_command_in_the_installed_executable(cli, tmp_path):
 
 # -- schedy.experiments and schedy.jobs -----------------------------------------------------------
 
+
 def test_the_original_module_names_hold_the_same_classes():
     experiments = importlib.import_module("schedy.experiments")
     jobs = importlib.import_module("schedy.jobs")
@@ -110,7 +131,12 @@ def test_the_original_module_names_hold_the_same_classes():
     assert sorted(experiments.__all__) == ["Experiment", "ManualSearch", "PopulationBasedTraining", "RandomSearch"]
     assert jobs.Job is schedy.Job and experiments.Job is schedy.Job and jobs.__all__ == ["Job"]
     assert (jobs.Job.QUEUED, jobs.Job.RUNNING, jobs.Job.CRASHED, jobs.Job.PRUNED, jobs.Job.DONE) == (
-        "QUEUED", "RUNNING", "CRASHED", "PRUNED", "DONE")
+        "QUEUED",
+        "RUNNING",
+        "CRASHED",
+        "PRUNED",
+        "DONE",
+    )
     assert (experiments.Experiment.RUNNING, experiments.Experiment.DONE) == ("RUNNING", "DONE")
     assert schedy.experiments is experiments and schedy.jobs is jobs
 
@@ -131,9 +157,15 @@ def test_code_written_for_the_original_modules_runs(tmp_path):
 # -- the original's errors ------------------------------------------------------------------------
 
 # The original's schedy/errors.py: each class and its base.
-ORIGINAL_HTTP_ERRORS = {"HTTPError": "SchedyError", "ClientError": "HTTPError", "ClientRequestError": "ClientError",
-                        "AuthenticationError": "ClientRequestError", "ReauthenticateError": "ClientRequestError",
-                        "UnhandledResponseError": "ClientError", "ServerError": "HTTPError"}
+ORIGINAL_HTTP_ERRORS = {
+    "HTTPError": "SchedyError",
+    "ClientError": "HTTPError",
+    "ClientRequestError": "ClientError",
+    "AuthenticationError": "ClientRequestError",
+    "ReauthenticateError": "ClientRequestError",
+    "UnhandledResponseError": "ClientError",
+    "ServerError": "HTTPError",
+}
 
 
 def test_the_original_errors_exist_with_their_hierarchy():
@@ -148,9 +180,14 @@ def test_the_original_errors_exist_with_their_hierarchy():
 
 def test_the_original_errors_catch_nothing_schedy_raises():
     http = tuple(getattr(errors, name) for name in ORIGINAL_HTTP_ERRORS)
-    raised = [cls for _, cls in inspect.getmembers(errors, inspect.isclass)
-              if issubclass(cls, Exception) and cls.__module__ == errors.__name__ and cls not in http
-              and cls is not errors.SchedyError]
+    raised = [
+        cls
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, Exception)
+        and cls.__module__ == errors.__name__
+        and cls not in http
+        and cls is not errors.SchedyError
+    ]
     assert errors.NoJobError in raised and errors.StoreError in raised
     for cls in raised:
         assert not issubclass(cls, http), cls
@@ -198,16 +235,42 @@ def test_http_error_keeps_the_original_arguments_and_message():
 
 # -- the demo's count of segments -----------------------------------------------------------------
 
+
 def test_the_demo_says_why_it_trained_that_many_segments(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "schedy.demo", "--workers", "2", "--population", "4",
-                           "--generations", "3", "--pause", "0", "--seed", "2", "--db", str(tmp_path / "db")],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schedy.demo",
+            "--workers",
+            "2",
+            "--population",
+            "4",
+            "--generations",
+            "3",
+            "--pause",
+            "0",
+            "--seed",
+            "2",
+            "--db",
+            str(tmp_path / "db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if "segments DONE" in x)
-    assert re.fullmatch(r"12 segments DONE in \d+\.\d\d s = 4 members x 3 generations: each member trains one "
-                        r"segment per generation, whether it continues its own model or a better member's", line)
-    assert re.search(r"^\d+ of them continued a better member's model \(exploit, then explore\)$", proc.stdout,
-                     re.MULTILINE)
+    assert re.fullmatch(
+        r"12 segments DONE in \d+\.\d\d s = 4 members x 3 generations: each member trains one "
+        r"segment per generation, whether it continues its own model or a better member's",
+        line,
+    )
+    assert re.search(
+        r"^\d+ of them continued a better member's model \(exploit, then explore\)$", proc.stdout, re.MULTILINE
+    )
 
 
 def segment(job_id, member, generation, parent=None, status="DONE"):
@@ -218,26 +281,36 @@ def test_the_demo_count_names_what_is_missing():
     """Fewer than population x generations: generations skipped (the latest-segment rule), a stopped run."""
     from schedy.demo import segment_count
 
-    jobs = [segment("1", 0, 0), segment("2", 1, 0), segment("3", 2, 0), segment("4", 0, 1, "1"),
-            segment("5", 1, 2, "4"),  # member 1 copied member 0's generation 1: it skipped generation 1
-            segment("6", 0, 2, "4", status="CRASHED"), segment("7", 0, 2, "4")]
+    jobs = [
+        segment("1", 0, 0),
+        segment("2", 1, 0),
+        segment("3", 2, 0),
+        segment("4", 0, 1, "1"),
+        segment("5", 1, 2, "4"),  # member 1 copied member 0's generation 1: it skipped generation 1
+        segment("6", 0, 2, "4", status="CRASHED"),
+        segment("7", 0, 2, "4"),
+    ]
     assert segment_count(jobs, 3, 3) == [
         "6 segments DONE, not 3 members x 3 generations = 9:",
-        ("  1 generation skipped by members that copied a member further ahead and continued from its generation "
-         "(ranking by latest segment)"),
+        (
+            "  1 generation skipped by members that copied a member further ahead and continued from its generation "
+            "(ranking by latest segment)"
+        ),
         "  2 segments never trained: the search stopped before every member reached generation 2",
         "(1 CRASHED segment, each redone by a new segment, not counted)",
-        "1 of them continued a better member's model (exploit, then explore)"]
+        "1 of them continued a better member's model (exploit, then explore)",
+    ]
     full = [segment(str(m), m, 0) for m in range(2)] + [segment(str(2 + m), m, 1, str(m)) for m in range(2)]
     assert segment_count(full, 2, 2, elapsed=1.5)[0].startswith("4 segments DONE in 1.50 s = 2 members x 2 generations")
 
 
 # -- the README: what the test suite costs --------------------------------------------------------
 
+
 def test_the_readme_says_how_long_the_tests_take_and_what_they_install():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     quickstart = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
-    after_tests = " ".join(quickstart.split('python -m pytest\n```', 1)[1].split())
+    after_tests = " ".join(quickstart.split("python -m pytest\n```", 1)[1].split())
     assert "about 6 minutes on 2 CPUs" in after_tests and "CI" in after_tests
     assert "apt-get install chromium" in after_tests and "/usr/bin/chromium" in after_tests
     # What tests/browser.py really does.

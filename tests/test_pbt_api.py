@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import log_commits, log_size
 
 import schedy
 from schedy.core.check import find_double_claims
@@ -13,14 +14,18 @@ from schedy.errors import NoJobError
 from schedy.pbt import MAXIMIZE, MINIMIZE, AddNoise, BinaryTournament, Perturb, Resample, Truncate
 from schedy.random import Choice, LogUniform, Uniform
 
-from conftest import log_commits, log_size
-
 
 def sampled_pbt(name="pbt", **kw):
-    args = dict(objective=MINIMIZE, result_name="loss", exploit=Truncate(0.25),
-                explore={"lr": Perturb(0.8, 1.2, low=1e-5, high=1.0), "layers": Perturb()},
-                initial_distributions={"lr": LogUniform(1e-4, 1e-1), "layers": Choice([1, 2, 4, 8])},
-                population_size=4, max_generations=3, seed=7)
+    args = dict(
+        objective=MINIMIZE,
+        result_name="loss",
+        exploit=Truncate(0.25),
+        explore={"lr": Perturb(0.8, 1.2, low=1e-5, high=1.0), "layers": Perturb()},
+        initial_distributions={"lr": LogUniform(1e-4, 1e-1), "layers": Choice([1, 2, 4, 8])},
+        population_size=4,
+        max_generations=3,
+        seed=7,
+    )
     args.update(kw)
     return schedy.PopulationBasedTraining(name, **args)
 
@@ -40,15 +45,26 @@ def run_to_the_end(exp, loss):
 def test_every_parameter_round_trips_through_the_log_in_another_process(db, shared_db_path):
     db_path = shared_db_path
     exp = schedy.PopulationBasedTraining(
-        "full", MAXIMIZE, "acc", BinaryTournament(),
-        explore={"lr": [Resample(LogUniform(1e-4, 1e-1), 0.3), Perturb(0.5, 2.0, low=1e-5, high=1, discrete=True)],
-                 "wd": AddNoise(0.01, low=0.0)},
+        "full",
+        MAXIMIZE,
+        "acc",
+        BinaryTournament(),
+        explore={
+            "lr": [Resample(LogUniform(1e-4, 1e-1), 0.3), Perturb(0.5, 2.0, low=1e-5, high=1, discrete=True)],
+            "wd": AddNoise(0.01, low=0.0),
+        },
         initial_distributions={"lr": LogUniform(1e-4, 1e-1), "wd": Uniform(0, 0.1)},
-        population_size=6, status=schedy.Experiment.RUNNING, max_generations=12, seed=5)
+        population_size=6,
+        status=schedy.Experiment.RUNNING,
+        max_generations=12,
+        seed=5,
+    )
     db.add_experiment(exp)
-    script = ("import sys, json, schedy\n"
-              "exp = schedy.SchedyDB(sys.argv[1]).get_experiment('full')\n"
-              "print(json.dumps([type(exp).__name__, exp._params(), exp.seed, exp.status]))")
+    script = (
+        "import sys, json, schedy\n"
+        "exp = schedy.SchedyDB(sys.argv[1]).get_experiment('full')\n"
+        "print(json.dumps([type(exp).__name__, exp._params(), exp.seed, exp.status]))"
+    )
     out = subprocess.run([sys.executable, "-c", script, db_path], capture_output=True, text=True, check=True).stdout
     kind, params, seed, status = json.loads(out)
     assert kind == "PopulationBasedTraining" and params == exp._params() and seed == 5 and status == "RUNNING"
@@ -126,8 +142,9 @@ def test_a_segment_finishing_without_its_result_is_refused_and_recorded_crashed_
 
 
 def test_hand_added_population_must_carry_the_explored_hyperparameters(db):
-    exp = db.add_experiment(schedy.PopulationBasedTraining("hand", MINIMIZE, "loss", Truncate(),
-                                                           explore={"lr": Perturb()}))
+    exp = db.add_experiment(
+        schedy.PopulationBasedTraining("hand", MINIMIZE, "loss", Truncate(), explore={"lr": Perturb()})
+    )
     with pytest.raises(ValueError, match="missing 'lr'"):
         exp.add_job({"momentum": 0.9})
     with pytest.raises(ValueError, match="needs a number"):
@@ -155,18 +172,31 @@ def test_pushed_changes_apply_to_later_decisions(db, db_path):
     assert exp.status == "DONE" and exp.max_generations == 2
 
 
-@pytest.mark.parametrize("make, problem", [
-    (lambda: sampled_pbt(objective="maximize"), "objective"),
-    (lambda: sampled_pbt(exploit=Truncate(0.6)), "proportion"),
-    (lambda: sampled_pbt(exploit="truncate"), "exploit"),
-    (lambda: sampled_pbt(population_size=None), "go together"),
-    (lambda: sampled_pbt(explore={"momentum": Perturb()}), "momentum"),
-    (lambda: sampled_pbt(max_generations=0), "max_generations"),
-    (lambda: sampled_pbt(result_name=""), "result_name"),
-    (lambda: Perturb(min_factor=1.3, max_factor=1.2), "min_factor"),
-    (lambda: Truncate(0), "proportion"),
-    (lambda: Resample(Uniform(0, 1), probability=2), "probability"),
-])
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (lambda: sampled_pbt(objective="maximize"), "objective"),
+        (lambda: sampled_pbt(exploit=Truncate(0.6)), "proportion"),
+        (lambda: sampled_pbt(exploit="truncate"), "exploit"),
+        (lambda: sampled_pbt(population_size=None), "go together"),
+        (lambda: sampled_pbt(explore={"momentum": Perturb()}), "momentum"),
+        (lambda: sampled_pbt(max_generations=0), "max_generations"),
+        (lambda: sampled_pbt(result_name=""), "result_name"),
+        (lambda: Perturb(min_factor=1.3, max_factor=1.2), "min_factor"),
+        (lambda: Truncate(0), "proportion"),
+        (lambda: Resample(Uniform(0, 1), probability=2), "probability"),
+    ],
+)
 def test_bad_definitions_are_refused_at_construction(make, problem):
     with pytest.raises((ValueError, TypeError), match=problem):
         make()
+
+
+def test_changing_one_experiments_explore_does_not_change_the_defaults_of_later_ones():
+    """Regression: ``explore`` and ``initial_distributions`` once defaulted to one dict shared by every instance."""
+    first = schedy.PopulationBasedTraining("a", schedy.pbt.MINIMIZE, "loss", schedy.pbt.Truncate())
+    first.explore["lr"] = schedy.pbt.Perturb()
+    first.initial_distributions["lr"] = schedy.random.LogUniform(1e-4, 1e-1)
+    second = schedy.PopulationBasedTraining("b", schedy.pbt.MINIMIZE, "loss", schedy.pbt.Truncate())
+    assert second.explore == {} and second.initial_distributions == {}
+    assert first.explore is not second.explore and first.initial_distributions is not second.initial_distributions

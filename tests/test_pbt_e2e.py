@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from conftest import log_commits
 
 import schedy
 from schedy.core import events as ev
@@ -22,16 +23,20 @@ from schedy.core.check import find_double_claims
 from schedy.pbt import MINIMIZE, Perturb, Truncate
 from schedy.random import LogUniform
 
-from conftest import log_commits
-
 WORKER = Path(__file__).with_name("_pbt_worker.py")
 POPULATION, GENERATIONS, WORKERS = 8, 8, 4
 
 
 def start_workers(db_path, name, checkpoints, sync, count, pause):
-    procs = [subprocess.Popen([sys.executable, str(WORKER), str(db_path), name, f"w{i}", str(checkpoints), str(sync),
-                               str(pause)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(count)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(db_path), name, f"w{i}", str(checkpoints), str(sync), str(pause)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(count)
+    ]
     # Let every process import numpy and open the database, then start them together.
     deadline = time.monotonic() + 60
     while len(list(sync.glob("ready-*"))) < count:
@@ -47,10 +52,15 @@ def start_workers(db_path, name, checkpoints, sync, count, pause):
 def test_worker_processes_run_pbt_and_beat_the_initial_population(db, shared_db_path, tmp_path):
     db_path = shared_db_path
     exp = schedy.PopulationBasedTraining(
-        "pbt-e2e", MINIMIZE, "loss", Truncate(0.25),
+        "pbt-e2e",
+        MINIMIZE,
+        "loss",
+        Truncate(0.25),
         explore={"lr": Perturb(0.8, 1.2, high=0.2)},
         initial_distributions={"lr": LogUniform(1e-3, 0.2)},
-        population_size=POPULATION, max_generations=GENERATIONS, seed=20240611,
+        population_size=POPULATION,
+        max_generations=GENERATIONS,
+        seed=20240611,
     )
     db.add_experiment(exp)
     checkpoints, sync = tmp_path / "checkpoints", tmp_path / "sync"
@@ -105,8 +115,9 @@ def test_worker_processes_run_pbt_and_beat_the_initial_population(db, shared_db_
         else:
             exploits.append(j)
             # Truncate: the member copied a strictly better member; explore stayed within the factors and cap.
-            previous = max((k for k in jobs if k.member == j.member and int(k.job_id) < int(j.job_id)),
-                           key=lambda k: int(k.job_id))
+            previous = max(
+                (k for k in jobs if k.member == j.member and int(k.job_id) < int(j.job_id)), key=lambda k: int(k.job_id)
+            )
             assert parent.results["loss"] < previous.results["loss"]
             ratio = j.hyperparameters["lr"] / parent.hyperparameters["lr"]
             assert 0.8 <= ratio < 1.2 or j.hyperparameters["lr"] == 0.2

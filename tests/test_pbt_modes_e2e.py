@@ -5,8 +5,9 @@ segment reloads its parent's weights from ``results['model_path']``, trains,
 saves a checkpoint named after its job id, and reports ``loss``.
 """
 
-
 import numpy as np
+from conftest import log_commits
+from test_pbt_e2e import start_workers
 
 import schedy
 from schedy.core import events as ev
@@ -14,9 +15,6 @@ from schedy.core.check import find_double_claims
 from schedy.core.state import apply
 from schedy.pbt import MINIMIZE, PB2, Perturb, Truncate
 from schedy.random import LogUniform
-
-from conftest import log_commits
-from test_pbt_e2e import start_workers
 
 POPULATION, GENERATIONS, WORKERS = 6, 5, 4
 
@@ -35,8 +33,9 @@ def run(db, db_path, tmp_path, exp):
     commits = log_commits(db, exp.name)
     assert find_double_claims(commits) == []
     # One segment per member and generation; each continued from its parent's weights.
-    assert sorted((j.member, j.generation) for j in jobs.values()) == \
-        sorted((m, g) for m in range(POPULATION) for g in range(GENERATIONS))
+    assert sorted((j.member, j.generation) for j in jobs.values()) == sorted(
+        (m, g) for m in range(POPULATION) for g in range(GENERATIONS)
+    )
     for j in jobs.values():
         if j.parent_id is not None:
             parent = jobs[j.parent_id]
@@ -51,9 +50,17 @@ def run(db, db_path, tmp_path, exp):
 
 def test_synchronous_pbt_starts_no_generation_before_the_last_one_is_finished(db, shared_db_path, tmp_path):
     exp = schedy.PopulationBasedTraining(
-        "pbt-sync", MINIMIZE, "loss", Truncate(0.25), {"lr": Perturb(0.8, 1.2, high=0.2)},
-        {"lr": LogUniform(1e-3, 0.2)}, population_size=POPULATION, max_generations=GENERATIONS, seed=7,
-        synchronous=True)
+        "pbt-sync",
+        MINIMIZE,
+        "loss",
+        Truncate(0.25),
+        {"lr": Perturb(0.8, 1.2, high=0.2)},
+        {"lr": LogUniform(1e-3, 0.2)},
+        population_size=POPULATION,
+        max_generations=GENERATIONS,
+        seed=7,
+        synchronous=True,
+    )
     _, jobs, commits = run(db, shared_db_path, tmp_path, exp)
     state, checked = None, 0
     for c in commits:
@@ -73,8 +80,16 @@ def test_synchronous_pbt_starts_no_generation_before_the_last_one_is_finished(db
 def test_pb2_explores_within_its_bounds_from_the_population_gains(db, shared_db_path, tmp_path):
     bandit = PB2({"lr": (1e-3, 0.2)}, log_scale=("lr",))
     exp = schedy.PopulationBasedTraining(
-        "pbt-pb2", MINIMIZE, "loss", Truncate(0.25), bandit, {"lr": LogUniform(1e-3, 0.2)},
-        population_size=POPULATION, max_generations=GENERATIONS, seed=11)
+        "pbt-pb2",
+        MINIMIZE,
+        "loss",
+        Truncate(0.25),
+        bandit,
+        {"lr": LogUniform(1e-3, 0.2)},
+        population_size=POPULATION,
+        max_generations=GENERATIONS,
+        seed=11,
+    )
     again = schedy.SchedyDB(shared_db_path)
     _, jobs, commits = run(db, shared_db_path, tmp_path, exp)
     assert again.get_experiment("pbt-pb2").explore == bandit  # the definition round-trips through the log

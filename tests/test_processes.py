@@ -5,11 +5,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from conftest import log_commits
+
 import schedy
 from schedy.core import events as ev
 from schedy.core.check import find_double_claims
-
-from conftest import log_commits
 
 WORKER = Path(__file__).with_name("_worker.py")
 
@@ -21,8 +21,15 @@ def test_four_processes_drain_a_queue_of_500_jobs_each_exactly_once(db, shared_d
     for i in range(500):
         exp.add_job({"i": i})
 
-    procs = [subprocess.Popen([sys.executable, str(WORKER), db_path, "drain", f"w{n}", "0.005"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), db_path, "drain", f"w{n}", "0.005"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
     finished = [p.communicate(timeout=300) for p in procs]
     outputs = [out for out, _ in finished]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [err[-2000:] for _, err in finished]
@@ -30,7 +37,8 @@ def test_four_processes_drain_a_queue_of_500_jobs_each_exactly_once(db, shared_d
     reported = [job_id for out in outputs for job_id in out.split()]
     assert len(reported) == 500 and len(set(reported)) == 500, "a job was done twice or lost"
     assert sum(1 for out in outputs if out.split()) >= 2, (
-        f"the race was not a race: one worker did everything {[len(o.split()) for o in outputs]}")
+        f"the race was not a race: one worker did everything {[len(o.split()) for o in outputs]}"
+    )
 
     jobs = schedy.SchedyDB(db_path).get_experiment("drain").all_jobs()
     assert len(jobs) == 500
@@ -62,6 +70,7 @@ def test_processes_sampling_random_jobs_never_share_one(db, shared_db_path):
     assert len(jobs) == 160 and all(j.status == "DONE" for j in jobs)
     commits = log_commits(db, "sampled")
     assert find_double_claims(commits) == []
-    finishers = Counter(e["job"] for c in commits for e in c.events
-                        if e["type"] == ev.JOB_UPDATED and e.get("status") == ev.DONE)
+    finishers = Counter(
+        e["job"] for c in commits for e in c.events if e["type"] == ev.JOB_UPDATED and e.get("status") == ev.DONE
+    )
     assert len(finishers) == 160 and set(finishers.values()) == {1}

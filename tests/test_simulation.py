@@ -19,15 +19,32 @@ from schedy.errors import ResourceExistsError
 from schedy.maintenance import verify
 from schedy.pbt import MAXIMIZE, MINIMIZE, Perturb, Truncate
 from schedy.random import LogUniform, Uniform
-from schedy.simulation import (START, Durations, Failures, Problem, compare, lr_schedule,
-                               permutation_test, simulate, toy)
-from schedy.simulation import engine
+from schedy.simulation import (
+    START,
+    Durations,
+    Failures,
+    Problem,
+    compare,
+    engine,
+    lr_schedule,
+    permutation_test,
+    simulate,
+    toy,
+)
 
 
 def pbt_lr(name="lr", population=6, generations=5, **kw):
-    return schedy.PopulationBasedTraining(name, MINIMIZE, "loss", Truncate(0.25), {"lr": Perturb(0.8, 1.2)},
-                                          {"lr": LogUniform(1e-3, 1.0)}, population_size=population,
-                                          max_generations=generations, **kw)
+    return schedy.PopulationBasedTraining(
+        name,
+        MINIMIZE,
+        "loss",
+        Truncate(0.25),
+        {"lr": Perturb(0.8, 1.2)},
+        {"lr": LogUniform(1e-3, 1.0)},
+        population_size=population,
+        max_generations=generations,
+        **kw,
+    )
 
 
 def counting(hps, state, steps, rng):
@@ -52,12 +69,13 @@ def test_same_seed_same_log_bit_for_bit():
 
 def test_the_log_is_what_the_decisions_write():
     """Every claim in the log is exactly what decide.next_job returns on the state before it."""
-    sim = simulate(pbt_lr(population=5, generations=6), lr_schedule(), seed=2, workers=3,
-                   failures=Failures(0.15, 30.0))
+    sim = simulate(pbt_lr(population=5, generations=6), lr_schedule(), seed=2, workers=3, failures=Failures(0.15, 30.0))
     state, checked = None, 0
     for c in sim.commits:
         if any(e["type"] == ev.JOB_CLAIMED for e in c.events):
-            d = decide.next_job(state, name=sim.name, worker=c.worker, version=c.version, now=c.time, incarnation=state.created)
+            d = decide.next_job(
+                state, name=sim.name, worker=c.worker, version=c.version, now=c.time, incarnation=state.created
+            )
             assert d.events == c.events and d.error is None
             checked += 1
         state = fold([c], state)
@@ -71,8 +89,17 @@ def test_the_log_is_what_the_decisions_write():
 
 
 def test_model_states_travel_through_parents_even_after_an_exploit():
-    exp = schedy.PopulationBasedTraining("count", MAXIMIZE, "score", Truncate(0.5), {"lr": Perturb()},
-                                         {"lr": Uniform(0.1, 1.0)}, population_size=4, max_generations=8)
+    exp = schedy.PopulationBasedTraining(
+        "count",
+        MAXIMIZE,
+        "score",
+        Truncate(0.5),
+        {"lr": Perturb()},
+        {"lr": Uniform(0.1, 1.0)},
+        population_size=4,
+        max_generations=8,
+    )
+
     def counting_plus_lr(hps, state, steps, rng):  # members of one generation differ by their lr only
         trained, _ = counting(hps, state, steps, rng)
         return trained, trained + hps["lr"]
@@ -111,8 +138,11 @@ def test_heartbeats_keep_long_segments_alive():
     assert sim.stats["expired"] == 0 and sim.stats["refused"] == 0
     for c in beats:  # every 30 s (a quarter of the default lease of 120 s)
         job = c.events[0]["job"]
-        claim = next(x for x in sim.commits if x.version < c.version and any(
-            e["type"] == ev.JOB_CLAIMED and e["job"] == job for e in x.events))
+        claim = next(
+            x
+            for x in sim.commits
+            if x.version < c.version and any(e["type"] == ev.JOB_CLAIMED and e["job"] == job for e in x.events)
+        )
         assert (c.time - claim.time) % 30.0 == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="heartbeat"):
         simulate(pbt_lr(), problem, heartbeat=120.0)
@@ -121,8 +151,9 @@ def test_heartbeats_keep_long_segments_alive():
 def test_dead_workers_leases_lapse_and_their_segments_are_redone():
     problem = lr_schedule(population=6, segments=6)
     # A large budget: PBT ends by itself (max_generations) before reporting it.
-    sim = simulate(pbt_lr(population=6, generations=6), problem, seed=5, workers=4, failures=Failures(0.25, 60.0),
-                   budget=1000)
+    sim = simulate(
+        pbt_lr(population=6, generations=6), problem, seed=5, workers=4, failures=Failures(0.25, 60.0), budget=1000
+    )
     assert sim.stats["deaths"] > 0 and sim.stats["expired"] > 0
     expired = [(c, e) for c in sim.commits for e in c.events if e["type"] == ev.JOB_LEASE_EXPIRED]
     assert len(expired) == sim.stats["expired"]
@@ -131,12 +162,19 @@ def test_dead_workers_leases_lapse_and_their_segments_are_redone():
         crashed = state.jobs[e["job"]]
         assert e["status"] == ev.CRASHED and crashed.status == ev.CRASHED
         # recorded by the first writer after the lease lapsed, through a real decision
-        claims = [x for x in sim.commits if x.version < c.version and any(
-            y["type"] in (ev.JOB_CLAIMED, ev.JOB_HEARTBEAT) and y["job"] == e["job"] for y in x.events)]
+        claims = [
+            x
+            for x in sim.commits
+            if x.version < c.version
+            and any(y["type"] in (ev.JOB_CLAIMED, ev.JOB_HEARTBEAT) and y["job"] == e["job"] for y in x.events)
+        ]
         until = [y.get("lease_until") for y in claims[-1].events if y["job"] == e["job"]][-1]
         assert c.time > until
-        redo = [j for j in state.jobs.values() if j.member == crashed.member and j.generation == crashed.generation
-                and j.number > crashed.number]
+        redo = [
+            j
+            for j in state.jobs.values()
+            if j.member == crashed.member and j.generation == crashed.generation and j.number > crashed.number
+        ]
         assert redo and redo[0].parent == crashed.parent and redo[0].hyperparameters == crashed.hyperparameters
     assert any("." in c.worker for c in sim.commits)  # restarted workers have new ids
     assert state.status == ev.DONE
@@ -154,8 +192,11 @@ def test_waiting_workers_wake_when_a_lease_lapses():
     woken = 0
     for c in expiries:
         job = next(e["job"] for e in c.events if e["type"] == ev.JOB_LEASE_EXPIRED)
-        last = [x for x in sim.commits if x.version < c.version and any(
-            e.get("job") == job and "lease_until" in e for e in x.events)][-1]
+        last = [
+            x
+            for x in sim.commits
+            if x.version < c.version and any(e.get("job") == job and "lease_until" in e for e in x.events)
+        ][-1]
         until = [e["lease_until"] for e in last.events if e.get("job") == job and "lease_until" in e][-1]
         assert sim.commits[c.version - 2].time <= until < c.time  # the first commit after the lapse records it
         woken += c.time <= until + 1e-6  # a waiting worker, woken right when the lease lapsed
@@ -164,8 +205,9 @@ def test_waiting_workers_wake_when_a_lease_lapses():
 
 def test_a_random_search_job_whose_worker_died_resumes_from_its_last_report():
     exp = schedy.RandomSearch("r", {"lr": LogUniform(1e-3, 1.0)})
-    sim = simulate(exp, Problem(counting, steps=1, segments=6), seed=1, workers=3, budget=36,
-                   failures=Failures(0.2, 20.0))
+    sim = simulate(
+        exp, Problem(counting, steps=1, segments=6), seed=1, workers=3, budget=36, failures=Failures(0.2, 20.0)
+    )
     assert sim.stats["expired"] > 0
     requeued = {e["job"] for c in sim.commits for e in c.events if e["type"] == ev.JOB_LEASE_EXPIRED}
     assert {e["status"] for c in sim.commits for e in c.events if e["type"] == ev.JOB_LEASE_EXPIRED} == {ev.QUEUED}
@@ -186,8 +228,12 @@ def test_bad_definitions_are_refused_before_anything_runs():
     with pytest.raises(ValueError, match="budget"):
         simulate(schedy.RandomSearch("r", {"lr": LogUniform(1e-3, 1.0)}), Problem(counting))
     with pytest.raises(ValueError, match="budget"):  # no max_generations, and this problem has no default budget
-        simulate(schedy.PopulationBasedTraining("p", MINIMIZE, "score", Truncate(), {"lr": Perturb()},
-                                                {"lr": Uniform(0.1, 1)}, population_size=2), Problem(counting))
+        simulate(
+            schedy.PopulationBasedTraining(
+                "p", MINIMIZE, "score", Truncate(), {"lr": Perturb()}, {"lr": Uniform(0.1, 1)}, population_size=2
+            ),
+            Problem(counting),
+        )
     with pytest.raises(ValueError, match="ranks by 'loss' but the problem reports 'Q'"):
         simulate(pbt_lr(), toy())
     with pytest.raises(TypeError):
@@ -253,8 +299,16 @@ def test_a_manual_search_larger_than_its_budget_resumes_the_jobs_it_started():
     jobs = [{"x": float(i)} for i in range(8)]
     claims = []
     for seed in range(4):
-        sim = simulate(schedy.ManualSearch("m"), Problem(counting, segments=5), jobs=jobs, workers=4, budget=20,
-                       seed=seed, failures=Failures(0.3, 30.0), durations=Durations(mean=100.0))
+        sim = simulate(
+            schedy.ManualSearch("m"),
+            Problem(counting, segments=5),
+            jobs=jobs,
+            workers=4,
+            budget=20,
+            seed=seed,
+            failures=Failures(0.3, 30.0),
+            durations=Durations(mean=100.0),
+        )
         assert sim.stats["deaths"] > 0 and sim.stats["segments"] == 20
         started = {str(j) for j in sim.reports["job"]}
         assert statuses(sim) == {ev.DONE: 4, ev.QUEUED: 4} and len(started) == 4
@@ -294,9 +348,13 @@ def test_a_worker_that_stops_renewing_loses_its_claim_and_the_budget_is_still_re
 
     monkeypatch.setattr(engine._Engine, "_beat", stalled)
     problem = Problem(counting, segments=4, durations=Durations(mean=300.0, spread=0.1))  # segments > the lease
-    exp = {"random": schedy.RandomSearch("r", {"x": Uniform(0, 1)}), "manual": schedy.ManualSearch("m"),
-           "pbt": schedy.PopulationBasedTraining("p", MAXIMIZE, "score", Truncate(0.5), {"x": Perturb()},
-                                                 {"x": Uniform(0.1, 1)}, population_size=4)}[kind]
+    exp = {
+        "random": schedy.RandomSearch("r", {"x": Uniform(0, 1)}),
+        "manual": schedy.ManualSearch("m"),
+        "pbt": schedy.PopulationBasedTraining(
+            "p", MAXIMIZE, "score", Truncate(0.5), {"x": Perturb()}, {"x": Uniform(0.1, 1)}, population_size=4
+        ),
+    }[kind]
     jobs = [{"x": i / 10} for i in range(10)] if kind == "manual" else None
     sim = simulate(exp, problem, workers=3, budget=24, seed=0, jobs=jobs)
     assert sim.stats["refused"] == 3 and sim.stats["expired"] == 3 and sim.stats["deaths"] == 0
@@ -312,23 +370,39 @@ def test_a_worker_that_stops_renewing_loses_its_claim_and_the_budget_is_still_re
 KINDS = {
     "random": lambda: schedy.RandomSearch("r", {"x": Uniform(0, 1)}),
     "manual": lambda: schedy.ManualSearch("m"),
-    "pbt": lambda: schedy.PopulationBasedTraining("p", MAXIMIZE, "score", Truncate(0.5), {"x": Perturb()},
-                                                  {"x": Uniform(0.1, 1)}, population_size=3),
-    "pbt-generations": lambda: schedy.PopulationBasedTraining("p", MAXIMIZE, "score", Truncate(0.5),
-                                                              {"x": Perturb()}, {"x": Uniform(0.1, 1)},
-                                                              population_size=3, max_generations=4),
+    "pbt": lambda: schedy.PopulationBasedTraining(
+        "p", MAXIMIZE, "score", Truncate(0.5), {"x": Perturb()}, {"x": Uniform(0.1, 1)}, population_size=3
+    ),
+    "pbt-generations": lambda: schedy.PopulationBasedTraining(
+        "p",
+        MAXIMIZE,
+        "score",
+        Truncate(0.5),
+        {"x": Perturb()},
+        {"x": Uniform(0.1, 1)},
+        population_size=3,
+        max_generations=4,
+    ),
 }
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(sorted(KINDS)), seed=st.integers(0, 2 ** 32), rate=st.sampled_from([0.0, 0.05, 0.2, 0.5]),
-       workers=st.integers(1, 6), budget=st.integers(1, 40), segments=st.integers(1, 5),
-       restart=st.sampled_from([0.0, 30.0, 500.0]), grid=st.integers(1, 10))
+@given(
+    kind=st.sampled_from(sorted(KINDS)),
+    seed=st.integers(0, 2**32),
+    rate=st.sampled_from([0.0, 0.05, 0.2, 0.5]),
+    workers=st.integers(1, 6),
+    budget=st.integers(1, 40),
+    segments=st.integers(1, 5),
+    restart=st.sampled_from([0.0, 30.0, 500.0]),
+    grid=st.integers(1, 10),
+)
 def test_every_run_reports_exactly_its_budget(kind, seed, rate, workers, budget, segments, restart, grid):
     problem = Problem(counting, segments=segments, durations=Durations(mean=100.0))
     jobs = [{"x": float(i)} for i in range(grid)] if kind == "manual" else None
-    sim = simulate(KINDS[kind](), problem, workers=workers, budget=budget, seed=seed, jobs=jobs,
-                   failures=Failures(rate, restart))
+    sim = simulate(
+        KINDS[kind](), problem, workers=workers, budget=budget, seed=seed, jobs=jobs, failures=Failures(rate, restart)
+    )
     reported = sim.stats["segments"]
     assert reported == len(sim.reports["time"])
     st_ = statuses(sim)
@@ -357,18 +431,29 @@ def test_every_run_reports_exactly_its_budget(kind, seed, rate, workers, budget,
 def test_a_simulated_log_with_failures_and_resumed_jobs_verifies():
     db = schedy.SchedyDB("memory://simulation-budget/db")
     jobs = [{"x": float(i)} for i in range(8)]
-    sim = simulate(schedy.ManualSearch("resumed"), Problem(counting, segments=5), jobs=jobs, workers=4, budget=22,
-                   seed=1, failures=Failures(0.3, 30.0), db=db)
+    sim = simulate(
+        schedy.ManualSearch("resumed"),
+        Problem(counting, segments=5),
+        jobs=jobs,
+        workers=4,
+        budget=22,
+        seed=1,
+        failures=Failures(0.3, 30.0),
+        db=db,
+    )
     assert sim.stats["deaths"] > 0 and sim.stats["segments"] == 22
     report = verify(db, "resumed")
     assert report.ok, report
     assert {j.job_id: j.status for j in db.get_experiment("resumed").all_jobs()} == {
-        j.job_id: j.status for j in sim.state.jobs.values()}
+        j.job_id: j.status for j in sim.state.jobs.values()
+    }
 
 
 def test_comparisons_with_failures_spend_the_same_budget_on_every_strategy():
     problem = toy(segments=8)
-    result = compare(problem.strategies(), problem, seeds=range(4), processes=1, workers=2, failures=Failures(0.2, 30.0))
+    result = compare(
+        problem.strategies(), problem, seeds=range(4), processes=1, workers=2, failures=Failures(0.2, 30.0)
+    )
     assert sum(r.stats["deaths"] for runs in result.runs.values() for r in runs) > 10
     for label, runs in result.runs.items():
         assert [r.stats["segments"] for r in runs] == [problem.budget] * 4, label
@@ -426,8 +511,7 @@ def test_pbt_finds_a_decreasing_learning_rate_and_beats_random_search_on_the_sam
 def test_saved_log_is_byte_for_byte_the_simulated_one_and_verifies(tmp_path, cli):
     problem = lr_schedule(population=5, segments=6)
     db = schedy.SchedyDB(cli.db, snapshot_every=40)
-    sim = simulate(pbt_lr("sim-pbt", population=5, generations=6), problem, seed=1, db=db,
-                   failures=Failures(0.1, 30.0))
+    sim = simulate(pbt_lr("sim-pbt", population=5, generations=6), problem, seed=1, db=db, failures=Failures(0.1, 30.0))
     log = db.path / "experiments" / "sim-pbt" / "log.jsonl"
     assert log.read_bytes() == sim.log()
     assert (db.path / "experiments" / "sim-pbt" / "snapshot.json").exists()
@@ -520,15 +604,25 @@ def test_compare_runs_every_strategy_at_every_worker_count():
     problem, exps = small_lr()
     result = compare(exps, problem, seeds=[3, 4], workers=[1, 2, 4], processes=1, failures=Failures(0.1, 30.0))
     assert result.strategies == ["pbt", "random"] and result.workers == [1, 2, 4]
-    assert result.labels == ["pbt @ 1 worker", "pbt @ 2 workers", "pbt @ 4 workers",
-                             "random @ 1 worker", "random @ 2 workers", "random @ 4 workers"]
+    assert result.labels == [
+        "pbt @ 1 worker",
+        "pbt @ 2 workers",
+        "pbt @ 4 workers",
+        "random @ 1 worker",
+        "random @ 2 workers",
+        "random @ 4 workers",
+    ]
     assert result.label("random", 2) == "random @ 2 workers" and result.cells["pbt @ 4 workers"] == ("pbt", 4)
     rows = result.rows()
     assert [(r["strategy"], r["workers"], r["label"]) for r in rows] == [
-        (s, n, result.label(s, n)) for s in ("pbt", "random") for n in (1, 2, 4)]
+        (s, n, result.label(s, n)) for s in ("pbt", "random") for n in (1, 2, 4)
+    ]
     for label, runs in result.runs.items():
         strategy, n = result.cells[label]
-        assert [(r.label, r.strategy, r.workers, r.seed) for r in runs] == [(label, strategy, n, 3), (label, strategy, n, 4)]
+        assert [(r.label, r.strategy, r.workers, r.seed) for r in runs] == [
+            (label, strategy, n, 3),
+            (label, strategy, n, 4),
+        ]
         sim = result.examples[label]
         assert sim.workers == n and sim.seed == 3 and len(set(sim.reports["worker"].tolist())) <= n
         # PBT trains every member's 4 generations: exactly the budget of 4 x 4 segments
@@ -570,8 +664,9 @@ def test_the_same_seed_gives_every_strategy_the_same_machines_at_each_worker_cou
 
 def test_pairs_compare_strategies_within_a_worker_count_and_each_strategy_with_its_first_count():
     problem = toy(segments=4)
-    result = compare({k: problem.strategies()[k] for k in FIGURE_2}, problem, seeds=range(3), workers=[4, 1, 2],
-                     processes=1)
+    result = compare(
+        {k: problem.strategies()[k] for k in FIGURE_2}, problem, seeds=range(3), workers=[4, 1, 2], processes=1
+    )
     assert result.workers == [4, 1, 2]  # in the order given: the first is the reference
     pairs = result.pairs()
     strategies = list(FIGURE_2)
@@ -579,10 +674,14 @@ def test_pairs_compare_strategies_within_a_worker_count_and_each_strategy_with_i
     across = [p for p in pairs if p["strategy"] is not None]
     assert len(pairs) == len(within) + len(across) == 3 * 6 + 4 * 2  # not every pair of 12 labels (66)
     assert [(p["a"], p["b"]) for p in within] == [
-        (result.label(a, n), result.label(b, n)) for n in (4, 1, 2)
-        for i, a in enumerate(strategies) for b in strategies[i + 1:]]
+        (result.label(a, n), result.label(b, n))
+        for n in (4, 1, 2)
+        for i, a in enumerate(strategies)
+        for b in strategies[i + 1 :]
+    ]
     assert [(p["a"], p["b"], p["strategy"]) for p in across] == [
-        (result.label(s, n), result.label(s, 4), s) for s in strategies for n in (1, 2)]
+        (result.label(s, n), result.label(s, 4), s) for s in strategies for n in (1, 2)
+    ]
     for p in pairs:
         assert p["strategy"] is None or p["workers"] is None
         mean = {label: float(np.mean(result.finals(label))) for label in (p["a"], p["b"])}

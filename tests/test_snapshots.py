@@ -12,21 +12,20 @@ import zlib
 import obstore
 import orjson
 import pytest
+from conftest import log_commits, new_bucket
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import schedy
 from schedy.adapters.naming import stream_key
 from schedy.adapters.stream import StreamView
-from schedy.core.codec import Commit, encode_commit
 from schedy.core import snapshot as snapshots
+from schedy.core.codec import Commit, encode_commit
 from schedy.core.snapshot import decode_snapshot
 from schedy.core.state import apply, fold
 from schedy.errors import SchedyError
 from schedy.pbt import MINIMIZE, Perturb, Truncate
 from schedy.random import Choice, LogUniform, Uniform
-
-from conftest import log_commits, new_bucket
 
 KINDS = ["file", "memory", "s3"]
 
@@ -172,8 +171,10 @@ def check_history(location, k, ops):
     assert exp._view.refresh() == replay  # the live writer's state (invariant 4)
     _, view = reopen(location, "h")
     assert view.state == replay
-    event(f"opened: {view.snapshot}; {min(replay.version // 10 * 10, 30)}+ commits; "
-          f"{min(len(replay.jobs), 10) // 5 * 5}+ jobs; created at {'1' if replay.created == 1 else '>1'}")
+    event(
+        f"opened: {view.snapshot}; {min(replay.version // 10 * 10, 30)}+ commits; "
+        f"{min(len(replay.jobs), 10) // 5 * 5}+ jobs; created at {'1' if replay.created == 1 else '>1'}"
+    )
     # The commits followed by a snapshot: every k, or less often once the experiment has over 16 k jobs.
     due, state = [], None
     for c in log_commits(db, "h"):
@@ -189,8 +190,11 @@ def check_history(location, k, ops):
     commits = log_commits(db, "h")
     store, key = db._store, stream_key("h")
     for v in snapshot_versions(db, "h"):
-        data = store.latest_snapshot(key) if hasattr(store, "root") else bytes(obstore.get(
-            store.store, f"{store.prefix}/experiments/{key}/snapshots/{v:020d}.json").bytes())
+        data = (
+            store.latest_snapshot(key)
+            if hasattr(store, "root")
+            else bytes(obstore.get(store.store, f"{store.prefix}/experiments/{key}/snapshots/{v:020d}.json").bytes())
+        )
         state, cursor, crc = decode_snapshot(data)
         assert state == fold(commits[:v])
         assert fold(commits[v:], state) == replay
@@ -214,10 +218,19 @@ def test_opening_from_a_snapshot_is_a_full_replay_on_the_file_store(k, ops):
 
 def test_a_pbt_population_reopens_from_a_snapshot_with_its_lineage(location):
     db = schedy.SchedyDB(location, snapshot_every=5)
-    exp = db.add_experiment(schedy.PopulationBasedTraining(
-        "pbt", MINIMIZE, "loss", Truncate(0.25), explore={"lr": Perturb(0.8, 1.2)},
-        initial_distributions={"lr": LogUniform(1e-4, 1e-1), "layers": Choice([1, 2])},
-        population_size=4, max_generations=3, seed=2))
+    exp = db.add_experiment(
+        schedy.PopulationBasedTraining(
+            "pbt",
+            MINIMIZE,
+            "loss",
+            Truncate(0.25),
+            explore={"lr": Perturb(0.8, 1.2)},
+            initial_distributions={"lr": LogUniform(1e-4, 1e-1), "layers": Choice([1, 2])},
+            population_size=4,
+            max_generations=3,
+            seed=2,
+        )
+    )
     for _ in range(7):
         with exp.next_job() as job:
             job.results["loss"] = job.hyperparameters["lr"]
@@ -322,24 +335,30 @@ def _assert_ignored_and_replayed(location, db, caplog, name="snap"):
     return view
 
 
-@pytest.mark.parametrize("damage", ["garbage", "flipped_byte", "truncated", "empty", "wrong_state",
-                                    "cursor_not_a_number", "commit_crc_not_a_string"])
+@pytest.mark.parametrize(
+    "damage",
+    ["garbage", "flipped_byte", "truncated", "empty", "wrong_state", "cursor_not_a_number", "commit_crc_not_a_string"],
+)
 def test_a_corrupt_snapshot_falls_back_to_the_log(location, damage, caplog):
     db, _ = ten_commits(location)
     path = _newest_snapshot_path(db)
     data = _read(db, path)
     middle = len(data) // 2
-    _write(db, path, {
-        "garbage": b"\x00\xffnot a snapshot at all",
-        "flipped_byte": data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:],
-        "truncated": data[: middle],
-        "empty": b"",
-        # Valid JSON with a correct CRC, but not a state: a snapshot written by some other program.
-        "wrong_state": _with_crc(b'{"format":1,"version":8,"cursor":8,"commit_crc":"00000000","jobs":[[1,2]]'),
-        # A correct CRC over fields of the wrong type: a snapshot that cannot be used must still be ignored.
-        "cursor_not_a_number": _with_field(data, "cursor", "8"),
-        "commit_crc_not_a_string": _with_field(data, "commit_crc", 12345678),
-    }[damage])
+    _write(
+        db,
+        path,
+        {
+            "garbage": b"\x00\xffnot a snapshot at all",
+            "flipped_byte": data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :],
+            "truncated": data[:middle],
+            "empty": b"",
+            # Valid JSON with a correct CRC, but not a state: a snapshot written by some other program.
+            "wrong_state": _with_crc(b'{"format":1,"version":8,"cursor":8,"commit_crc":"00000000","jobs":[[1,2]]'),
+            # A correct CRC over fields of the wrong type: a snapshot that cannot be used must still be ignored.
+            "cursor_not_a_number": _with_field(data, "cursor", "8"),
+            "commit_crc_not_a_string": _with_field(data, "commit_crc", 12345678),
+        }[damage],
+    )
     _assert_ignored_and_replayed(location, db, caplog)
 
 
@@ -412,7 +431,7 @@ def test_a_stale_snapshot_of_a_log_cut_and_regrown_differently_falls_back_to_it(
 
 def test_a_missing_snapshot_falls_back_to_the_log(location):
     db, _ = ten_commits(location)
-    for v in snapshot_versions(db, "snap"):
+    for _v in snapshot_versions(db, "snap"):
         _delete(db, _newest_snapshot_path(db))
     assert snapshot_versions(db, "snap") == []
     _, view = reopen(location, "snap", snapshot_every=4)
@@ -426,7 +445,7 @@ def test_a_missing_snapshot_is_reported(location, caplog):
     snapshot at 8 should exist; it was deleted by hand.
     """
     db, _ = ten_commits(location)
-    for v in snapshot_versions(db, "snap"):
+    for _v in snapshot_versions(db, "snap"):
         _delete(db, _newest_snapshot_path(db))
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="schedy"):

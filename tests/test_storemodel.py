@@ -198,8 +198,7 @@ def test_a_worker_renews_its_lease_every_quarter_of_it():
 def test_past_saturation_the_rate_stays_and_the_waits_grow():
     fast = Lognormal(0.005, 0.02)
     below = StoreModel(8, (1.0, 3.0), latency=fast, seed=1).run_steady(min_window=5, max_time=200)
-    above = [StoreModel(n, (0.25, 0.75), latency=fast, seed=1).run_steady(min_window=5, max_time=200)
-             for n in (48, 96)]
+    above = [StoreModel(n, (0.25, 0.75), latency=fast, seed=1).run_steady(min_window=5, max_time=200) for n in (48, 96)]
     assert below["busy"] > 0.95 and below["between_jobs"]["max"] < 0.2
     rates = [s["commits_per_s"] for s in above]
     assert max(rates) < 1.3 * min(rates)  # the log's ceiling, whatever the number of workers

@@ -10,14 +10,13 @@ import textwrap
 import threading
 
 import pytest
+from conftest import log_commits
 
 import schedy
 from schedy.adapters import waiting
 from schedy.errors import NoJobError, ResourceExistsError, UnsafeUpdateError
-from schedy.random import Choice, LogUniform, Uniform
 from schedy.pbt import MINIMIZE, Perturb, Truncate
-
-from conftest import log_commits
+from schedy.random import Choice, LogUniform, Uniform
 
 
 def search(name="mnist", high=1e-1):
@@ -39,14 +38,25 @@ def test_exist_ok_uses_the_stored_experiment_when_the_definition_matches(db):
     assert len(log_commits(db, "mnist")) == 4  # created, proposed+claimed, reported, updated: nothing more
 
 
-@pytest.mark.parametrize("other, words", [
-    (lambda: search(high=0.5), "distributions.lr.loguniform.high: 0.1 stored, 0.5 given"),
-    (lambda: schedy.ManualSearch("mnist"), "kind 'random' stored, 'manual' given"),
-    (lambda: schedy.RandomSearch("mnist", {"lr": LogUniform(1e-5, 1e-1), "batch_size": Choice([32, 64])}, lease=9),
-     "lease: 120 s stored, 9 s given"),
-    (lambda: schedy.RandomSearch("mnist", {"lr": LogUniform(1e-5, 1e-1), "batch_size": Choice([32, 64])}, seed=5),
-     "seed: "),
-])
+@pytest.mark.parametrize(
+    "other, words",
+    [
+        (lambda: search(high=0.5), "distributions.lr.loguniform.high: 0.1 stored, 0.5 given"),
+        (lambda: schedy.ManualSearch("mnist"), "kind 'random' stored, 'manual' given"),
+        (
+            lambda: schedy.RandomSearch(
+                "mnist", {"lr": LogUniform(1e-5, 1e-1), "batch_size": Choice([32, 64])}, lease=9
+            ),
+            "lease: 120 s stored, 9 s given",
+        ),
+        (
+            lambda: schedy.RandomSearch(
+                "mnist", {"lr": LogUniform(1e-5, 1e-1), "batch_size": Choice([32, 64])}, seed=5
+            ),
+            "seed: ",
+        ),
+    ],
+)
 def test_exist_ok_names_what_differs_and_writes_nothing(db, other, words):
     db.add_experiment(search(), exist_ok=True)
     before = len(log_commits(db, "mnist"))
@@ -202,9 +212,18 @@ def test_a_bad_wait_is_refused(db, wait):
 
 def test_a_pbt_worker_waits_for_the_member_another_worker_trains_and_gets_the_next_segment(shared_db_path):
     db = schedy.SchedyDB(shared_db_path, worker="a")
-    exp = db.add_experiment(schedy.PopulationBasedTraining(
-        "pbt", MINIMIZE, "loss", Truncate(0.5), {"lr": Perturb()}, {"lr": Uniform(0.1, 1.0)},
-        population_size=1, max_generations=2))
+    exp = db.add_experiment(
+        schedy.PopulationBasedTraining(
+            "pbt",
+            MINIMIZE,
+            "loss",
+            Truncate(0.5),
+            {"lr": Perturb()},
+            {"lr": Uniform(0.1, 1.0)},
+            population_size=1,
+            max_generations=2,
+        )
+    )
     first = exp.next_job()  # the only member's first segment, held here
     worker = textwrap.dedent("""
         import sys, schedy
@@ -253,8 +272,9 @@ def test_file_mode_is_applied_exactly_whatever_the_umask(tmp_path):
         exp.add_job({"i": 0})
     finally:
         os.umask(old)
-    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode)
-             for p in (tmp_path / "shared").rglob("*")}
+    modes = {
+        p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "shared").rglob("*")
+    }
     modes["shared"] = stat.S_IMODE((tmp_path / "shared").stat().st_mode)
     assert modes and all(m == (0o770 if (tmp_path / p).is_dir() else 0o660) for p, m in modes.items()), modes
 

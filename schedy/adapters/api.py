@@ -5,19 +5,24 @@ up with the log first; every method that writes goes through the append loop
 (:class:`~schedy.adapters.stream.StreamView`), where the pure core decides.
 """
 
+from __future__ import annotations
+
 import os
 import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .. import audit
-from ..core import decide
+from ..core import decide, pbt, values
 from ..core import events as ev
-from ..core import pbt, values
 from ..core.distributions import check_distributions
 from ..core.schedulers import RandomScheduler
-from ..core.state import fold, lineage
+from ..core.state import ExperimentState, JobState, fold, lineage
 from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError, UnsafeUpdateError
 from . import leases
 from .bulk import collector_paused
@@ -25,6 +30,14 @@ from .export import job_frame
 from .naming import check_name, stream_key
 from .opening import _open_store, default_path
 from .stream import FrozenView, StreamView
+
+if TYPE_CHECKING:
+    import pandas
+
+    from ..core.codec import Commit
+    from ..core.distributions import Distribution
+
+ExperimentT = TypeVar("ExperimentT", bound="Experiment")
 
 
 class SchedyDB:
@@ -50,16 +63,27 @@ class SchedyDB:
     (:mod:`schedy.core.leases`): tests and simulations pass their own, to make time pass without waiting.
     """
 
-    def __init__(self, path=None, *, worker=None, durable=True, snapshot_every=1000, file_mode=0o600, clock=None,
-                 monotonic=None, **options):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        worker: str | None = None,
+        durable: bool = True,
+        snapshot_every: int = 1000,
+        file_mode: int = 0o600,
+        clock: Callable[[], float] | None = None,
+        monotonic: Callable[[], float] | None = None,
+        **options: Any,
+    ) -> None:
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
             raise ValueError(f"snapshot_every must be a positive integer, got {snapshot_every!r}")
         if worker is not None and (not isinstance(worker, str) or not worker):
             raise TypeError(f"worker must be a non-empty string naming this worker, got {worker!r}")
         if worker is not None:
             values.encode(worker, "worker")  # refuses text that is not valid Unicode
-        self.path, self._store = _open_store(default_path() if path is None else path, durable, snapshot_every,
-                                             file_mode, options)
+        self.path, self._store = _open_store(
+            default_path() if path is None else path, durable, snapshot_every, file_mode, options
+        )
         for name, fn in (("clock", clock), ("monotonic", monotonic)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be a function returning seconds, got {fn!r}")
@@ -67,10 +91,10 @@ class SchedyDB:
         self._monotonic = monotonic or time.monotonic
         self._worker_name = worker
         self._tag = secrets.token_hex(3)  # fixed at open, so threads never see two ids; the pid changes on fork
-        self._worker_id = (None, None)
+        self._worker_id: tuple[int | None, str] = (None, "")
 
     @property
-    def worker(self):
+    def worker(self) -> str:
         """The worker id written into this object's commits and claims: ``host:pid:tag`` unless given."""
         if self._worker_name is not None:
             return self._worker_name
@@ -79,14 +103,15 @@ class SchedyDB:
             self._worker_id = (pid, f"{socket.gethostname()}:{pid}:{self._tag}")
         return self._worker_id[1]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"SchedyDB({str(self.path)!r})"
 
-    def _view(self, name):
-        return StreamView(self._store, stream_key(name), name, lambda: self.worker, clock=self._clock,
-                          monotonic=self._monotonic)
+    def _view(self, name: str) -> StreamView:
+        return StreamView(
+            self._store, stream_key(name), name, lambda: self.worker, clock=self._clock, monotonic=self._monotonic
+        )
 
-    def add_experiment(self, exp, exist_ok=False):
+    def add_experiment(self, exp: ExperimentT, exist_ok: bool = False) -> ExperimentT:
         """Create ``exp`` in the database and bind it; return it.
 
         If the name is taken, raise ResourceExistsError; with ``exist_ok``, use the stored experiment instead
@@ -97,7 +122,9 @@ class SchedyDB:
         if not isinstance(exp, Experiment) or exp._kind is None:
             raise TypeError("add_experiment needs a ManualSearch, RandomSearch or PopulationBasedTraining")
         if exp._view is not None:
-            raise ValueError(f"experiment {exp.name!r} is already in {exp._db!r}; create a new object to add it elsewhere")
+            raise ValueError(
+                f"experiment {exp.name!r} is already in {exp._db!r}; create a new object to add it elsewhere"
+            )
         name = check_name(exp.name)
         status = ev.check_experiment_status(exp.status)
         params = exp._params()
@@ -105,14 +132,25 @@ class SchedyDB:
         any_seed = exp.seed is None
         view = self._view(name)
         lease = ev.check_lease(exp.lease)
-        _, state = view.transact(lambda s, v, now, lapsed: decide.create_experiment(
-            s, name=name, kind=exp._kind, params=params, status=status, seed=seed, lease=lease, exist_ok=exist_ok, any_seed=any_seed))
+        _, state = view.transact(
+            lambda s, v, now, lapsed: decide.create_experiment(
+                s,
+                name=name,
+                kind=exp._kind,
+                params=params,
+                status=status,
+                seed=seed,
+                lease=lease,
+                exist_ok=exist_ok,
+                any_seed=any_seed,
+            )
+        )
         exp.seed = state.seed
         exp.status = state.status
         exp._bind(self, view)
         return exp
 
-    def get_experiment(self, name, as_of=None):
+    def get_experiment(self, name: str, as_of: int | float | str | datetime | None = None) -> Experiment:
         """Return the experiment ``name``, rebuilt from the log, as its own subclass.
 
         With ``as_of``, return it as it was at that moment of its log, read
@@ -141,18 +179,17 @@ class SchedyDB:
         decide.require(state, name)
         return _from_state(self, view)
 
-    def get_experiments(self):
+    def get_experiments(self) -> Iterator[Experiment]:
         """Iterate over every experiment in the database, in the order of their store keys."""
-        for key in self._store.keys():
-            view = StreamView(self._store, key, key, lambda: self.worker, clock=self._clock,
-                              monotonic=self._monotonic)
+        for key in self._store.keys():  # noqa: SIM118 - a store, not a dict
+            view = StreamView(self._store, key, key, lambda: self.worker, clock=self._clock, monotonic=self._monotonic)
             state = view.refresh()
             if state is not None and not state.deleted:
                 view.label = state.name
                 yield _from_state(self, view)
 
 
-def _check_seed(seed):
+def _check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"an experiment seed must be an integer in [0, 2**63), got {seed!r}")
     return seed
@@ -170,41 +207,50 @@ class Experiment:
 
     RUNNING = ev.RUNNING
     DONE = ev.DONE
-    _kind = None
+    _kind: str | None = None
+    _db: SchedyDB | None
+    _view: StreamView | FrozenView | None
 
-    def __init__(self, name, status=RUNNING, seed=None, lease=None):
+    def __init__(self, name: str, status: str = RUNNING, seed: int | None = None, lease: float | None = None) -> None:
         self.name = check_name(name)
         self.status = ev.check_experiment_status(status)
         self.seed = None if seed is None else _check_seed(seed)
         self.lease = ev.DEFAULT_LEASE if lease is None else ev.check_lease(lease)
         self._db = None
         self._view = None
-        self._synced = None
+        self._synced: tuple[Any, Any, Any] = (None, None, None)  # status, params, lease as the log had them
 
     # -- log form of the definition (each kind overrides these two) --
-    def _params(self):
+    def _params(self) -> dict:
         raise NotImplementedError
 
-    def _load_params(self, params):
+    def _load_params(self, params: Mapping[str, Any]) -> None:
         raise NotImplementedError
 
-    def __eq__(self, other):
-        return (type(self) is type(other) and self.name == other.name and self.status == other.status
-                and self.seed == other.seed and self.lease == other.lease and self._params() == other._params())
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(self) is type(other)
+            and self.name == other.name
+            and self.status == other.status
+            and self.seed == other.seed
+            and self.lease == other.lease
+            and self._params() == other._params()
+        )
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, status={self.status!r})"
 
-    def _bind(self, db, view):
+    def _bind(self, db: SchedyDB, view: StreamView | FrozenView) -> None:
+        state = decide.require(view.state, self.name)
         self._db, self._view = db, view
-        self._created = view.state.created
-        self._synced = (view.state.status, view.state.params, view.state.lease)
+        self._created = state.created
+        self._synced = (state.status, state.params, state.lease)
 
-    def _sync(self, state=None):
+    def _sync(self, state: ExperimentState | None = None) -> ExperimentState | None:
         """Adopt the log's status and parameters, except where this object holds unpushed changes."""
-        state = state or self._view.state
+        state = state or self._require_db().state
         if state is None or state.deleted or state.created != self._created:
             return state  # this object's experiment is gone: keep its attributes as they were
         synced_status, synced_params, synced_lease = self._synced
@@ -217,16 +263,24 @@ class Experiment:
         self._synced = (state.status, state.params, state.lease)
         return state
 
-    def _require_db(self):
+    def _require_db(self) -> StreamView | FrozenView:
         if self._view is None:
             raise SchedyError(f"experiment {self.name!r} is not in a database yet; call db.add_experiment(exp) first")
         return self._view
 
-    def _refresh(self):
+    def _worker(self) -> str:
+        """The id of the worker this object writes as (the database's)."""
+        self._require_db()
+        assert self._db is not None  # bound together with the view
+        return self._db.worker
+
+    def _refresh(self) -> ExperimentState | None:
         self._require_db().refresh()
         return self._sync()
 
-    def _transact(self, decision, cached_ok=False):
+    def _transact(
+        self, decision: Callable[..., decide.Decision], cached_ok: bool = False
+    ) -> tuple[Any, ExperimentState]:
         """Run ``decision`` through the append loop; return its value and the state right after it."""
         view = self._require_db()
         try:
@@ -235,17 +289,26 @@ class Experiment:
             self._sync()
         return value, state
 
-    def add_job(self, hyperparameters=None, status=ev.QUEUED, results=None):
+    def add_job(
+        self,
+        hyperparameters: Mapping[str, Any] | None = None,
+        status: str = ev.QUEUED,
+        results: Mapping[str, Any] | None = None,
+    ) -> Job:
         """Add a job; it is handed out by ``next_job()`` while its status is QUEUED. Return the Job."""
         hps = values.encode_mapping(hyperparameters, "hyperparameters")
         res = values.encode_mapping(results, "results")
         ev.check_job_status(status)
         self._require_db()
         name, created = self.name, self._created
-        job_id, state = self._transact(lambda s, v, now, lapsed: decide.add_job(s, name=name, hyperparameters=hps, status=status, results=res, incarnation=created))
+        job_id, state = self._transact(
+            lambda s, v, now, lapsed: decide.add_job(
+                s, name=name, hyperparameters=hps, status=status, results=res, incarnation=created
+            )
+        )
         return Job._from_state(self, state.jobs[job_id])
 
-    def next_job(self, wait=None):
+    def next_job(self, wait: bool | float | None = None) -> Job:
         """Claim the next job for this worker and return it (RUNNING); raise NoJobError if there is none.
 
         Use it as ``with exp.next_job() as job:``: the job is marked DONE when
@@ -263,26 +326,27 @@ class Experiment:
             from . import waiting
 
             return waiting.next_job(self, wait)
-        self._require_db()
-        name, worker, created = self.name, self._db.worker, self._created
+        name, worker, created = self.name, self._worker(), self._created
         job_id, state = self._transact(
-            lambda s, v, now, lapsed: decide.next_job(s, name=name, worker=worker, version=v, now=now, incarnation=created, lapsed=lapsed))
+            lambda s, v, now, lapsed: decide.next_job(
+                s, name=name, worker=worker, version=v, now=now, incarnation=created, lapsed=lapsed
+            )
+        )
         return Job._from_state(self, state.jobs[job_id])
 
-    def get_job(self, job_id):
+    def get_job(self, job_id: str) -> Job:
         """Return the job ``job_id``; raise JobNotFoundError if there is none."""
         state = self._refresh()
         return Job._from_state(self, decide.require_job(state, self.name, job_id, self._created))
 
-    def all_jobs(self):
+    def all_jobs(self) -> list[Job]:
         """Return every job of the experiment, in the order they were added."""
-        state = self._refresh()
-        decide.require(state, self.name, self._created)
+        state = decide.require(self._refresh(), self.name, self._created)
         with collector_paused():
             make = Job._from_state
             return [make(self, j) for j in sorted(state.jobs.values(), key=_number)]
 
-    def lineage(self, job_id):
+    def lineage(self, job_id: str) -> list[Job]:
         """The chain of jobs from generation 0 to ``job_id``, each continuing from the one before.
 
         With PBT this is the hyperparameter schedule that produced a model:
@@ -293,12 +357,12 @@ class Experiment:
         return [Job._from_state(self, j) for j in lineage(state, job_id)]
 
     @property
-    def as_of(self):
+    def as_of(self) -> int | None:
         """The commit version this object shows if it was opened ``as_of`` a past moment (read only), else None."""
         view = self._view
         return view.state.version if isinstance(view, FrozenView) else None
 
-    def history(self, job_id=None):
+    def history(self, job_id: str | None = None) -> list[Commit]:
         """Every commit of this experiment, oldest first: ``Commit(version, time, worker, events)``.
 
         ``time`` is in seconds since the Unix epoch; ``events`` are dicts in
@@ -319,7 +383,7 @@ class Experiment:
             raise JobNotFoundError(f"experiment {self.name!r} never had a job {job_id!r}")
         return mine
 
-    def _job_rows(self):
+    def _job_rows(self) -> list[dict]:
         """One dict per job (see :func:`schedy.core.audit.job_rows`), from one reading of the log."""
         view = self._require_db()
         commits = view.commits()
@@ -328,7 +392,7 @@ class Experiment:
         decide.require(state, self.name, self._created)
         return audit.job_rows(state, audit.incarnation(commits, self._created))
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> pandas.DataFrame:
         """A pandas DataFrame with one row per job, in the order jobs were added (needs ``schedy[export]``).
 
         Columns: ``job_id``, ``status``, ``generation``, ``parent_id``,
@@ -342,7 +406,7 @@ class Experiment:
         """
         return job_frame(self._job_rows())
 
-    def push_updates(self):
+    def push_updates(self) -> None:
         """Write the attributes changed on this object (``status``, ``lease``, distributions...) to the log."""
         view = self._require_db()
         status = ev.check_experiment_status(self.status)
@@ -354,15 +418,20 @@ class Experiment:
         new_lease = lease if lease != synced_lease else None
         name, created = self.name, self._created
         _, state = view.transact(
-            lambda s, v, now, lapsed: decide.update_experiment(s, name=name, status=new_status, params=new_params, incarnation=created, lease=new_lease))
+            lambda s, v, now, lapsed: decide.update_experiment(
+                s, name=name, status=new_status, params=new_params, incarnation=created, lease=new_lease
+            )
+        )
         self._synced = (state.status, state.params, state.lease)
         self._sync(state)
 
-    def delete(self, ensure=True):
+    def delete(self, ensure: bool = True) -> None:
         """Delete the experiment (its history stays in the log); with ``ensure``, raise if it is already gone."""
         view = self._require_db()
         name, created = self.name, self._created
-        view.transact(lambda s, v, now, lapsed: decide.delete_experiment(s, name=name, ensure=ensure, incarnation=created))
+        view.transact(
+            lambda s, v, now, lapsed: decide.delete_experiment(s, name=name, ensure=ensure, incarnation=created)
+        )
 
 
 class ManualSearch(Experiment):
@@ -370,10 +439,10 @@ class ManualSearch(Experiment):
 
     _kind = "manual"
 
-    def _params(self):
+    def _params(self) -> dict:
         return {"scheduler": {"Manual": {}}}
 
-    def _load_params(self, params):
+    def _load_params(self, params: Mapping[str, Any]) -> None:
         pass
 
 
@@ -386,15 +455,22 @@ class RandomSearch(Experiment):
 
     _kind = "random"
 
-    def __init__(self, name, distributions, status=Experiment.RUNNING, seed=None, lease=None):
+    def __init__(
+        self,
+        name: str,
+        distributions: Mapping[str, Distribution],
+        status: str = Experiment.RUNNING,
+        seed: int | None = None,
+        lease: float | None = None,
+    ) -> None:
         super().__init__(name, status, seed, lease)
         self.distributions = check_distributions(distributions)
 
-    def _params(self):
+    def _params(self) -> dict:
         dists = check_distributions(self.distributions)
         return {"scheduler": {"RandomSearch": {"distributions": {n: d.to_log() for n, d in dists.items()}}}}
 
-    def _load_params(self, params):
+    def _load_params(self, params: Mapping[str, Any]) -> None:
         self.distributions = dict(RandomScheduler.distributions(params))
 
 
@@ -417,9 +493,22 @@ class PopulationBasedTraining(Experiment):
 
     _kind = "pbt"
 
-    def __init__(self, name, objective, result_name, exploit, explore=None, initial_distributions=None,
-                 population_size=None, status=Experiment.RUNNING, max_generations=None, seed=None, lease=None,
-                 ranking=pbt.SAME_GENERATION, synchronous=False):
+    def __init__(
+        self,
+        name: str,
+        objective: str,
+        result_name: str,
+        exploit: pbt.Exploit,
+        explore: Mapping[str, pbt.Explore | list[pbt.Explore]] | pbt.PB2 | None = None,
+        initial_distributions: Mapping[str, Distribution] | None = None,
+        population_size: int | None = None,
+        status: str = Experiment.RUNNING,
+        max_generations: int | None = None,
+        seed: int | None = None,
+        lease: float | None = None,
+        ranking: str = pbt.SAME_GENERATION,
+        synchronous: bool = False,
+    ) -> None:
         super().__init__(name, status, seed, lease)
         self.objective = objective
         self.result_name = result_name
@@ -432,21 +521,31 @@ class PopulationBasedTraining(Experiment):
         self.synchronous = synchronous
         self._params()  # refuse a bad definition now, not when it is added
 
-    def _config(self):
+    def _config(self) -> pbt.Config:
         explore = self.explore
         if isinstance(explore, dict):
             explore = {n: list(v) if isinstance(v, tuple) else v for n, v in explore.items()}
         elif not isinstance(explore, pbt.PB2):
-            raise TypeError(f"explore must be a dict of hyperparameter name -> strategy, or schedy.pbt.PB2(...), "
-                            f"got {type(explore).__name__}")
-        return pbt.Config(self.objective, self.result_name, self.exploit, explore,
-                          check_distributions(self.initial_distributions), self.population_size, self.max_generations,
-                          self.ranking, self.synchronous)
+            raise TypeError(
+                f"explore must be a dict of hyperparameter name -> strategy, or schedy.pbt.PB2(...), "
+                f"got {type(explore).__name__}"
+            )
+        return pbt.Config(
+            self.objective,
+            self.result_name,
+            self.exploit,
+            explore,
+            check_distributions(self.initial_distributions),
+            self.population_size,
+            self.max_generations,
+            self.ranking,
+            self.synchronous,
+        )
 
-    def _params(self):
+    def _params(self) -> dict:
         return self._config().to_log()
 
-    def _load_params(self, params):
+    def _load_params(self, params: Mapping[str, Any]) -> None:
         c = pbt.Config.from_log(params)
         self.objective, self.result_name, self.exploit = c.objective, c.result_name, c.exploit
         if isinstance(c.explore, pbt.PB2):
@@ -461,11 +560,13 @@ class PopulationBasedTraining(Experiment):
 KINDS = {cls._kind: cls for cls in (ManualSearch, RandomSearch, PopulationBasedTraining)}
 
 
-def _from_state(db, view):
-    state = view.state
+def _from_state(db: SchedyDB, view: StreamView | FrozenView) -> Experiment:
+    state = decide.require(view.state, view.label)
     cls = KINDS.get(state.kind)
     if cls is None:
-        raise SchedyError(f"experiment {state.name!r} is of kind {state.kind!r}, which this version of Schedy does not know")
+        raise SchedyError(
+            f"experiment {state.name!r} is of kind {state.kind!r}, which this version of Schedy does not know"
+        )
     exp = cls.__new__(cls)
     exp.name, exp.status, exp.seed, exp.lease = state.name, state.status, state.seed, state.lease
     exp._load_params(state.params)
@@ -473,7 +574,7 @@ def _from_state(db, view):
     return exp
 
 
-def _number(job_state):
+def _number(job_state: JobState) -> int:
     return job_state.number
 
 
@@ -486,39 +587,39 @@ class JobValues(dict):
     checked when the job is written.)
     """
 
-    def __init__(self, data=(), where="results"):
+    def __init__(self, data: Any = (), where: str = "results") -> None:
         super().__init__(data)
         self.where = where
 
-    def _check(self, key, value):
+    def _check(self, key: object, value: object) -> None:
         if not isinstance(key, str):
             raise TypeError(f"{self.where}: names are strings, got {type(key).__name__} {key!r}")
         values.encode(value, f"{self.where}[{key!r}]")
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: str, value: Any) -> None:
         self._check(key, value)
         super().__setitem__(key, value)
 
-    def update(self, *args, **kwargs):
+    def update(self, *args: Any, **kwargs: Any) -> None:
         new = dict(*args, **kwargs)
         for k, v in new.items():
             self._check(k, v)
         super().update(new)
 
-    def setdefault(self, key, default=None):
+    def setdefault(self, key: str, default: Any = None) -> Any:
         if key not in self:
             self[key] = default
         return self[key]
 
-    def __ior__(self, other):
+    def __ior__(self, other: Any) -> JobValues:  # type: ignore[misc]  # dict's |= takes what update takes
         self.update(other)
         return self
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple:
         return (type(self), (dict(self), self.where))
 
 
-def _job_values(value, where):
+def _job_values(value: Mapping[str, Any] | None, where: str) -> JobValues:
     """``value`` (a dict of name -> value, or None) checked whole and wrapped as JobValues."""
     values.encode_mapping(value, where)
     return JobValues({} if value is None else value, where)
@@ -538,20 +639,57 @@ class Job:
     PRUNED = ev.PRUNED
     DONE = ev.DONE
 
-    def __init__(self, job_id, experiment, hyperparameters, status=QUEUED, results=None,
-                 generation=None, parent_id=None):
-        self._fill(job_id, experiment, status, _job_values(hyperparameters, "hyperparameters"),
-                   _job_values(results, "results"), generation, parent_id, None, None)
+    def __init__(
+        self,
+        job_id: str,
+        experiment: Experiment,
+        hyperparameters: Mapping[str, Any] | None,
+        status: str = QUEUED,
+        results: Mapping[str, Any] | None = None,
+        generation: int | None = None,
+        parent_id: str | None = None,
+    ) -> None:
+        self._fill(
+            job_id,
+            experiment,
+            status,
+            _job_values(hyperparameters, "hyperparameters"),
+            _job_values(results, "results"),
+            generation,
+            parent_id,
+            None,
+            None,
+        )
 
     @classmethod
-    def _from_state(cls, exp, js):
+    def _from_state(cls, exp: Experiment, js: JobState) -> Job:
         """The job ``js`` (a JobState) as a Job of ``exp``; its values came from the log, so are not checked again."""
         job = object.__new__(cls)  # no __init__: all_jobs() builds 100,000 of these at a time
-        job._fill(js.job_id, exp, js.status, JobValues(values.decode_mapping(js.hyperparameters), "hyperparameters"),
-                  JobValues(values.decode_mapping(js.results), "results"), js.generation, js.parent, js.member, js)
+        job._fill(
+            js.job_id,
+            exp,
+            js.status,
+            JobValues(values.decode_mapping(js.hyperparameters), "hyperparameters"),
+            JobValues(values.decode_mapping(js.results), "results"),
+            js.generation,
+            js.parent,
+            js.member,
+            js,
+        )
         return job
 
-    def _fill(self, job_id, experiment, status, hyperparameters, results, generation, parent_id, member, read):
+    def _fill(
+        self,
+        job_id: str,
+        experiment: Experiment,
+        status: str,
+        hyperparameters: JobValues,
+        results: JobValues,
+        generation: int | None,
+        parent_id: str | None,
+        member: int | None,
+        read: JobState | None,
+    ) -> None:
         """Set every attribute of a Job: the one place they are set, whichever way it is built."""
         self.job_id, self.experiment, self.status = job_id, experiment, status
         self._hyperparameters, self._results = hyperparameters, results
@@ -561,37 +699,38 @@ class Job:
         self._lease_lost = None  # why this worker lost the job while its `with` block ran, if it did
 
     @property
-    def hyperparameters(self):
+    def hyperparameters(self) -> JobValues:
         """The job's hyperparameters (a :class:`JobValues`: values the log cannot store are refused when set)."""
         return self._hyperparameters
 
     @hyperparameters.setter
-    def hyperparameters(self, value):
+    def hyperparameters(self, value: Mapping[str, Any] | None) -> None:
         self._hyperparameters = _job_values(value, "hyperparameters")
 
     @property
-    def results(self):
+    def results(self) -> JobValues:
         """The job's results (a :class:`JobValues`: values the log cannot store are refused when set)."""
         return self._results
 
     @results.setter
-    def results(self, value):
+    def results(self, value: Mapping[str, Any] | None) -> None:
         self._results = _job_values(value, "results")
 
-    def __repr__(self):
-        return (f"Job(id={self.job_id!r}, experiment={self.experiment.name!r}, status={self.status!r}, "
-                f"hyperparameters={self.hyperparameters!r}, results={self.results!r})")
+    def __repr__(self) -> str:
+        return (
+            f"Job(id={self.job_id!r}, experiment={self.experiment.name!r}, status={self.status!r}, "
+            f"hyperparameters={self.hyperparameters!r}, results={self.results!r})"
+        )
 
-    def _adopt(self, state):
+    def _adopt(self, state: ExperimentState) -> None:
         js = state.jobs[self.job_id]
         self.status, self._version, self._read = js.status, js.version, js
 
-    def _context(self):
+    def _context(self) -> tuple[str, str, float]:
         exp = self.experiment
-        exp._require_db()
-        return exp.name, exp._db.worker, exp._created
+        return exp.name, exp._worker(), exp._created
 
-    def put(self, safe=True):
+    def put(self, safe: bool = True) -> None:
         """Write this job's status, hyperparameters and results.
 
         With ``safe``, raise UnsafeUpdateError (writing nothing) if the job
@@ -611,36 +750,74 @@ class Job:
         name, worker, created = self._context()
         job_id = self.job_id
         _, state = exp._transact(
-            lambda s, v, now, lapsed: decide.update_job(s, name=name, job_id=job_id, worker=worker, status=status, hyperparameters=hps, results=res, expected_version=expected, incarnation=created,
-                                                        now=now, lapsed=lapsed, base=base))
+            lambda s, v, now, lapsed: decide.update_job(
+                s,
+                name=name,
+                job_id=job_id,
+                worker=worker,
+                status=status,
+                hyperparameters=hps,
+                results=res,
+                expected_version=expected,
+                incarnation=created,
+                now=now,
+                lapsed=lapsed,
+                base=base,
+            )
+        )
         self._adopt(state)
         js = state.jobs[job_id]
         if (js.hyperparameters, js.results) != (hps, res):  # merged with another writer's changes: show them
             self._hyperparameters = JobValues(values.decode_mapping(js.hyperparameters), "hyperparameters")
             self._results = JobValues(values.decode_mapping(js.results), "results")
 
-    def try_run(self):
-        """Claim this job (status RUNNING) for this worker; raise UnsafeUpdateError if another holds it or it changed."""
+    def try_run(self) -> None:
+        """Claim this job (status RUNNING) for this worker.
+
+        Raise UnsafeUpdateError if another worker holds it or it changed in the log since this object read it.
+        """
         name, worker, created = self._context()
         job_id, expected = self.job_id, self._version or 0
         _, state = self.experiment._transact(
-            lambda s, v, now, lapsed: decide.claim_job(s, name=name, job_id=job_id, worker=worker, expected_version=expected, incarnation=created, now=now, lapsed=lapsed))
+            lambda s, v, now, lapsed: decide.claim_job(
+                s,
+                name=name,
+                job_id=job_id,
+                worker=worker,
+                expected_version=expected,
+                incarnation=created,
+                now=now,
+                lapsed=lapsed,
+            )
+        )
         self._adopt(state)
 
-    def delete(self, ensure=True):
+    def delete(self, ensure: bool = True) -> None:
         """Delete this job; with ``ensure``, raise JobNotFoundError if it is already gone."""
         name, _, created = self._context()
         job_id = self.job_id
-        self.experiment._transact(lambda s, v, now, lapsed: decide.delete_job(s, name=name, job_id=job_id, ensure=ensure, incarnation=created))
+        self.experiment._transact(
+            lambda s, v, now, lapsed: decide.delete_job(s, name=name, job_id=job_id, ensure=ensure, incarnation=created)
+        )
 
-    def _renew(self):
+    def _renew(self) -> None:
         """Extend this worker's lease on the job; raise UnsafeUpdateError if it lost the job."""
         name, worker, created = self._context()
         job_id, claimed_at = self.job_id, self._claimed_at
         self.experiment._transact(
-            lambda s, v, now, lapsed: decide.heartbeat(s, name=name, job_id=job_id, worker=worker, now=now, incarnation=created, claimed_at=claimed_at, lapsed=lapsed))
+            lambda s, v, now, lapsed: decide.heartbeat(
+                s,
+                name=name,
+                job_id=job_id,
+                worker=worker,
+                now=now,
+                incarnation=created,
+                claimed_at=claimed_at,
+                lapsed=lapsed,
+            )
+        )
 
-    def __enter__(self):
+    def __enter__(self) -> Job:
         """Start work on the job: claim it unless this worker already holds it (see :meth:`try_run`); return it.
 
         Until the block ends, the lease of the claim is renewed every quarter
@@ -650,8 +827,18 @@ class Job:
         name, worker, created = self._context()
         job_id, expected = self.job_id, self._version or 0
         _, state = self.experiment._transact(
-            lambda s, v, now, lapsed: decide.enter_job(s, name=name, job_id=job_id, worker=worker, expected_version=expected, incarnation=created, now=now, lapsed=lapsed),
-            cached_ok=True)
+            lambda s, v, now, lapsed: decide.enter_job(
+                s,
+                name=name,
+                job_id=job_id,
+                worker=worker,
+                expected_version=expected,
+                incarnation=created,
+                now=now,
+                lapsed=lapsed,
+            ),
+            cached_ok=True,
+        )
         self._adopt(state)
         self._claimed_at = state.jobs[job_id].claimed_at
         self._lease_lost = None
@@ -659,7 +846,9 @@ class Job:
         leases.keeper.hold(self)
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
         """Mark the job DONE, or CRASHED if the block raised (the exception propagates); push it with :meth:`put`.
 
         If the report cannot be written for any reason but a lost claim (UnsafeUpdateError: another worker
@@ -673,23 +862,29 @@ class Job:
         except UnsafeUpdateError as e:
             if not self._still_held():  # the claim was lost: the job is another worker's now
                 if self._lease_lost is not None:  # the heartbeat saw it go: say when, and why
-                    raise UnsafeUpdateError(f"{e} (this worker lost the job while the block ran: its lease renewal "
-                                            f"was refused: {self._lease_lost})") from e
+                    raise UnsafeUpdateError(
+                        f"{e} (this worker lost the job while the block ran: its lease renewal "
+                        f"was refused: {self._lease_lost})"
+                    ) from e
                 raise
             self._report_crash(e, conflict=True)
         except Exception as e:
             self._report_crash(e)
         return False
 
-    def _still_held(self):
+    def _still_held(self) -> bool:
         """Whether this worker still holds the claim this object read (after reading the log again)."""
         state = self.experiment._refresh()
         js = state.jobs.get(self.job_id) if state is not None else None
         read = self._read
-        return js is not None and read is not None and js.worker == read.worker == self.experiment._db.worker \
+        return (
+            js is not None
+            and read is not None
+            and js.worker == read.worker == self.experiment._worker()
             and js.claimed_at == read.claimed_at
+        )
 
-    def _report_crash(self, failure, conflict=False):
+    def _report_crash(self, failure: BaseException, conflict: bool = False) -> None:
         """Record the job CRASHED after its final report failed with ``failure``; raise an error saying so.
 
         With ``conflict`` (another writer changed what this report changes), the log's values are kept and
@@ -697,7 +892,7 @@ class Job:
         """
         kept, dropped = {}, []
         if conflict:
-            js = self.experiment._view.state.jobs[self.job_id]
+            js = decide.require_job(self.experiment._require_db().state, self.experiment.name, self.job_id)
             self._read, self._version = js, js.version
             kept = values.decode_mapping(js.results)
             dropped = sorted(k for k in self._results if k not in kept or kept[k] != self._results[k])
@@ -714,15 +909,25 @@ class Job:
             self.put()
         except Exception as e:  # noqa: BLE001 - e.g. the store is unreachable: say that nothing was written
             self.status, self._results = status, results
-            raise SchedyError(f"job {self.job_id!r} of experiment {self.experiment.name!r}: its final report "
-                              f"failed ({failure}), and so did recording it CRASHED ({e}); nothing was written: "
-                              f"the job is handed out again once its lease lapses") from failure
-        what = f"the results {', '.join(sorted(k for k in kept if k != 'schedy_error'))}" if len(kept) > 1 else \
-            "no result"
+            raise SchedyError(
+                f"job {self.job_id!r} of experiment {self.experiment.name!r}: its final report "
+                f"failed ({failure}), and so did recording it CRASHED ({e}); nothing was written: "
+                f"the job is handed out again once its lease lapses"
+            ) from failure
+        what = (
+            f"the results {', '.join(sorted(k for k in kept if k != 'schedy_error'))}" if len(kept) > 1 else "no result"
+        )
         what += " (as the log had them)" if conflict else ""
         lost = f"; not written: {', '.join(map(repr, dropped))}" if dropped else ""
         # The error of the failed report's kind (code that caught a ValueError for a missing score still does).
-        error = UnsafeUpdateError if conflict else type(failure) if type(failure) in (ValueError, TypeError) \
+        error = (
+            UnsafeUpdateError
+            if conflict
+            else type(failure)
+            if type(failure) in (ValueError, TypeError)
             else SchedyError
-        raise error(f"job {self.job_id!r} of experiment {self.experiment.name!r}: its final report could not be "
-                    f"written ({failure}); it was recorded CRASHED with {what}{lost}") from failure
+        )
+        raise error(
+            f"job {self.job_id!r} of experiment {self.experiment.name!r}: its final report could not be "
+            f"written ({failure}); it was recorded CRASHED with {what}{lost}"
+        ) from failure

@@ -1,9 +1,19 @@
 """Jobs as rows and as a pandas DataFrame (``Experiment.to_dataframe``, ``schedy export``)."""
 
-
 TIME_COLUMNS = ("added_at", "claimed_at", "finished_at")
-FIXED_COLUMNS = ("job_id", "status", "generation", "parent_id", "member", "added_at", "claimed_at", "claimed_by",
-                 "finished_at", "claims", "lease_expiries")
+FIXED_COLUMNS = (
+    "job_id",
+    "status",
+    "generation",
+    "parent_id",
+    "member",
+    "added_at",
+    "claimed_at",
+    "claimed_by",
+    "finished_at",
+    "claims",
+    "lease_expiries",
+)
 
 
 def flat_row(row):
@@ -23,7 +33,7 @@ def job_frame(rows):
     rows = [flat_row(r) for r in rows]
     columns = _columns(rows)
     frame = pd.DataFrame(rows, columns=columns)
-    for col in columns[len(FIXED_COLUMNS):]:
+    for col in columns[len(FIXED_COLUMNS) :]:
         # pandas would turn integers into floats where some job lacks the value (2**53 + 1 would change):
         # integer and boolean columns are nullable instead.
         present = [r[col] for r in rows if r.get(col) is not None]
@@ -32,8 +42,13 @@ def job_frame(rows):
         if kinds == {bool}:
             dtype = "boolean"
         elif kinds == {int}:
-            dtype = ("Int64" if all(-(2**63) <= v < 2**63 for v in present)
-                     else "UInt64" if all(0 <= v < 2**64 for v in present) else None)
+            dtype = (
+                "Int64"
+                if all(-(2**63) <= v < 2**63 for v in present)
+                else "UInt64"
+                if all(0 <= v < 2**64 for v in present)
+                else None
+            )
         if dtype is not None:
             frame[col] = pd.array([r.get(col) for r in rows], dtype=dtype)
     # The fixed columns have one dtype whatever the rows hold (none, all None, some None).

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import orjson
 
-from ..errors import CorruptLogError, DatabaseError
 from ..core.codec import BadRecord, decode_commit
 from ..core.events import FORMAT
+from ..errors import CorruptLogError, DatabaseError
 from .store import COMPLETE, CUT, LEAVE, Cursor, Destination, Record, Scan, StoredSnapshot, Stray, TornFate
 
 _MARKER = "SCHEDY"
@@ -202,7 +202,7 @@ def _torn_tail(fd, size):
         if last >= 0:
             before = buf.rfind(b"\n", 0, last)
             if before >= 0 or pos == 0:
-                return pos + last + 1, buf[last + 1:], buf[before + 1: last]
+                return pos + last + 1, buf[last + 1 :], buf[before + 1 : last]
         elif pos == 0:
             return 0, buf, None
         step = min(pos, max(1 << 16, len(buf)))
@@ -225,7 +225,7 @@ def _pread(fd, n, offset):
 def _write_all(fd, data):
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 _STORES: "weakref.WeakSet[FileLogStore]" = weakref.WeakSet()
@@ -406,10 +406,14 @@ class FileLogStore:
             if fate == CUT:
                 size = os.fstat(h.fd).st_size
         if size != cursor:
-            why = ("fewer than this writer had read: it was cut behind its back (by schedy repair, or by hand)"
-                   if size < cursor else "and ends with a torn record after a damaged line (see schedy verify)")
-            raise CorruptLogError(f"{self.describe(key)} holds {size} bytes, {why}; nothing was written "
-                                  f"(open the experiment again)")
+            why = (
+                "fewer than this writer had read: it was cut behind its back (by schedy repair, or by hand)"
+                if size < cursor
+                else "and ends with a torn record after a damaged line (see schedy verify)"
+            )
+            raise CorruptLogError(
+                f"{self.describe(key)} holds {size} bytes, {why}; nothing was written (open the experiment again)"
+            )
         try:
             _write_all(h.fd, data)
         except BaseException:
@@ -457,8 +461,10 @@ class FileLogStore:
         if len(data) == 19 and data.endswith(b"\n"):
             return data[:-1]
         if len(data) == 18 and data.endswith(b'"}'):
-            raise BadRecord(f"its commit is the last line of {self.describe(key)}, which lacks its final newline (a "
-                            f"torn record): readers do not take it")
+            raise BadRecord(
+                f"its commit is the last line of {self.describe(key)}, which lacks its final newline (a "
+                f"torn record): readers do not take it"
+            )
         return b""
 
     def write_snapshot(self, key: str, version: int, data: bytes) -> None:
@@ -470,7 +476,7 @@ class FileLogStore:
             _exact_mode(fd, self.file_mode)
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             # Not synced: a snapshot is an optimisation, checked against the log (CRC) when it is read, and one
             # that a power failure tore is ignored with a warning. A sync here cost a large experiment's writer
             # tens of milliseconds per snapshot.
@@ -546,8 +552,9 @@ class FileLogStore:
         """``experiments/<key>/damaged-<stamp>.jsonl``, the file :meth:`set_aside_records` appends to."""
         return str(self._dir / key / f"damaged-{stamp}.jsonl")
 
-    def set_aside_records(self, key: str, records: Sequence[Record], torn: Record | None, strays: Sequence[Stray],
-                          stamp: str) -> Destination:
+    def set_aside_records(
+        self, key: str, records: Sequence[Record], torn: Record | None, strays: Sequence[Stray], stamp: str
+    ) -> Destination:
         """Move the bytes of the log from the first of ``records`` (else from ``torn``) to its end into
         :meth:`damaged_destination`, then cut the log there.
 

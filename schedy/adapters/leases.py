@@ -46,9 +46,8 @@ class LeaseKeeper:
         """Stop renewing ``job``; once this returns, no renewal of it is running or will start."""
         if not hasattr(job, "_lease_lock"):
             return  # never held
-        with job._lease_lock:
-            with self._cond:
-                self._due.pop(job, None)
+        with job._lease_lock, self._cond:
+            self._due.pop(job, None)
 
     def _run(self):
         while True:

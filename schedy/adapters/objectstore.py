@@ -151,8 +151,9 @@ class ObjectLogStore:
     def _error(self, what, path, e, attempts=1, note=""):
         """The one-line error for operation ``what`` on ``path`` that failed with ``e`` (to be raised from e)."""
         tries = f" after {attempts} attempts" if attempts > 1 else ""
-        return StoreError(f"{self.location}: could not {what} ({path}){tries}{note}: {type(e).__name__}: "
-                          f"{_first_line(e)}")
+        return StoreError(
+            f"{self.location}: could not {what} ({path}){tries}{note}: {type(e).__name__}: {_first_line(e)}"
+        )
 
     def _read(self, what, path, fn, missing_ok=True, attempts=None):
         """``fn()``, tried again on transient failures; FileNotFoundError passes through if ``missing_ok``."""
@@ -175,13 +176,15 @@ class ObjectLogStore:
     def _get_bytes(self, what, path, attempts=None):
         """The bytes of ``path``, or None if it does not exist (transient failures are retried)."""
         try:
-            return self._read(f"read {what}", path, lambda: bytes(obstore.get(self.store, path).bytes()),
-                              attempts=attempts)
+            return self._read(
+                f"read {what}", path, lambda: bytes(obstore.get(self.store, path).bytes()), attempts=attempts
+            )
         except FileNotFoundError:
             return None
 
     def _list(self, what, prefix):
         """Every object's metadata under ``prefix``, in one retried listing (no offset: Azurite ignores it)."""
+
         def listing():
             return [meta for batch in obstore.list(self.store, prefix) for meta in batch]
 
@@ -213,16 +216,20 @@ class ObjectLogStore:
             try:
                 existing = self._get_bytes(what, path, readback_attempts)
             except StoreError:
-                raise self._error(f"write {what}", path, failure, attempt,
-                                  note=" (its outcome is unknown: reading it back failed too)") from failure
+                raise self._error(
+                    f"write {what}",
+                    path,
+                    failure,
+                    attempt,
+                    note=" (its outcome is unknown: reading it back failed too)",
+                ) from failure
             if existing is not None:
                 self._count("resolved as ours" if existing == data else "lost races")
                 return existing == data, existing
             if not self._again(attempt, start):
                 raise self._error(f"write {what}", path, failure, attempt) from failure
             self._count("write retries")
-            log.info("%s: %s (%s) did not land, writing it again: %s", self.location, what, path,
-                     _first_line(failure))
+            log.info("%s: %s (%s) did not land, writing it again: %s", self.location, what, path, _first_line(failure))
 
     # -- opening -------------------------------------------------------------------------------------------
 
@@ -258,8 +265,9 @@ class ObjectLogStore:
             except orjson.JSONDecodeError:
                 fmt = None
             if not isinstance(fmt, int) or fmt > FORMAT:
-                raise DatabaseError(f"the database at {self.location} has format {fmt!r}; this Schedy reads "
-                                    f"up to {FORMAT}") from None
+                raise DatabaseError(
+                    f"the database at {self.location} has format {fmt!r}; this Schedy reads up to {FORMAT}"
+                ) from None
         except StoreError as e:
             raise StoreError(f"cannot use {e!s}") from e.__cause__
         finally:
@@ -289,15 +297,17 @@ class ObjectLogStore:
                 return False  # refused, and the first create is intact
             # The outcome is unknown (the request may never have reached the store): ask again.
             if not self._again(attempt, start):
-                raise self._error("create the conditional-write probe a second time", probe, failure,
-                                  attempt) from failure
+                raise self._error(
+                    "create the conditional-write probe a second time", probe, failure, attempt
+                ) from failure
             self._count("write retries")
 
     def _missing_bucket(self):
         what = "container" if self.location.split("://", 1)[0] in ("az", "abfs", "abfss", "azure") else "bucket"
         name = f" {self.bucket!r}" if self.bucket else ""
-        return DatabaseError(f"cannot use {self.location}: the {what}{name} does not exist (a write in it was "
-                             "answered 404 Not Found)")
+        return DatabaseError(
+            f"cannot use {self.location}: the {what}{name} does not exist (a write in it was answered 404 Not Found)"
+        )
 
     def describe(self, key: str) -> str:
         return f"{self.location} {self._log(key)}"
@@ -307,12 +317,14 @@ class ObjectLogStore:
 
     def keys(self) -> list[str]:
         prefix = self._path("experiments") + "/"
-        listing = self._read("list the experiments", prefix,
-                             lambda: obstore.list_with_delimiter(self.store, prefix), missing_ok=False)
+        listing = self._read(
+            "list the experiments", prefix, lambda: obstore.list_with_delimiter(self.store, prefix), missing_ok=False
+        )
         return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in listing["common_prefixes"])
 
     def _fetch(self, key, versions):
         """The records of commits ``versions`` of ``key``, None for each that does not exist, GET all at once."""
+
         def one(v):
             data = self._get_bytes(f"commit {v} of {key!r}", self._log(key, v))
             return None if data is None else data.rstrip(b"\n")
@@ -353,14 +365,13 @@ class ObjectLogStore:
             if size == 1:
                 return records, cursor  # the first GET: caught up
             # Commit cursor + 1 is missing. If none after it is there either, this is the end of the log.
-            after = found[n + 1:] or self._fetch(key, [cursor + 2])
+            after = found[n + 1 :] or self._fetch(key, [cursor + 2])
             if all(data is None for data in after):
                 return records, cursor
             again = self._fetch(key, [cursor + 1])[0]  # asked after a later commit was seen: it must be there
             if again is None:
                 later = cursor + 2 + next(i for i, data in enumerate(after) if data is not None)
-                raise CorruptLogError(f"{self.describe(key)}: commit {cursor + 1} is missing (commit {later} is "
-                                      f"there)")
+                raise CorruptLogError(f"{self.describe(key)}: commit {cursor + 1} is missing (commit {later} is there)")
             records.append(again)
             cursor += 1
 
@@ -389,8 +400,11 @@ class ObjectLogStore:
 
     def write_snapshot(self, key: str, version: int, data: bytes) -> None:
         """Store a snapshot taken at ``version`` (written once; a second writer's copy is identical)."""
-        self._create(f"the snapshot of {key!r} at commit {version}",
-                     self._path("experiments", key, "snapshots", f"{version:0{_WIDTH}d}.json"), data)
+        self._create(
+            f"the snapshot of {key!r} at commit {version}",
+            self._path("experiments", key, "snapshots", f"{version:0{_WIDTH}d}.json"),
+            data,
+        )
 
     def latest_snapshot(self, key: str) -> bytes | None:
         """The bytes of the newest snapshot of ``key``, or None."""
@@ -435,8 +449,9 @@ class ObjectLogStore:
                 return None  # deleted since the listing: reported as missing
 
         found = list(_pool().map(fetch, named)) if len(named) > 1 else [fetch(item) for item in named]
-        records = [Record(v, f"{self.location} {path}", data) for (v, path), data in zip(named, found)
-                   if data is not None]
+        records = [
+            Record(v, f"{self.location} {path}", data) for (v, path), data in zip(named, found) if data is not None
+        ]
         return Scan(records, None, strays, numbered=True)
 
     def fate_of_torn(self, torn: Record, previous: Record | None) -> TornFate:
@@ -469,8 +484,9 @@ class ObjectLogStore:
         """The folder ``experiments/<key>/damaged-<stamp>/`` (objects keep their names in it)."""
         return f"{self.location} {self.folder_path(key, f'damaged-{stamp}')}/"
 
-    def set_aside_records(self, key: str, records: Sequence[Record], torn: Record | None, strays: Sequence[Stray],
-                          stamp: str) -> Destination:
+    def set_aside_records(
+        self, key: str, records: Sequence[Record], torn: Record | None, strays: Sequence[Stray], stamp: str
+    ) -> Destination:
         """Move the objects of ``records`` and ``strays`` to :meth:`damaged_destination` (see :meth:`_move`)."""
         if torn is not None:
             raise ValueError(f"{self.location} has no torn records: an object is written whole or not at all")
@@ -492,7 +508,7 @@ class ObjectLogStore:
         return self._path("experiments", key, folder)
 
     def _move(self, key, paths, folder):
-        """Copy each object of ``paths`` to ``experiments/<key>/<folder>/``, check every copy, then delete the originals.
+        """Copy each object of ``paths`` to ``experiments/<key>/<folder>/``, check each copy, then delete the originals.
 
         A log object keeps its name (``<folder>/<version>.json``); other objects keep their path relative to
         ``experiments/<key>/`` (``<folder>/snapshots/<version>.json``). Nothing is deleted unless every copy
@@ -503,7 +519,7 @@ class ObjectLogStore:
         log = self._log(key) + "/"
         moves = []
         for path in paths:
-            rel = path[len(log):] if path.startswith(log) else path.removeprefix(base)
+            rel = path[len(log) :] if path.startswith(log) else path.removeprefix(base)
             moves.append((path, self._path("experiments", key, folder, rel)))
         for path, dest in moves:
             data = self._get(path)
@@ -512,9 +528,14 @@ class ObjectLogStore:
                 raise DatabaseError(f"{self.location}: {dest!r} already holds other bytes; nothing was deleted")
         for path, _ in sorted(moves, key=lambda m: m[0], reverse=True):
             # Deleting is idempotent (deleting a missing object succeeds), so a retried delete is harmless.
-            self._read(f"delete {path.rsplit('/', 1)[-1]}", path, lambda p=path: obstore.delete(self.store, p),
-                       missing_ok=False)
+            self._read(
+                f"delete {path.rsplit('/', 1)[-1]}",
+                path,
+                lambda p=path: obstore.delete(self.store, p),
+                missing_ok=False,
+            )
         return [dest for _, dest in moves]
+
 
 def _first_line(e):
     return str(e).splitlines()[0][:300] if str(e) else ""

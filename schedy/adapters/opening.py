@@ -8,7 +8,10 @@ from .filestore import FileLogStore
 
 
 def default_path():
-    """The database used when none is given: ``$SCHEDY_DB``, else ``$XDG_DATA_HOME/schedy`` (``~/.local/share/schedy``)."""
+    """The database used when none is given.
+
+    ``$SCHEDY_DB``, else ``$XDG_DATA_HOME/schedy`` (by default ``~/.local/share/schedy``).
+    """
     env = os.environ.get("SCHEDY_DB")
     if env:
         return env
@@ -21,12 +24,35 @@ OBJECT_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "azure", "memory")
 # obstore reads HTTP client settings from the environment (AWS_ALLOW_HTTP, AZURE_TIMEOUT...) only when no
 # client_options are given: options given in code replace them all (object_store's `from_env` builder, then
 # `with_client_options`). Schedy adds them back, under the code's own keys.
-_ENV_PREFIX = {"s3": "AWS_", "s3a": "AWS_", "gs": "GOOGLE_", "az": "AZURE_", "abfs": "AZURE_", "abfss": "AZURE_",
-               "azure": "AZURE_"}
-_CLIENT_KEYS = ("allow_http", "allow_invalid_certificates", "connect_timeout", "default_content_type", "http1_only",
-                "http2_only", "http2_keep_alive_interval", "http2_keep_alive_timeout", "http2_keep_alive_while_idle",
-                "pool_idle_timeout", "pool_max_idle_per_host", "proxy_url", "proxy_ca_certificate", "proxy_excludes",
-                "randomize_addresses", "read_timeout", "timeout", "user_agent")
+_ENV_PREFIX = {
+    "s3": "AWS_",
+    "s3a": "AWS_",
+    "gs": "GOOGLE_",
+    "az": "AZURE_",
+    "abfs": "AZURE_",
+    "abfss": "AZURE_",
+    "azure": "AZURE_",
+}
+_CLIENT_KEYS = (
+    "allow_http",
+    "allow_invalid_certificates",
+    "connect_timeout",
+    "default_content_type",
+    "http1_only",
+    "http2_only",
+    "http2_keep_alive_interval",
+    "http2_keep_alive_timeout",
+    "http2_keep_alive_while_idle",
+    "pool_idle_timeout",
+    "pool_max_idle_per_host",
+    "proxy_url",
+    "proxy_ca_certificate",
+    "proxy_excludes",
+    "randomize_addresses",
+    "read_timeout",
+    "timeout",
+    "user_agent",
+)
 
 
 def _client_options(scheme, given, opts):
@@ -54,9 +80,11 @@ def _open_store(location, durable, snapshot_every, file_mode, options):
     shown = url._replace(netloc=url.hostname or "").geturl() if url else location  # never show credentials
     original = sorted(set(options) & {"config_path", "config_override"})
     if original:
-        raise TypeError(f"{', '.join(original)}: the original client's options for its server's configuration; "
-                        f"Schedy has no server: pass the database location instead, SchedyDB(\"path/to/db\") or "
-                        f"an s3://, gs://, az:// URL (or set SCHEDY_DB)")
+        raise TypeError(
+            f"{', '.join(original)}: the original client's options for its server's configuration; "
+            f'Schedy has no server: pass the database location instead, SchedyDB("path/to/db") or '
+            f"an s3://, gs://, az:// URL (or set SCHEDY_DB)"
+        )
     if scheme in ("", "file"):
         if options:
             raise TypeError(f"options {sorted(options)} apply to object storage only, not to a local directory")
@@ -67,8 +95,10 @@ def _open_store(location, durable, snapshot_every, file_mode, options):
         path = Path(location).absolute()
         return path, FileLogStore(path, durable=durable, snapshot_every=snapshot_every, file_mode=file_mode)
     if scheme not in OBJECT_SCHEMES:
-        raise ValueError(f"unsupported database URL scheme {scheme!r} in {shown!r}; use a directory, file://, "
-                         f"s3://, gs://, az:// or memory://")
+        raise ValueError(
+            f"unsupported database URL scheme {scheme!r} in {shown!r}; use a directory, file://, "
+            f"s3://, gs://, az:// or memory://"
+        )
     endpoint = options.get("endpoint")
     if endpoint is not None and not str(endpoint).startswith(("http://", "https://")):
         raise ValueError(f"endpoint must be an http:// or https:// URL, got {str(endpoint)[:80]!r}")

@@ -229,8 +229,9 @@ class LogStore(Protocol):
         """
         ...
 
-    def set_aside_records(self, key: str, records: Sequence[Record], torn: Record | None, strays: Sequence[Stray],
-                          stamp: str) -> Destination:
+    def set_aside_records(
+        self, key: str, records: Sequence[Record], torn: Record | None, strays: Sequence[Stray], stamp: str
+    ) -> Destination:
         """Move ``records`` (the log's records from one of them to its end, as :meth:`scan` found them), the torn
         record ``torn`` and ``strays`` out of the log, into :meth:`damaged_destination` ``(key, stamp)``.
 

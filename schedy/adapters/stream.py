@@ -19,10 +19,10 @@ from functools import partial
 
 import orjson
 
-from ..core.codec import BadRecord, Commit, decode_commit, encode_commit
-from ..core import snapshot as snapshots
-from ..core.snapshot import commit_crc, decode_snapshot, encode_snapshot
 from ..core import leases
+from ..core import snapshot as snapshots
+from ..core.codec import BadRecord, Commit, decode_commit, encode_commit
+from ..core.snapshot import commit_crc, decode_snapshot, encode_snapshot
 from ..core.state import apply, fold
 from ..errors import ConflictError, CorruptLogError, ReadOnlyError
 from .bulk import collector_paused
@@ -67,8 +67,20 @@ class Backoff:
     ``sleep`` and ``monotonic`` are injectable, so that tests run the policy on a fake clock.
     """
 
-    def __init__(self, longest_wait=None, give_up_after=None, *, window=32, courtesy=2.0, loser=0.5, probe=True,
-                 probe_max=128, rng=None, sleep=None, monotonic=None):
+    def __init__(
+        self,
+        longest_wait=None,
+        give_up_after=None,
+        *,
+        window=32,
+        courtesy=2.0,
+        loser=0.5,
+        probe=True,
+        probe_max=128,
+        rng=None,
+        sleep=None,
+        monotonic=None,
+    ):
         self.longest_wait = LONGEST_WAIT if longest_wait is None else longest_wait
         self.give_up_after = GIVE_UP_AFTER if give_up_after is None else give_up_after
         self.courtesy, self.loser, self.probe, self.probe_max = courtesy, loser, probe, probe_max
@@ -135,9 +147,11 @@ class Backoff:
         now = self.monotonic()
         self._measure(began, now)
         if now - started >= self.give_up_after:
-            raise ConflictError(f"experiment {label!r}: still losing the race for the next commit to other writers "
-                                f"after {now - started:.0f} s and {lost} attempts (the limit is {self.give_up_after:g} "
-                                f"s); nothing was written")
+            raise ConflictError(
+                f"experiment {label!r}: still losing the race for the next commit to other writers "
+                f"after {now - started:.0f} s and {lost} attempts (the limit is {self.give_up_after:g} "
+                f"s); nothing was written"
+            )
         if lost > 1:
             n = max(1, self._others()[0])
             self.sleep(self.rng.uniform(0, min(self.longest_wait, self.loser * (n + 1) * self.attempt)))
@@ -164,7 +178,7 @@ class StreamView:
         self.snapshot = None  # how opening went: None (no snapshot due), "used", or "ignored: <why>"
         self._lock = threading.RLock()
         self._pid = os.getpid()
-        self._snapshot_memo = {}  # the encoded blocks of jobs of the last snapshot this view wrote
+        self._snapshot_memo: dict = {}  # the encoded blocks of jobs of the last snapshot this view wrote
         self._racy = None  # whether the store has no lock (exclusive() holds nothing): known at the first write
 
     def _guard(self):
@@ -219,11 +233,18 @@ class StreamView:
                     state = fold(commits, state, f"experiment {self.label!r}")
             self.state, self.cursor = state, cursor  # together: an interrupt must not leave one without the other
             self._observe(state)
-            if (opening and self.snapshot is None and self.state
-                    and self.state.version >= snapshots.interval(self.state, self.store.snapshot_every)):
+            if (
+                opening
+                and self.snapshot is None
+                and self.state
+                and self.state.version >= snapshots.interval(self.state, self.store.snapshot_every)
+            ):
                 self.snapshot = f"ignored: missing (the log has {self.state.version} commits)"
-                log.warning("experiment %r: no snapshot found although the log has %d commits; replayed it all",
-                            self.label, self.state.version)
+                log.warning(
+                    "experiment %r: no snapshot found although the log has %d commits; replayed it all",
+                    self.label,
+                    self.state.version,
+                )
             return self.state
 
     def commits(self):
@@ -327,7 +348,7 @@ class _Watch:
         self.lease = None  # the experiment's lease as last seen
 
 
-_WATCHES = {}  # (stream location, monotonic clock) -> _Watch
+_WATCHES: dict[tuple, _Watch] = {}  # (stream location, monotonic clock) -> _Watch
 _WATCHES_GUARD = threading.Lock()
 
 
@@ -378,5 +399,7 @@ class FrozenView:
         return [c._replace(events=orjson.loads(orjson.dumps(c.events))) for c in self._commits]
 
     def transact(self, decide, cached_ok=False):
-        raise ReadOnlyError(f"experiment {self.label!r} as of {self.moment} is a read-only view of the past; "
-                            f"open it without as_of to change it")
+        raise ReadOnlyError(
+            f"experiment {self.label!r} as of {self.moment} is a read-only view of the past; "
+            f"open it without as_of to change it"
+        )

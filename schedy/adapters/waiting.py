@@ -13,7 +13,7 @@ or when its time is up.
 
 import random
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ..core.outcomes import Waiting
 from ..errors import NoJobError
@@ -35,9 +35,16 @@ def reason_to_wait(exp, error):
     return None
 
 
-def next_job(exp, wait, *, sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
-             on_wait: Optional[Callable[[Waiting], None]] = None, stop: Callable[[], bool] = lambda: False,
-             rng=random):
+def next_job(
+    exp,
+    wait,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+    on_wait: Callable[[Waiting], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    rng=random,
+):
     """``exp.next_job()``, asked again while there is a reason to wait (see the module), for up to ``wait`` s.
 
     ``wait``: True waits as long as it takes, a number of seconds at most that long. ``on_wait`` is called

@@ -39,9 +39,15 @@ def _db_value(ctx, param, value):
 def db_option(f):
     """The ``--db PATH`` option every command takes (``--db`` before the command, then ``$SCHEDY_DB``, by default)."""
     return click.option(
-        "--db", "db", metavar="PATH", envvar="SCHEDY_DB", show_envvar=True, callback=_db_value,
+        "--db",
+        "db",
+        metavar="PATH",
+        envvar="SCHEDY_DB",
+        show_envvar=True,
+        callback=_db_value,
         help=f"{DB_HELP} Default: --db given before the command, else $SCHEDY_DB, else "
-             "$XDG_DATA_HOME/schedy (~/.local/share/schedy).")(f)
+        "$XDG_DATA_HOME/schedy (~/.local/share/schedy).",
+    )(f)
 
 
 def open_db(location, **options):
@@ -60,9 +66,13 @@ def failures():
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="schedy")
-@click.option("--db", "db", metavar="PATH",
-              help=f"{DB_HELP} For every command that takes --db, unless it is given its own; default: $SCHEDY_DB, "
-                   "else $XDG_DATA_HOME/schedy (~/.local/share/schedy).")
+@click.option(
+    "--db",
+    "db",
+    metavar="PATH",
+    help=f"{DB_HELP} For every command that takes --db, unless it is given its own; default: $SCHEDY_DB, "
+    "else $XDG_DATA_HOME/schedy (~/.local/share/schedy).",
+)
 @click.pass_context
 def main(ctx, db):
     """Schedy: hyperparameter searches coordinated through an append-only event log, with no server."""
@@ -72,9 +82,14 @@ def main(ctx, db):
         command = main.get_command(ctx, ctx.invoked_subcommand)
         if command is not None and not any(p.callback is _db_value for p in command.params):
             name = ctx.invoked_subcommand
-            raise click.UsageError(f"--db before the command does not apply to {name}"
-                                   + (f"; give {name} its own: schedy {name} ... --db PATH"
-                                      if any(p.name == "db" for p in command.params) else ""))
+            raise click.UsageError(
+                f"--db before the command does not apply to {name}"
+                + (
+                    f"; give {name} its own: schedy {name} ... --db PATH"
+                    if any(p.name == "db" for p in command.params)
+                    else ""
+                )
+            )
 
 
 # Each module registers its commands.

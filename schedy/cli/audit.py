@@ -3,14 +3,15 @@
 import csv
 import errno
 import os
+import sys
 from contextlib import contextmanager
 
 import click
 import orjson
 
+from .. import audit
 from ..adapters.api import PopulationBasedTraining
 from ..adapters.export import TIME_COLUMNS, _columns, flat_row, job_frame
-from .. import audit
 from ..core import values
 from . import db_option, failures, main, open_db
 from .jobs import print_rows
@@ -28,9 +29,13 @@ def _check_moment(ctx, param, value):
 
 def as_of_option(f):
     return click.option(
-        "--as-of", "as_of", metavar="MOMENT", callback=_check_moment,
+        "--as-of",
+        "as_of",
+        metavar="MOMENT",
+        callback=_check_moment,
         help="Show the experiment as it was at MOMENT: a commit version (e.g. 120) or a UTC time in ISO 8601 "
-             "(e.g. 2026-11-29T18:05:00Z; a time without zone is UTC).")(f)
+        "(e.g. 2026-11-29T18:05:00Z; a time without zone is UTC).",
+    )(f)
 
 
 def _experiment(db, name, as_of):
@@ -61,8 +66,12 @@ def _writing():
 @click.argument("job", required=False)
 @db_option
 @as_of_option
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per commit and line: version, time, worker, events (as in the log).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per commit and line: version, time, worker, events (as in the log).",
+)
 def history(experiment, job, db, as_of, as_json):
     """Print the history of EXPERIMENT: every commit with its time (UTC), worker and events.
 
@@ -72,12 +81,14 @@ def history(experiment, job, db, as_of, as_json):
     """
     with failures():
         commits = _experiment(db, experiment, as_of).history(job)
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     with _writing():
         for c in commits:
             if as_json:
-                out.write(_json_line({"version": c.version, "time": c.time, "worker": c.worker,
-                                      "events": list(c.events)}) + "\n")
+                out.write(
+                    _json_line({"version": c.version, "time": c.time, "worker": c.worker, "events": list(c.events)})
+                    + "\n"
+                )
             else:
                 out.write(f"#{c.version}  {audit.utc(c.time)}  {audit.label(c.worker)}\n")
                 for e in c.events:
@@ -131,26 +142,57 @@ def lineage(experiment, job, db, as_of, as_json):
     if as_json:
         with _writing():
             for j in chain:
-                click.echo(_json_line({"job_id": j.job_id, "generation": j.generation, "parent_id": j.parent_id,
-                                       "member": j.member, "status": j.status, "hyperparameters": j.hyperparameters,
-                                       "results": j.results}))
+                click.echo(
+                    _json_line(
+                        {
+                            "job_id": j.job_id,
+                            "generation": j.generation,
+                            "parent_id": j.parent_id,
+                            "member": j.member,
+                            "status": j.status,
+                            "hyperparameters": j.hyperparameters,
+                            "results": j.results,
+                        }
+                    )
+                )
         return
     hps = list(dict.fromkeys(k for j in chain for k in j.hyperparameters))
     results = [score] if score else list(dict.fromkeys(k for j in chain for k in j.results))
     # A job field of None (no parent, no member) is no value; a hyperparameter or result set to None is null.
-    values = [[j.generation, j.job_id, j.parent_id, j.member, j.status,
-               *(j.hyperparameters.get(h, _ABSENT) for h in hps), *(j.results.get(r, _ABSENT) for r in results)]
-              for j in chain]
+    values = [
+        [
+            j.generation,
+            j.job_id,
+            j.parent_id,
+            j.member,
+            j.status,
+            *(j.hyperparameters.get(h, _ABSENT) for h in hps),
+            *(j.results.get(r, _ABSENT) for r in results),
+        ]
+        for j in chain
+    ]
     headers = ["generation", "job", "parent", "member", "status", *map(audit.label, (*hps, *results))]
-    numeric = [True] * 4 + [False] + [all(v is _ABSENT or _is_number(v) for v in column)
-                                      for column in list(zip(*values))[5:]]
+    numeric = (
+        [True] * 4 + [False] + [all(v is _ABSENT or _is_number(v) for v in column) for column in list(zip(*values))[5:]]
+    )
     shown = [[None if v is _ABSENT else _cell(v) for v in row] for row in values]
-    full = [[None if v is _ABSENT or (v is None and i < 5) else "null" if v is None else _full(v)
-             for i, v in enumerate(row)] for row in values]
+    full = [
+        [
+            None if v is _ABSENT or (v is None and i < 5) else "null" if v is None else _full(v)
+            for i, v in enumerate(row)
+        ]
+        for row in values
+    ]
     with _writing():
         # Numbers, ids and statuses stay whole; too narrow a terminal gets a paragraph per job.
-        print_rows(headers, shown, [n or i == 4 for i, n in enumerate(numeric)], numeric, full_rows=full,
-                   title=f"lineage of job {job} in {audit.label(experiment)}")
+        print_rows(
+            headers,
+            shown,
+            [n or i == 4 for i, n in enumerate(numeric)],
+            numeric,
+            full_rows=full,
+            title=f"lineage of job {job} in {audit.label(experiment)}",
+        )
 
 
 def _csv_cell(row, column):
@@ -184,11 +226,22 @@ def _write_jsonl(rows, out):
 @click.argument("experiment")
 @db_option
 @as_of_option
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="csv", show_default=True,
-              help="csv and parquet: one column per field, hyperparameter (hp.NAME) and result (result.NAME); "
-                   "jsonl: one object per job with hyperparameters and results as objects.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Write to FILE (replaced only once complete) instead of standard output; required for parquet.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="csv and parquet: one column per field, hyperparameter (hp.NAME) and result (result.NAME); "
+    "jsonl: one object per job with hyperparameters and results as objects.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE",
+    help="Write to FILE (replaced only once complete) instead of standard output; required for parquet.",
+)
 def export(experiment, db, as_of, fmt, output):
     """Write one row per job of EXPERIMENT, in the order jobs were added.
 
@@ -225,7 +278,7 @@ def export(experiment, db, as_of, fmt, output):
                     os.unlink(tmp)
     if output is None:
         # Outside failures(): a reader that stops early (`| head`) is not an error to report; click ends quietly.
-        out = click.get_text_stream("stdout")
+        out = sys.stdout
         with _writing():
             (_write_csv if fmt == "csv" else _write_jsonl)(rows, out)
             out.flush()
@@ -253,8 +306,6 @@ def _parquet(frame, flat):
         if frame[col].dtype == object:
             present = [r[col] for r in flat if r.get(col) is not None]
             kinds = {type(v) for v in present}
-            if (len(kinds) > 1 or kinds & {list, dict}
-                    or kinds == {int} and any(v not in INT64 for v in present)):
+            if len(kinds) > 1 or kinds & {list, dict} or kinds == {int} and any(v not in INT64 for v in present):
                 frame[col] = [None if r.get(col) is None else _text(r[col]) for r in flat]
     return frame
-

@@ -10,12 +10,26 @@ from . import db_option, failures, main, open_db
 
 @main.command()
 @db_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but a loopback address lets other machines read your logs.")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0: any free port).")
-@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.1, 3600),
-              help="Seconds between two looks of the page for new commits.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but a loopback address lets other machines read your logs.",
+)
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--poll",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds between two looks of the page for new commits.",
+)
 @click.option("--verbose", is_flag=True, help="Log every request on standard error.")
 def dashboard(db, host, port, poll, verbose):
     """Serve a read-only dashboard of the database's experiments until interrupted.
@@ -31,6 +45,7 @@ def dashboard(db, host, port, poll, verbose):
         store = database._store
         from ..dashboard import DashboardServer
         from ..dashboard.page import plotly_js
+
         try:
             plotly_js()
         except ImportError as e:
@@ -41,8 +56,9 @@ def dashboard(db, host, port, poll, verbose):
             raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     click.echo(f"Schedy dashboard of {database.path} on {server.url} (read only; Ctrl-C to stop)")
     if not server.loopback:
-        click.echo(f"Warning: listening on {host}: anyone who can reach this machine can read these experiments.",
-                   err=True)
+        click.echo(
+            f"Warning: listening on {host}: anyone who can reach this machine can read these experiments.", err=True
+        )
     sys.stdout.flush()
     try:
         server.serve_forever()
@@ -55,8 +71,14 @@ def dashboard(db, host, port, poll, verbose):
 @main.command()
 @db_option
 @click.argument("name")
-@click.option("-o", "--output", "output", metavar="FILE", default=None,
-              help="Where to write the HTML file (default: <name>.html in the current directory; - for standard output).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    metavar="FILE",
+    default=None,
+    help="Where to write the HTML file (default: <name>.html in the current directory; - for standard output).",
+)
 def report(db, name, output):
     """Write experiment NAME's dashboard as one self-contained HTML file.
 
@@ -67,6 +89,7 @@ def report(db, name, output):
     with failures():
         store = open_db(db)._store
         from ..dashboard import report_html, write_report
+
         try:
             if output == "-":
                 sys.stdout.buffer.write(report_html(store, name))

@@ -33,8 +33,14 @@ from . import db_option, failures, main, open_db
 KINDS = {"manual": ManualSearch, "random": RandomSearch, "pbt": PopulationBasedTraining}
 
 # The names `schedy add` takes for DIST; each PARAMS key is a constructor argument of the class.
-DISTRIBUTIONS = {"uniform": Uniform, "loguniform": LogUniform, "normal": Normal, "choice": Choice,
-                 "constant": Constant, "const": Constant}  # const: the original client's name (and the log's)
+DISTRIBUTIONS = {
+    "uniform": Uniform,
+    "loguniform": LogUniform,
+    "normal": Normal,
+    "choice": Choice,
+    "constant": Constant,
+    "const": Constant,
+}  # const: the original client's name (and the log's)
 # Distributions whose PARAMS is the value itself, as the original client wrote them: `x const 3`.
 BARE_VALUE = {"const"}
 CATEGORIES = ("schedy", "hyperparameter", "result")
@@ -42,6 +48,7 @@ CATEGORY_ALIASES = {"hp": "hyperparameter"}  # the prefix of `schedy export` col
 
 
 # -- showing values -----------------------------------------------------------------------------
+
 
 def show_value(value):
     """``value`` as one line of text: a printable string as it is, anything else as JSON."""
@@ -171,8 +178,12 @@ def print_rows(headers, rows, whole, right, full_rows=None, title=None):
         return
     table = Table(box=box.SIMPLE_HEAD)
     for header, width, to_right in zip(headers, widths, right):
-        table.add_column(Text(_break(header, width), overflow="fold"), justify="right" if to_right else "left",
-                         width=width, overflow="fold")
+        table.add_column(
+            Text(_break(header, width), overflow="fold"),
+            justify="right" if to_right else "left",
+            width=width,
+            overflow="fold",
+        )
     for row in rows:
         table.add_row(*(Text(v or "") for v in row))
     render(table, console)
@@ -199,22 +210,43 @@ def describe_experiment(exp, jobs):
     """A rich renderable describing ``exp`` and counting ``jobs`` by status."""
     counts = Counter(j.status for j in jobs)
     by_status = ", ".join(f"{counts[s]} {s}" for s in ev.JOB_STATUSES if counts[s])
-    rows = [("experiment", exp.name), ("kind", kind_of(exp)), ("status", exp.status), ("seed", str(exp.seed)),
-            ("lease", f"{exp.lease:g} s")]
+    rows = [
+        ("experiment", exp.name),
+        ("kind", kind_of(exp)),
+        ("status", exp.status),
+        ("seed", str(exp.seed)),
+        ("lease", f"{exp.lease:g} s"),
+    ]
     if isinstance(exp, RandomSearch):
         rows.append(("distributions", _mapping(exp.distributions, show_distribution)))
     if isinstance(exp, PopulationBasedTraining):
-        explore = (f"PB2 {compact(exp.explore.to_log())}" if isinstance(exp.explore, core_pbt.PB2)
-                   else _mapping(exp.explore, show_strategy))
-        rows += [("objective", exp.objective), ("result", exp.result_name), ("exploit", show_strategy(exp.exploit)),
-                 ("explore", explore),
-                 ("initial", _mapping(exp.initial_distributions, show_distribution)),
-                 ("population size", "not set: the jobs pushed form the population" if exp.population_size is None
-                  else str(exp.population_size)),
-                 ("max generations", "no limit" if exp.max_generations is None else str(exp.max_generations)),
-                 ("ranking", {core_pbt.SAME_GENERATION: "against the same generation",
-                              core_pbt.LATEST: "against each member's latest segment"}[exp.ranking]
-                  + (", synchronous" if exp.synchronous else ""))]
+        explore = (
+            f"PB2 {compact(exp.explore.to_log())}"
+            if isinstance(exp.explore, core_pbt.PB2)
+            else _mapping(exp.explore, show_strategy)
+        )
+        rows += [
+            ("objective", exp.objective),
+            ("result", exp.result_name),
+            ("exploit", show_strategy(exp.exploit)),
+            ("explore", explore),
+            ("initial", _mapping(exp.initial_distributions, show_distribution)),
+            (
+                "population size",
+                "not set: the jobs pushed form the population"
+                if exp.population_size is None
+                else str(exp.population_size),
+            ),
+            ("max generations", "no limit" if exp.max_generations is None else str(exp.max_generations)),
+            (
+                "ranking",
+                {
+                    core_pbt.SAME_GENERATION: "against the same generation",
+                    core_pbt.LATEST: "against each member's latest segment",
+                }[exp.ranking]
+                + (", synchronous" if exp.synchronous else ""),
+            ),
+        ]
     rows.append(("jobs", f"{len(jobs)} ({by_status})" if jobs else "0"))
     return _grid(rows)
 
@@ -229,6 +261,7 @@ def describe_job(job):
 
 
 # -- parsing the command line -------------------------------------------------------------------
+
 
 def parse_json(text, what):
     """The JSON value ``text``; a usage error naming ``what`` if it is not JSON."""
@@ -250,8 +283,9 @@ def parse_distribution(hp, dist, text):
     if dist in BARE_VALUE:
         args = {"value": args}  # `x const 3` (`x constant '{"value": 3}'` says the same)
     if not isinstance(args, dict):
-        raise click.UsageError(f"the parameters of {hp!r} must be a JSON object such as "
-                               f"'{{\"low\": 0, \"high\": 1}}', got {text!r}")
+        raise click.UsageError(
+            f'the parameters of {hp!r} must be a JSON object such as \'{{"low": 0, "high": 1}}\', got {text!r}'
+        )
     try:
         # The core's check of the arguments' names, then the constructor's of their values: the messages a
         # log holding the same distribution gets.
@@ -271,12 +305,13 @@ def _status(text, statuses, what):
 def parse_triplets(words):
     """``HP DIST PARAMS`` triplets as a dict of hyperparameter name -> distribution."""
     if len(words) % 3:
-        rest = words[len(words) - len(words) % 3:]
-        raise click.UsageError(f"distributions are HP DIST PARAMS triplets; the last one is incomplete: "
-                               f"{' '.join(rest)!r}")
+        rest = words[len(words) - len(words) % 3 :]
+        raise click.UsageError(
+            f"distributions are HP DIST PARAMS triplets; the last one is incomplete: {' '.join(rest)!r}"
+        )
     dists = {}
     for i in range(0, len(words), 3):
-        hp, dist, text = words[i:i + 3]
+        hp, dist, text = words[i : i + 3]
         if hp in dists:
             raise click.UsageError(f"hyperparameter {hp!r} is given twice")
         dists[hp] = parse_distribution(hp, dist, text)
@@ -292,8 +327,10 @@ def parse_exploit(text):
     if text == "keep":
         return Keep()
     if not text.lstrip().startswith("{"):
-        raise click.UsageError(f"unknown --exploit {text!r}; use truncate, tournament, keep, "
-                               "'{\"truncate\": PROPORTION}' or '{\"binaryTournament\": {}}'")
+        raise click.UsageError(
+            f"unknown --exploit {text!r}; use truncate, tournament, keep, "
+            "'{\"truncate\": PROPORTION}' or '{\"binaryTournament\": {}}'"
+        )
     spec = parse_json(text, "--exploit")
     try:
         return core_pbt.exploit_from_log(spec)
@@ -348,8 +385,9 @@ def _build_pbt(name, dists, opts, common):
         explore[hp] = parse_explore(hp, text)
     if opts["--pb2"] is not None:
         if explore:
-            raise click.UsageError("--pb2 and --explore do not go together: PB2 chooses the values of the "
-                                   "hyperparameters in its bounds")
+            raise click.UsageError(
+                "--pb2 and --explore do not go together: PB2 chooses the values of the hyperparameters in its bounds"
+            )
         try:
             explore = core_pbt.PB2.from_log(parse_json(opts["--pb2"], "--pb2"))
         except (TypeError, ValueError) as e:
@@ -357,49 +395,107 @@ def _build_pbt(name, dists, opts, common):
     # The rest is the core's check of the whole definition (as for the Python API and a log), raised here as
     # a ValueError or TypeError and shown as a usage error by build_experiment.
     return PopulationBasedTraining(
-        name, objective=opts["--objective"], result_name=opts["--result"],
-        exploit=parse_exploit(opts["--exploit"] or "truncate"), explore=explore, initial_distributions=dists,
-        population_size=opts["--population-size"], max_generations=opts["--max-generations"],
-        ranking=opts["--ranking"] or core_pbt.SAME_GENERATION, synchronous=opts["--synchronous"], **common)
+        name,
+        objective=opts["--objective"],
+        result_name=opts["--result"],
+        exploit=parse_exploit(opts["--exploit"] or "truncate"),
+        explore=explore,
+        initial_distributions=dists,
+        population_size=opts["--population-size"],
+        max_generations=opts["--max-generations"],
+        ranking=opts["--ranking"] or core_pbt.SAME_GENERATION,
+        synchronous=opts["--synchronous"],
+        **common,
+    )
 
 
 # -- add ----------------------------------------------------------------------------------------
+
 
 @main.command(short_help="Create an experiment: manual queue, random search or PBT.")
 @click.argument("name")
 @click.argument("kind", type=click.Choice(list(KINDS)), metavar="manual|random|pbt")
 @click.argument("distributions", nargs=-1, metavar="[HP DIST PARAMS]...")
-@click.option("-s", "--status", default=ev.RUNNING, metavar="RUNNING|DONE", show_default=True,
-              callback=lambda ctx, param, value: _status(value, ev.EXPERIMENT_STATUSES, "experiment"),
-              help="RUNNING hands out jobs; DONE does not (any case).")
-@click.option("--seed", type=int, metavar="N",
-              help="Seed of every sampled value, in [0, 2**63), for reproducible searches. Default: drawn at "
-                   "random, then recorded and shown.")
-@click.option("--lease", type=float, metavar="SECONDS",
-              help="How long a claim lasts unless its worker renews it (at least 0.1). Default: 120.")
+@click.option(
+    "-s",
+    "--status",
+    default=ev.RUNNING,
+    metavar="RUNNING|DONE",
+    show_default=True,
+    callback=lambda ctx, param, value: _status(value, ev.EXPERIMENT_STATUSES, "experiment"),
+    help="RUNNING hands out jobs; DONE does not (any case).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    metavar="N",
+    help="Seed of every sampled value, in [0, 2**63), for reproducible searches. Default: drawn at "
+    "random, then recorded and shown.",
+)
+@click.option(
+    "--lease",
+    type=float,
+    metavar="SECONDS",
+    help="How long a claim lasts unless its worker renews it (at least 0.1). Default: 120.",
+)
 @click.option("--objective", type=click.Choice(["min", "max"]), help="pbt: minimize or maximize the result.")
 @click.option("--result", "result_name", metavar="NAME", help="pbt: the result that ranks the population.")
-@click.option("--exploit", metavar="STRATEGY",
-              help="pbt: truncate (the default, proportion 0.2), tournament, keep (never copy: a baseline), "
-                   "or the log form '{\"truncate\": 0.25}' / '{\"binaryTournament\": {}}' / '{\"keep\": {}}'.")
-@click.option("--explore", nargs=2, multiple=True, metavar="HP STRATEGY",
-              help="pbt: how HP changes after a member copies a better one (repeatable, once per HP). STRATEGY is "
-                   "perturb (factor 0.8 to 1.2), or the log form of docs/pbt.md, or a JSON list of them.")
-@click.option("--pb2", metavar="JSON",
-              help="pbt: explore with the PB2 bandit instead, e.g. '{\"bounds\": {\"lr\": [0.0001, 0.1]}, "
-                   "\"logScale\": [\"lr\"]}' (docs/pbt.md).")
-@click.option("--population-size", type=int, metavar="N",
-              help="pbt: sample N members from the triplets (give both or neither).")
-@click.option("--max-generations", type=int, metavar="N",
-              help="pbt: each member trains at most N segments. Default: no limit.")
-@click.option("--ranking", type=click.Choice(list(core_pbt.RANKINGS)),
-              help="pbt: rank a member against the others' segments of its generation (the default), or "
-                   "against their latest segments.")
-@click.option("--synchronous", is_flag=True,
-              help="pbt: no member starts generation g+1 before every member has finished generation g.")
+@click.option(
+    "--exploit",
+    metavar="STRATEGY",
+    help="pbt: truncate (the default, proportion 0.2), tournament, keep (never copy: a baseline), "
+    "or the log form '{\"truncate\": 0.25}' / '{\"binaryTournament\": {}}' / '{\"keep\": {}}'.",
+)
+@click.option(
+    "--explore",
+    nargs=2,
+    multiple=True,
+    metavar="HP STRATEGY",
+    help="pbt: how HP changes after a member copies a better one (repeatable, once per HP). STRATEGY is "
+    "perturb (factor 0.8 to 1.2), or the log form of docs/pbt.md, or a JSON list of them.",
+)
+@click.option(
+    "--pb2",
+    metavar="JSON",
+    help='pbt: explore with the PB2 bandit instead, e.g. \'{"bounds": {"lr": [0.0001, 0.1]}, '
+    '"logScale": ["lr"]}\' (docs/pbt.md).',
+)
+@click.option(
+    "--population-size", type=int, metavar="N", help="pbt: sample N members from the triplets (give both or neither)."
+)
+@click.option(
+    "--max-generations", type=int, metavar="N", help="pbt: each member trains at most N segments. Default: no limit."
+)
+@click.option(
+    "--ranking",
+    type=click.Choice(list(core_pbt.RANKINGS)),
+    help="pbt: rank a member against the others' segments of its generation (the default), or "
+    "against their latest segments.",
+)
+@click.option(
+    "--synchronous",
+    is_flag=True,
+    help="pbt: no member starts generation g+1 before every member has finished generation g.",
+)
 @db_option
-def add(name, kind, distributions, status, seed, lease, objective, result_name, exploit, explore, pb2,
-        population_size, max_generations, ranking, synchronous, db):
+def add(
+    name,
+    kind,
+    distributions,
+    status,
+    seed,
+    lease,
+    objective,
+    result_name,
+    exploit,
+    explore,
+    pb2,
+    population_size,
+    max_generations,
+    ranking,
+    synchronous,
+    db,
+):
     """Create the experiment NAME, then print it.
 
     \b
@@ -442,9 +538,17 @@ def add(name, kind, distributions, status, seed, lease, objective, result_name, 
     experiment was created, 1 when the database refused it (e.g. the name is
     taken), 2 for a bad argument (nothing is written).
     """
-    pbt_options = {"--objective": objective, "--result": result_name, "--exploit": exploit, "--explore": explore,
-                   "--pb2": pb2, "--population-size": population_size, "--max-generations": max_generations,
-                   "--ranking": ranking, "--synchronous": synchronous}
+    pbt_options = {
+        "--objective": objective,
+        "--result": result_name,
+        "--exploit": exploit,
+        "--explore": explore,
+        "--pb2": pb2,
+        "--population-size": population_size,
+        "--max-generations": max_generations,
+        "--ranking": ranking,
+        "--synchronous": synchronous,
+    }
     exp = build_experiment(name, kind, distributions, status, seed, lease, pbt_options)
     location = default_path() if db is None else db
     new = "://" not in location and not os.path.isfile(os.path.join(location, "SCHEDY"))
@@ -457,6 +561,7 @@ def add(name, kind, distributions, status, seed, lease, objective, result_name, 
 
 
 # -- rm -----------------------------------------------------------------------------------------
+
 
 @main.command(short_help="Delete an experiment or a job.")
 @click.argument("name")
@@ -491,6 +596,7 @@ def rm(name, job, force, db):
 
 # -- show ---------------------------------------------------------------------------------------
 
+
 @main.command(short_help="Describe an experiment or a job.")
 @click.argument("name")
 @click.argument("job", required=False)
@@ -513,6 +619,7 @@ def show(name, job, db):
 
 
 # -- list ---------------------------------------------------------------------------------------
+
 
 class Listing:
     """Rows mapping (category, name) to a value, for ``schedy list``.
@@ -544,10 +651,13 @@ class Listing:
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise click.BadParameter(f"field {field!r} is ambiguous: say {' or '.join(f'{c}.{n}' for c, n in matches)}",
-                                     param_hint=option)
-        raise click.BadParameter(f"unknown field {field!r}; the fields are "
-                                 f"{', '.join(self.header(c) for c in self.columns)}", param_hint=option)
+            raise click.BadParameter(
+                f"field {field!r} is ambiguous: say {' or '.join(f'{c}.{n}' for c, n in matches)}", param_hint=option
+            )
+        raise click.BadParameter(
+            f"unknown field {field!r}; the fields are {', '.join(self.header(c) for c in self.columns)}",
+            param_hint=option,
+        )
 
     def sort(self, columns, decreasing):
         """Sort by ``columns`` in order; missing values (and NaN) last, in either direction."""
@@ -600,8 +710,11 @@ def job_listing(exp, jobs):
     for job in jobs:
         row = {("schedy", "id"): _job_number(job.job_id), ("schedy", "status"): job.status}
         if pbt:
-            for field, value in (("generation", job.generation), ("parent", _job_number(job.parent_id)),
-                                 ("member", job.member)):
+            for field, value in (
+                ("generation", job.generation),
+                ("parent", _job_number(job.parent_id)),
+                ("member", job.member),
+            ):
                 if value is not None:  # a generation-0 job has no parent: an empty cell, not null
                     row[("schedy", field)] = value
         row.update((("hyperparameter", k), v) for k, v in job.hyperparameters.items())
@@ -614,11 +727,23 @@ def job_listing(exp, jobs):
 @click.argument("name", required=False)
 @click.option("-t", "--table", is_flag=True, help="A table of every field, with headers.")
 @click.option("-p", "--paragraphs", is_flag=True, help="One paragraph of 'field: value' lines per row.")
-@click.option("-s", "--sort", "sort_fields", multiple=True, metavar="FIELD",
-              help="Sort by FIELD (repeatable: by the first, then the next...). Missing values and NaN come last.")
+@click.option(
+    "-s",
+    "--sort",
+    "sort_fields",
+    multiple=True,
+    metavar="FIELD",
+    help="Sort by FIELD (repeatable: by the first, then the next...). Missing values and NaN come last.",
+)
 @click.option("-d", "--decreasing", is_flag=True, help="Sort in decreasing order (alone: reverse the listing).")
-@click.option("-f", "--field", "fields", multiple=True, metavar="FIELD",
-              help="Show FIELD (repeatable, in that order) instead of the default ones.")
+@click.option(
+    "-f",
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="FIELD",
+    help="Show FIELD (repeatable, in that order) instead of the default ones.",
+)
 @db_option
 def list_(name, table, paragraphs, sort_fields, decreasing, fields, db):
     """List the experiments, or with NAME the jobs of experiment NAME.
@@ -665,12 +790,16 @@ def list_(name, table, paragraphs, sort_fields, decreasing, fields, db):
     headers = [listing.header(c) for c in columns]
     full = [[None if v is _MISSING else t for v, t in zip(row, trow)] for row, trow in zip(cells, text)]
     if table:
-        numeric = [bool(cells) and all(row[i] is _MISSING or _order(row[i])[0] == 0 for row in cells)
-                   for i in range(len(columns))]
+        numeric = [
+            bool(cells) and all(row[i] is _MISSING or _order(row[i])[0] == 0 for row in cells)
+            for i in range(len(columns))
+        ]
         # A number cut across two lines reads as two numbers: keep numbers whole (and short), ids and statuses too.
         whole = [n or c[0] == "schedy" for n, c in zip(numeric, columns)]
-        short = [[None if v is _MISSING else _short(v) if isinstance(v, float) else t for v, t in zip(row, trow)]
-                 for row, trow in zip(cells, text)]
+        short = [
+            [None if v is _MISSING else _short(v) if isinstance(v, float) else t for v, t in zip(row, trow)]
+            for row, trow in zip(cells, text)
+        ]
         print_rows(headers, short, whole, numeric, full_rows=full)
     elif paragraphs:
         blocks = as_paragraphs(headers, full)
@@ -735,9 +864,11 @@ def parse_push(words):
     return hyperparameters, results, status
 
 
-@main.command(short_help="Add a job to an experiment.",
-              context_settings={"ignore_unknown_options": True},
-              options_metavar="[--db PATH]")
+@main.command(
+    short_help="Add a job to an experiment.",
+    context_settings={"ignore_unknown_options": True},
+    options_metavar="[--db PATH]",
+)
 @click.argument("name")
 @click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="[-p HP VALUE...] [-r RESULT VALUE...] [-s STATUS]")
 @db_option

@@ -169,8 +169,9 @@ def check_command(command):
                 raise click.UsageError(f"%h must be a whole argument (it expands to several), not part of {arg!r}")
             if code not in FIELDS:
                 what = "a lone % at the end" if code == "" else f"unknown placeholder %{code}"
-                raise click.UsageError(f"{what} in {arg!r}; the placeholders are %e %j %g %p %m %h, and %% "
-                                       "for a literal %")
+                raise click.UsageError(
+                    f"{what} in {arg!r}; the placeholders are %e %j %g %p %m %h, and %% for a literal %"
+                )
     return args
 
 
@@ -193,8 +194,14 @@ def hp_options(hyperparameters):
 
 def expand(args, job):
     """The command line for ``job``: every placeholder of ``args`` (checked by check_command) replaced."""
-    fields = {"e": job.experiment.name, "j": job.job_id, "g": _text(job.generation), "p": _text(job.parent_id),
-              "m": _text(job.member), "%": "%"}
+    fields = {
+        "e": job.experiment.name,
+        "j": job.job_id,
+        "g": _text(job.generation),
+        "p": _text(job.parent_id),
+        "m": _text(job.member),
+        "%": "%",
+    }
     out = []
     for arg in args:
         if arg == "%h":
@@ -271,7 +278,7 @@ class BlockScanner:
 
 def _clip(text, width=80):
     text = text.strip()
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def parse_value(raw):
@@ -292,8 +299,9 @@ def parse_value(raw):
 def parse_block(block):
     """The results a block holds, as a dict; raise ResultsError naming the bad line."""
     if block.too_long:
-        raise ResultsError(f"the results block opened on output line {block.start} is longer than "
-                           f"{MAX_BLOCK >> 20} MiB")
+        raise ResultsError(
+            f"the results block opened on output line {block.start} is longer than {MAX_BLOCK >> 20} MiB"
+        )
     body = [(n, t) for n, t in block.lines if t.strip()]
     if not body:
         return {}
@@ -305,17 +313,21 @@ def parse_block(block):
             while i > 0 and not block.lines[i][1].strip():  # an object cut short: name its last line
                 i -= 1
             n, text = block.lines[i]
-            raise ResultsError(f"output line {n}: {e.msg} (column {e.colno}) in the JSON object: {_clip(text)!r}")
+            raise ResultsError(
+                f"output line {n}: {e.msg} (column {e.colno}) in the JSON object: {_clip(text)!r}"
+            ) from None
     results = {}
     for n, text in body:
         parts = text.split(None, 1)
         name = parts[0].removesuffix(":")  # "loss: 0.25", the original client's form
         if not name:
-            raise ResultsError(f"output line {n}: {_clip(text)!r} has no name; expected 'name value' per line, "
-                               "or one JSON object")
+            raise ResultsError(
+                f"output line {n}: {_clip(text)!r} has no name; expected 'name value' per line, or one JSON object"
+            )
         if len(parts) < 2:
-            raise ResultsError(f"output line {n}: {_clip(text)!r} has no value; expected 'name value' per line, "
-                               "or one JSON object")
+            raise ResultsError(
+                f"output line {n}: {_clip(text)!r} has no value; expected 'name value' per line, or one JSON object"
+            )
         raw = parts[1].strip()
         if name in results:
             raise ResultsError(f"output line {n}: result {name!r} is given twice")
@@ -406,9 +418,15 @@ class RichOutput(PlainOutput):
         super().__init__()
         self.console = console
         # Every line goes through self.console, above the display; nothing needs redirecting.
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
-                                 TimeElapsedColumn(), console=console, transient=True, redirect_stdout=False,
-                                 redirect_stderr=False)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}", markup=False),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
         self.stderr_is_terminal = Console(stderr=True).is_terminal
         self.task = self.progress.add_task("starting", total=None)
 
@@ -529,14 +547,19 @@ class Runner:
 
     def claim(self):
         """The next job and None, or None and why there is none (waiting as ``next_job(wait=True)`` does)."""
+
         def say(wait):
             busy = wait.jobs
-            self.out.waiting(f"waiting: {wait.reason} (job{'s' * (len(busy) > 1)} {', '.join(busy)} running)"
-                             if busy else f"waiting: {wait.reason}")
+            self.out.waiting(
+                f"waiting: {wait.reason} (job{'s' * (len(busy) > 1)} {', '.join(busy)} running)"
+                if busy
+                else f"waiting: {wait.reason}"
+            )
 
         try:
-            return waiting.next_job(self.exp, True, sleep=self.pause, on_wait=say,
-                                    stop=lambda: bool(self.signals)), None
+            return waiting.next_job(
+                self.exp, True, sleep=self.pause, on_wait=say, stop=lambda: bool(self.signals)
+            ), None
         except NoJobError as e:
             if self.signals:
                 return None, f"interrupted by {_signal_name(self.signals[0])}"
@@ -571,8 +594,10 @@ class Runner:
         except (UnsafeUpdateError, JobNotFoundError, ExperimentNotFoundError) as e:
             word = "lost"
             first = f" ({failure.split(': ', 1)[1]})" if failure else ""
-            failure = (f"job {job.job_id} was lost{first}: it changed in the log while the command ran (its lease "
-                       f"lapsed and it was handed out again, or someone marked it), so this report was refused: {e}")
+            failure = (
+                f"job {job.job_id} was lost{first}: it changed in the log while the command ran (its lease "
+                f"lapsed and it was handed out again, or someone marked it), so this report was refused: {e}"
+            )
         ok = word == "DONE"
         self.done += ok
         self.failed += not ok
@@ -584,15 +609,21 @@ class Runner:
     def execute(self, job):
         """Run the command for ``job`` and return the results it reported; raise JobFailed."""
         if self.signals:  # arrived while the job was being claimed
-            raise JobFailed(f"job {job.job_id}: interrupted by {_signal_name(self.signals[0])} before the command "
-                            "started")
+            raise JobFailed(
+                f"job {job.job_id}: interrupted by {_signal_name(self.signals[0])} before the command started"
+            )
         argv = expand(self.args, job)
         self.out.job_started(job, argv)
         try:
             # A session of its own: a Ctrl-C at the terminal reaches schedy alone, which forwards it once to the
             # command's whole process group (a second copy could cut short the command's own clean-up).
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    env=child_env(job, self.db_location), start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                env=child_env(job, self.db_location),
+                start_new_session=True,
+            )
         except (OSError, ValueError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise JobFailed(f"job {job.job_id}: cannot start the command {argv[0]!r}: {reason}") from None
@@ -616,8 +647,10 @@ class Runner:
         if block is None:
             if self.allow_empty:
                 return {}
-            raise JobFailed(f"job {job.job_id}: no results block in the command's output (print a line {START!r}, "
-                            "then the results; or pass --allow-empty-results)")
+            raise JobFailed(
+                f"job {job.job_id}: no results block in the command's output (print a line {START!r}, "
+                "then the results; or pass --allow-empty-results)"
+            )
         try:
             results = parse_block(block)
             values.encode_mapping({**job.results, **results}, "results")  # refuse what cannot be stored, now
@@ -635,12 +668,16 @@ class Runner:
             while True:
                 if self.signals and stopping_at is None:
                     name = _signal_name(self.signals[0])
-                    self.out.notice(f"job {job.job_id}: {name} received: stopping the command (send it again to "
-                                    "kill it at once)")
+                    self.out.notice(
+                        f"job {job.job_id}: {name} received: stopping the command (send it again to kill it at once)"
+                    )
                     _signal_group(proc, self.signals[0])
                     stopping_at = time.monotonic()
-                if stopping_at is not None and not killed and (
-                        len(self.signals) > 1 or time.monotonic() - stopping_at > GRACE):
+                if (
+                    stopping_at is not None
+                    and not killed
+                    and (len(self.signals) > 1 or time.monotonic() - stopping_at > GRACE)
+                ):
                     _signal_group(proc, signal.SIGKILL)
                     killed = True
                 if reading:
@@ -680,19 +717,27 @@ class Runner:
         blocks.feed(raw.decode("utf-8", "replace").rstrip("\r\n"))
 
 
-@main.command(help=HELP, short_help="Pull jobs from an experiment and run a command for each.",
-              context_settings={"allow_interspersed_args": False})  # what follows NAME is CMD, unparsed
+@main.command(
+    help=HELP,
+    short_help="Pull jobs from an experiment and run a command for each.",
+    context_settings={"allow_interspersed_args": False},
+)  # what follows NAME is CMD, unparsed
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] CMD [ARGS]...")
 @db_option
 @click.option("--once", is_flag=True, help="Run at most one job.")
 @click.option("--max-jobs", type=click.IntRange(min=1), metavar="N", help="Run at most N jobs.")
-@click.option("--allow-empty-results", is_flag=True,
-              help="A command that exits with 0 without a results block is DONE, with no new results.")
-@click.option("--ignore-errors", is_flag=True,
-              help="Go on with the next job after a failure (the exit status is still 1).")
-@click.option("--worker", metavar="ID",
-              help="Name this worker in the log (e.g. after a cluster job id). Default: host:pid:tag.")
+@click.option(
+    "--allow-empty-results",
+    is_flag=True,
+    help="A command that exits with 0 without a results block is DONE, with no new results.",
+)
+@click.option(
+    "--ignore-errors", is_flag=True, help="Go on with the next job after a failure (the exit status is still 1)."
+)
+@click.option(
+    "--worker", metavar="ID", help="Name this worker in the log (e.g. after a cluster job id). Default: host:pid:tag."
+)
 def run(name, command, db, once, max_jobs, allow_empty_results, ignore_errors, worker):
     args = check_command(command)
     if once:

@@ -38,12 +38,15 @@ def parse_update(words):
     return job_id, status, hyperparameters, results
 
 
-@main.command(short_help="Change an experiment's status, or a job's status, hyperparameters or results.",
-              context_settings={"ignore_unknown_options": True},
-              options_metavar="[--db PATH]")
+@main.command(
+    short_help="Change an experiment's status, or a job's status, hyperparameters or results.",
+    context_settings={"ignore_unknown_options": True},
+    options_metavar="[--db PATH]",
+)
 @click.argument("name")
-@click.argument("words", nargs=-1, type=click.UNPROCESSED,
-                metavar="[JOB] [-s STATUS] [-p HP VALUE...] [-r RESULT VALUE...]")
+@click.argument(
+    "words", nargs=-1, type=click.UNPROCESSED, metavar="[JOB] [-s STATUS] [-p HP VALUE...] [-r RESULT VALUE...]"
+)
 @db_option
 def update(name, words, db):
     """Change the status of the experiment NAME, or its job JOB, then print it.

@@ -7,7 +7,7 @@ commit times written in the log, in seconds since the Unix epoch. Parsing
 moments and describing events for people is :mod:`schedy.audit`'s.
 """
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from . import events as ev
 from . import values
@@ -26,7 +26,7 @@ def commits_until(commits, point):
     if point.version is not None:
         if point.version > len(commits):
             raise ValueError(f"as_of: the log has {len(commits)} commits, there is no commit {point.version}")
-        return commits[:point.version]
+        return commits[: point.version]
     n = 0
     while n < len(commits) and commits[n].time <= point.time:
         n += 1
@@ -55,9 +55,9 @@ class JobTimes(NamedTuple):
     """When things happened to one job, from the log (times in seconds since the epoch)."""
 
     added_at: float
-    claimed_at: Optional[float] = None  # the last claim
-    claimed_by: Optional[str] = None  # the worker of the last claim
-    finished_at: Optional[float] = None  # when it last became DONE, CRASHED or PRUNED
+    claimed_at: float | None = None  # the last claim
+    claimed_by: str | None = None  # the worker of the last claim
+    finished_at: float | None = None  # when it last became DONE, CRASHED or PRUNED
     claims: int = 0
     lease_expiries: int = 0
 
@@ -78,13 +78,15 @@ def job_times(commits):
             elif e.get("job") in times:
                 t = times[e["job"]]
                 if kind == ev.JOB_CLAIMED:
-                    times[e["job"]] = t._replace(claimed_at=c.time, claimed_by=e["worker"], claims=t.claims + 1,
-                                                 finished_at=None)
+                    times[e["job"]] = t._replace(
+                        claimed_at=c.time, claimed_by=e["worker"], claims=t.claims + 1, finished_at=None
+                    )
                 elif kind == ev.JOB_UPDATED and "status" in e:
                     times[e["job"]] = t._replace(finished_at=c.time if e["status"] in FINISHED else None)
                 elif kind == ev.JOB_LEASE_EXPIRED:
-                    times[e["job"]] = t._replace(lease_expiries=t.lease_expiries + 1,
-                                                 finished_at=c.time if e["status"] in FINISHED else None)
+                    times[e["job"]] = t._replace(
+                        lease_expiries=t.lease_expiries + 1, finished_at=c.time if e["status"] in FINISHED else None
+                    )
     return times
 
 
@@ -98,8 +100,16 @@ def job_rows(state, commits):
     rows = []
     for job in sorted(state.jobs.values(), key=lambda j: j.number):
         t = times.get(job.job_id) or JobTimes(None)
-        rows.append({"job_id": job.job_id, "status": job.status, "generation": job.generation,
-                     "parent_id": job.parent, "member": job.member, **t._asdict(),
-                     "hyperparameters": values.decode_mapping(job.hyperparameters),
-                     "results": values.decode_mapping(job.results)})
+        rows.append(
+            {
+                "job_id": job.job_id,
+                "status": job.status,
+                "generation": job.generation,
+                "parent_id": job.parent,
+                "member": job.member,
+                **t._asdict(),
+                "hyperparameters": values.decode_mapping(job.hyperparameters),
+                "results": values.decode_mapping(job.results),
+            }
+        )
     return rows

@@ -30,8 +30,11 @@ def find_double_claims(commits):
                 if holder is not None:
                     found.append(DoubleClaim(c.version, e["job"], holder, e["worker"]))
                 holders[e["job"]] = e["worker"]
-            elif (kind == ev.JOB_UPDATED and e.get("status", ev.RUNNING) != ev.RUNNING
-                  or kind in (ev.JOB_DELETED, ev.JOB_LEASE_EXPIRED)):
+            elif (
+                kind == ev.JOB_UPDATED
+                and e.get("status", ev.RUNNING) != ev.RUNNING
+                or kind in (ev.JOB_DELETED, ev.JOB_LEASE_EXPIRED)
+            ):
                 holders.pop(e["job"], None)
             elif kind == ev.EXPERIMENT_CREATED:
                 holders.clear()

@@ -36,7 +36,9 @@ def encode_commit(commit, token=None):
     """
     v, t, w, e = commit
     if type(v) is not int or v < 1 or type(t) not in (int, float) or type(w) is not str or type(e) is not list:
-        raise ValueError(f"not a valid commit: version {v!r}, time {t!r}, worker {w!r}, events of type {type(e).__name__}")
+        raise ValueError(
+            f"not a valid commit: version {v!r}, time {t!r}, worker {w!r}, events of type {type(e).__name__}"
+        )
     fields = {"v": v, "t": t, "w": w, "e": e}
     if token is not None:
         fields["k"] = token
@@ -69,7 +71,13 @@ def decode_commit(line):
     except orjson.JSONDecodeError as e:
         raise BadRecord(f"the line is not valid JSON: {e}") from None
     v, t, w, events = d.get("v"), d.get("t"), d.get("w"), d.get("e")
-    if (type(v) is not int or v < 1 or type(t) not in (int, float) or type(w) is not str
-            or type(events) is not list or not all(type(x) is dict and type(x.get("type")) is str for x in events)):
+    if (
+        type(v) is not int
+        or v < 1
+        or type(t) not in (int, float)
+        or type(w) is not str
+        or type(events) is not list
+        or not all(type(x) is dict and type(x.get("type")) is str for x in events)
+    ):
         raise BadRecord("the line is valid JSON but not a commit")
     return Commit(v, t, w, events)

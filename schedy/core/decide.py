@@ -10,7 +10,7 @@ the same log and the same command always give the same decision.
 """
 
 import hashlib
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 from numpy.random.bit_generator import ISeedSequence
@@ -28,7 +28,7 @@ from . import leases
 from .codec import Commit
 from .outcomes import Finished, Proposal, Waiting
 from .schedulers import scheduler
-from .state import apply, live, oldest_queued
+from .state import ExperimentState, apply, live, oldest_queued
 
 
 class Decision(NamedTuple):
@@ -45,7 +45,7 @@ class Decision(NamedTuple):
 
     events: list
     value: object = None
-    error: Optional[Exception] = None
+    error: Exception | None = None
     durable: bool = True
 
 
@@ -78,14 +78,14 @@ class CommitSeed(ISeedSequence):
         return np.frombuffer(digest, dtype=dtype.newbyteorder("<")).astype(dtype)
 
 
-def require(state, name, incarnation=None):
+def require(state: ExperimentState | None, name: str, incarnation: int | None = None) -> ExperimentState:
     """Raise ExperimentNotFoundError unless the stream holds a live experiment.
 
     ``incarnation`` (the commit that created the experiment the caller knows)
     keeps an object read before a deletion from writing into a new experiment
     of the same name.
     """
-    if not live(state):
+    if state is None or not live(state):
         raise ExperimentNotFoundError(f"no experiment named {name!r}")
     if incarnation is not None and state.created != incarnation:
         raise ExperimentNotFoundError(
@@ -106,8 +106,9 @@ def require_job(state, name, job_id, incarnation=None):
     return job
 
 
-def create_experiment(state, *, name, kind, params, status, seed, lease=ev.DEFAULT_LEASE, exist_ok=False,
-                      any_seed=False):
+def create_experiment(
+    state, *, name, kind, params, status, seed, lease=ev.DEFAULT_LEASE, exist_ok=False, any_seed=False
+):
     """Create the experiment; with ``exist_ok``, an experiment of that name with the same definition is kept.
 
     The definition is the kind, the parameters, the lease and the seed (``any_seed``: the caller chose none,
@@ -121,10 +122,13 @@ def create_experiment(state, *, name, kind, params, status, seed, lease=ev.DEFAU
             differences = _differences(state, kind, params, None if any_seed else seed, ev.check_lease(lease))
             if not differences:
                 return Decision([], "exists")
-            raise ResourceExistsError(f"an experiment named {name!r} already exists with another definition: "
-                                      + "; ".join(differences))
-        raise ResourceExistsError(f"an experiment named {name!r} already exists (db.add_experiment(exp, "
-                                  f"exist_ok=True) uses it when the definitions match)")
+            raise ResourceExistsError(
+                f"an experiment named {name!r} already exists with another definition: " + "; ".join(differences)
+            )
+        raise ResourceExistsError(
+            f"an experiment named {name!r} already exists (db.add_experiment(exp, "
+            f"exist_ok=True) uses it when the definitions match)"
+        )
     scheduler(kind).check_params(params)
     ev.check_experiment_status(status)
     return Decision([ev.experiment_created(name, kind, params, status, seed, ev.check_lease(lease))])
@@ -132,6 +136,7 @@ def create_experiment(state, *, name, kind, params, status, seed, lease=ev.DEFAU
 
 def _differences(state, kind, params, seed, lease):
     """What differs between the stored experiment and a definition, in words (empty if nothing)."""
+
     def show(v):
         text = repr(v)
         return text if len(text) <= 80 else text[:77] + "..."
@@ -262,16 +267,24 @@ def _next_job(state, name, worker, version, now):
         return Decision([ev.job_claimed(job_id, worker, until)], job_id, durable=False)
     outcome = scheduler(state.kind).propose(state, now, rng_for(state, version))
     if isinstance(outcome, Finished):
-        return Decision([ev.experiment_updated(status=ev.DONE)], durable=False,
-                        error=NoJobError(f"experiment {name!r} is finished: {outcome.reason}", outcome))
+        return Decision(
+            [ev.experiment_updated(status=ev.DONE)],
+            durable=False,
+            error=NoJobError(f"experiment {name!r} is finished: {outcome.reason}", outcome),
+        )
     if isinstance(outcome, Waiting):
-        raise NoJobError(f"experiment {name!r} has no job to hand out yet: {outcome.reason}; ask again when a "
-                         f"running job finishes", outcome)
+        raise NoJobError(
+            f"experiment {name!r} has no job to hand out yet: {outcome.reason}; ask again when a running job finishes",
+            outcome,
+        )
     if not isinstance(outcome, Proposal):
         raise NoJobError(f"experiment {name!r} has no job to hand out: {outcome.reason}", outcome)
     job_id = str(state.next_number)
-    return Decision([ev.job_added(job_id, status=ev.QUEUED, **outcome.fields), ev.job_claimed(job_id, worker, until)],
-                    job_id, durable=False)
+    return Decision(
+        [ev.job_added(job_id, status=ev.QUEUED, **outcome.fields), ev.job_claimed(job_id, worker, until)],
+        job_id,
+        durable=False,
+    )
 
 
 def _check_version(job, name, expected_version):
@@ -302,7 +315,10 @@ def _claim_job(state, name, job_id, worker, expected_version, now):
 
 
 def enter_job(state, *, name, job_id, worker, expected_version=None, incarnation=None, now=None, lapsed=None):
-    """Start work on a job (``with job:``): nothing to write if ``worker`` holds it as this copy knows it, else claim it."""
+    """Start work on a job (``with job:``).
+
+    Nothing is written if ``worker`` holds the job as this copy knows it; otherwise the job is claimed.
+    """
     require(state, name, incarnation)
 
     def rest(s):
@@ -331,8 +347,21 @@ def heartbeat(state, *, name, job_id, worker, now, incarnation=None, claimed_at=
     return _after_expiries(state, now, lapsed, rest)
 
 
-def update_job(state, *, name, job_id, worker, status, hyperparameters, results, expected_version=None,
-               incarnation=None, now=None, lapsed=None, base=None):
+def update_job(
+    state,
+    *,
+    name,
+    job_id,
+    worker,
+    status,
+    hyperparameters,
+    results,
+    expected_version=None,
+    incarnation=None,
+    now=None,
+    lapsed=None,
+    base=None,
+):
     """Write a job's status, hyperparameters and results (``Job.put``); only the changed fields are logged.
 
     A holder's put that keeps the job RUNNING also renews its lease. ``base`` is the job as the writer's
@@ -341,14 +370,24 @@ def update_job(state, *, name, job_id, worker, status, hyperparameters, results,
     refused.
     """
     require(state, name, incarnation)
-    return _after_expiries(state, now, lapsed, lambda s: _update_job(s, name, job_id, worker, status, hyperparameters,
-                                                                     results, expected_version, now, base))
+    return _after_expiries(
+        state,
+        now,
+        lapsed,
+        lambda s: _update_job(s, name, job_id, worker, status, hyperparameters, results, expected_version, now, base),
+    )
 
 
 def _update_job(state, name, job_id, worker, status, hyperparameters, results, expected_version, now, base=None):
     job = require_job(state, name, job_id)
-    if (base is not None and expected_version and job.version != expected_version and job.worker == worker
-            and base.worker == worker and job.claimed_at == base.claimed_at):
+    if (
+        base is not None
+        and expected_version
+        and job.version != expected_version
+        and job.worker == worker
+        and base.worker == worker
+        and job.claimed_at == base.claimed_at
+    ):
         status, hyperparameters, results = merge_changes(name, base, job, status, hyperparameters, results)
         expected_version = None
     _check_version(job, name, expected_version)
@@ -385,8 +424,10 @@ def merge_changes(name, base, job, status, hyperparameters, results):
     elif status == base.status:
         status = job.status
     merged = []
-    for field, ours, old, now in (("hyperparameters", hyperparameters, base.hyperparameters, job.hyperparameters),
-                                  ("results", results, base.results, job.results)):
+    for field, ours, old, now in (
+        ("hyperparameters", hyperparameters, base.hyperparameters, job.hyperparameters),
+        ("results", results, base.results, job.results),
+    ):
         out = dict(now)
         for key in set(ours) | set(old):
             mine, before = ours.get(key, _ABSENT), old.get(key, _ABSENT)
@@ -401,9 +442,11 @@ def merge_changes(name, base, job, status, hyperparameters, results):
                 out[key] = mine
         merged.append(out)
     if conflicts:
-        raise UnsafeUpdateError(f"job {job.job_id!r} of experiment {name!r} changed in the log (commit {job.version}) "
-                                f"since this copy read it, in what this write changes too: {', '.join(conflicts)}; "
-                                f"get the job again, or put(safe=False) to overwrite")
+        raise UnsafeUpdateError(
+            f"job {job.job_id!r} of experiment {name!r} changed in the log (commit {job.version}) "
+            f"since this copy read it, in what this write changes too: {', '.join(conflicts)}; "
+            f"get the job again, or put(safe=False) to overwrite"
+        )
     return status, merged[0], merged[1]
 
 

@@ -8,7 +8,6 @@ vocabulary of the original Schedy service (``{"uniform": {"low": 0, "high":
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -125,7 +124,7 @@ class Choice(Distribution):
     """Picks one of ``values`` (any storable values, mixed freely), optionally weighted."""
 
     values: list
-    weights: Optional[list] = None
+    weights: list | None = None
     _LOG_NAME = "choice"
 
     def __post_init__(self):
@@ -187,9 +186,13 @@ class Constant(Distribution):
 
 _BY_LOG_NAME = {cls._LOG_NAME: cls for cls in (Uniform, LogUniform, Normal, Choice, Constant)}
 
-ARGUMENTS = {Uniform: (("low", "high"), ("low", "high")), LogUniform: (("low", "high"), ("low", "high")),
-             Normal: (("mean", "std"), ("mean", "std")), Choice: (("values", "weights"), ("values",)),
-             Constant: (("value",), ("value",))}
+ARGUMENTS = {
+    Uniform: (("low", "high"), ("low", "high")),
+    LogUniform: (("low", "high"), ("low", "high")),
+    Normal: (("mean", "std"), ("mean", "std")),
+    Choice: (("values", "weights"), ("values",)),
+    Constant: (("value",), ("value",)),
+}
 """Per class, the names of its arguments and those of them that are required (the log form's keys, except
 ``Constant``, whose log form is the value itself)."""
 
@@ -221,7 +224,7 @@ def from_log(d):
     """
     if not isinstance(d, dict) or len(d) != 1:
         raise ValueError(f"a distribution is a one-key object such as {{'uniform': {{...}}}}, got {d!r}")
-    (name, args), = d.items()
+    ((name, args),) = d.items()
     cls = _BY_LOG_NAME.get(name)
     if cls is None:
         raise ValueError(f"unknown distribution {name!r}; known: {', '.join(sorted(_BY_LOG_NAME))}")
@@ -230,7 +233,8 @@ def from_log(d):
             return Constant(values.decode(args))
         if not isinstance(args, dict):
             raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
-                f"the arguments of the {name} distribution must be an object, got {args!r}")
+                f"the arguments of the {name} distribution must be an object, got {args!r}"
+            )
         check_keys(f"the {name} distribution", args, *ARGUMENTS[cls])
         if cls is Choice:
             vals = args["values"]

@@ -30,16 +30,19 @@ EXPERIMENT_STATUSES = (RUNNING, DONE)
 def check_job_status(status):
     """Return ``status`` if it is a job status, else raise ValueError naming it."""
     if status not in JOB_STATUSES:
-        raise ValueError(f"unknown job status {status!r}; expected one of {', '.join(JOB_STATUSES)}"
-                         f"{_case(status, JOB_STATUSES)}")
+        raise ValueError(
+            f"unknown job status {status!r}; expected one of {', '.join(JOB_STATUSES)}{_case(status, JOB_STATUSES)}"
+        )
     return status
 
 
 def check_experiment_status(status):
     """Return ``status`` if it is an experiment status, else raise ValueError naming it."""
     if status not in EXPERIMENT_STATUSES:
-        raise ValueError(f"unknown experiment status {status!r}; expected one of {', '.join(EXPERIMENT_STATUSES)}"
-                         f"{_case(status, EXPERIMENT_STATUSES)}")
+        raise ValueError(
+            f"unknown experiment status {status!r}; expected one of {', '.join(EXPERIMENT_STATUSES)}"
+            f"{_case(status, EXPERIMENT_STATUSES)}"
+        )
     return status
 
 
@@ -52,8 +55,16 @@ def _case(status, statuses):
 
 
 def experiment_created(name, kind, params, status, seed, lease=DEFAULT_LEASE):
-    return {"type": EXPERIMENT_CREATED, "format": FORMAT, "name": name, "kind": kind,
-            "params": params, "status": status, "seed": seed, "lease": lease}
+    return {
+        "type": EXPERIMENT_CREATED,
+        "format": FORMAT,
+        "name": name,
+        "kind": kind,
+        "params": params,
+        "status": status,
+        "seed": seed,
+        "lease": lease,
+    }
 
 
 def check_lease(lease):
@@ -74,8 +85,15 @@ def experiment_deleted():
 
 
 def job_added(job_id, hyperparameters, status, results, generation=None, parent=None, member=None):
-    e = {"type": JOB_ADDED, "job": job_id, "hyperparameters": hyperparameters, "status": status,
-         "results": results, "generation": generation, "parent": parent}
+    e = {
+        "type": JOB_ADDED,
+        "job": job_id,
+        "hyperparameters": hyperparameters,
+        "status": status,
+        "results": results,
+        "generation": generation,
+        "parent": parent,
+    }
     if member is not None:
         e["member"] = member
     return e

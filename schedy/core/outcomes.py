@@ -7,7 +7,6 @@ so a worker loop tells "finished" from "wait" without reading the log again.
 """
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -19,7 +18,7 @@ class Proposal:
     """
 
     fields: dict
-    compared: Tuple[str, ...] = ()
+    compared: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,9 +37,9 @@ class Waiting:
     """
 
     reason: str
-    jobs: Tuple[str, ...] = ()
-    generation: Optional[int] = None
-    members: Tuple[int, ...] = ()
+    jobs: tuple[str, ...] = ()
+    generation: int | None = None
+    members: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

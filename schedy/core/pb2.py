@@ -134,8 +134,13 @@ class PB2:
         return hash(self._key())
 
     def to_log(self):
-        return {"bounds": {n: [lo, hi] for n, (lo, hi) in self.bounds.items()}, "logScale": list(self.log_scale),
-                "kappa": self.kappa, "window": self.window, "candidates": self.candidates}
+        return {
+            "bounds": {n: [lo, hi] for n, (lo, hi) in self.bounds.items()},
+            "logScale": list(self.log_scale),
+            "kappa": self.kappa,
+            "window": self.window,
+            "candidates": self.candidates,
+        }
 
     @classmethod
     def from_log(cls, d):
@@ -239,6 +244,7 @@ class PB2:
 
 # -- the Gaussian process -------------------------------------------------------------------------
 
+
 def standardise(y):
     """Improvements as z-scores, after raising each to at least ``2 * median - max``, clipped to +-CLIP.
 
@@ -317,7 +323,7 @@ class Posterior:
     def predict(self, x, t):
         length, eps, _ = self.params
         ks = _kernel(_sqdist(np.asarray(x, float), self._x), _tdist(np.asarray(t, float), self._t), length, eps)
-        mean = ks[:, :self._n] @ self._alpha
+        mean = ks[:, : self._n] @ self._alpha
         v = self._inv @ ks.T
         return mean, np.sqrt(np.maximum(1.0 - (v * v).sum(axis=0), 0.0))
 

@@ -11,7 +11,6 @@ See docs/pbt.md for the full semantics.
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 from . import distributions, values
 from . import events as ev
@@ -64,6 +63,7 @@ def _better(a, b, objective):
 
 # -- exploit strategies -------------------------------------------------------------------------
 
+
 class _Wait:
     def __repr__(self):
         return "WAIT"
@@ -75,7 +75,7 @@ WAIT = _Wait()
 
 @dataclass(frozen=True)
 class Truncate:
-    """A member in the bottom ``proportion`` of the ranking continues from one drawn uniformly from the top ``proportion``."""
+    """A member in the bottom ``proportion`` of the ranking continues from one drawn uniformly from the top one."""
 
     proportion: float = 0.2
 
@@ -109,7 +109,7 @@ class Truncate:
             return WAIT  # in the bottom or not, depending on the pending scores
         # Ties across the cut copy nothing: a member only ever copies a strictly better one.
         top = k - pending  # the members in the top whatever the pending scores
-        better = [m for m, s in ranking[:max(top, 0)] if m in eligible and _better(s, own, objective)]
+        better = [m for m, s in ranking[: max(top, 0)] if m in eligible and _better(s, own, objective)]
         if better:
             return better[int(rng.integers(len(better)))]
         # None surely in the top is better; a pending member may yet be, or push a better one into the top.
@@ -149,21 +149,27 @@ class Keep:
         return member
 
 
+Exploit = Truncate | BinaryTournament | Keep
+"""When a member continues from a better one (the type of ``exploit``)."""
+
+
 def exploit_from_log(d):
     """The exploit strategy of log form ``d``; ValueError naming what is wrong."""
     if isinstance(d, dict) and len(d) == 1:
-        (name, arg), = d.items()
+        ((name, arg),) = d.items()
         if name == "truncate":
             return Truncate(arg)  # checks the proportion
         if name in ("binaryTournament", "keep"):
             if not (isinstance(arg, dict) and not arg):
                 raise ValueError(f"{name} takes no arguments, got {arg!r}; write {{{name!r}: {{}}}}")
             return BinaryTournament() if name == "binaryTournament" else Keep()
-    raise ValueError(f"unknown exploit strategy {d!r}; expected {{'truncate': p}}, {{'binaryTournament': {{}}}} "
-                     f"or {{'keep': {{}}}}")
+    raise ValueError(
+        f"unknown exploit strategy {d!r}; expected {{'truncate': p}}, {{'binaryTournament': {{}}}} or {{'keep': {{}}}}"
+    )
 
 
 # -- explore strategies -------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Perturb:
@@ -177,8 +183,8 @@ class Perturb:
 
     min_factor: float = 0.8
     max_factor: float = 1.2
-    low: Optional[float] = None
-    high: Optional[float] = None
+    low: float | None = None
+    high: float | None = None
     discrete: bool = False
 
     def __post_init__(self):
@@ -245,8 +251,8 @@ class AddNoise:
     """Add Gaussian noise of standard deviation ``scale`` (works where a factor cannot move a value, such as 0)."""
 
     scale: float
-    low: Optional[float] = None
-    high: Optional[float] = None
+    low: float | None = None
+    high: float | None = None
 
     def __post_init__(self):
         _number("AddNoise scale", self.scale, positive=True)
@@ -269,11 +275,15 @@ class AddNoise:
 
 
 EXPLORE_TYPES = (Perturb, Resample, AddNoise)
+Explore = Perturb | Resample | AddNoise
+"""How a copied hyperparameter changes (the values of an ``explore`` dict)."""
 
 
-EXPLORE_ARGUMENTS = {"perturb": (("minFactor", "maxFactor", "low", "high", "discrete"), ()),
-                     "resample": (("distribution", "probability"), ("distribution",)),
-                     "noise": (("scale", "low", "high"), ("scale",))}
+EXPLORE_ARGUMENTS = {
+    "perturb": (("minFactor", "maxFactor", "low", "high", "discrete"), ()),
+    "resample": (("distribution", "probability"), ("distribution",)),
+    "noise": (("scale", "low", "high"), ("scale",)),
+}
 """Per explore strategy of the log form, the names of its arguments and those of them that are required."""
 
 
@@ -290,16 +300,19 @@ def explore_from_log(d):
 
 def _strategy_from_log(d):
     if not isinstance(d, dict) or len(d) != 1 or next(iter(d)) not in EXPLORE_ARGUMENTS:
-        raise ValueError(f"unknown explore strategy {d!r}; a strategy is one of {', '.join(EXPLORE_ARGUMENTS)}, "
-                         f"such as {{'perturb': {{}}}}")
-    (name, a), = d.items()
+        raise ValueError(
+            f"unknown explore strategy {d!r}; a strategy is one of {', '.join(EXPLORE_ARGUMENTS)}, "
+            f"such as {{'perturb': {{}}}}"
+        )
+    ((name, a),) = d.items()
     if not isinstance(a, dict):
         raise ValueError(f"the arguments of {name} must be an object, got {a!r}")  # noqa: TRY004 (a log's garbage)
     distributions.check_keys(name, a, *EXPLORE_ARGUMENTS[name])
     try:
         if name == "perturb":
-            return Perturb(a.get("minFactor", 0.8), a.get("maxFactor", 1.2), a.get("low"), a.get("high"),
-                           a.get("discrete", False))
+            return Perturb(
+                a.get("minFactor", 0.8), a.get("maxFactor", 1.2), a.get("low"), a.get("high"), a.get("discrete", False)
+            )
         if name == "resample":
             return Resample(distributions.from_log(a["distribution"]), a.get("probability", 0.25))
         return AddNoise(a["scale"], a.get("low"), a.get("high"))
@@ -320,8 +333,10 @@ def check_explorable(name, value, spec, config):
         if isinstance(strategy, Perturb) and isinstance(dist, distributions.Choice) and value in dist.values:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"hyperparameter {name!r} is explored by {type(strategy).__name__}, which needs a "
-                             f"number, but the job has {value!r}")
+            raise ValueError(
+                f"hyperparameter {name!r} is explored by {type(strategy).__name__}, which needs a "
+                f"number, but the job has {value!r}"
+            )
 
 
 def explore_value(value, spec, rng, choices=None):
@@ -337,66 +352,83 @@ def explore_value(value, spec, rng, choices=None):
 
 # -- the definition -----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Config:
     """A PBT definition in Python form (what the log's params hold)."""
 
     objective: str
     result_name: str
-    exploit: object
-    explore: dict
+    exploit: Exploit
+    explore: dict | PB2
     initial_distributions: dict
-    population_size: int
-    max_generations: int
+    population_size: int | None
+    max_generations: int | None
     ranking: str = SAME_GENERATION
     synchronous: bool = False
 
     def __post_init__(self):
         if self.objective not in (MINIMIZE, MAXIMIZE):
-            raise ValueError(f"objective must be schedy.pbt.MINIMIZE ('min') or MAXIMIZE ('max'), got {self.objective!r}")
+            raise ValueError(
+                f"objective must be schedy.pbt.MINIMIZE ('min') or MAXIMIZE ('max'), got {self.objective!r}"
+            )
         if not isinstance(self.result_name, str) or not self.result_name:
             raise ValueError(f"result_name must be a non-empty string, got {self.result_name!r}")
         if not isinstance(self.exploit, (Truncate, BinaryTournament, Keep)):
-            raise TypeError(f"exploit must be schedy.pbt.Truncate(...), BinaryTournament() or Keep(), "
-                            f"got {self.exploit!r}")
+            raise TypeError(
+                f"exploit must be schedy.pbt.Truncate(...), BinaryTournament() or Keep(), got {self.exploit!r}"
+            )
         if self.ranking not in RANKINGS:
-            raise ValueError(f"ranking must be schedy.pbt.SAME_GENERATION ('generation') or LATEST ('latest'), "
-                             f"got {self.ranking!r}")
+            raise ValueError(
+                f"ranking must be schedy.pbt.SAME_GENERATION ('generation') or LATEST ('latest'), got {self.ranking!r}"
+            )
         if not isinstance(self.synchronous, bool):
             raise TypeError(f"synchronous must be True or False, got {self.synchronous!r}")
         if self.synchronous and self.ranking != SAME_GENERATION:
-            raise ValueError("synchronous PBT ranks members at the same generation: ranking='latest' cannot go "
-                             "with synchronous=True")
+            raise ValueError(
+                "synchronous PBT ranks members at the same generation: ranking='latest' cannot go with synchronous=True"
+            )
         if isinstance(self.explore, PB2):
             self._check_pb2()
         elif not isinstance(self.explore, dict):
-            raise TypeError(f"explore must be a dict of hyperparameter name -> strategy, or schedy.pbt.PB2(...), "
-                            f"got {type(self.explore).__name__}")
+            raise TypeError(
+                f"explore must be a dict of hyperparameter name -> strategy, or schedy.pbt.PB2(...), "
+                f"got {type(self.explore).__name__}"
+            )
         for name, spec in self.explore.items() if isinstance(self.explore, dict) else ():
             if not isinstance(name, str):
                 raise TypeError(f"explore keys must be hyperparameter names (strings), got {name!r}")
             strategies = _strategies(spec)
             if isinstance(spec, list) and not spec:
-                raise ValueError(f"explore of {name!r} is an empty list of strategies: give at least one, or "
-                                 f"leave {name!r} out of explore")
+                raise ValueError(
+                    f"explore of {name!r} is an empty list of strategies: give at least one, or "
+                    f"leave {name!r} out of explore"
+                )
             if not all(isinstance(s, EXPLORE_TYPES) for s in strategies):
-                raise TypeError(f"explore of {name!r} must be Perturb, Resample, AddNoise or a list of them, got {spec!r}")
+                raise TypeError(
+                    f"explore of {name!r} must be Perturb, Resample, AddNoise or a list of them, got {spec!r}"
+                )
         distributions.check_distributions(self.initial_distributions)
         size = self.population_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"population_size must be a positive integer, got {size!r}")
         if bool(self.initial_distributions) != (size is not None):
-            raise ValueError("initial_distributions and population_size go together: give both to sample the "
-                             "initial population, or neither and add its jobs with add_job")
+            raise ValueError(
+                "initial_distributions and population_size go together: give both to sample the "
+                "initial population, or neither and add its jobs with add_job"
+            )
         missing = [n for n in self.explored() if self.initial_distributions and n not in self.initial_distributions]
         if missing:
-            raise ValueError(f"explore names {', '.join(map(repr, missing))}, which initial_distributions does not define")
+            raise ValueError(
+                f"explore names {', '.join(map(repr, missing))}, which initial_distributions does not define"
+            )
         for name, spec in self.explore.items() if isinstance(self.explore, dict) else ():
             dist = self.initial_distributions.get(name)
             numeric = [s for s in _strategies(spec) if not isinstance(s, Resample)]
             if numeric and dist is not None and not _numeric_dist(dist, numeric):
-                raise ValueError(f"explore of {name!r} changes numbers, but its initial distribution {dist!r} "
-                                 "does not give numbers")
+                raise ValueError(
+                    f"explore of {name!r} changes numbers, but its initial distribution {dist!r} does not give numbers"
+                )
         g = self.max_generations
         if g is not None and (isinstance(g, bool) or not isinstance(g, int) or g < 1):
             raise ValueError(f"max_generations must be a positive integer, got {g!r}")
@@ -405,11 +437,14 @@ class Config:
         for name in self.explore.bounds:
             dist = self.initial_distributions.get(name)
             if isinstance(dist, distributions.Choice):
-                raise ValueError(f"PB2 chooses {name!r} anywhere within its bounds, but its initial distribution is "
-                                 f"a Choice {dist!r}: explore it with Perturb instead, or give a range")
+                raise ValueError(
+                    f"PB2 chooses {name!r} anywhere within its bounds, but its initial distribution is "
+                    f"a Choice {dist!r}: explore it with Perturb instead, or give a range"
+                )
             if dist is not None and not _numeric_dist(dist, [self.explore]):
-                raise ValueError(f"PB2 explores {name!r} within bounds, but its initial distribution {dist!r} does "
-                                 "not give numbers")
+                raise ValueError(
+                    f"PB2 explores {name!r} within bounds, but its initial distribution {dist!r} does not give numbers"
+                )
 
     def explored(self):
         """The names of the hyperparameters explore changes."""
@@ -421,8 +456,12 @@ class Config:
             "objective": self.objective,
             "qualityResultName": self.result_name,
             "exploit": self.exploit.to_log(),
-            "explore": {} if pb2 else {n: ([s.to_log() for s in spec] if isinstance(spec, list) else spec.to_log())
-                                       for n, spec in self.explore.items()},
+            "explore": {}
+            if pb2
+            else {
+                n: ([s.to_log() for s in spec] if isinstance(spec, list) else spec.to_log())
+                for n, spec in self.explore.items()
+            },
             "init": {n: d.to_log() for n, d in self.initial_distributions.items()},
             "numParallel": self.population_size,
             "maxGenerations": self.max_generations,
@@ -446,29 +485,47 @@ class Config:
         p = inner.get("PBT") if isinstance(inner, dict) and list(inner) == ["PBT"] else None
         if not isinstance(p, dict):
             raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
-                f"PBT parameters must be an object {{'scheduler': {{'PBT': {{...}}}}}}, got {params!r}")
+                f"PBT parameters must be an object {{'scheduler': {{'PBT': {{...}}}}}}, got {params!r}"
+            )
         distributions.check_keys("PBT", p, *PBT_ARGUMENTS)
         explore = _named(p, "explore", explore_from_log, "explore of")
         if "pb2" in p:
             if explore:
-                raise ValueError("a PBT definition explores with PB2 or with per-hyperparameter strategies, "
-                                 "not both")
+                raise ValueError("a PBT definition explores with PB2 or with per-hyperparameter strategies, not both")
             explore = PB2.from_log(p["pb2"])
         init = _named(p, "init", distributions.from_log, "initial distribution of")
         try:
             return cls(
-                objective=p["objective"], result_name=p["qualityResultName"],
-                exploit=exploit_from_log(p["exploit"]), explore=explore, initial_distributions=init,
-                population_size=p.get("numParallel"), max_generations=p.get("maxGenerations"),
+                objective=p["objective"],
+                result_name=p["qualityResultName"],
+                exploit=exploit_from_log(p["exploit"]),
+                explore=explore,
+                initial_distributions=init,
+                population_size=p.get("numParallel"),
+                max_generations=p.get("maxGenerations"),
                 # A log written before the ranking rule was recorded was decided with the latest segments.
-                ranking=p.get("ranking", LATEST), synchronous=p.get("synchronous", False),
+                ranking=p.get("ranking", LATEST),
+                synchronous=p.get("synchronous", False),
             )
         except TypeError as e:
             raise ValueError(str(e)) from None
 
 
-PBT_ARGUMENTS = (("objective", "qualityResultName", "exploit", "explore", "init", "numParallel", "maxGenerations",
-                  "ranking", "synchronous", "pb2"), ("objective", "qualityResultName", "exploit"))
+PBT_ARGUMENTS = (
+    (
+        "objective",
+        "qualityResultName",
+        "exploit",
+        "explore",
+        "init",
+        "numParallel",
+        "maxGenerations",
+        "ranking",
+        "synchronous",
+        "pb2",
+    ),
+    ("objective", "qualityResultName", "exploit"),
+)
 """The keys of a PBT definition's log form, and those of them that are required."""
 
 
@@ -502,6 +559,7 @@ def _numeric_dist(dist, strategies):
 
 
 # -- the generation step ------------------------------------------------------------------------
+
 
 def score(job, config):
     """The quality result of a finished job as a float (NaN if absent)."""
@@ -596,13 +654,15 @@ def propose(state, now, rng, config):
     members = population(state, config)
     if config.population_size is not None and len(state.members) < config.population_size:
         hps = {n: values.encode(d.sample(rng)) for n, d in config.initial_distributions.items()}
-        return Proposal({"hyperparameters": hps, "results": {}, "generation": 0, "parent": None,
-                         "member": len(state.members)})
+        return Proposal(
+            {"hyperparameters": hps, "results": {}, "generation": 0, "parent": None, "member": len(state.members)}
+        )
     if not members and state.members:
         return Finished("every member of the population was pruned")
     if not members:
-        return Empty("the population is empty: add its jobs with add_job, or give initial_distributions and "
-                     "population_size")
+        return Empty(
+            "the population is empty: add its jobs with add_job, or give initial_distributions and population_size"
+        )
     last = None if config.max_generations is None else config.max_generations - 1
     ready = []
     for member, latest, done in members:
@@ -618,9 +678,15 @@ def propose(state, now, rng, config):
     for _, _, member, latest, _ in sorted(ready, key=lambda r: r[:3]):
         if latest.status == ev.CRASHED:
             # Redo the crashed segment from where it started: what it was added with, not what the crash left.
-            return Proposal({"hyperparameters": latest.hyperparameters,
-                             "results": _without_score(latest.initial_results, config),
-                             "generation": latest.generation, "parent": latest.parent, "member": member})
+            return Proposal(
+                {
+                    "hyperparameters": latest.hyperparameters,
+                    "results": _without_score(latest.initial_results, config),
+                    "generation": latest.generation,
+                    "parent": latest.parent,
+                    "member": member,
+                }
+            )
         g = latest.generation
         if config.synchronous:
             if g not in barrier:  # the same for every member that finished g
@@ -632,7 +698,10 @@ def propose(state, now, rng, config):
                     first_wait = Waiting(
                         f"synchronous PBT: generation {g + 1} starts when every member has finished generation "
                         f"{g}; waiting for generation {g} of member{'s' * (len(behind) > 1)} {names}",
-                        jobs=_running(behind), generation=g, members=tuple(m for m, _ in behind))
+                        jobs=_running(behind),
+                        generation=g,
+                        members=tuple(m for m, _ in behind),
+                    )
                 continue
         if g not in standings:  # every member that finished g is ranked against the same segments
             segments, pending = compared(state, config, members, latest)
@@ -641,8 +710,9 @@ def propose(state, now, rng, config):
             eligible = {m for m, d in segments if last is None or d.generation < last}
             standings[g] = segments, pending, ranking, eligible
         segments, pending, ranking, eligible = standings[g]
-        donor = config.exploit.choose(ranking, member, score(latest, config), rng, config.objective, eligible,
-                                      len(pending))
+        donor = config.exploit.choose(
+            ranking, member, score(latest, config), rng, config.objective, eligible, len(pending)
+        )
         if donor is WAIT:
             # Another ready member may be decided already; this one is asked again on a later call.
             if first_wait is None:
@@ -650,7 +720,10 @@ def propose(state, now, rng, config):
                 first_wait = Waiting(
                     f"member {member} finished generation {g}; whether it continues or copies a better member "
                     f"depends on the generation-{g} score{many} of member{many} {names}, not known yet",
-                    jobs=_running(pending), generation=g, members=tuple(m for m, _ in pending))
+                    jobs=_running(pending),
+                    generation=g,
+                    members=tuple(m for m, _ in pending),
+                )
             continue
         source, hps = latest, latest.hyperparameters
         if donor is not None:
@@ -659,9 +732,16 @@ def propose(state, now, rng, config):
                 hps = _explore_pb2(state, config, members, source, rng)
             else:
                 hps = _explore(source.hyperparameters, config, rng)
-        return Proposal({"hyperparameters": hps, "results": _carry(source, config),
-                         "generation": source.generation + 1, "parent": source.job_id, "member": member},
-                        compared=tuple(d.job_id for _, d in segments))
+        return Proposal(
+            {
+                "hyperparameters": hps,
+                "results": _carry(source, config),
+                "generation": source.generation + 1,
+                "parent": source.job_id,
+                "member": member,
+            },
+            compared=tuple(d.job_id for _, d in segments),
+        )
     return first_wait
 
 
@@ -695,7 +775,7 @@ def _explore_pb2(state, config, members, source, rng):
     names, at = list(bandit.bounds), source.generation + 1
     oldest = at - bandit.window
     observations, pending, jobs = [], [], state.jobs
-    for m, latest, _ in members:
+    for m, _latest, _ in members:
         for job_id in reversed(state.members[m]):
             job = jobs.get(job_id)
             if job is None:

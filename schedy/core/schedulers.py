@@ -4,8 +4,6 @@ A scheduler is a class of pure functions over log-form values. Add a kind by
 subclassing :class:`Scheduler` and listing it in ``SCHEDULERS``.
 """
 
-from typing import Optional
-
 from . import distributions, pbt, values
 from . import events as ev
 from .outcomes import Empty, Proposal
@@ -35,12 +33,14 @@ def _random_distributions(params):
     args = inner.get("RandomSearch") if isinstance(inner, dict) and list(inner) == ["RandomSearch"] else None
     if not isinstance(args, dict):
         raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
-            f"random search parameters must be an object {{'scheduler': {{'RandomSearch': {{...}}}}}}, got {params!r}")
+            f"random search parameters must be an object {{'scheduler': {{'RandomSearch': {{...}}}}}}, got {params!r}"
+        )
     distributions.check_keys("random search", args, ("distributions",), ("distributions",))
     dists = args["distributions"]
     if not isinstance(dists, dict):
         raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
-            f"random search distributions must be an object of hyperparameter name -> distribution, got {dists!r}")
+            f"random search distributions must be an object of hyperparameter name -> distribution, got {dists!r}"
+        )
     out = {}
     for name, d in dists.items():
         try:
@@ -53,7 +53,7 @@ def _random_distributions(params):
 class Scheduler:
     """The defaults: no parameters to check, nothing to propose."""
 
-    kind: Optional[str] = None
+    kind: str | None = None
     expired_status = ev.QUEUED  # what a job whose claim lapsed becomes: handed out again
 
     @classmethod
@@ -152,8 +152,10 @@ class PBTScheduler(Scheduler):
         config = parsed(params, pbt.Config.from_log)
         missing = [n for n in config.explored() if n not in hyperparameters]
         if missing:
-            raise ValueError(f"a job of this PBT experiment must carry the hyperparameters it explores: "
-                             f"missing {', '.join(map(repr, missing))}")
+            raise ValueError(
+                f"a job of this PBT experiment must carry the hyperparameters it explores: "
+                f"missing {', '.join(map(repr, missing))}"
+            )
         for name in config.explored():
             spec = config.explore if isinstance(config.explore, pbt.PB2) else config.explore[name]
             pbt.check_explorable(name, values.decode(hyperparameters[name]), spec, config)
@@ -169,12 +171,16 @@ class PBTScheduler(Scheduler):
         name = parsed(state.params, pbt.Config.from_log).result_name
         if name not in results:
             what = "a job added as DONE" if job is None else f"job {job.job_id!r}"
-            raise ValueError(f"{what} of experiment {state.name!r} finished without its result {name!r}, "
-                             f"which PBT ranks members by; set job.results[{name!r}] before the job ends")
+            raise ValueError(
+                f"{what} of experiment {state.name!r} finished without its result {name!r}, "
+                f"which PBT ranks members by; set job.results[{name!r}] before the job ends"
+            )
         score = values.decode(results[name])
         if isinstance(score, bool) or not isinstance(score, (int, float)):
-            raise ValueError(f"the result {name!r} of {'a new job' if job is None else 'job ' + repr(job.job_id)} "
-                             f"must be a number, got {score!r}")
+            raise ValueError(
+                f"the result {name!r} of {'a new job' if job is None else 'job ' + repr(job.job_id)} "
+                f"must be a number, got {score!r}"
+            )
 
     @classmethod
     def propose(cls, state, now, rng):

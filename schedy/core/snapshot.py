@@ -15,11 +15,10 @@ import orjson
 from pyrsistent import pmap, pvector
 
 from .codec import BadRecord, check_seal, seal
-from .jobtable import JobTable
 from .events import DEFAULT_LEASE, EXPERIMENT_STATUSES, FORMAT, JOB_STATUSES
+from .jobtable import JobTable
 from .schedulers import scheduler
 from .state import ExperimentState, JobState
-
 
 JOBS_PER_COMMIT = 16
 """A snapshot is taken at most every (number of jobs / JOBS_PER_COMMIT) commits (see :func:`due`)."""
@@ -56,9 +55,23 @@ def encode_snapshot(state, cursor, commit_crc, memo=None):
     or without it.
     """
     body = {
-        "format": FORMAT, "version": state.version, "cursor": cursor, "commit_crc": commit_crc,
-        "experiment": [state.name, state.kind, state.params, state.status, state.seed, state.deleted,
-                       state.next_number, state.queue_head, state.next_seq, state.version, state.created],
+        "format": FORMAT,
+        "version": state.version,
+        "cursor": cursor,
+        "commit_crc": commit_crc,
+        "experiment": [
+            state.name,
+            state.kind,
+            state.params,
+            state.status,
+            state.seed,
+            state.deleted,
+            state.next_number,
+            state.queue_head,
+            state.next_seq,
+            state.version,
+            state.created,
+        ],
         "jobs": _columns(state.jobs, {} if memo is None else memo),
         "queue": [list(entry) for entry in state.queue],
         "members": [[m, list(ids)] for m, ids in sorted(state.members.items())],
@@ -112,15 +125,28 @@ def decode_snapshot(data):
         d = orjson.loads(line)
         if d["format"] > FORMAT:
             raise BadRecord(f"the snapshot has format {d['format']}, newer than this Schedy's {FORMAT}")
-        (name, kind, params, status, seed, deleted, next_number, queue_head, next_seq, version, created) = d["experiment"]
+        (name, kind, params, status, seed, deleted, next_number, queue_head, next_seq, version, created) = d[
+            "experiment"
+        ]
         jobs = JobTable.of_jobs(_jobs(d["jobs"]), checked=True)
         state = ExperimentState(
-            name=name, kind=kind, params=params, status=status, seed=seed, deleted=deleted, jobs=jobs,
-            next_number=next_number, queue=pvector(tuple(e) for e in d["queue"]), queue_head=queue_head,
-            next_seq=next_seq, version=version, created=created,
+            name=name,
+            kind=kind,
+            params=params,
+            status=status,
+            seed=seed,
+            deleted=deleted,
+            jobs=jobs,
+            next_number=next_number,
+            queue=pvector(tuple(e) for e in d["queue"]),
+            queue_head=queue_head,
+            next_seq=next_seq,
+            version=version,
+            created=created,
             members=pmap({m: pvector(ids) for m, ids in d["members"]}),
             # Snapshots taken before leases existed have neither field: the default lease, no leased claim.
-            lease=float(d.get("lease", DEFAULT_LEASE)), claims=JobTable.of(d.get("claims", [])),
+            lease=float(d.get("lease", DEFAULT_LEASE)),
+            claims=JobTable.of(d.get("claims", [])),
         )
         if state.version != d["version"]:
             raise BadRecord("the snapshot's version does not match its state")
@@ -135,9 +161,29 @@ def decode_snapshot(data):
         raise BadRecord(f"the snapshot is not a valid state ({type(e).__name__}: {e})") from None
 
 
-_OPT_INT, _OPT_STR, _OPT_NUM, _OPT_DICT = (int, type(None)), (str, type(None)), (int, float, type(None)), (dict, type(None))
-_JOB_TYPES = (str, int, str, dict, dict, _OPT_INT, _OPT_STR, _OPT_STR, int, int, _OPT_NUM, _OPT_INT, _OPT_INT,
-              _OPT_DICT, _OPT_NUM)
+_OPT_INT, _OPT_STR, _OPT_NUM, _OPT_DICT = (
+    (int, type(None)),
+    (str, type(None)),
+    (int, float, type(None)),
+    (dict, type(None)),
+)
+_JOB_TYPES = (
+    str,
+    int,
+    str,
+    dict,
+    dict,
+    _OPT_INT,
+    _OPT_STR,
+    _OPT_STR,
+    int,
+    int,
+    _OPT_NUM,
+    _OPT_INT,
+    _OPT_INT,
+    _OPT_DICT,
+    _OPT_NUM,
+)
 
 
 _JOB_SETS = [frozenset(t) if isinstance(t, tuple) else frozenset((t,)) for t in _JOB_TYPES]
@@ -150,8 +196,11 @@ def _jobs(stored):
     that were, one array per job. Checked column by column with C-speed builtins.
     """
     if type(stored) is dict:
-        if set(stored) != set(JobState._fields) or not all(type(c) is list for c in stored.values()) \
-                or len({len(c) for c in stored.values()}) > 1:
+        if (
+            set(stored) != set(JobState._fields)
+            or not all(type(c) is list for c in stored.values())
+            or len({len(c) for c in stored.values()}) > 1
+        ):
             raise BadRecord("the snapshot's job columns are malformed")
         columns = [stored[f] for f in JobState._fields]
         # Rows as zip builds them, made JobStates at C speed (JobState(*row) costs twice as much at 100,000 jobs).
@@ -160,8 +209,11 @@ def _jobs(stored):
         if type(stored) is not list or not set(map(type, stored)) <= {list}:
             raise BadRecord("the snapshot's jobs are not a list of rows")
         # Rows written before the last fields existed are shorter: JobState fills in the defaults.
-        jobs = list(map(JobState._make, stored)) if set(map(len, stored)) <= {len(JobState._fields)} else \
-            [JobState(*row) for row in stored]
+        jobs = (
+            list(map(JobState._make, stored))
+            if set(map(len, stored)) <= {len(JobState._fields)}
+            else [JobState(*row) for row in stored]
+        )
         columns = list(zip(*jobs)) if jobs else []
     if jobs:
         # A bool is never an int here: type() tells them apart.
@@ -177,16 +229,24 @@ def _jobs(stored):
 
 def _check_state(state):
     """Raise BadRecord unless every field of a decoded state has the type the fold gives it."""
-    ok = (type(state.name) is str and type(state.params) is dict and type(state.seed) is int
-          and type(state.deleted) is bool and state.status in EXPERIMENT_STATUSES
-          and all(type(x) is int for x in (state.next_number, state.queue_head, state.next_seq, state.version,
-                                              state.created))
-          # Ranges the fold relies on: an index into the queue, counters that only grow from their start.
-          and 0 <= state.queue_head <= len(state.queue) and state.next_seq >= 0 and state.next_number >= 1
-          and 1 <= state.created <= state.version
-          and all(type(e) is tuple and len(e) == 2 and type(e[0]) is int and type(e[1]) is str for e in state.queue)
-          and all(type(m) is int and all(type(j) is str for j in ids) for m, ids in state.members.items())
-          and all(type(j) is str and type(t) in (int, float) for j, t in state.claims.items()))
+    ok = (
+        type(state.name) is str
+        and type(state.params) is dict
+        and type(state.seed) is int
+        and type(state.deleted) is bool
+        and state.status in EXPERIMENT_STATUSES
+        and all(
+            type(x) is int for x in (state.next_number, state.queue_head, state.next_seq, state.version, state.created)
+        )
+        # Ranges the fold relies on: an index into the queue, counters that only grow from their start.
+        and 0 <= state.queue_head <= len(state.queue)
+        and state.next_seq >= 0
+        and state.next_number >= 1
+        and 1 <= state.created <= state.version
+        and all(type(e) is tuple and len(e) == 2 and type(e[0]) is int and type(e[1]) is str for e in state.queue)
+        and all(type(m) is int and all(type(j) is str for j in ids) for m, ids in state.members.items())
+        and all(type(j) is str and type(t) in (int, float) for j, t in state.claims.items())
+    )
     if not ok:
         raise BadRecord("the snapshot holds a field of the wrong type")
     try:

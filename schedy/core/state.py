@@ -5,7 +5,7 @@ is ``fold(commits)``; ``None`` stands for a stream with no commit yet. Values
 (hyperparameters, results, params) stay in log form and are never mutated.
 """
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from pyrsistent import pmap, pvector
 
@@ -13,7 +13,6 @@ from ..errors import CorruptLogError, UnsupportedFormatError
 from . import events as ev
 from .jobtable import JobTable
 from .schedulers import scheduler
-
 
 QUEUE_SLACK = 64  # stale queue entries kept before they are dropped
 
@@ -26,16 +25,16 @@ class JobState(NamedTuple):
     status: str
     hyperparameters: dict
     results: dict
-    generation: Optional[int]
-    parent: Optional[str]
-    worker: Optional[str]  # the claimant while the job is claimed, else None
+    generation: int | None
+    parent: str | None
+    worker: str | None  # the claimant while the job is claimed, else None
     version: int  # commit that last changed the job; a safe write must name it
     added: int  # commit that added the job
-    claimed_at: Optional[float]  # commit time of the current or last claim
-    queue_seq: Optional[int]  # identifies the job's current turn in the queue
-    member: Optional[int] = None  # PBT: the population member this job is a segment of
-    initial_results: Optional[dict] = None  # the results the job was added with (PBT redoes a crash from them)
-    lease_until: Optional[float] = None  # while claimed: when the claim lapses unless renewed
+    claimed_at: float | None  # commit time of the current or last claim
+    queue_seq: int | None  # identifies the job's current turn in the queue
+    member: int | None = None  # PBT: the population member this job is a segment of
+    initial_results: dict | None = None  # the results the job was added with (PBT redoes a crash from them)
+    lease_until: float | None = None  # while claimed: when the claim lapses unless renewed
 
 
 class ExperimentState(NamedTuple):
@@ -47,7 +46,7 @@ class ExperimentState(NamedTuple):
     status: str
     seed: int
     deleted: bool
-    jobs: object  # JobTable: job id -> JobState
+    jobs: JobTable  # job id -> JobState
     next_number: int  # number of the next job added; never reused, even across deletions
     queue: object  # PVector[(queue_seq, job_id)]; entries go stale instead of being removed
     queue_head: int  # index of the first entry that may still be valid
@@ -58,7 +57,7 @@ class ExperimentState(NamedTuple):
     lease: float = ev.DEFAULT_LEASE  # seconds a claim lasts unless renewed
     # JobTable[job_id, lease_until] of the jobs claimed now, to find lapsed leases fast (a pmap cost a tenth
     # of a worker's cycle: pyrsistent's PMap is pure Python).
-    claims: object = JobTable()
+    claims: JobTable = JobTable()
 
 
 def _quick_replace(cls):
@@ -153,10 +152,19 @@ def _known_job(state, e):
 
 def _added_well_formed(state, e):
     j, g, m = e.get("job"), e.get("generation"), e.get("member")
-    return (type(j) is str and len(j) <= 30 and j.isascii() and j.isdigit() and (j[0] != "0" or j == "0")
-            and type(e.get("hyperparameters")) is dict and type(e.get("results")) is dict
-            and e.get("status") in ev.JOB_STATUSES and (g is None or type(g) is int and g >= 0)
-            and type(e.get("parent")) in _STR_OR_NONE and (m is None or type(m) is int and m >= 0))
+    return (
+        type(j) is str
+        and len(j) <= 30
+        and j.isascii()
+        and j.isdigit()
+        and (j[0] != "0" or j == "0")
+        and type(e.get("hyperparameters")) is dict
+        and type(e.get("results")) is dict
+        and e.get("status") in ev.JOB_STATUSES
+        and (g is None or type(g) is int and g >= 0)
+        and type(e.get("parent")) in _STR_OR_NONE
+        and (m is None or type(m) is int and m >= 0)
+    )
 
 
 def _claimed_well_formed(state, e):
@@ -164,14 +172,21 @@ def _claimed_well_formed(state, e):
 
 
 def _updated_well_formed(state, e):
-    return (_known_job(state, e) and e.get("status", ev.QUEUED) in ev.JOB_STATUSES
-            and type(e.get("hyperparameters", _ABSENT)) is dict and type(e.get("results", _ABSENT)) is dict)
+    return (
+        _known_job(state, e)
+        and e.get("status", ev.QUEUED) in ev.JOB_STATUSES
+        and type(e.get("hyperparameters", _ABSENT)) is dict
+        and type(e.get("results", _ABSENT)) is dict
+    )
 
 
 # The events of a worker's cycle, checked in one expression each; anything these do not accept (including
 # every malformed event) goes through the full check, which names what is wrong.
-_WELL_FORMED = {ev.JOB_ADDED: _added_well_formed, ev.JOB_CLAIMED: _claimed_well_formed,
-                ev.JOB_UPDATED: _updated_well_formed}
+_WELL_FORMED = {
+    ev.JOB_ADDED: _added_well_formed,
+    ev.JOB_CLAIMED: _claimed_well_formed,
+    ev.JOB_UPDATED: _updated_well_formed,
+}
 
 
 def _check_event(state, e):
@@ -240,10 +255,22 @@ def _created(state, e, c):
             f"formats up to {ev.FORMAT}; upgrade Schedy to read this experiment"
         )
     return ExperimentState(
-        name=e["name"], kind=e["kind"], params=e["params"], status=e["status"], seed=e["seed"],
-        deleted=False, jobs=JobTable(), next_number=state.next_number if state else 1,
-        queue=pvector(), queue_head=0, next_seq=0, version=c.version, created=c.version, members=pmap(),
-        lease=float(e.get("lease", ev.DEFAULT_LEASE)), claims=JobTable(),
+        name=e["name"],
+        kind=e["kind"],
+        params=e["params"],
+        status=e["status"],
+        seed=e["seed"],
+        deleted=False,
+        jobs=JobTable(),
+        next_number=state.next_number if state else 1,
+        queue=pvector(),
+        queue_head=0,
+        next_seq=0,
+        version=c.version,
+        created=c.version,
+        members=pmap(),
+        lease=float(e.get("lease", ev.DEFAULT_LEASE)),
+        claims=JobTable(),
     )
 
 
@@ -266,20 +293,40 @@ def _job_added(state, e, c):
     queue, seq, next_seq = state.queue, None, state.next_seq
     if e["status"] == ev.QUEUED:
         queue, seq, next_seq = queue.append((next_seq, job_id)), next_seq, next_seq + 1
-    job = JobState(job_id, number, e["status"], e["hyperparameters"], e["results"], e.get("generation"),
-                   e.get("parent"), None, c.version, c.version, None, seq, member, e["results"])
+    job = JobState(
+        job_id,
+        number,
+        e["status"],
+        e["hyperparameters"],
+        e["results"],
+        e.get("generation"),
+        e.get("parent"),
+        None,
+        c.version,
+        c.version,
+        None,
+        seq,
+        member,
+        e["results"],
+    )
     members = state.members
     if member is not None:
         members = members.set(member, members.get(member, pvector()).append(job_id))
-    return state._replace(jobs=jobs.set(job_id, job), next_number=max(state.next_number, number + 1), queue=queue,
-                          next_seq=next_seq, members=members)
+    return state._replace(
+        jobs=jobs.set(job_id, job),
+        next_number=max(state.next_number, number + 1),
+        queue=queue,
+        next_seq=next_seq,
+        members=members,
+    )
 
 
 def _job_claimed(state, e, c):
     job = state.jobs[e["job"]]
     until = e.get("lease_until")
-    job = job._replace(status=ev.RUNNING, worker=e["worker"], version=c.version, claimed_at=c.time, queue_seq=None,
-                       lease_until=until)
+    job = job._replace(
+        status=ev.RUNNING, worker=e["worker"], version=c.version, claimed_at=c.time, queue_seq=None, lease_until=until
+    )
     claims = state.claims.set(job.job_id, until) if until is not None else state.claims.discard(job.job_id)
     return state._replace(jobs=state.jobs.set(job.job_id, job), claims=claims)
 
@@ -312,8 +359,9 @@ def _job_updated(state, e, c):
             queue, changes["queue_seq"], next_seq = queue.append((next_seq, job_id)), next_seq, next_seq + 1
         elif status != ev.QUEUED:
             changes["queue_seq"] = None
-    return state._replace(jobs=state.jobs.set(job_id, job._replace(**changes)), claims=claims, queue=queue,
-                          next_seq=next_seq)
+    return state._replace(
+        jobs=state.jobs.set(job_id, job._replace(**changes)), claims=claims, queue=queue, next_seq=next_seq
+    )
 
 
 def _job_deleted(state, e, c):

@@ -96,7 +96,7 @@ def decode(value):
     t = type(value)
     if t is dict:
         if len(value) == 1:
-            (k, v), = value.items()
+            ((k, v),) = value.items()
             if k == "$f" and v in _NONFINITE:
                 return _NONFINITE[v]
             if k == "$d" and type(v) is dict:
@@ -140,8 +140,10 @@ def _plain(mapping):
 
 def _check_size(size, where):
     if size > MAX_BYTES:
-        raise ValueError(f"{where} take {size} bytes as JSON, more than the limit of {MAX_BYTES}: every worker reads "
-                         "every commit, so store large data (weights, curves) in files and put their paths here")
+        raise ValueError(
+            f"{where} take {size} bytes as JSON, more than the limit of {MAX_BYTES}: every worker reads "
+            "every commit, so store large data (weights, curves) in files and put their paths here"
+        )
 
 
 _SCALARS = frozenset((int, float, str, bool, type(None)))

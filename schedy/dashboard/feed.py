@@ -101,7 +101,7 @@ class Feeds:
     def all(self):
         """``[(feed, state)]`` for every live experiment, in the order of their names."""
         out = []
-        for key in self.store.keys():
+        for key in self.store.keys():  # noqa: SIM118 - a store, not a dict
             feed = self._feed(key)
             state = feed.refresh()
             if state is not None and not state.deleted:

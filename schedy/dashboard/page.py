@@ -6,8 +6,11 @@ from pathlib import Path
 
 import orjson
 
-_TYPES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8",
-          "plotly.min.js": "text/javascript; charset=utf-8"}
+_TYPES = {
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+    "plotly.min.js": "text/javascript; charset=utf-8",
+}
 
 # The report's own policy: it runs its inline scripts and fetches nothing, so it opens with no network.
 REPORT_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:"
@@ -50,16 +53,19 @@ def _json_script(element_id, obj):
 def live_page(poll_interval):
     """The page the dashboard server sends: it loads its files from /static/ and polls the server."""
     # plotly.js is loaded by app.js once the tables are drawn.
-    head = '<link rel="stylesheet" href="/static/app.css">\n' + _json_script("schedy-config", {"mode": "live", "poll": poll_interval})
+    head = '<link rel="stylesheet" href="/static/app.css">\n' + _json_script(
+        "schedy-config", {"mode": "live", "poll": poll_interval}
+    )
     return _template(head, "live: updates by itself", '<script src="/static/app.js"></script>')
 
 
 def report_page(data, note):
     """One HTML file holding the page, its scripts, plotly.js and ``data`` (``{experiments, experiment}``)."""
     inline = _inline_script
-    head = (f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">\n'
-            f'<style>{_ours("app.css").decode("utf-8")}</style>\n'
-            + _json_script("schedy-config", {"mode": "report"}))
+    head = (
+        f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">\n'
+        f"<style>{_ours('app.css').decode('utf-8')}</style>\n" + _json_script("schedy-config", {"mode": "report"})
+    )
     # plotly.js last, so that the tables are drawn while it is read.
     body = _json_script("schedy-data", data) + "\n" + inline(_ours("app.js")) + "\n" + inline(plotly_js())
     return _template(head, note, body)

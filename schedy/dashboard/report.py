@@ -14,8 +14,10 @@ def report_html(store, name):
     plotly_js()  # say that plotly is missing before reading a long log
     feed, state = Feeds(store).get(name)
     summary = views.summary(state, feed.time_of)
-    data = {"experiments": [summary],
-            "experiment": {"summary": summary, "jobs": views.job_columns(state, feed.time_of)}}
+    data = {
+        "experiments": [summary],
+        "experiment": {"summary": summary, "jobs": views.job_columns(state, feed.time_of)},
+    }
     stamp = feed.time_of(state.version)
     note = f"report: commit {state.version}" + (f", {utc(stamp)}" if stamp is not None else "")
     return report_page(data, note)
@@ -31,7 +33,9 @@ def write_report(store, name, path):
             f.write(data)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it: mkstemp's 0o600 would hide a report meant to be shared
+        os.chmod(
+            tmp, 0o666 & ~umask
+        )  # as open() would have made it: mkstemp's 0o600 would hide a report meant to be shared
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -25,8 +25,10 @@ from .feed import Feeds
 log = logging.getLogger("schedy.dashboard")
 
 # The page loads its own files and nothing else; Plotly sets style attributes, hence 'unsafe-inline' for styles.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class DashboardServer(ThreadingHTTPServer):
@@ -69,8 +71,12 @@ class Handler(BaseHTTPRequestHandler):
     def _refuse(self):
         # The body is not read, so the connection must end here: its bytes must never be taken for a request.
         self.close_connection = True
-        self._send(HTTPStatus.METHOD_NOT_ALLOWED, _error("the dashboard is read only: it answers GET and HEAD"),
-                   "application/json", extra={"Allow": "GET, HEAD", "Connection": "close"})
+        self._send(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            _error("the dashboard is read only: it answers GET and HEAD"),
+            "application/json",
+            extra={"Allow": "GET, HEAD", "Connection": "close"},
+        )
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
 
@@ -83,8 +89,9 @@ class Handler(BaseHTTPRequestHandler):
     def _get(self, head):
         if self.server.loopback and not _loopback_host(self.headers.get("Host", "")):
             # A page of another site that resolves its own name to 127.0.0.1 (DNS rebinding) must not read the logs.
-            return self._send(HTTPStatus.FORBIDDEN, _error("this dashboard answers only to localhost"),
-                              "application/json", head=head)
+            return self._send(
+                HTTPStatus.FORBIDDEN, _error("this dashboard answers only to localhost"), "application/json", head=head
+            )
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         try:
@@ -102,7 +109,7 @@ class Handler(BaseHTTPRequestHandler):
         if path in ("/", "/index.html"):
             return HTTPStatus.OK, page.live_page(self.server.poll_interval), "text/html; charset=utf-8"
         if path.startswith("/static/"):
-            found = page.static_file(path[len("/static/"):])
+            found = page.static_file(path[len("/static/") :])
             if found is None:
                 return HTTPStatus.NOT_FOUND, _error(f"no file {path!r}"), "application/json"
             return HTTPStatus.OK, found[0], found[1]
@@ -115,8 +122,13 @@ class Handler(BaseHTTPRequestHandler):
             feed, state = self.server.feeds.get(name)  # one reading: both views are of the same version
             if created != state.created or since > state.version:
                 since = 0  # another incarnation, or a log that was cut back: start over
-            body = (b'{"summary":' + feed.render("summary", state) + b',"jobs":'
-                    + feed.render("job_columns", state, since=since) + b"}")
+            body = (
+                b'{"summary":'
+                + feed.render("summary", state)
+                + b',"jobs":'
+                + feed.render("job_columns", state, since=since)
+                + b"}"
+            )
             return HTTPStatus.OK, body, "application/json"
         return HTTPStatus.NOT_FOUND, _error(f"no page {path!r}"), "application/json"
 
@@ -127,8 +139,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Security-Policy", CSP)
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Cache-Control", "no-store" if ctype == "application/json" or ctype.startswith("text/html")
-                         else "max-age=3600")
+        self.send_header(
+            "Cache-Control",
+            "no-store" if ctype == "application/json" or ctype.startswith("text/html") else "max-age=3600",
+        )
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()

@@ -16,8 +16,23 @@ FINISHED = (ev.DONE, ev.CRASHED, ev.PRUNED)
 
 # A result whose name says it is a loss or an error is minimised; any other is maximised. Whole words only
 # ("val_loss", "TrainError", "mse"), so that "power" or "answer_accuracy" are not taken for errors.
-_LOWER_IS_BETTER = {"loss", "losses", "err", "error", "errors", "mse", "rmse", "mae", "cost", "regret",
-                    "perplexity", "ppl", "wer", "cer", "nll"}
+_LOWER_IS_BETTER = {
+    "loss",
+    "losses",
+    "err",
+    "error",
+    "errors",
+    "mse",
+    "rmse",
+    "mae",
+    "cost",
+    "regret",
+    "perplexity",
+    "ppl",
+    "wer",
+    "cer",
+    "nll",
+}
 
 
 def _words(name):
@@ -55,10 +70,17 @@ def summary(state, time_of):
             if v is not None and (best is None or sign * v > sign * best[1]):
                 best = (job.job_id, v)
     return {
-        "name": state.name, "kind": state.kind, "status": state.status, "version": state.version,
-        "created": state.created, "jobs": len(state.jobs), "counts": counts, "score": ranked_by,
+        "name": state.name,
+        "kind": state.kind,
+        "status": state.status,
+        "version": state.version,
+        "created": state.created,
+        "jobs": len(state.jobs),
+        "counts": counts,
+        "score": ranked_by,
         "best": None if best is None else {"job": best[0], "value": best[1]},
-        "created_at": time_of(state.created), "updated_at": time_of(state.version),
+        "created_at": time_of(state.created),
+        "updated_at": time_of(state.version),
     }
 
 
@@ -73,8 +95,16 @@ def job_columns(state, time_of, since=0):
     the strings "NaN", "Infinity" and "-Infinity" (JSON has no spelling for them).
     """
     jobs = _in_order(state, since)
-    cols = {"id": [], "status": [], "generation": [], "member": [], "parent": [], "added_at": [],
-            "finished_at": [], "worker": []}
+    cols = {
+        "id": [],
+        "status": [],
+        "generation": [],
+        "member": [],
+        "parent": [],
+        "added_at": [],
+        "finished_at": [],
+        "worker": [],
+    }
     hp, res = {}, {}
     for i, job in enumerate(jobs):
         cols["id"].append(job.job_id)
@@ -87,8 +117,17 @@ def job_columns(state, time_of, since=0):
         cols["worker"].append(job.worker)
         _spread(hp, job.hyperparameters, i, len(jobs))
         _spread(res, job.results, i, len(jobs))
-    return {"name": state.name, "kind": state.kind, "version": state.version, "created": state.created,
-            "since": since, "count": len(state.jobs), "columns": cols, "hp": hp, "results": res}
+    return {
+        "name": state.name,
+        "kind": state.kind,
+        "version": state.version,
+        "created": state.created,
+        "since": since,
+        "count": len(state.jobs),
+        "columns": cols,
+        "hp": hp,
+        "results": res,
+    }
 
 
 def _spread(columns, mapping, i, n):

@@ -21,6 +21,21 @@ from .compare import Comparison, RunSummary, compare, permutation_test
 from .engine import START, Simulation, simulate, write_log
 from .problems import PROBLEMS, Durations, Failures, LearningRateSchedule, Problem, Toy, lr_schedule, toy
 
-__all__ = ["simulate", "compare", "Simulation", "Comparison", "RunSummary", "Problem", "Toy",
-           "LearningRateSchedule", "toy", "lr_schedule", "Durations", "Failures", "PROBLEMS", "START",
-           "permutation_test", "write_log"]
+__all__ = [
+    "simulate",
+    "compare",
+    "Simulation",
+    "Comparison",
+    "RunSummary",
+    "Problem",
+    "Toy",
+    "LearningRateSchedule",
+    "toy",
+    "lr_schedule",
+    "Durations",
+    "Failures",
+    "PROBLEMS",
+    "START",
+    "permutation_test",
+    "write_log",
+]

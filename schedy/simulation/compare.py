@@ -57,8 +57,17 @@ class RunSummary:
 
 def _summary(label, sim, strategy=None):
     times, best = sim.best_over_time()
-    return RunSummary(label, sim.seed, times, best, sim.stats["end"], dict(sim.stats), sim.schedule(),
-                      label if strategy is None else strategy, sim.workers)
+    return RunSummary(
+        label,
+        sim.seed,
+        times,
+        best,
+        sim.stats["end"],
+        dict(sim.stats),
+        sim.schedule(),
+        label if strategy is None else strategy,
+        sim.workers,
+    )
 
 
 def _label(strategy, workers):
@@ -86,7 +95,7 @@ def permutation_test(a, b, resamples=10_000, seed=0):
         return 1.0
     rng = np.random.default_rng(seed)
     perms = rng.permuted(np.broadcast_to(pooled, (resamples, len(pooled))), axis=1)
-    diffs = np.abs(perms[:, :len(a)].mean(axis=1) - perms[:, len(a):].mean(axis=1))
+    diffs = np.abs(perms[:, : len(a)].mean(axis=1) - perms[:, len(a) :].mean(axis=1))
     k = int(np.count_nonzero(diffs >= observed - 1e-12 * scale))
     return (1 + k) / (1 + resamples)
 
@@ -115,14 +124,17 @@ class Comparison:
         """The label of ``strategy`` at ``workers`` workers (``workers`` may be left out with one worker count)."""
         if workers is None:
             if len(self.workers) != 1:
-                raise ValueError(f"this comparison has several worker counts ({', '.join(map(str, self.workers))}): "
-                                 "say which")
+                raise ValueError(
+                    f"this comparison has several worker counts ({', '.join(map(str, self.workers))}): say which"
+                )
             workers = self.workers[0]
         for label, cell in self.cells.items():
             if cell == (strategy, workers):
                 return label
-        raise KeyError(f"no runs of {strategy!r} with {workers} workers in this comparison (strategies: "
-                       f"{', '.join(self.strategies)}; workers: {', '.join(map(str, self.workers))})")
+        raise KeyError(
+            f"no runs of {strategy!r} with {workers} workers in this comparison (strategies: "
+            f"{', '.join(self.strategies)}; workers: {', '.join(map(str, self.workers))})"
+        )
 
     @property
     def horizon(self):
@@ -160,25 +172,32 @@ class Comparison:
             row = {"strategy": strategy, "workers": workers, "label": label, "runs": len(finals)}
             for f in fractions:
                 row[f"at {f:g}"] = float(np.nanmean(self.best_at(label, f * self.horizon)))
-            row.update(mean=float(np.nanmean(finals)), std=float(np.nanstd(finals, ddof=1)) if len(finals) > 1 else 0.0,
-                       median=float(np.nanmedian(finals)), min=float(np.nanmin(finals)), max=float(np.nanmax(finals)),
-                       segments=float(np.mean([r.stats["segments"] for r in self.runs[label]])),
-                       end=float(np.mean([r.end for r in self.runs[label]])))
+            row.update(
+                mean=float(np.nanmean(finals)),
+                std=float(np.nanstd(finals, ddof=1)) if len(finals) > 1 else 0.0,
+                median=float(np.nanmedian(finals)),
+                min=float(np.nanmin(finals)),
+                max=float(np.nanmax(finals)),
+                segments=float(np.mean([r.stats["segments"] for r in self.runs[label]])),
+                end=float(np.mean([r.end for r in self.runs[label]])),
+            )
             out.append(row)
         return out
 
     def _pairs(self):
         """(a, b, strategy, workers) of each pair to compare: see :meth:`pairs`."""
         if len(self.workers) == 1:
-            return [(a, b, None, self.workers[0]) for i, a in enumerate(self.labels) for b in self.labels[i + 1:]]
+            return [(a, b, None, self.workers[0]) for i, a in enumerate(self.labels) for b in self.labels[i + 1 :]]
         out = []
         for n in self.workers:  # the strategies, within each worker count
-            out.extend((self.label(a, n), self.label(b, n), None, n)
-                       for i, a in enumerate(self.strategies) for b in self.strategies[i + 1:])
+            out.extend(
+                (self.label(a, n), self.label(b, n), None, n)
+                for i, a in enumerate(self.strategies)
+                for b in self.strategies[i + 1 :]
+            )
         first = self.workers[0]
         for strategy in self.strategies:  # each strategy at each other count against itself at the first count
-            out.extend((self.label(strategy, n), self.label(strategy, first), strategy, None)
-                       for n in self.workers[1:])
+            out.extend((self.label(strategy, n), self.label(strategy, first), strategy, None) for n in self.workers[1:])
         return out
 
     def pairs(self, at=None):
@@ -201,17 +220,28 @@ class Comparison:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 ma, mb = float(np.nanmean(xa)), float(np.nanmean(xb))
             better = a if self.better(ma, mb) else b if self.better(mb, ma) else None
-            out.append({"a": a, "b": b, "difference": ma - mb, "better": better, "p": permutation_test(xa, xb),
-                        "strategy": strategy, "workers": workers})
+            out.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "difference": ma - mb,
+                    "better": better,
+                    "p": permutation_test(xa, xb),
+                    "strategy": strategy,
+                    "workers": workers,
+                }
+            )
         return out
 
     def __str__(self):
         rows = self.rows()
         several = len(self.workers) > 1
-        head = (f"{self.problem}: {len(self.seeds)} seeds per strategy"
-                + (f" and worker count ({', '.join(map(str, self.workers))})" if several else "")
-                + f"; best {self.score_name} ({'higher' if self.objective == pbt.MAXIMIZE else 'lower'} is better); "
-                f"horizon {self.horizon / 3600:.2f} simulated hours")
+        head = (
+            f"{self.problem}: {len(self.seeds)} seeds per strategy"
+            + (f" and worker count ({', '.join(map(str, self.workers))})" if several else "")
+            + f"; best {self.score_name} ({'higher' if self.objective == pbt.MAXIMIZE else 'lower'} is better); "
+            f"horizon {self.horizon / 3600:.2f} simulated hours"
+        )
         cols = ["strategy", "runs", "at 0.25", "at 0.5", "mean", "std", "median", "segments"]
         if several:
             cols[1:1] = ["workers"]
@@ -222,8 +252,10 @@ class Comparison:
             lines.append("  ".join(f"{r[c]:>12}" if isinstance(r[c], str) else f"{r[c]:>12.6g}" for c in cols))
         lines.append("pairwise (final best; permutation test, two-sided):")
         for p in self.pairs():
-            lines.append(f"  {p['a']} - {p['b']}: {p['difference']:+.6g}, p = {p['p']:.4g}"
-                         + (f" ({p['better']} better)" if p["better"] else ""))
+            lines.append(
+                f"  {p['a']} - {p['b']}: {p['difference']:+.6g}, p = {p['p']:.4g}"
+                + (f" ({p['better']} better)" if p["better"] else "")
+            )
         return "\n".join(lines)
 
     def plot(self, directory, prefix=None):
@@ -305,8 +337,7 @@ def compare(experiments, problem, seeds=range(20), *, workers=None, processes=No
         raise ValueError(f"seeds must be distinct integers, at least one, got {seeds!r}")
     counts = _worker_counts(workers)
     several = len(counts) > 1
-    cells = {(_label(strategy, n) if several else strategy): (strategy, n)
-             for strategy in experiments for n in counts}
+    cells = {(_label(strategy, n) if several else strategy): (strategy, n) for strategy in experiments for n in counts}
     labels = list(cells)
     tasks = [(label, strategy, n, seed, seed == seeds[0]) for label, (strategy, n) in cells.items() for seed in seeds]
     n = available_cores() if processes is None else processes
@@ -323,9 +354,12 @@ def compare(experiments, problem, seeds=range(20), *, workers=None, processes=No
         import multiprocessing
 
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        with concurrent.futures.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method),
-                                                    initializer=_init,
-                                                    initargs=(experiments, problem, options)) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            n,
+            mp_context=multiprocessing.get_context(method),
+            initializer=_init,
+            initargs=(experiments, problem, options),
+        ) as pool:
             futures = {pool.submit(_run, *task): i for i, task in enumerate(tasks)}
             for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
                 results[futures[future]] = future.result()

@@ -38,8 +38,8 @@ from ..adapters.api import Experiment, SchedyDB
 from ..adapters.naming import check_name, stream_key
 from ..core import decide, pbt, values
 from ..core import events as ev
-from ..core.codec import Commit, encode_commit
 from ..core import snapshot as snapshots
+from ..core.codec import Commit, encode_commit
 from ..core.snapshot import commit_crc, encode_snapshot
 from ..core.state import apply, lineage, oldest_queued
 from ..errors import ConflictError, NoJobError, ResourceExistsError, SchedyError
@@ -55,8 +55,23 @@ _ASK, _BEAT, _END, _DIE, _RESTART, _ALARM = range(6)
 
 
 class _Worker:
-    __slots__ = ("slot", "wid", "speed", "epoch", "restarts", "job", "expected", "claimed_at", "hps", "hps_log",
-                 "model", "done", "length", "lost", "reserved")
+    __slots__ = (
+        "slot",
+        "wid",
+        "speed",
+        "epoch",
+        "restarts",
+        "job",
+        "expected",
+        "claimed_at",
+        "hps",
+        "hps_log",
+        "model",
+        "done",
+        "length",
+        "lost",
+        "reserved",
+    )
 
     def __init__(self, slot, speed):
         self.slot, self.wid, self.speed = slot, f"sim-{slot}", speed
@@ -67,11 +82,27 @@ class _Worker:
 
 
 class _Engine:
-    def __init__(self, experiment, problem, workers, budget, seed, durations, failures, heartbeat,
-                 segments_per_job, jobs, name, start, keep_states=False):
+    def __init__(
+        self,
+        experiment,
+        problem,
+        workers,
+        budget,
+        seed,
+        durations,
+        failures,
+        heartbeat,
+        segments_per_job,
+        jobs,
+        name,
+        start,
+        keep_states=False,
+    ):
         if not isinstance(experiment, Experiment) or experiment._kind is None:
-            raise TypeError("simulate needs a ManualSearch, RandomSearch or PopulationBasedTraining definition, "
-                            f"got {type(experiment).__name__}")
+            raise TypeError(
+                "simulate needs a ManualSearch, RandomSearch or PopulationBasedTraining definition, "
+                f"got {type(experiment).__name__}"
+            )
         if not isinstance(problem, Problem):
             if callable(problem):
                 problem = Problem(problem)
@@ -86,23 +117,28 @@ class _Engine:
         config = pbt.Config.from_log(self.params) if self.pbt else None
         self.score_name = config.result_name if config else (problem.score or "score")
         if config and problem.score not in (None, config.result_name):
-            raise ValueError(f"the experiment ranks by {config.result_name!r} but the problem reports "
-                             f"{problem.score!r}")
+            raise ValueError(
+                f"the experiment ranks by {config.result_name!r} but the problem reports {problem.score!r}"
+            )
         self.objective = config.objective if config else (problem.objective or pbt.MAXIMIZE)
         if config and problem.objective not in (None, config.objective):
-            raise ValueError(f"the experiment's objective is {config.objective!r} but the problem's is "
-                             f"{problem.objective!r}")
+            raise ValueError(
+                f"the experiment's objective is {config.objective!r} but the problem's is {problem.objective!r}"
+            )
         self.problem, self.steps = problem, problem.steps
         self.workers_n = problem.workers if workers is None else workers
         if isinstance(self.workers_n, bool) or not isinstance(self.workers_n, int) or self.workers_n < 1:
             raise ValueError(f"workers must be a positive integer, got {self.workers_n!r}")
         self.budget = problem.budget if budget is None else budget
-        if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, int)
-                                        or self.budget < 1):
+        if self.budget is not None and (
+            isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1
+        ):
             raise ValueError(f"budget must be a positive integer (segments), got {self.budget!r}")
         if self.budget is None and (self.kind == "random" or config and config.max_generations is None):
-            raise ValueError("this experiment never ends by itself (random search, or PBT without max_generations): "
-                             "give simulate a budget (in segments)")
+            raise ValueError(
+                "this experiment never ends by itself (random search, or PBT without max_generations): "
+                "give simulate a budget (in segments)"
+            )
         self.durations = problem.durations if durations is None else durations
         if not isinstance(self.durations, Durations):
             raise TypeError(f"durations must be a schedy.simulation.Durations, got {self.durations!r}")
@@ -113,13 +149,21 @@ class _Engine:
             raise TypeError(f"failures must be a schedy.simulation.Failures or a rate, got {self.failures!r}")
         self.lease = ev.check_lease(experiment.lease)
         self.heartbeat = self.lease / 4 if heartbeat is None else heartbeat
-        if isinstance(self.heartbeat, bool) or not isinstance(self.heartbeat, (int, float)) or not (
-                0 < self.heartbeat < self.lease):
-            raise ValueError(f"heartbeat must be a number of seconds in (0, lease = {self.lease}): a worker must renew "
-                             f"its claim before the lease lapses, got {self.heartbeat!r}")
+        if (
+            isinstance(self.heartbeat, bool)
+            or not isinstance(self.heartbeat, (int, float))
+            or not (0 < self.heartbeat < self.lease)
+        ):
+            raise ValueError(
+                f"heartbeat must be a number of seconds in (0, lease = {self.lease}): a worker must renew "
+                f"its claim before the lease lapses, got {self.heartbeat!r}"
+            )
         self.segments_per_job = problem.segments if segments_per_job is None else segments_per_job
-        if isinstance(self.segments_per_job, bool) or not isinstance(self.segments_per_job, int) or \
-                self.segments_per_job < 1:
+        if (
+            isinstance(self.segments_per_job, bool)
+            or not isinstance(self.segments_per_job, int)
+            or self.segments_per_job < 1
+        ):
             raise ValueError(f"segments_per_job must be a positive integer, got {self.segments_per_job!r}")
         if jobs is None:
             own = self.kind == "manual" or (config is not None and not config.initial_distributions)
@@ -132,8 +176,9 @@ class _Engine:
 
         ss = np.random.SeedSequence(seed)
         self.seed = seed
-        self.exp_seed = experiment.seed if experiment.seed is not None else \
-            int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
+        self.exp_seed = (
+            experiment.seed if experiment.seed is not None else int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
+        )
         # Three streams, as when workers explored by themselves: the third is unused now (exploring is
         # the experiment's, seeded by its own seed), and kept so that a seed's timings do not change.
         timing, problem_rng, _ = (np.random.default_rng(s) for s in ss.spawn(3))
@@ -207,13 +252,25 @@ class _Engine:
             self._push(at, _ALARM, -1)
 
     def run(self):
-        created = decide.create_experiment(None, name=self.name, kind=self.kind, params=self.params, status=self.status, seed=self.exp_seed,
-                                           lease=self.lease)
+        created = decide.create_experiment(
+            None,
+            name=self.name,
+            kind=self.kind,
+            params=self.params,
+            status=self.status,
+            seed=self.exp_seed,
+            lease=self.lease,
+        )
         self._commit(self.start, OPERATOR, created.events)
         self.created = self.state.created
         for hps in self.jobs:
-            _, error = self._decide(self.start, OPERATOR, lambda s, v: decide.add_job(
-                s, name=self.name, hyperparameters=hps, status=ev.QUEUED, results={}, incarnation=self.created))
+            _, error = self._decide(
+                self.start,
+                OPERATOR,
+                lambda s, v, hps=hps: decide.add_job(
+                    s, name=self.name, hyperparameters=hps, status=ev.QUEUED, results={}, incarnation=self.created
+                ),
+            )
             if error is not None:
                 raise error
         d = self.durations
@@ -265,10 +322,19 @@ class _Engine:
         self.stats["asks"] += 1
         wid = w.wid
         if not by_id:
-            job_id, error = self._decide(t, wid, lambda s, v: decide.next_job(s, name=self.name, worker=wid, version=v, now=t, incarnation=self.created))
+            job_id, error = self._decide(
+                t,
+                wid,
+                lambda s, v: decide.next_job(s, name=self.name, worker=wid, version=v, now=t, incarnation=self.created),
+            )
         else:  # behind jobs never started in the queue of a manual search: claim it by its id, as Job.try_run does
-            job_id, error = self._decide(t, wid, lambda s, v: decide.claim_job(s, name=self.name, job_id=resume, worker=wid, expected_version=None,
-                                                                              incarnation=self.created, now=t))
+            job_id, error = self._decide(
+                t,
+                wid,
+                lambda s, v: decide.claim_job(
+                    s, name=self.name, job_id=resume, worker=wid, expected_version=None, incarnation=self.created, now=t
+                ),
+            )
         if error is not None:
             if not isinstance(error, NoJobError):
                 raise error
@@ -302,8 +368,11 @@ class _Engine:
     def _stop(self, t):
         """The budget is reported: mark the experiment DONE, as an operator stopping a search would."""
         if self.state.status == ev.RUNNING:
-            self._decide(t, OPERATOR, lambda s, v: decide.update_experiment(s, name=self.name, status=ev.DONE,
-                                                                           incarnation=self.created))
+            self._decide(
+                t,
+                OPERATOR,
+                lambda s, v: decide.update_experiment(s, name=self.name, status=ev.DONE, incarnation=self.created),
+            )
 
     def _give_back(self, w):
         """A PBT claim that will report nothing (its worker died, or lost the claim): its segment is not spent."""
@@ -326,8 +395,11 @@ class _Engine:
         else:
             w.done, w.model = self.progress.get(job_id, (0, None))
             if job_id not in self.quota:  # claimed for the first time: reserve its length, or what the budget has left
-                quota = self.segments_per_job if self.budget is None else min(self.segments_per_job,
-                                                                              self.budget - self.reserved)
+                quota = (
+                    self.segments_per_job
+                    if self.budget is None
+                    else min(self.segments_per_job, self.budget - self.reserved)
+                )
                 if quota < 1:
                     raise AssertionError(f"{self.label}: job {job_id} claimed with no budget left")
                 self.quota[job_id] = quota
@@ -350,8 +422,9 @@ class _Engine:
         job_id, wid = w.job, w.wid
         model, score = self.problem.step(w.hps, w.model, self.steps, self.prng)
         if isinstance(score, bool) or not isinstance(score, (int, float, np.integer, np.floating)):
-            raise TypeError(f"problem {self.problem.name!r} returned a score of type {type(score).__name__}, "
-                            f"not a number")
+            raise TypeError(
+                f"problem {self.problem.name!r} returned a score of type {type(score).__name__}, not a number"
+            )
         score = float(score)
         done = w.done + 1
         final = done >= w.length
@@ -363,8 +436,22 @@ class _Engine:
         # A random or manual search job whose quota is shorter than a full training was cut by the budget: PRUNED.
         status = ev.RUNNING if not final else ev.DONE if self.pbt or done >= self.segments_per_job else ev.PRUNED
         hps, expected = w.hps_log, w.expected
-        _, error = self._decide(t, wid, lambda s, v: decide.update_job(
-            s, name=self.name, job_id=job_id, worker=wid, status=status, hyperparameters=hps, results=results, expected_version=expected, incarnation=self.created, now=t))
+        _, error = self._decide(
+            t,
+            wid,
+            lambda s, v: decide.update_job(
+                s,
+                name=self.name,
+                job_id=job_id,
+                worker=wid,
+                status=status,
+                hyperparameters=hps,
+                results=results,
+                expected_version=expected,
+                incarnation=self.created,
+                now=t,
+            ),
+        )
         if error is not None:  # this worker lost the job (its lease lapsed): the report is refused
             self.stats["refused"] += 1
             self._give_back(w)  # PBT: the segment is redone (or another trained) on the budget it held
@@ -377,8 +464,16 @@ class _Engine:
         self.reported += 1
         self.stats["segments"] += 1
         job = self.state.jobs[job_id]
-        self.reports.append((t, job.member if job.member is not None else job.number, job.number,
-                             (job.generation + 1) if self.pbt else w.done, score, w.slot))
+        self.reports.append(
+            (
+                t,
+                job.member if job.member is not None else job.number,
+                job.number,
+                (job.generation + 1) if self.pbt else w.done,
+                score,
+                w.slot,
+            )
+        )
         if self.states is not None:
             self.states.append(model)
         if self.pbt:
@@ -399,8 +494,13 @@ class _Engine:
         if w.job is None or w.lost:
             return
         job_id, wid, claimed_at = w.job, w.wid, w.claimed_at
-        _, error = self._decide(t, wid, lambda s, v: decide.heartbeat(s, name=self.name, job_id=job_id, worker=wid, now=t, incarnation=self.created,
-                                                                      claimed_at=claimed_at))
+        _, error = self._decide(
+            t,
+            wid,
+            lambda s, v: decide.heartbeat(
+                s, name=self.name, job_id=job_id, worker=wid, now=t, incarnation=self.created, claimed_at=claimed_at
+            ),
+        )
         if error is not None:
             w.lost = True  # like the real heartbeat thread: stop renewing; the report will be refused
             self._give_back(w)
@@ -441,17 +541,45 @@ class _Engine:
             "score": np.array([x[4] for x in r], dtype=float),
             "worker": np.array([x[5] for x in r], dtype=np.int64),
         }
-        stats = dict(self.stats, commits=len(self.commits),
-                     end=(self.commits[-1].time - self.start) if self.commits else 0.0)
-        return Simulation(name=self.name, kind=self.kind, seed=self.seed, problem=self.problem.name,
-                          workers=self.workers_n, objective=self.objective, score_name=self.score_name,
-                          start=self.start, commits=self.commits, state=self.state, models=self.models,
-                          spans={k: (a - self.start, b - self.start, s) for k, (a, b, s) in self.spans.items()},
-                          reports=reports, states=self.states, stats=stats)
+        stats = dict(
+            self.stats, commits=len(self.commits), end=(self.commits[-1].time - self.start) if self.commits else 0.0
+        )
+        return Simulation(
+            name=self.name,
+            kind=self.kind,
+            seed=self.seed,
+            problem=self.problem.name,
+            workers=self.workers_n,
+            objective=self.objective,
+            score_name=self.score_name,
+            start=self.start,
+            commits=self.commits,
+            state=self.state,
+            models=self.models,
+            spans={k: (a - self.start, b - self.start, s) for k, (a, b, s) in self.spans.items()},
+            reports=reports,
+            states=self.states,
+            stats=stats,
+        )
 
 
-def simulate(experiment, problem, *, workers=None, budget=None, seed=0, durations=None, failures=None,
-             heartbeat=None, segments_per_job=None, jobs=None, name=None, db=None, start=START, keep_states=False):
+def simulate(
+    experiment,
+    problem,
+    *,
+    workers=None,
+    budget=None,
+    seed=0,
+    durations=None,
+    failures=None,
+    heartbeat=None,
+    segments_per_job=None,
+    jobs=None,
+    name=None,
+    db=None,
+    start=START,
+    keep_states=False,
+):
     """Run ``experiment`` on a simulated ``problem`` with ``workers`` simulated workers; return a :class:`Simulation`.
 
     ``experiment`` is an unbound definition (``schedy.PopulationBasedTraining``,
@@ -479,8 +607,21 @@ def simulate(experiment, problem, *, workers=None, budget=None, seed=0, duration
     With ``db`` (a :class:`schedy.SchedyDB` or its location), the log is then
     written there under ``name`` (default: the experiment's name).
     """
-    sim = _Engine(experiment, problem, workers, budget, seed, durations, failures, heartbeat, segments_per_job,
-                  jobs, name, start, keep_states).run()
+    sim = _Engine(
+        experiment,
+        problem,
+        workers,
+        budget,
+        seed,
+        durations,
+        failures,
+        heartbeat,
+        segments_per_job,
+        jobs,
+        name,
+        start,
+        keep_states,
+    ).run()
     if db is not None:
         sim.save(db)
     return sim
@@ -507,8 +648,10 @@ class Simulation:
         self.__dict__.update(fields)
 
     def __repr__(self):
-        return (f"<Simulation {self.name!r} ({self.kind}, seed {self.seed}): {self.stats['segments']} segments, "
-                f"{self.stats['commits']} commits, best {self.score_name} {self.best_score:.6g}>")
+        return (
+            f"<Simulation {self.name!r} ({self.kind}, seed {self.seed}): {self.stats['segments']} segments, "
+            f"{self.stats['commits']} commits, best {self.score_name} {self.best_score:.6g}>"
+        )
 
     def _better(self, a, b):
         return pbt._better(a, b, self.objective)
@@ -575,8 +718,17 @@ class Simulation:
         rows = []
         for j in self.lineage(job_id):
             start, end, _ = self.spans.get(j.job_id, (math.nan, math.nan, None))
-            rows.append({"job": j.job_id, "generation": j.generation, "member": j.member, "start": start, "end": end,
-                         "hyperparameters": values.decode_mapping(j.hyperparameters), "score": self.score(j)})
+            rows.append(
+                {
+                    "job": j.job_id,
+                    "generation": j.generation,
+                    "member": j.member,
+                    "start": start,
+                    "end": end,
+                    "hyperparameters": values.decode_mapping(j.hyperparameters),
+                    "score": self.score(j),
+                }
+            )
         return rows
 
     def log(self):
@@ -615,8 +767,10 @@ def write_log(db, name, commits):
     with store.exclusive(key):
         records, cursor = store.read(key, store.initial_cursor())
         if records:
-            raise ResourceExistsError(f"the database already holds a log for an experiment named {name!r}; "
-                                      "save the simulation under another name")
+            raise ResourceExistsError(
+                f"the database already holds a log for an experiment named {name!r}; "
+                "save the simulation under another name"
+            )
         state, pending, first, memo = None, [], 1, {}
         for c in commits:
             line = encode_commit(c)
@@ -631,7 +785,8 @@ def write_log(db, name, commits):
                 version = c.version
             cursor = store.append(key, cursor, version, line)
             if cursor is None:
-                raise ConflictError(f"experiment {name!r}: another writer appended to its log while the simulation "
-                                    "was being written")
+                raise ConflictError(
+                    f"experiment {name!r}: another writer appended to its log while the simulation was being written"
+                )
             if snapshots.due(state, every):
                 store.write_snapshot(key, c.version, encode_snapshot(state, cursor, commit_crc(encode_commit(c)), memo))

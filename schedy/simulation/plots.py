@@ -24,8 +24,7 @@ import numpy as np
 from ..core import pbt
 
 HOUR = 3600.0
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-          "#17becf"]
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 STYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3))]
 
 
@@ -89,8 +88,9 @@ def plot_best(comparison, path=None, points=200):
     ax.set_xlabel("simulated time (hours)")
     better = "higher" if comparison.objective == pbt.MAXIMIZE else "lower"
     ax.set_ylabel(f"best {comparison.score_name} so far ({better} is better)")
-    ax.set_title(f"{comparison.problem}: mean over {len(comparison.seeds)} seeds, band: 25th-75th percentile",
-                 fontsize=10)
+    ax.set_title(
+        f"{comparison.problem}: mean over {len(comparison.seeds)} seeds, band: 25th-75th percentile", fontsize=10
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
     return _save(fig, path)
@@ -121,8 +121,10 @@ def plot_population(comparison_or_simulation, path=None):
                 ax.plot(r["time"][copied] / HOUR, r["score"][copied], "^", color=color, ms=4)
         if log:
             ax.set_yscale("log")
-        ax.set_title(f"{label} (seed {sim.seed}): {len(np.unique(r['member']))} "
-                     f"{'members' if sim.kind == 'pbt' else 'jobs'}", fontsize=10)
+        ax.set_title(
+            f"{label} (seed {sim.seed}): {len(np.unique(r['member']))} {'members' if sim.kind == 'pbt' else 'jobs'}",
+            fontsize=10,
+        )
         ax.set_xlabel("simulated time (hours)")
         ax.set_ylabel(sim.score_name)
         ax.grid(alpha=0.3)
@@ -154,12 +156,20 @@ def plot_schedule(comparison_or_simulation, path=None):
             for j, schedule in enumerate(schedules):
                 t, v = _steps(schedule, name)
                 every.extend(v)
-                ax.plot(t, v, color=color, lw=2.0 if j == 0 else 0.6, alpha=1.0 if j == 0 else 0.35,
-                        label=name if j == 0 else None, drawstyle="steps-post")
+                ax.plot(
+                    t,
+                    v,
+                    color=color,
+                    lw=2.0 if j == 0 else 0.6,
+                    alpha=1.0 if j == 0 else 0.35,
+                    label=name if j == 0 else None,
+                    drawstyle="steps-post",
+                )
         if _log_scale(every):
             ax.set_yscale("log")
-        ax.set_title(f"{label}: schedule of the best model" + (f" ({len(schedules)} seeds)" if runs else ""),
-                     fontsize=10)
+        ax.set_title(
+            f"{label}: schedule of the best model" + (f" ({len(schedules)} seeds)" if runs else ""), fontsize=10
+        )
         ax.set_xlabel("simulated time (hours)")
         ax.set_ylabel("hyperparameter")
         ax.grid(alpha=0.3)
@@ -188,7 +198,7 @@ def plot_theta(comparison_or_simulation, path=None):
     x, y = np.meshgrid(grid, grid)
     for k, (label, sim) in enumerate(sims.items()):
         ax = axes[k // cols][k % cols]
-        ax.contour(x, y, 1.2 - x ** 2 - y ** 2, levels=np.linspace(-0.6, 1.2, 10), colors="lightgrey", linewidths=0.7)
+        ax.contour(x, y, 1.2 - x**2 - y**2, levels=np.linspace(-0.6, 1.2, 10), colors="lightgrey", linewidths=0.7)
         if sim.states is None:
             raise ValueError("plot_theta needs the model states: simulate(..., keep_states=True)")
         r = sim.reports

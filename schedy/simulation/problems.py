@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.pbt import MAXIMIZE, MINIMIZE, PB2, AddNoise, Keep, Perturb, Truncate
 from ..core.distributions import LogUniform
+from ..core.pbt import MAXIMIZE, MINIMIZE, PB2, AddNoise, Keep, Perturb, Truncate
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,26 @@ class Problem:
     ``durations`` are the defaults of :func:`schedy.simulation.simulate`.
     """
 
-    def __init__(self, step, *, name=None, score=None, objective=None, steps=1, segments=10, jobs=None,
-                 workers=4, budget=None, durations=None, description=""):
+    def __init__(
+        self,
+        step,
+        *,
+        name=None,
+        score=None,
+        objective=None,
+        steps=1,
+        segments=10,
+        jobs=None,
+        workers=4,
+        budget=None,
+        durations=None,
+        description="",
+    ):
         if not callable(step):
-            raise TypeError(f"a problem needs a callable (hyperparameters, state, steps, rng) -> (state, score), "
-                            f"got {type(step).__name__}")
+            raise TypeError(
+                f"a problem needs a callable (hyperparameters, state, steps, rng) -> (state, score), "
+                f"got {type(step).__name__}"
+            )
         if objective not in (None, MINIMIZE, MAXIMIZE):
             raise ValueError(f"objective must be schedy.pbt.MINIMIZE or MAXIMIZE, got {objective!r}")
         for label, x in (("steps", steps), ("segments", segments), ("workers", workers)):
@@ -142,8 +157,17 @@ class Toy(Problem):
     reproductions) step the two members in turn, in one loop.
     """
 
-    def __init__(self, step_size=0.01, noise=0.1, low=0.0, steps=4, segments=25, theta=(0.9, 0.9), workers=1,
-                 durations=Durations(mean=60.0)):
+    def __init__(
+        self,
+        step_size=0.01,
+        noise=0.1,
+        low=0.0,
+        steps=4,
+        segments=25,
+        theta=(0.9, 0.9),
+        workers=1,
+        durations=Durations(mean=60.0),
+    ):
         self.step_size, self.noise, self.low, self.theta0 = step_size, noise, low, np.array(theta, dtype=float)
         eta, theta0 = step_size, self.theta0
 
@@ -155,21 +179,32 @@ class Toy(Problem):
             return theta, float(1.2 - theta @ theta)
 
         clamp = "" if low is None else f", clamped at {low:g}"
-        super().__init__(ascend, name="toy", score="Q", objective=MAXIMIZE, steps=steps, segments=segments,
-                         jobs=[{"h0": 1.0, "h1": 0.0}, {"h0": 0.0, "h1": 1.0}], workers=workers,
-                         budget=2 * segments, durations=durations,
-                         description=(f"toy problem of the PBT paper (Figure 2): maximise Q = 1.2 - (theta0^2 + "
-                                      f"theta1^2) by gradient ascent on 1.2 - (h0 theta0^2 + h1 theta1^2); step size "
-                                      f"{step_size}, {steps} steps per segment (exploit and explore every {steps} "
-                                      f"steps), theta = ({theta[0]:g}, {theta[1]:g}), members h = (1, 0) and (0, 1); "
-                                      f"explore: Gaussian noise of std {noise:g} on h0 and h1{clamp}; budget "
-                                      f"{2 * segments} segments"))
+        super().__init__(
+            ascend,
+            name="toy",
+            score="Q",
+            objective=MAXIMIZE,
+            steps=steps,
+            segments=segments,
+            jobs=[{"h0": 1.0, "h1": 0.0}, {"h0": 0.0, "h1": 1.0}],
+            workers=workers,
+            budget=2 * segments,
+            durations=durations,
+            description=(
+                f"toy problem of the PBT paper (Figure 2): maximise Q = 1.2 - (theta0^2 + "
+                f"theta1^2) by gradient ascent on 1.2 - (h0 theta0^2 + h1 theta1^2); step size "
+                f"{step_size}, {steps} steps per segment (exploit and explore every {steps} "
+                f"steps), theta = ({theta[0]:g}, {theta[1]:g}), members h = (1, 0) and (0, 1); "
+                f"explore: Gaussian noise of std {noise:g} on h0 and h1{clamp}; budget "
+                f"{2 * segments} segments"
+            ),
+        )
 
     @staticmethod
     def quality(theta):
         """The true objective Q(θ) (at most 1.2, at θ = 0)."""
         theta = np.asarray(theta, dtype=float)
-        return 1.2 - np.sum(theta ** 2, axis=-1)
+        return 1.2 - np.sum(theta**2, axis=-1)
 
     def strategies(self):
         """PBT and the three baselines of Figure 2, on the two members of the paper, for the same budget.
@@ -195,10 +230,10 @@ class Toy(Problem):
             "explore-only": PopulationBasedTraining("toy-explore-only", MAXIMIZE, "Q", Keep(), noise),
             "exploit-only": PopulationBasedTraining("toy-exploit-only", MAXIMIZE, "Q", Truncate(0.5), {}),
             "grid": ManualSearch("toy-grid"),
-            "pbt-sync": PopulationBasedTraining("toy-pbt-sync", MAXIMIZE, "Q", Truncate(0.5), noise,
-                                                synchronous=True),
-            "pb2": PopulationBasedTraining("toy-pb2", MAXIMIZE, "Q", Truncate(0.5),
-                                           PB2({"h0": (0.0, 1.0), "h1": (0.0, 1.0)})),
+            "pbt-sync": PopulationBasedTraining("toy-pbt-sync", MAXIMIZE, "Q", Truncate(0.5), noise, synchronous=True),
+            "pb2": PopulationBasedTraining(
+                "toy-pb2", MAXIMIZE, "Q", Truncate(0.5), PB2({"h0": (0.0, 1.0), "h1": (0.0, 1.0)})
+            ),
         }
 
 
@@ -226,8 +261,20 @@ class LearningRateSchedule(Problem):
     noise of spread ``eval_noise``. η > 2 diverges.
     """
 
-    def __init__(self, population=16, segments=20, steps=50, dims=10, condition=100.0, noise=0.1,
-                 eval_noise=0.05, low=1e-3, high=1.0, workers=4, durations=Durations(mean=100.0)):
+    def __init__(
+        self,
+        population=16,
+        segments=20,
+        steps=50,
+        dims=10,
+        condition=100.0,
+        noise=0.1,
+        eval_noise=0.05,
+        low=1e-3,
+        high=1.0,
+        workers=4,
+        durations=Durations(mean=100.0),
+    ):
         self.population, self.low, self.high = population, low, high
         a = np.logspace(0.0, -math.log10(condition), dims)
         self.curvatures = a
@@ -238,7 +285,7 @@ class LearningRateSchedule(Problem):
             lr = float(hps["lr"])
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 r = (1.0 - lr * a) ** 2
-                rn = r ** steps
+                rn = r**steps
                 gain = np.where(r == 1.0, float(steps), (1.0 - rn) / np.where(r == 1.0, 0.5, 1.0 - r))
                 m = rn * m + lr * lr * noise * a * gain
                 loss = 0.5 * float(a @ m)
@@ -246,12 +293,23 @@ class LearningRateSchedule(Problem):
                 loss *= math.exp(eval_noise * rng.standard_normal())
             return m, loss if math.isfinite(loss) else math.inf
 
-        super().__init__(sgd, name="lr-schedule", score="loss", objective=MINIMIZE, steps=steps, segments=segments,
-                         workers=workers, budget=population * segments, durations=durations,
-                         description=(f"noisy quadratic model: {dims} directions, curvatures 1 to 1/{condition:g}, "
-                                      f"gradient noise {noise}, {steps} SGD steps per segment, {segments} segments; "
-                                      f"learning rates LogUniform({low}, {high}); budget {population} x {segments} "
-                                      f"segments"))
+        super().__init__(
+            sgd,
+            name="lr-schedule",
+            score="loss",
+            objective=MINIMIZE,
+            steps=steps,
+            segments=segments,
+            workers=workers,
+            budget=population * segments,
+            durations=durations,
+            description=(
+                f"noisy quadratic model: {dims} directions, curvatures 1 to 1/{condition:g}, "
+                f"gradient noise {noise}, {steps} SGD steps per segment, {segments} segments; "
+                f"learning rates LogUniform({low}, {high}); budget {population} x {segments} "
+                f"segments"
+            ),
+        )
 
     def strategies(self):
         """``pbt`` (a population of ``population``, ``Truncate(0.25)``, ``Perturb(0.8, 1.2)`` on ``lr``),
@@ -266,12 +324,21 @@ class LearningRateSchedule(Problem):
         return {
             "pbt": PopulationBasedTraining("lr-pbt", MINIMIZE, "loss", Truncate(0.25), perturb, dist, **common),
             "random": RandomSearch("lr-random", dist),
-            "pbt-sync": PopulationBasedTraining("lr-pbt-sync", MINIMIZE, "loss", Truncate(0.25), perturb, dist,
-                                                synchronous=True, **common),
-            "pb2": PopulationBasedTraining("lr-pb2", MINIMIZE, "loss", Truncate(0.25),
-                                           PB2({"lr": (self.low, self.high)}, log_scale=["lr"]), dist, **common),
-            "explore-only": PopulationBasedTraining("lr-explore-only", MINIMIZE, "loss", Keep(), perturb, dist,
-                                                    **common),
+            "pbt-sync": PopulationBasedTraining(
+                "lr-pbt-sync", MINIMIZE, "loss", Truncate(0.25), perturb, dist, synchronous=True, **common
+            ),
+            "pb2": PopulationBasedTraining(
+                "lr-pb2",
+                MINIMIZE,
+                "loss",
+                Truncate(0.25),
+                PB2({"lr": (self.low, self.high)}, log_scale=["lr"]),
+                dist,
+                **common,
+            ),
+            "explore-only": PopulationBasedTraining(
+                "lr-explore-only", MINIMIZE, "loss", Keep(), perturb, dist, **common
+            ),
         }
 
 

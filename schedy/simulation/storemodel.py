@@ -81,14 +81,14 @@ class Lognormal:
     def with_mean(cls, mean, spread=4.0, at=None):
         """The lognormal of this mean whose p99 is ``spread`` times its median."""
         sigma = math.log(spread) / _Z99
-        median = mean / math.exp(sigma ** 2 / 2)
+        median = mean / math.exp(sigma**2 / 2)
         return cls(median, median * spread, at)
 
     def __repr__(self):
         return f"Lognormal(median={self.median:g}, p99={self.p99:g}{'' if self.at is None else f', at={self.at:g}'})"
 
     def mean(self):
-        return math.exp(self.mu + self.sigma ** 2 / 2)
+        return math.exp(self.mu + self.sigma**2 / 2)
 
     def session(self, rng):
         return _LognormalSession(self, rng)
@@ -185,8 +185,23 @@ class _FifoSession:
 
 
 class _Worker:
-    __slots__ = ("backoff", "called", "cursor", "first_claim", "first_done", "lease_until", "n", "rng", "slept",
-                 "stopped", "trained", "trained_until", "training", "wid", "won")
+    __slots__ = (
+        "backoff",
+        "called",
+        "cursor",
+        "first_claim",
+        "first_done",
+        "lease_until",
+        "n",
+        "rng",
+        "slept",
+        "stopped",
+        "trained",
+        "trained_until",
+        "training",
+        "wid",
+        "won",
+    )
 
     def __init__(self, n, rng):
         self.n, self.wid, self.rng = n, f"worker-{n}", rng
@@ -222,8 +237,25 @@ class StoreModel:
     of each worker (default :class:`~schedy.adapters.stream.Backoff`). ``seed`` makes it all repeatable.
     """
 
-    def __init__(self, workers, duration, *, latency=None, reader="probe", window=64, lanes=16, jobs=None, lease=None,
-                 combined=False, decide=0.0002, fold=FOLD, sizes=None, policy=Backoff, prices=None, seed=0):
+    def __init__(
+        self,
+        workers,
+        duration,
+        *,
+        latency=None,
+        reader="probe",
+        window=64,
+        lanes=16,
+        jobs=None,
+        lease=None,
+        combined=False,
+        decide=0.0002,
+        fold=FOLD,
+        sizes=None,
+        policy=Backoff,
+        prices=None,
+        seed=0,
+    ):
         if reader not in ("probe", "list"):
             raise ValueError(f"reader must be 'probe' or 'list', got {reader!r}")
         if workers < 1 or window < 1 or lanes < 1:
@@ -455,8 +487,8 @@ class StoreModel:
         if hi - lo <= 128:
             commits = self.best[lo:hi]
         else:
-            tail = self.best[hi - 64:hi]
-            older = set(self.authors[lo:hi - 64]).difference(self.authors[hi - 64:hi])
+            tail = self.best[hi - 64 : hi]
+            older = set(self.authors[lo : hi - 64]).difference(self.authors[hi - 64 : hi])
             stand_ins = self._stand_ins
             commits = [stand_ins.get(a) or stand_ins.setdefault(a, Landing(0.0, a, None, None)) for a in sorted(older)]
             commits += tail
@@ -577,14 +609,14 @@ class StoreModel:
 
     def _start(self):
         for w in self.workers:
-            w.backoff = self.policy(rng=random.Random(w.rng.random()), sleep=self._sleeper(w),
-                                    monotonic=self._clock)
+            w.backoff = self.policy(rng=random.Random(w.rng.random()), sleep=self._sleeper(w), monotonic=self._clock)
             self._pending[w.n] = (self._worker(w), None)
             self._push(0.0, w.n)
 
     def _sleeper(self, w):
         def sleep(seconds):
             w.slept += seconds
+
         return sleep
 
     def _clock(self):
@@ -643,20 +675,33 @@ class StoreModel:
         claims = self.commits[CLAIM] + self.commits[BOTH]
         per = max(claims, 1)
         requests = {k: self.requests[k] for k in ("LIST", "GET", "GET 404", "PUT", "PUT refused")}
-        cost = (self.prices["PUT"] * (requests["PUT"] + requests["PUT refused"]) + self.prices["LIST"]
-                * requests["LIST"] + self.prices["GET"] * requests["GET"])
+        cost = (
+            self.prices["PUT"] * (requests["PUT"] + requests["PUT refused"])
+            + self.prices["LIST"] * requests["LIST"]
+            + self.prices["GET"] * requests["GET"]
+        )
         firsts = [w.first_claim for w in self.workers if w.first_claim is not None]
         return {
-            "workers": self.n, "seconds": seconds, "claims": claims, "commits": sum(self.commits.values()),
-            "claims_per_s": claims / seconds, "commits_per_s": sum(self.commits.values()) / seconds,
+            "workers": self.n,
+            "seconds": seconds,
+            "claims": claims,
+            "commits": sum(self.commits.values()),
+            "claims_per_s": claims / seconds,
+            "commits_per_s": sum(self.commits.values()) / seconds,
             "commits_by_kind": dict(self.commits),
-            "requests": requests, "requests_per_claim": {k: v / per for k, v in requests.items()},
-            "bytes_per_claim": self.bytes / per, "lost_per_claim": self.lost / per, "slept_per_claim": self.slept / per,
-            "claim_wait": _quantiles(self.claim_waits), "report_wait": _quantiles(self.report_waits),
+            "requests": requests,
+            "requests_per_claim": {k: v / per for k, v in requests.items()},
+            "bytes_per_claim": self.bytes / per,
+            "lost_per_claim": self.lost / per,
+            "slept_per_claim": self.slept / per,
+            "claim_wait": _quantiles(self.claim_waits),
+            "report_wait": _quantiles(self.report_waits),
             "between_jobs": _quantiles(self.between),
-            "heartbeat_wait": _quantiles(self.beat_waits), "cycle": _quantiles(self.cycles),
+            "heartbeat_wait": _quantiles(self.beat_waits),
+            "cycle": _quantiles(self.cycles),
             "busy": sum(w.trained for w in self.workers) / (self.n * seconds),
-            "gave_up": self.gave_up, "lapsed": self.lapsed,
+            "gave_up": self.gave_up,
+            "lapsed": self.lapsed,
             "launch": max(firsts) if len(firsts) == self.n else None,
             "cost_per_1000_jobs": 1000 * cost / per,
         }
@@ -666,5 +711,11 @@ def _quantiles(values):
     if not values:
         return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
     s = sorted(values)
-    return {"n": len(s), "p50": s[len(s) // 2], "p95": s[min(len(s) - 1, int(0.95 * len(s)))],
-            "p99": s[min(len(s) - 1, int(0.99 * len(s)))], "max": s[-1], "mean": sum(s) / len(s)}
+    return {
+        "n": len(s),
+        "p50": s[len(s) // 2],
+        "p95": s[min(len(s) - 1, int(0.95 * len(s)))],
+        "p99": s[min(len(s) - 1, int(0.99 * len(s)))],
+        "max": s[-1],
+        "mean": sum(s) / len(s),
+    }

@@ -24,10 +24,16 @@ from schedy.errors import NoJobError, SchedyError, UnsafeUpdateError
 
 NAME = "exp"
 MANUAL = {"scheduler": {"Manual": {}}}
-RANDOM = {"scheduler": {"RandomSearch": {"distributions": {
-    "lr": {"loguniform": {"low": 1e-4, "high": 1}},
-    "opt": {"choice": {"values": ["sgd", "adam"]}},
-}}}}
+RANDOM = {
+    "scheduler": {
+        "RandomSearch": {
+            "distributions": {
+                "lr": {"loguniform": {"low": 1e-4, "high": 1}},
+                "opt": {"choice": {"values": ["sgd", "adam"]}},
+            }
+        }
+    }
+}
 
 
 def hps_for(kind, i):
@@ -71,7 +77,7 @@ class Worker:
 
     def read(self, log, n=None):
         """Fold up to ``n`` commits that are new to this worker (all of them if None)."""
-        new = log.commits[self.version:] if n is None else log.commits[self.version:self.version + n]
+        new = log.commits[self.version :] if n is None else log.commits[self.version : self.version + n]
         self.view = fold(new, self.view)
 
 
@@ -105,14 +111,21 @@ def transact(log, worker, decide_fn, stats):
 
 
 class ClaimProtocol(RuleBasedStateMachine):
-    @initialize(kind=st.sampled_from(["manual", "random"]), n_workers=st.integers(3, 5), n_jobs=st.integers(0, 4),
-                seed=st.integers(0, 2**63 - 1))
+    @initialize(
+        kind=st.sampled_from(["manual", "random"]),
+        n_workers=st.integers(3, 5),
+        n_jobs=st.integers(0, 4),
+        seed=st.integers(0, 2**63 - 1),
+    )
     def setup(self, kind, n_workers, n_jobs, seed):
         self.kind = kind
         self.log = Log()
         self.stats = {"conflicts": 0, "stale_refusals": 0}
-        self.operator_writes(lambda s: decide.create_experiment(s, name=NAME, kind=kind, params=MANUAL if kind == "manual" else RANDOM,
-                                                                status=ev.RUNNING, seed=seed))
+        self.operator_writes(
+            lambda s: decide.create_experiment(
+                s, name=NAME, kind=kind, params=MANUAL if kind == "manual" else RANDOM, status=ev.RUNNING, seed=seed
+            )
+        )
         self.n_added = 0
         for _ in range(n_jobs):
             self.add_job()
@@ -147,7 +160,12 @@ class ClaimProtocol(RuleBasedStateMachine):
         w = self.worker(i)
         before = self.log.version
         try:
-            d = transact(self.log, w, lambda s, v: decide.next_job(s, name=NAME, worker=w.name, version=v, now=v * 1.5), self.stats)
+            d = transact(
+                self.log,
+                w,
+                lambda s, v: decide.next_job(s, name=NAME, worker=w.name, version=v, now=v * 1.5),
+                self.stats,
+            )
         except NoJobError:
             head = self.log.head_state
             assert self.log.version == before
@@ -173,7 +191,16 @@ class ClaimProtocol(RuleBasedStateMachine):
 
         def put(s, v):
             job = decide.require_job(s, NAME, job_id)
-            return decide.update_job(s, name=NAME, job_id=job_id, worker=w.name, status=ev.DONE, hyperparameters=job.hyperparameters, results=results, expected_version=expected)
+            return decide.update_job(
+                s,
+                name=NAME,
+                job_id=job_id,
+                worker=w.name,
+                status=ev.DONE,
+                hyperparameters=job.hyperparameters,
+                results=results,
+                expected_version=expected,
+            )
 
         transact(self.log, w, put, self.stats)
         job = self.log.head_state.jobs[job_id]
@@ -197,7 +224,16 @@ class ClaimProtocol(RuleBasedStateMachine):
             job = decide.require_job(s, NAME, job_id)
             if claim:
                 return decide.claim_job(s, name=NAME, job_id=job_id, worker=w.name, expected_version=expected)
-            return decide.update_job(s, name=NAME, job_id=job_id, worker=w.name, status=ev.DONE, hyperparameters=job.hyperparameters, results=results, expected_version=expected)
+            return decide.update_job(
+                s,
+                name=NAME,
+                job_id=job_id,
+                worker=w.name,
+                status=ev.DONE,
+                hyperparameters=job.hyperparameters,
+                results=results,
+                expected_version=expected,
+            )
 
         with pytest.raises(UnsafeUpdateError):
             transact(self.log, w, put, self.stats)
@@ -213,8 +249,18 @@ class ClaimProtocol(RuleBasedStateMachine):
         job = self.log.head_state.jobs[job_id]
         status = ev.QUEUED if requeue else ev.RUNNING
         results = {"note": values.encode(self.log.version)}
-        self.operator_writes(lambda s: decide.update_job(s, name=NAME, job_id=job_id, worker="operator", status=status, hyperparameters=job.hyperparameters,
-                                                         results=results, expected_version=None))
+        self.operator_writes(
+            lambda s: decide.update_job(
+                s,
+                name=NAME,
+                job_id=job_id,
+                worker="operator",
+                status=status,
+                hyperparameters=job.hyperparameters,
+                results=results,
+                expected_version=None,
+            )
+        )
         w.revoked[job_id] = w.held.pop(job_id)
 
     @rule(status=st.sampled_from([ev.QUEUED, ev.QUEUED, ev.DONE]))
@@ -280,9 +326,17 @@ TestClaimProtocol = ClaimProtocol.TestCase
 
 def manual_log(n_jobs):
     log = Log()
-    log.append(1, "op", decide.create_experiment(None, name=NAME, kind="manual", params=MANUAL, status=ev.RUNNING, seed=1).events)
+    log.append(
+        1,
+        "op",
+        decide.create_experiment(None, name=NAME, kind="manual", params=MANUAL, status=ev.RUNNING, seed=1).events,
+    )
     for i in range(n_jobs):
-        log.append(log.version + 1, "op", decide.add_job(log.head_state, name=NAME, hyperparameters={"i": i}, status=ev.QUEUED, results={}).events)
+        log.append(
+            log.version + 1,
+            "op",
+            decide.add_job(log.head_state, name=NAME, hyperparameters={"i": i}, status=ev.QUEUED, results={}).events,
+        )
     return log
 
 
@@ -306,7 +360,9 @@ def test_refusal_from_a_stale_view_is_not_final():
     log = manual_log(0)
     a = Worker("a")
     a.read(log)
-    log.append(2, "op", decide.add_job(log.head_state, name=NAME, hyperparameters={}, status=ev.QUEUED, results={}).events)
+    log.append(
+        2, "op", decide.add_job(log.head_state, name=NAME, hyperparameters={}, status=ev.QUEUED, results={}).events
+    )
     stats = {"conflicts": 0, "stale_refusals": 0}
     d = transact(log, a, lambda s, v: decide.next_job(s, name=NAME, worker="a", version=v, now=0.0), stats)
     assert d.value == "1" and stats["stale_refusals"] == 1
@@ -319,13 +375,32 @@ def test_stale_put_after_requeue_is_refused():
     transact(log, a, lambda s, v: decide.next_job(s, name=NAME, worker="a", version=v, now=0.0), stats)
     claimed_at = a.view.jobs["1"].version
     # The job goes back to the queue (a lease expiry, say) and b takes it.
-    log.append(log.version + 1, "op", decide.update_job(log.head_state, name=NAME, job_id="1", worker="op", status=ev.QUEUED, hyperparameters={"i": 0}, results={}).events)
+    log.append(
+        log.version + 1,
+        "op",
+        decide.update_job(
+            log.head_state, name=NAME, job_id="1", worker="op", status=ev.QUEUED, hyperparameters={"i": 0}, results={}
+        ).events,
+    )
     transact(log, b, lambda s, v: decide.next_job(s, name=NAME, worker="b", version=v, now=0.0), stats)
     # a, still holding its old copy, tries to write its results: refused, nothing written.
     n = log.version
     with pytest.raises(UnsafeUpdateError):
-        transact(log, a, lambda s, v: decide.update_job(s, name=NAME, job_id="1", worker="a", status=ev.DONE, hyperparameters={"i": 0}, results={"loss": 1}, expected_version=claimed_at),
-                 stats)
+        transact(
+            log,
+            a,
+            lambda s, v: decide.update_job(
+                s,
+                name=NAME,
+                job_id="1",
+                worker="a",
+                status=ev.DONE,
+                hyperparameters={"i": 0},
+                results={"loss": 1},
+                expected_version=claimed_at,
+            ),
+            stats,
+        )
     assert log.version == n and log.head_state.jobs["1"].worker == "b"
     assert find_double_claims(log.commits) == []
 
@@ -361,12 +436,18 @@ def test_checker_reports_every_double_claim():
         C(4, ev.job_updated("1", status=ev.RUNNING), ev.job_claimed("1", "a")),  # RUNNING is not a release
     ]
     assert find_double_claims(log) == [
-        DoubleClaim(2, "1", "a", "b"), DoubleClaim(3, "1", "b", "c"), DoubleClaim(4, "1", "c", "a")]
+        DoubleClaim(2, "1", "a", "b"),
+        DoubleClaim(3, "1", "b", "c"),
+        DoubleClaim(4, "1", "c", "a"),
+    ]
 
 
 def test_same_worker_claiming_twice_is_a_double_claim():
-    log = [C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})), C(2, ev.job_claimed("1", "a")),
-           C(3, ev.job_claimed("1", "a"))]
+    log = [
+        C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})),
+        C(2, ev.job_claimed("1", "a")),
+        C(3, ev.job_claimed("1", "a")),
+    ]
     assert find_double_claims(log) == [DoubleClaim(3, "1", "a", "a")]
 
 
@@ -377,7 +458,9 @@ def test_broken_protocol_is_caught():
     a.read(log)
     b.read(log)  # both see jobs 1 and 2 queued, at the same version
     for w in (a, b):
-        d = decide.next_job(w.view, name=NAME, worker=w.name, version=w.version + 1, now=0.0)  # both decide on the same stale view
+        d = decide.next_job(
+            w.view, name=NAME, worker=w.name, version=w.version + 1, now=0.0
+        )  # both decide on the same stale view
         log.commits.append(Commit(len(log.commits) + 1, 0.0, w.name, d.events))  # no head check
     found = find_double_claims(log.commits)
     assert found == [DoubleClaim(version=5, job_id="1", holder="a", worker="b")]
@@ -407,8 +490,12 @@ def test_broken_protocol_is_caught():
     ],
 )
 def test_status_change_releases(release):
-    log = [C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})), C(2, ev.job_claimed("1", "a")), C(3, release),
-           C(4, ev.job_claimed("1", "b"))]
+    log = [
+        C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})),
+        C(2, ev.job_claimed("1", "a")),
+        C(3, release),
+        C(4, ev.job_claimed("1", "b")),
+    ]
     assert find_double_claims(log) == []
     fold(log)  # and it is a valid log
 
@@ -424,8 +511,12 @@ def test_delete_releases():
     assert find_double_claims(log) == []
     fold(log)
     # The checker reads any commits, even ones the fold would refuse: a deletion releases that very id.
-    odd = [C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})), C(2, ev.job_claimed("1", "a")),
-           C(3, ev.job_deleted("1")), C(4, ev.job_claimed("1", "b"))]
+    odd = [
+        C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})),
+        C(2, ev.job_claimed("1", "a")),
+        C(3, ev.job_deleted("1")),
+        C(4, ev.job_claimed("1", "b")),
+    ]
     assert find_double_claims(odd) == []
 
 
@@ -441,8 +532,13 @@ def test_recreation_releases():
     assert find_double_claims(log) == []
     fold(log)
     # Re-creation without deletion also starts a new incarnation for the checker.
-    log2 = [C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})), C(2, ev.job_claimed("1", "a")), C(3, CREATED),
-            C(4, ev.job_added("1", {}, ev.QUEUED, {})), C(5, ev.job_claimed("1", "b"))]
+    log2 = [
+        C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})),
+        C(2, ev.job_claimed("1", "a")),
+        C(3, CREATED),
+        C(4, ev.job_added("1", {}, ev.QUEUED, {})),
+        C(5, ev.job_claimed("1", "b")),
+    ]
     assert find_double_claims(log2) == []
 
 
@@ -458,13 +554,20 @@ def test_release_of_one_job_does_not_release_another():
 
 def test_experiment_deletion_alone_does_not_release():
     # Only a new incarnation (ExperimentCreated) releases; a tombstone by itself does not.
-    log = [C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})), C(2, ev.job_claimed("1", "a")),
-           C(3, ev.experiment_deleted()), C(4, ev.job_claimed("1", "b"))]
+    log = [
+        C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})),
+        C(2, ev.job_claimed("1", "a")),
+        C(3, ev.experiment_deleted()),
+        C(4, ev.job_claimed("1", "b")),
+    ]
     assert find_double_claims(log) == [DoubleClaim(4, "1", "a", "b")]
 
 
 def test_nan_results_do_not_confuse_the_checker():
-    log = [C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})), C(2, ev.job_claimed("1", "a")),
-           C(3, ev.job_updated("1", status=ev.DONE, results=values.encode_mapping({"l": math.nan}, "r"))),
-           C(4, ev.job_claimed("1", "b"))]
+    log = [
+        C(1, CREATED, ev.job_added("1", {}, ev.QUEUED, {})),
+        C(2, ev.job_claimed("1", "a")),
+        C(3, ev.job_updated("1", status=ev.DONE, results=values.encode_mapping({"l": math.nan}, "r"))),
+        C(4, ev.job_claimed("1", "b")),
+    ]
     assert find_double_claims([decode_commit(encode_commit(c)[:-1]) for c in log]) == []

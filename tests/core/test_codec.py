@@ -43,8 +43,10 @@ def crc_line(obj):
 
 user_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(), st.text(max_size=8)),
-    lambda ch: st.lists(ch, max_size=3) | st.dictionaries(st.sampled_from(["$f", "$d", "a"]) | st.text(max_size=4), ch,
-                                                           max_size=3),
+    lambda ch: (
+        st.lists(ch, max_size=3)
+        | st.dictionaries(st.sampled_from(["$f", "$d", "a"]) | st.text(max_size=4), ch, max_size=3)
+    ),
     max_leaves=12,
 )
 log_values = user_values.map(values.encode)
@@ -53,7 +55,7 @@ event = st.builds(
     st.sampled_from([ev.EXPERIMENT_CREATED, ev.JOB_ADDED, ev.JOB_CLAIMED, ev.JOB_UPDATED, "Other", "", "ünïcødé"]),
     st.dictionaries(st.text(max_size=6).filter(lambda k: k != "type"), log_values, max_size=4),
 )
-workers = st.one_of(st.text(), st.sampled_from(["", "host:1234", "wörker-日本-🎲", "a\nb\"c\\d", "\x00", "\u2028"]))
+workers = st.one_of(st.text(), st.sampled_from(["", "host:1234", "wörker-日本-🎲", 'a\nb"c\\d', "\x00", "\u2028"]))
 times = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.integers(-(2**63), 2**63 - 1),
@@ -68,11 +70,21 @@ commits = st.builds(
 )
 
 SAMPLES = [
-    Commit(1, 1700000000.25, "worker-1", [ev.experiment_created("exp", "manual", {"scheduler": {"Manual": {}}},
-                                                                 "RUNNING", 12345)]),
-    Commit(42, 63.0, "wörker-日本-🎲", [ev.job_added("7", {"lr": 0.001, "opt": "adam"}, "QUEUED",
-                                                     {"loss": {"$f": "NaN"}}),
-                                        ev.job_claimed("7", "wörker-日本-🎲")]),
+    Commit(
+        1,
+        1700000000.25,
+        "worker-1",
+        [ev.experiment_created("exp", "manual", {"scheduler": {"Manual": {}}}, "RUNNING", 12345)],
+    ),
+    Commit(
+        42,
+        63.0,
+        "wörker-日本-🎲",
+        [
+            ev.job_added("7", {"lr": 0.001, "opt": "adam"}, "QUEUED", {"loss": {"$f": "NaN"}}),
+            ev.job_claimed("7", "wörker-日本-🎲"),
+        ],
+    ),
 ]
 
 
@@ -144,7 +156,7 @@ def test_single_bit_flip_anywhere_is_detected(c):
             damaged = bytearray(line)
             damaged[i] ^= 1 << bit
             if _accepted(bytes(damaged)):
-                missed.append((i, bit, bytes(damaged[max(0, i - 8): i + 8])))
+                missed.append((i, bit, bytes(damaged[max(0, i - 8) : i + 8])))
     assert missed == [], f"{len(missed)} single-bit flips of a {len(line)}-byte line went undetected: {missed[:4]}"
 
 
@@ -222,9 +234,9 @@ def test_swapped_bytes_and_deletions_are_detected():
     line = line_of(SAMPLES[0])
     for i in range(len(line) - 1):
         if line[i] != line[i + 1]:
-            swapped = line[:i] + line[i + 1: i + 2] + line[i: i + 1] + line[i + 2:]
+            swapped = line[:i] + line[i + 1 : i + 2] + line[i : i + 1] + line[i + 2 :]
             assert not _accepted(swapped), i
-        deleted = line[:i] + line[i + 1:]
+        deleted = line[:i] + line[i + 1 :]
         assert not _accepted(deleted), i
 
 
@@ -284,8 +296,17 @@ def test_missing_field(missing):
 
 @pytest.mark.parametrize(
     "line",
-    [b"", b"\n", b"{}", b"null", b'{"crc":"00000000"}', b"x" * 100,
-     b'[1,2,"crc":"00000000"}', crc_line({"v": 1})[:-1] + b"}}", b'{"v":1,"t":1,"w":"w","e":[]}'],
+    [
+        b"",
+        b"\n",
+        b"{}",
+        b"null",
+        b'{"crc":"00000000"}',
+        b"x" * 100,
+        b'[1,2,"crc":"00000000"}',
+        crc_line({"v": 1})[:-1] + b"}}",
+        b'{"v":1,"t":1,"w":"w","e":[]}',
+    ],
 )
 def test_garbage_lines(line):
     with pytest.raises(BadRecord):

@@ -71,18 +71,27 @@ class Log:
 
     # -- the operations the tests use ------------------------------------------------------------
     def add(self, hp=None, status=ev.QUEUED, results=None):
-        return self.decide(decide.add_job, hyperparameters=values.encode_mapping(hp, "hp"), status=status,
-                           results=values.encode_mapping(results, "results"))
+        return self.decide(
+            decide.add_job,
+            hyperparameters=values.encode_mapping(hp, "hp"),
+            status=status,
+            results=values.encode_mapping(results, "results"),
+        )
 
     def claim(self, worker="w1"):
         return self.decide(decide.next_job, worker=worker, version=self.version + 1, now=self.next_time())
 
     def put(self, job_id, status, results=None, hp=None, worker="w1"):
         job = self.state.jobs[job_id]
-        return self.decide(decide.update_job, job_id=job_id, worker=worker, status=status,
-                           hyperparameters=job.hyperparameters if hp is None else values.encode_mapping(hp, "hp"),
-                           results=job.results if results is None else values.encode_mapping(results, "results"),
-                           now=self.next_time())
+        return self.decide(
+            decide.update_job,
+            job_id=job_id,
+            worker=worker,
+            status=status,
+            hyperparameters=job.hyperparameters if hp is None else values.encode_mapping(hp, "hp"),
+            results=job.results if results is None else values.encode_mapping(results, "results"),
+            now=self.next_time(),
+        )
 
     def heartbeat(self, job_id, worker="w1"):
         return self.decide(decide.heartbeat, job_id=job_id, worker=worker, now=self.next_time())
@@ -147,8 +156,26 @@ def test_score_of_a_search_is_the_first_numeric_result_of_the_first_job_that_has
     assert views.score(log.state) == {"name": "val_loss", "goal": "min"}
 
 
-@pytest.mark.parametrize("name", ["loss", "val_loss", "Loss", "error", "test_error", "err", "mse", "RMSE", "mae",
-                                  "cost", "regret", "perplexity", "ppl", "wer", "cer"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "loss",
+        "val_loss",
+        "Loss",
+        "error",
+        "test_error",
+        "err",
+        "mse",
+        "RMSE",
+        "mae",
+        "cost",
+        "regret",
+        "perplexity",
+        "ppl",
+        "wer",
+        "cer",
+    ],
+)
 def test_a_loss_or_error_is_minimised(name):
     log = Log()
     log.add({}, ev.DONE, {name: 1.5})
@@ -227,18 +254,18 @@ def test_summary_of_a_recreated_experiment_is_of_the_new_incarnation():
 
 def test_best_is_among_done_jobs_with_a_finite_number_only_minimised():
     log = Log()
-    log.add({}, ev.DONE, {"loss": 0.5})                      # 1: the first numeric result names the score
-    log.add({}, ev.CRASHED, {"loss": 0.01})                  # 2: better, but not DONE
-    log.add({}, ev.PRUNED, {"loss": 0.02})                   # 3
-    log.add({}, ev.QUEUED, {"loss": 0.03})                   # 4
-    log.add({}, ev.DONE, {"loss": math.nan})                 # 5: NaN
-    log.add({}, ev.DONE, {"loss": -math.inf})                # 6: -inf would win a naive min
-    log.add({}, ev.DONE, {"loss": "0.001"})                  # 7: a string
-    log.add({}, ev.DONE, {"loss": False})                    # 8: a bool (False == 0 would win)
-    log.add({}, ev.DONE, {"other": 0.0})                     # 9: no such result
-    log.add({}, ev.DONE, {"loss": 0.25})                     # 10: the best
-    log.add({}, ev.DONE, {"loss": 1})                        # 11: an int counts
-    job = log.claim()                                        # claims job 4, which keeps its results
+    log.add({}, ev.DONE, {"loss": 0.5})  # 1: the first numeric result names the score
+    log.add({}, ev.CRASHED, {"loss": 0.01})  # 2: better, but not DONE
+    log.add({}, ev.PRUNED, {"loss": 0.02})  # 3
+    log.add({}, ev.QUEUED, {"loss": 0.03})  # 4
+    log.add({}, ev.DONE, {"loss": math.nan})  # 5: NaN
+    log.add({}, ev.DONE, {"loss": -math.inf})  # 6: -inf would win a naive min
+    log.add({}, ev.DONE, {"loss": "0.001"})  # 7: a string
+    log.add({}, ev.DONE, {"loss": False})  # 8: a bool (False == 0 would win)
+    log.add({}, ev.DONE, {"other": 0.0})  # 9: no such result
+    log.add({}, ev.DONE, {"loss": 0.25})  # 10: the best
+    log.add({}, ev.DONE, {"loss": 1})  # 11: an int counts
+    job = log.claim()  # claims job 4, which keeps its results
     assert job == "4"
     s = views.summary(log.state, log.time_of)
     assert s["score"] == {"name": "loss", "goal": "min"}
@@ -252,7 +279,7 @@ def test_best_is_among_done_jobs_with_a_finite_number_only_maximised():
     log.add({}, ev.DONE, {"accuracy": 0.5})
     log.add({}, ev.RUNNING, {"accuracy": 0.99})
     log.add({}, ev.DONE, {"accuracy": math.inf})
-    log.add({}, ev.DONE, {"accuracy": True})               # True == 1 would win a naive max
+    log.add({}, ev.DONE, {"accuracy": True})  # True == 1 would win a naive max
     log.add({}, ev.DONE, {"accuracy": [0.98]})
     log.add({}, ev.DONE, {"accuracy": 0.75})
     log.add({}, ev.DONE, {"accuracy": 0.6})
@@ -291,13 +318,22 @@ def test_columns_keep_the_order_jobs_were_added_and_stay_aligned():
     c = doc["columns"]
     assert c["id"] == ["1", "2", "3", "4", "5"]
     assert c["status"] == [ev.PRUNED, ev.DONE, ev.DONE, ev.QUEUED, ev.DONE]
-    assert doc["hp"] == {"lr": [0.1, 0.2, None, None, 0.5], "opt": ["adam", None, "sgd", None, None],
-                         "layers": [None, [64, 32], None, None, None]}
+    assert doc["hp"] == {
+        "lr": [0.1, 0.2, None, None, 0.5],
+        "opt": ["adam", None, "sgd", None, None],
+        "layers": [None, [64, 32], None, None, None],
+    }
     assert doc["results"] == {"loss": [None, 0.7, 0.3, None, 0.1], "acc": [0.1, None, None, None, 0.9]}
     assert c["generation"] == c["member"] == c["parent"] == [None] * 5
     assert c["added_at"] == [t_of(2), t_of(3), t_of(4), t_of(5), t_of(6)]
-    assert (doc["name"], doc["kind"], doc["version"], doc["created"], doc["since"], doc["count"]) == \
-        (NAME, "manual", log.version, 1, 0, 5)
+    assert (doc["name"], doc["kind"], doc["version"], doc["created"], doc["since"], doc["count"]) == (
+        NAME,
+        "manual",
+        log.version,
+        1,
+        0,
+        5,
+    )
 
 
 def test_columns_with_no_job():
@@ -309,9 +345,17 @@ def test_columns_with_no_job():
 
 def test_non_finite_floats_are_spelled_as_strings_even_nested():
     log = Log()
-    log.add({"a": math.nan, "b": [1.0, math.inf, {"c": -math.inf}], "d": {"x": math.nan, "y": [[-math.inf]]},
-             "e": {"$f": "NaN"}, "f": {"$d": 1}},
-            ev.DONE, {"loss": math.inf, "curve": [0.5, math.nan], "ok": True, "none": None, "big": 2**64 - 1})
+    log.add(
+        {
+            "a": math.nan,
+            "b": [1.0, math.inf, {"c": -math.inf}],
+            "d": {"x": math.nan, "y": [[-math.inf]]},
+            "e": {"$f": "NaN"},
+            "f": {"$d": 1},
+        },
+        ev.DONE,
+        {"loss": math.inf, "curve": [0.5, math.nan], "ok": True, "none": None, "big": 2**64 - 1},
+    )
     doc = columns(log.state, log.time_of)
     assert_aligned(doc)
     hp, res = doc["hp"], doc["results"]
@@ -332,16 +376,16 @@ def test_finished_at_only_for_finished_jobs_and_is_the_time_of_their_last_change
     log = Log()
     for _ in range(5):
         log.add({"lr": 0.1})
-    log.claim("w1")                          # 1 RUNNING
+    log.claim("w1")  # 1 RUNNING
     log.put("1", ev.DONE, {"loss": 0.1})
     done_at = log.version
-    log.claim("w2")                          # 2 RUNNING
+    log.claim("w2")  # 2 RUNNING
     log.put("2", ev.CRASHED, worker="w2")
     crashed_at = log.version
-    log.claim("w3")                          # 3 RUNNING, stays
+    log.claim("w3")  # 3 RUNNING, stays
     log.put("4", ev.PRUNED)
     pruned_at = log.version
-    log.put("1", ev.DONE, {"loss": 0.05})    # a finished job changed again: finished_at follows it
+    log.put("1", ev.DONE, {"loss": 0.05})  # a finished job changed again: finished_at follows it
     done_at = log.version
     doc = columns(log.state, log.time_of)
     c = doc["columns"]
@@ -447,8 +491,14 @@ def merge(base_rows, delta):
     return merged, delta["count"] == len(merged)
 
 
-hp_values = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True),
-                      st.text(max_size=2), st.lists(st.floats(), max_size=2))
+hp_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=2),
+    st.lists(st.floats(), max_size=2),
+)
 mappings = st.dictionaries(st.sampled_from(["lr", "opt", "loss", "acc"]), hp_values, max_size=3)
 ops = st.one_of(
     st.tuples(st.just("add"), mappings, st.sampled_from(ev.JOB_STATUSES), mappings),
@@ -514,5 +564,6 @@ def test_a_delta_merged_over_an_earlier_full_read_is_the_full_read_now(program, 
     assert delta["count"] == full["count"] == len(full_rows)
     assert delta["version"] == full["version"] == log.version
     # The delta holds exactly the jobs whose version is after v, in the order they were added.
-    assert delta["columns"]["id"] == [j.job_id for j in sorted(now.jobs.values(), key=lambda j: j.number)
-                                      if j.version > v]
+    assert delta["columns"]["id"] == [
+        j.job_id for j in sorted(now.jobs.values(), key=lambda j: j.number) if j.version > v
+    ]

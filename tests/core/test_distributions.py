@@ -21,13 +21,19 @@ positive = st.one_of(
     st.integers(1, 10**12),
 )
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=5),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(),
+    st.text(max_size=5),
     st.sampled_from(["NaN", "$f"]),
 )
 json_like = st.recursive(
     json_scalars,
-    lambda ch: st.lists(ch, max_size=3) | st.dictionaries(st.sampled_from(["$f", "$d", "a", "b"]) | st.text(max_size=3), ch,
-                                                           max_size=3),
+    lambda ch: (
+        st.lists(ch, max_size=3)
+        | st.dictionaries(st.sampled_from(["$f", "$d", "a", "b"]) | st.text(max_size=3), ch, max_size=3)
+    ),
     max_leaves=10,
 )
 weights = st.one_of(st.floats(min_value=0, max_value=1e6), st.integers(0, 10**6))
@@ -80,6 +86,7 @@ def same(a, b):
 
 
 # ---------------------------------------------------------------- validation
+
 
 @pytest.mark.parametrize(
     "make, exc, message",
@@ -155,6 +162,7 @@ def test_accepts_numpy_numbers():
 
 # ---------------------------------------------------------------- value semantics
 
+
 def test_attributes_are_constructor_parameters():
     u = Uniform(low=0, high=1)
     assert (u.low, u.high) == (0, 1) and type(u.low) is int
@@ -222,6 +230,7 @@ def test_choice_mixed_values():
 
 
 # ---------------------------------------------------------------- log vocabulary
+
 
 def test_log_vocabulary():
     assert Uniform(0, 1).to_log() == {"uniform": {"low": 0, "high": 1}}
@@ -320,13 +329,23 @@ def test_from_log_validates_like_the_constructor(invalid, message):
 
 # ---------------------------------------------------------------- sampling
 
+
 def draw(d, seed, n):
     rng = np.random.default_rng(seed)
     return [d.sample(rng) for _ in range(n)]
 
 
-@pytest.mark.parametrize("d", [Uniform(-1, 1), Uniform(0, 1e-3), Uniform(3, 4.5), LogUniform(1e-5, 1),
-                               LogUniform(2, 3), LogUniform(1e-300, 1e300)])
+@pytest.mark.parametrize(
+    "d",
+    [
+        Uniform(-1, 1),
+        Uniform(0, 1e-3),
+        Uniform(3, 4.5),
+        LogUniform(1e-5, 1),
+        LogUniform(2, 3),
+        LogUniform(1e-300, 1e300),
+    ],
+)
 def test_continuous_samples_lie_in_half_open_range(d):
     xs = draw(d, 1234, 2000)
     assert all(type(x) is float for x in xs)
@@ -438,8 +457,10 @@ def test_constant_samples():
     assert all(type(x) is float and math.isnan(x) for x in xs)
 
 
-@pytest.mark.parametrize("d", [Uniform(0, 1), LogUniform(1e-4, 10), Normal(0, 1), Choice(list(range(50))),
-                               Choice(["a", "b"], weights=[1, 2])])
+@pytest.mark.parametrize(
+    "d",
+    [Uniform(0, 1), LogUniform(1e-4, 10), Normal(0, 1), Choice(list(range(50))), Choice(["a", "b"], weights=[1, 2])],
+)
 def test_same_seed_same_sequence(d):
     assert draw(d, 42, 50) == draw(d, 42, 50)
     assert draw(d, 42, 50) != draw(d, 43, 50)

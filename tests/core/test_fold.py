@@ -9,7 +9,6 @@ import copy
 import math
 
 import orjson
-
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -32,16 +31,28 @@ from schedy.errors import (
 
 NAME = "exp"
 MANUAL = {"scheduler": {"Manual": {}}}
-RANDOM = {"scheduler": {"RandomSearch": {"distributions": {
-    "lr": {"loguniform": {"low": 1e-5, "high": 1}},
-    "opt": {"choice": {"values": ["sgd", "adam", {"$f": "NaN"}], "weights": [1, 2, 1]}},
-    "layers": {"uniform": {"low": 1, "high": 5}},
-}}}}
-RANDOM_2 = {"scheduler": {"RandomSearch": {"distributions": {
-    "lr": {"const": 0.1},
-    "opt": {"choice": {"values": ["sgd"]}},
-    "layers": {"normal": {"mean": 3, "std": 1}},
-}}}}
+RANDOM = {
+    "scheduler": {
+        "RandomSearch": {
+            "distributions": {
+                "lr": {"loguniform": {"low": 1e-5, "high": 1}},
+                "opt": {"choice": {"values": ["sgd", "adam", {"$f": "NaN"}], "weights": [1, 2, 1]}},
+                "layers": {"uniform": {"low": 1, "high": 5}},
+            }
+        }
+    }
+}
+RANDOM_2 = {
+    "scheduler": {
+        "RandomSearch": {
+            "distributions": {
+                "lr": {"const": 0.1},
+                "opt": {"choice": {"values": ["sgd"]}},
+                "layers": {"normal": {"mean": 3, "std": 1}},
+            }
+        }
+    }
+}
 BAD_PARAMS = [
     {"scheduler": {"RandomSearch": {}}},
     {"scheduler": {"Manual": {"x": 1}}},
@@ -70,12 +81,21 @@ exp_statuses = st.sampled_from(ev.EXPERIMENT_STATUSES * 4 + (ev.RUNNING, ev.RUNN
 job_pick = st.integers(0, 30)
 expectations = st.sampled_from(["none", "current", "stale"])
 
-create_cmd = st.tuples(st.just("create"), st.sampled_from(["manual", "random"]), exp_statuses,
-                       st.integers(0, 2**32 - 1))
+create_cmd = st.tuples(
+    st.just("create"), st.sampled_from(["manual", "random"]), exp_statuses, st.integers(0, 2**32 - 1)
+)
 add_job_cmd = st.tuples(st.just("add_job"), hp_sets, job_statuses, mappings)
 next_job_cmd = st.tuples(st.just("next_job"), workers)
-update_job_cmd = st.tuples(st.just("update_job"), job_pick, workers, job_statuses, st.sampled_from(["same", "new"]),
-                           hp_sets, st.one_of(st.none(), mappings), expectations)
+update_job_cmd = st.tuples(
+    st.just("update_job"),
+    job_pick,
+    workers,
+    job_statuses,
+    st.sampled_from(["same", "new"]),
+    hp_sets,
+    st.one_of(st.none(), mappings),
+    expectations,
+)
 claim_job_cmd = st.tuples(st.just("claim_job"), job_pick, workers, expectations)
 COMMANDS = {
     "add_job": add_job_cmd,
@@ -83,16 +103,29 @@ COMMANDS = {
     "update_job": update_job_cmd,
     "claim_job": claim_job_cmd,
     "create": create_cmd,
-    "create_bad": st.tuples(st.just("create_bad"), st.sampled_from(["manual", "random", "pbt"]),
-                            st.integers(0, len(BAD_PARAMS) - 1)),
+    "create_bad": st.tuples(
+        st.just("create_bad"), st.sampled_from(["manual", "random", "pbt"]), st.integers(0, len(BAD_PARAMS) - 1)
+    ),
     "delete_job": st.tuples(st.just("delete_job"), job_pick, st.booleans()),
-    "update_experiment": st.tuples(st.just("update_experiment"), st.one_of(st.none(), exp_statuses),
-                                   st.sampled_from([None, "same", "other", "bad"])),
+    "update_experiment": st.tuples(
+        st.just("update_experiment"),
+        st.one_of(st.none(), exp_statuses),
+        st.sampled_from([None, "same", "other", "bad"]),
+    ),
     "delete_experiment": st.tuples(st.just("delete_experiment"), st.booleans()),
 }
 # Weighted by repetition: mostly job traffic, now and then a change of the experiment itself.
-WEIGHTS = {"add_job": 6, "next_job": 6, "update_job": 5, "claim_job": 3, "create": 1, "create_bad": 1,
-           "delete_job": 2, "update_experiment": 2, "delete_experiment": 1}
+WEIGHTS = {
+    "add_job": 6,
+    "next_job": 6,
+    "update_job": 5,
+    "claim_job": 3,
+    "create": 1,
+    "create_bad": 1,
+    "delete_job": 2,
+    "update_experiment": 2,
+    "delete_experiment": 1,
+}
 commands = st.sampled_from([op for op, n in WEIGHTS.items() for _ in range(n)]).flatmap(COMMANDS.__getitem__)
 histories = st.tuples(create_cmd, st.lists(commands, min_size=20, max_size=60)).map(lambda t: [t[0], *t[1]])
 
@@ -119,15 +152,23 @@ def run(cmd, state, version):
     if op == "create":
         _, kind, status, seed = cmd
         must = ResourceExistsError if live(state) else None
-        return decide.create_experiment(state, name=NAME, kind=kind, params=MANUAL if kind == "manual" else RANDOM, status=status, seed=seed), must
+        return decide.create_experiment(
+            state, name=NAME, kind=kind, params=MANUAL if kind == "manual" else RANDOM, status=status, seed=seed
+        ), must
     if op == "create_bad":
         _, kind, i = cmd
-        return decide.create_experiment(state, name=NAME, kind=kind, params=BAD_PARAMS[i], status=ev.RUNNING, seed=1), \
-            ResourceExistsError if live(state) else ValueError
+        return decide.create_experiment(
+            state, name=NAME, kind=kind, params=BAD_PARAMS[i], status=ev.RUNNING, seed=1
+        ), ResourceExistsError if live(state) else ValueError
     if op == "add_job":
         _, hps, status, results = cmd
-        return decide.add_job(state, name=NAME, hyperparameters=values.encode_mapping(hps, "hyperparameters"), status=status,
-                              results=values.encode_mapping(results, "results")), must
+        return decide.add_job(
+            state,
+            name=NAME,
+            hyperparameters=values.encode_mapping(hps, "hyperparameters"),
+            status=status,
+            results=values.encode_mapping(results, "results"),
+        ), must
     if op == "next_job":
         return decide.next_job(state, name=NAME, worker=cmd[1], version=version, now=version * 1.5), must
     if op == "update_job":
@@ -142,19 +183,27 @@ def run(cmd, state, version):
         else:
             hps, results = values.encode_mapping(hps, "h"), values.encode_mapping(results, "r")
             must = must or JobNotFoundError
-        return decide.update_job(state, name=NAME, job_id=job_id, worker=worker, status=status, hyperparameters=hps, results=results,
-                                 expected_version=expected_version(state, job_id, how)), must
+        return decide.update_job(
+            state,
+            name=NAME,
+            job_id=job_id,
+            worker=worker,
+            status=status,
+            hyperparameters=hps,
+            results=results,
+            expected_version=expected_version(state, job_id, how),
+        ), must
     if op == "claim_job":
         _, i, worker, how = cmd
         job_id = pick_job(state, i)
         job = state.jobs.get(job_id) if live(state) else None
         if job is None:
             must = must or JobNotFoundError
-        elif how == "stale":
+        elif how == "stale" or job.worker is not None:
             must = UnsafeUpdateError
-        elif job.worker is not None:
-            must = UnsafeUpdateError
-        return decide.claim_job(state, name=NAME, job_id=job_id, worker=worker, expected_version=expected_version(state, job_id, how)), must
+        return decide.claim_job(
+            state, name=NAME, job_id=job_id, worker=worker, expected_version=expected_version(state, job_id, how)
+        ), must
     if op == "delete_job":
         _, i, ensure = cmd
         job_id = pick_job(state, i)
@@ -315,8 +364,15 @@ def test_a_scripted_history():
 
 
 def random_state(seed, extra_jobs=0):
-    state = apply(None, Commit(1, 0.0, "op", decide.create_experiment(None, name=NAME, kind="random", params=RANDOM, status="RUNNING",
-                                                                      seed=seed).events))
+    state = apply(
+        None,
+        Commit(
+            1,
+            0.0,
+            "op",
+            decide.create_experiment(None, name=NAME, kind="random", params=RANDOM, status="RUNNING", seed=seed).events,
+        ),
+    )
     for _ in range(extra_jobs):
         d = decide.next_job(state, name=NAME, worker="w", version=state.version + 1, now=1.0)
         state = apply(state, Commit(state.version + 1, 0.0, "w", d.events))
@@ -340,7 +396,10 @@ def test_same_seed_same_version_same_job():
     c = random_state(7, extra_jobs=3)
     assert sampled(c, 9) == sampled(a, 9)
     # The clock sets the claim's lease, never the sampled job.
-    assert decide.next_job(a, name=NAME, worker="w", version=2, now=1.0).events[0] == decide.next_job(b, name=NAME, worker="w", version=2, now=99.0).events[0]
+    assert (
+        decide.next_job(a, name=NAME, worker="w", version=2, now=1.0).events[0]
+        == decide.next_job(b, name=NAME, worker="w", version=2, now=99.0).events[0]
+    )
 
 
 def test_different_version_or_seed_different_job():
@@ -381,9 +440,12 @@ def test_the_generator_of_a_decision_is_pcg64_seeded_as_the_log_format_says():
 
     words = CommitSeed(2**63 - 1, 12).generate_state(4, np.uint64)
     assert words.dtype == np.uint64
-    assert words.tolist() == list(struct.unpack("<4Q", hashlib.blake2b(b"9223372036854775807:12", digest_size=32).digest()))
+    assert words.tolist() == list(
+        struct.unpack("<4Q", hashlib.blake2b(b"9223372036854775807:12", digest_size=32).digest())
+    )
     assert CommitSeed(5, 1).generate_state(3).tolist() == list(
-        struct.unpack("<3I", hashlib.blake2b(b"5:1", digest_size=12).digest()))
+        struct.unpack("<3I", hashlib.blake2b(b"5:1", digest_size=12).digest())
+    )
     # rng_for is PCG64 on that seed (the words above are what docs/log-format.md specifies).
     state = type("S", (), {"seed": 5})()
     by_hand = np.random.Generator(np.random.PCG64(CommitSeed(5, 9)))
@@ -400,7 +462,9 @@ def test_replace_on_states_keeps_the_namedtuple_contract():
     job = JobState("1", 1, "QUEUED", {"x": 1}, {}, None, None, None, 2, 2, None, 0)
     done = job._replace(status="DONE", queue_seq=None)
     assert type(done) is JobState and done.status == "DONE" and done.queue_seq is None and done.version == 2
-    assert job.status == "QUEUED" and job.queue_seq == 0 and done == job[:2] + ("DONE",) + job[3:11] + (None,) + job[12:]
+    assert (
+        job.status == "QUEUED" and job.queue_seq == 0 and done == job[:2] + ("DONE",) + job[3:11] + (None,) + job[12:]
+    )
     with pytest.raises(ValueError, match="colour"):
         job._replace(colour="red")
     state = random_state(3)
@@ -408,18 +472,36 @@ def test_replace_on_states_keeps_the_namedtuple_contract():
     assert type(later) is ExperimentState and later[:-5] == state[:-5] and later.version == state.version + 1
 
 
-odd_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["1", "01", "0", "x", "²", "1" * 31,
-                       "9", "DONE", "w"]), st.floats(allow_nan=True), st.just({}), st.just([]), st.just(["DONE"]))
+odd_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from(["1", "01", "0", "x", "²", "1" * 31, "9", "DONE", "w"]),
+    st.floats(allow_nan=True),
+    st.just({}),
+    st.just([]),
+    st.just(["DONE"]),
+)
 ABSENT = object()
 good_fields = {
-    "job": st.sampled_from(["1", "4", "7", "8", "12"]), "worker": st.just("w"),
-    "lease_until": st.none() | st.integers(0, 9) | st.floats(0, 9), "status": st.sampled_from(ev.JOB_STATUSES),
-    "hyperparameters": st.just({"x": 1.0}), "results": st.just({}), "generation": st.none() | st.integers(0, 3),
-    "parent": st.none() | st.just("1"), "member": st.none() | st.integers(0, 3),
+    "job": st.sampled_from(["1", "4", "7", "8", "12"]),
+    "worker": st.just("w"),
+    "lease_until": st.none() | st.integers(0, 9) | st.floats(0, 9),
+    "status": st.sampled_from(ev.JOB_STATUSES),
+    "hyperparameters": st.just({"x": 1.0}),
+    "results": st.just({}),
+    "generation": st.none() | st.integers(0, 3),
+    "parent": st.none() | st.just("1"),
+    "member": st.none() | st.integers(0, 3),
 }
-event_fields = st.fixed_dictionaries({  # mostly well formed, so that the quick check accepts a fair share
-    k: st.tuples(st.integers(0, 9), good, odd_values).map(lambda t: ABSENT if t[0] == 0 else t[2] if t[0] > 7 else t[1])
-    for k, good in good_fields.items()})
+event_fields = st.fixed_dictionaries(
+    {  # mostly well formed, so that the quick check accepts a fair share
+        k: st.tuples(st.integers(0, 9), good, odd_values).map(
+            lambda t: ABSENT if t[0] == 0 else t[2] if t[0] > 7 else t[1]
+        )
+        for k, good in good_fields.items()
+    }
+)
 
 
 @settings(max_examples=1000, deadline=None)

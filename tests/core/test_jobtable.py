@@ -93,15 +93,47 @@ def test_a_snapshot_encodes_the_same_bytes_with_its_memo_of_unchanged_blocks():
     from schedy.core.state import ExperimentState, JobState
 
     def job(n, status, x):
-        return JobState(str(n), n, status, {"x": x}, {"loss": [x, None]} if status == "DONE" else {}, None, None,
-                        None, n, n, None, None)
+        return JobState(
+            str(n),
+            n,
+            status,
+            {"x": x},
+            {"loss": [x, None]} if status == "DONE" else {},
+            None,
+            None,
+            None,
+            n,
+            n,
+            None,
+            None,
+        )
 
     def state(table, version):
-        return ExperimentState("e", "manual", {"scheduler": {"Manual": {}}}, "RUNNING", 7, False, table,
-                               max([0, *map(int, table)]) + 1, (), 0, 0, version, 1)
+        return ExperimentState(
+            "e",
+            "manual",
+            {"scheduler": {"Manual": {}}},
+            "RUNNING",
+            7,
+            False,
+            table,
+            max([0, *map(int, table)]) + 1,
+            (),
+            0,
+            0,
+            version,
+            1,
+        )
 
-    changes = st.lists(st.tuples(st.integers(1, 4 * BLOCK), st.sampled_from(["QUEUED", "DONE", "gone"]),
-                                 st.floats(allow_nan=False, allow_infinity=False)), min_size=1, max_size=60)
+    changes = st.lists(
+        st.tuples(
+            st.integers(1, 4 * BLOCK),
+            st.sampled_from(["QUEUED", "DONE", "gone"]),
+            st.floats(allow_nan=False, allow_infinity=False),
+        ),
+        min_size=1,
+        max_size=60,
+    )
 
     @settings(max_examples=60, deadline=None)
     @given(st.lists(changes, min_size=1, max_size=6))

@@ -12,12 +12,35 @@ LEASE = 10.0
 
 def log_with_claim(claim_time, stamp_skew=0.0):
     """A manual search with two jobs; job "1" claimed by "w" whose clock is ``stamp_skew`` s off."""
-    commits = [Commit(1, 0.0, "op", decide.create_experiment(None, name="e", kind="manual", params={"scheduler": {"Manual": {}}},
-                                                              status=ev.RUNNING, seed=1, lease=LEASE).events)]
+    commits = [
+        Commit(
+            1,
+            0.0,
+            "op",
+            decide.create_experiment(
+                None,
+                name="e",
+                kind="manual",
+                params={"scheduler": {"Manual": {}}},
+                status=ev.RUNNING,
+                seed=1,
+                lease=LEASE,
+            ).events,
+        )
+    ]
     state = fold(commits)
     for i in range(2):
-        state = fold([Commit(state.version + 1, 0.0, "op", decide.add_job(state, name="e", hyperparameters={"i": i}, status=ev.QUEUED, results={}).events)],
-                     state)
+        state = fold(
+            [
+                Commit(
+                    state.version + 1,
+                    0.0,
+                    "op",
+                    decide.add_job(state, name="e", hyperparameters={"i": i}, status=ev.QUEUED, results={}).events,
+                )
+            ],
+            state,
+        )
     t = claim_time + stamp_skew
     d = decide.next_job(state, name="e", worker="w", version=state.version + 1, now=t, lapsed=())
     return fold([Commit(state.version + 1, t, "w", d.events)], state)
@@ -59,7 +82,17 @@ def test_a_renewal_restarts_the_watch():
 def test_released_jobs_are_forgotten_and_a_new_claim_is_a_new_sighting():
     state = log_with_claim(100.0)
     sightings, _ = leases.observe({}, state, 0.0)
-    done = decide.update_job(state, name="e", job_id="1", worker="w", status=ev.DONE, hyperparameters={"i": 0}, results={"loss": 1.0}, now=101.0, lapsed=())
+    done = decide.update_job(
+        state,
+        name="e",
+        job_id="1",
+        worker="w",
+        status=ev.DONE,
+        hyperparameters={"i": 0},
+        results={"loss": 1.0},
+        now=101.0,
+        lapsed=(),
+    )
     state = fold([Commit(state.version + 1, 101.0, "w", done.events)], state)
     sightings, lapsed = leases.observe(sightings, state, 50.0)
     assert sightings == {} and lapsed == ()
@@ -72,11 +105,13 @@ def test_released_jobs_are_forgotten_and_a_new_claim_is_a_new_sighting():
 def test_a_renewal_is_timed_by_the_lease_in_force_when_it_was_first_seen():
     state = log_with_claim(100.0)
     sightings, _ = leases.observe({}, state, 0.0)
-    longer = fold([Commit(state.version + 1, 101.0, "op", decide.update_experiment(state, name="e", lease=100.0).events)],
-                  state)
+    longer = fold(
+        [Commit(state.version + 1, 101.0, "op", decide.update_experiment(state, name="e", lease=100.0).events)], state
+    )
     assert leases.observe(sightings, longer, LEASE)[1] == ("1",)  # claimed under 10 s, and not renewed since
-    shorter = fold([Commit(longer.version + 1, 102.0, "op", decide.update_experiment(longer, name="e", lease=2.0).events)],
-                   longer)
+    shorter = fold(
+        [Commit(longer.version + 1, 102.0, "op", decide.update_experiment(longer, name="e", lease=2.0).events)], longer
+    )
     assert leases.observe({}, shorter, 0.0)[0]["1"].lease == 2.0  # a worker that opens now knows only 2 s
     # One that saw the lease at 10 s and first sees a renewal with the lease at 2 s times it by 10 s: the
     # renewal may have been written before the change, and the holder's next beat comes a quarter of 10 s later.
@@ -91,7 +126,9 @@ def test_a_decision_expires_exactly_the_claims_it_is_told_have_lapsed():
     d = decide.next_job(state, name="e", worker="v", version=state.version + 1, now=1e9, lapsed=())
     assert [e["type"] for e in d.events] == [ev.JOB_CLAIMED] and d.value == "2"
     # ... and a claim seen lapsing is expired even if its stamp says it has time left.
-    d = decide.next_job(state, name="e", worker="v", version=state.version + 1, now=0.0, lapsed=("1", "7"))  # "7" is not claimed
+    d = decide.next_job(
+        state, name="e", worker="v", version=state.version + 1, now=0.0, lapsed=("1", "7")
+    )  # "7" is not claimed
     assert [(e["type"], e["job"]) for e in d.events] == [(ev.JOB_LEASE_EXPIRED, "1"), (ev.JOB_CLAIMED, "2")]
     # Without it, the shared-clock rule applies (the simulation; logs written before).
     d = decide.next_job(state, name="e", worker="v", version=state.version + 1, now=100.0 + LEASE + 1)
@@ -99,8 +136,14 @@ def test_a_decision_expires_exactly_the_claims_it_is_told_have_lapsed():
 
 
 def test_backwards_commit_times_beyond_the_tolerance_are_found_worst_first():
-    commits = [Commit(1, 1000.0, "a", []), Commit(2, 1001.0, "b", []), Commit(3, 995.0, "c", []),
-               Commit(4, 700.0, "d", []), Commit(5, 1300.0, "a", []), Commit(6, 1299.0, "b", [])]
+    commits = [
+        Commit(1, 1000.0, "a", []),
+        Commit(2, 1001.0, "b", []),
+        Commit(3, 995.0, "c", []),
+        Commit(4, 700.0, "d", []),
+        Commit(5, 1300.0, "a", []),
+        Commit(6, 1299.0, "b", []),
+    ]
     found = find_backwards_times(commits, tolerance=10.0)
     assert [(b.version, b.worker, b.after, b.after_worker, b.seconds) for b in found] == [(4, "d", 2, "b", 301.0)]
     assert len(find_backwards_times(commits, tolerance=5.0)) == 2
@@ -111,8 +154,17 @@ def test_a_note_from_another_worker_is_not_a_renewal():
     state = log_with_claim(100.0)
     sightings, _ = leases.observe({}, state, 0.0)
     job = state.jobs["1"]
-    note = decide.update_job(state, name="e", job_id="1", worker="op", status=ev.RUNNING,
-                             hyperparameters=job.hyperparameters, results={"note": "stuck?"}, now=105.0, lapsed=())
+    note = decide.update_job(
+        state,
+        name="e",
+        job_id="1",
+        worker="op",
+        status=ev.RUNNING,
+        hyperparameters=job.hyperparameters,
+        results={"note": "stuck?"},
+        now=105.0,
+        lapsed=(),
+    )
     noted = fold([Commit(state.version + 1, 105.0, "op", note.events)], state)
     assert noted.jobs["1"].version != job.version  # the job changed...
     assert leases.observe(sightings, noted, LEASE)[1] == ("1",)  # ...but its dead holder's claim still lapses

@@ -105,6 +105,7 @@ def test_standardise_floors_a_diverged_member_and_keeps_the_top():
 
 # -- suggest ---------------------------------------------------------------------------------------
 
+
 def test_finds_a_peak():
     p = PB2({"lr": (0.0, 1.0)})
     obs = observations(lambda x, g: bump(x, 0.3))
@@ -165,8 +166,19 @@ def test_pending_points_move_a_second_suggestion_near_a_peak():
 def test_deterministic():
     p = PB2({"lr": (1e-5, 1e-1), "momentum": (0.5, 0.99), "layers": (1, 8)}, log_scale=["lr"])
     r = np.random.default_rng(7)
-    obs = [(float(g), {"lr": float(10 ** r.uniform(-5, -1)), "momentum": float(r.uniform(0.5, 0.99)),
-                       "layers": int(r.integers(1, 9))}, float(r.normal())) for g in range(4) for _ in range(8)]
+    obs = [
+        (
+            float(g),
+            {
+                "lr": float(10 ** r.uniform(-5, -1)),
+                "momentum": float(r.uniform(0.5, 0.99)),
+                "layers": int(r.integers(1, 9)),
+            },
+            float(r.normal()),
+        )
+        for g in range(4)
+        for _ in range(8)
+    ]
     pending = [(4.0, obs[i][1]) for i in range(3)]
     start = {"lr": 1e-3, "momentum": 0.9, "layers": 3}
     a = p.suggest(obs, pending, 4.0, start, rng(42))
@@ -193,9 +205,18 @@ def test_too_few_observations_draw_uniformly(usable):
 def test_unusable_rows_are_ignored():
     p = PB2({"lr": (0.0, 1.0)})
     obs = observations(lambda x, g: bump(x, 0.3), per_generation=6)
-    junk = [(3.0, {"lr": 0.3}, NAN), (3.0, {"lr": 0.7}, INF), (3.0, {"lr": 0.5}, -INF), (NAN, {"lr": 0.5}, 1.0),
-            (3.0, {"lr": NAN}, 5.0), (3.0, {"lr": "0.5"}, 5.0), (3.0, {"other": 0.5}, 5.0), (3.0, None, 5.0),
-            (3.0, {"lr": True}, 5.0), (-1.0, {"lr": 0.9}, 50.0)]  # the last is older than the window
+    junk = [
+        (3.0, {"lr": 0.3}, NAN),
+        (3.0, {"lr": 0.7}, INF),
+        (3.0, {"lr": 0.5}, -INF),
+        (NAN, {"lr": 0.5}, 1.0),
+        (3.0, {"lr": NAN}, 5.0),
+        (3.0, {"lr": "0.5"}, 5.0),
+        (3.0, {"other": 0.5}, 5.0),
+        (3.0, None, 5.0),
+        (3.0, {"lr": True}, 5.0),
+        (-1.0, {"lr": 0.9}, 50.0),
+    ]  # the last is older than the window
     pending = [(4.0, {"lr": 0.35})]
     expected = p.suggest(obs, pending, 4.0, {"lr": 0.5}, rng(3))
     mixed = junk[:5] + obs + junk[5:]
@@ -220,7 +241,7 @@ def test_start_is_a_candidate_and_is_clamped():
     # Start at the peak: its own value comes back exactly, not through the log transform.
     q = PB2({"lr": (1e-4, 1.0)}, log_scale=("lr",), kappa=0.0, candidates=5)
     peak = 0.0123
-    obs = [(3.0, {"lr": 10 ** e}, bump(e, math.log10(peak), 0.5)) for e in np.linspace(-4, 0, 17).tolist()]
+    obs = [(3.0, {"lr": 10**e}, bump(e, math.log10(peak), 0.5)) for e in np.linspace(-4, 0, 17).tolist()]
     assert q.suggest(obs, [], 4.0, {"lr": peak}, rng(0)) == {"lr": peak}
 
 
@@ -253,7 +274,7 @@ def problems(draw):
         else:
             low = draw(st.floats(-1e6, 1e6))
             bounds[n] = (low, low + draw(st.floats(1e-3, 1e6)))
-    value = st.one_of(st.floats(-1e7, 1e7), st.integers(-10**7, 10**7))
+    value = st.one_of(st.floats(-1e7, 1e7), st.integers(-(10**7), 10**7))
     hps = st.fixed_dictionaries({n: value for n in names})
     gain = st.one_of(st.floats(-1e6, 1e6), st.just(NAN), st.just(INF))
     obs = draw(st.lists(st.tuples(st.integers(0, 6).map(float), hps, gain), max_size=24))
@@ -280,14 +301,21 @@ def test_always_within_bounds(problem, seed):
 
 # -- the definition --------------------------------------------------------------------------------
 
+
 def test_log_round_trip_and_equality():
-    p = PB2({"lr": [1e-5, 0.1], "layers": (1, 8), "m": (0.5, 0.99)}, log_scale=["lr"], kappa=1.5, window=3,
-            candidates=200)
+    p = PB2(
+        {"lr": [1e-5, 0.1], "layers": (1, 8), "m": (0.5, 0.99)}, log_scale=["lr"], kappa=1.5, window=3, candidates=200
+    )
     back = PB2.from_log(orjson.loads(orjson.dumps(p.to_log())))
     assert back == p and hash(back) == hash(p) and len({p, back}) == 1
     assert p.bounds == {"layers": (1.0, 8.0), "lr": (1e-5, 0.1), "m": (0.5, 0.99)}
-    assert p.to_log() == {"bounds": {"layers": [1.0, 8.0], "lr": [1e-5, 0.1], "m": [0.5, 0.99]},
-                          "logScale": ["lr"], "kappa": 1.5, "window": 3, "candidates": 200}
+    assert p.to_log() == {
+        "bounds": {"layers": [1.0, 8.0], "lr": [1e-5, 0.1], "m": [0.5, 0.99]},
+        "logScale": ["lr"],
+        "kappa": 1.5,
+        "window": 3,
+        "candidates": 200,
+    }
     assert PB2.from_log({"bounds": {"x": [0, 1]}}) == PB2({"x": (0.0, 1.0)})
     assert PB2({"x": (0, 1)}) != PB2({"x": (0, 1)}, kappa=2.0)
     assert PB2({"x": (0, 1)}) != PB2({"x": (0, 2)})
@@ -295,47 +323,56 @@ def test_log_round_trip_and_equality():
         p.kappa = 3.0
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"bounds": {}}, "at least one"),
-    ({"bounds": [("x", (0, 1))]}, "bounds must be a dict"),
-    ({"bounds": {"x": (1, 1)}}, r"bounds\['x'\] needs low < high"),
-    ({"bounds": {"x": (2, 1)}}, r"bounds\['x'\] needs low < high"),
-    ({"bounds": {"x": ("0", 1)}}, r"bounds\['x'\] low must be a number, got '0'"),
-    ({"bounds": {"x": (0, None)}}, r"bounds\['x'\] high must be a number, got None"),
-    ({"bounds": {"x": (0, True)}}, r"bounds\['x'\] high must be a number, got True"),
-    ({"bounds": {"x": (0, INF)}}, r"bounds\['x'\] high must be finite"),
-    ({"bounds": {"x": (0, 1, 2)}}, r"bounds\['x'\] must be \(low, high\)"),
-    ({"bounds": {"x": 1}}, r"bounds\['x'\] must be \(low, high\)"),
-    ({"bounds": {3: (0, 1)}}, "names must be non-empty strings, got 3"),
-    ({"bounds": {"x": (0, 1)}, "log_scale": ("y",)}, "log_scale names 'y'"),
-    ({"bounds": {"x": (0, 1)}, "log_scale": ("x",)}, "log_scale 'x' needs low > 0"),
-    ({"bounds": {"x": (-1, 1)}, "log_scale": ["x"]}, "log_scale 'x' needs low > 0"),
-    ({"bounds": {"x": (1, 2)}, "log_scale": "x"}, "log_scale must be a list or tuple"),
-    ({"bounds": {"x": (0, 1)}, "kappa": -0.1}, "kappa must be a finite number >= 0, got -0.1"),
-    ({"bounds": {"x": (0, 1)}, "kappa": NAN}, "kappa must be a finite number >= 0, got nan"),
-    ({"bounds": {"x": (0, 1)}, "kappa": "2"}, "kappa must be a number, got '2'"),
-    ({"bounds": {"x": (0, 1)}, "window": 0}, "window must be from 1 to 1,000, got 0"),
-    ({"bounds": {"x": (0, 1)}, "window": 2.0}, "window must be an integer, got 2.0"),
-    ({"bounds": {"x": (0, 1)}, "candidates": 0}, "candidates must be from 1 to 100,000, got 0"),
-    ({"bounds": {"x": (0, 1)}, "candidates": 10**9}, "candidates must be from 1 to 100,000, got 1000000000"),
-    ({"bounds": {"x": (0, 1)}, "log_scale": [["x"]]}, r"log_scale must hold hyperparameter names \(strings\), "
-                                                       r"got \['x'\]"),
-    ({"bounds": {"x": (0, 1)}, "candidates": True}, "candidates must be an integer, got True"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"bounds": {}}, "at least one"),
+        ({"bounds": [("x", (0, 1))]}, "bounds must be a dict"),
+        ({"bounds": {"x": (1, 1)}}, r"bounds\['x'\] needs low < high"),
+        ({"bounds": {"x": (2, 1)}}, r"bounds\['x'\] needs low < high"),
+        ({"bounds": {"x": ("0", 1)}}, r"bounds\['x'\] low must be a number, got '0'"),
+        ({"bounds": {"x": (0, None)}}, r"bounds\['x'\] high must be a number, got None"),
+        ({"bounds": {"x": (0, True)}}, r"bounds\['x'\] high must be a number, got True"),
+        ({"bounds": {"x": (0, INF)}}, r"bounds\['x'\] high must be finite"),
+        ({"bounds": {"x": (0, 1, 2)}}, r"bounds\['x'\] must be \(low, high\)"),
+        ({"bounds": {"x": 1}}, r"bounds\['x'\] must be \(low, high\)"),
+        ({"bounds": {3: (0, 1)}}, "names must be non-empty strings, got 3"),
+        ({"bounds": {"x": (0, 1)}, "log_scale": ("y",)}, "log_scale names 'y'"),
+        ({"bounds": {"x": (0, 1)}, "log_scale": ("x",)}, "log_scale 'x' needs low > 0"),
+        ({"bounds": {"x": (-1, 1)}, "log_scale": ["x"]}, "log_scale 'x' needs low > 0"),
+        ({"bounds": {"x": (1, 2)}, "log_scale": "x"}, "log_scale must be a list or tuple"),
+        ({"bounds": {"x": (0, 1)}, "kappa": -0.1}, "kappa must be a finite number >= 0, got -0.1"),
+        ({"bounds": {"x": (0, 1)}, "kappa": NAN}, "kappa must be a finite number >= 0, got nan"),
+        ({"bounds": {"x": (0, 1)}, "kappa": "2"}, "kappa must be a number, got '2'"),
+        ({"bounds": {"x": (0, 1)}, "window": 0}, "window must be from 1 to 1,000, got 0"),
+        ({"bounds": {"x": (0, 1)}, "window": 2.0}, "window must be an integer, got 2.0"),
+        ({"bounds": {"x": (0, 1)}, "candidates": 0}, "candidates must be from 1 to 100,000, got 0"),
+        ({"bounds": {"x": (0, 1)}, "candidates": 10**9}, "candidates must be from 1 to 100,000, got 1000000000"),
+        (
+            {"bounds": {"x": (0, 1)}, "log_scale": [["x"]]},
+            r"log_scale must hold hyperparameter names \(strings\), "
+            r"got \['x'\]",
+        ),
+        ({"bounds": {"x": (0, 1)}, "candidates": True}, "candidates must be an integer, got True"),
+    ],
+)
 def test_bad_definitions(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         PB2(**kwargs)
 
 
-@pytest.mark.parametrize(("d", "message"), [
-    ([1, 2], "must be an object"),
-    ({"logScale": []}, "PB2 takes bounds, logScale, kappa, window, candidates: missing 'bounds'"),
-    ({"bounds": {"x": [0, 1]}, "kapa": 2}, "PB2 takes bounds, .*: unknown 'kapa'"),
-    ({"bounds": [[0, 1]]}, "bounds must be a dict"),
-    ({"bounds": {"x": [0, "1"]}}, r"bounds\['x'\] high must be a number"),
-    ({"bounds": {"x": [0, 1]}, "window": "4"}, "window must be an integer"),
-    ({"bounds": {"x": [0, 1]}, "logScale": ["x"]}, "needs low > 0"),
-])
+@pytest.mark.parametrize(
+    ("d", "message"),
+    [
+        ([1, 2], "must be an object"),
+        ({"logScale": []}, "PB2 takes bounds, logScale, kappa, window, candidates: missing 'bounds'"),
+        ({"bounds": {"x": [0, 1]}, "kapa": 2}, "PB2 takes bounds, .*: unknown 'kapa'"),
+        ({"bounds": [[0, 1]]}, "bounds must be a dict"),
+        ({"bounds": {"x": [0, "1"]}}, r"bounds\['x'\] high must be a number"),
+        ({"bounds": {"x": [0, 1]}, "window": "4"}, "window must be an integer"),
+        ({"bounds": {"x": [0, 1]}, "logScale": ["x"]}, "needs low > 0"),
+    ],
+)
 def test_bad_logs(d, message):
     with pytest.raises(ValueError, match=message):
         PB2.from_log(d)

@@ -13,9 +13,10 @@ import math
 import hypothesis
 import numpy as np
 import pytest
+from _replay import redecide
 from hypothesis import HealthCheck, given, settings
-from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from schedy.core import decide, pbt, schedulers, values
 from schedy.core import events as ev
@@ -25,8 +26,6 @@ from schedy.core.distributions import Choice, Constant, LogUniform, Normal, Unif
 from schedy.core.pbt import AddNoise, BinaryTournament, Config, Perturb, Resample, Truncate
 from schedy.core.state import apply, fold, lineage, oldest_queued
 from schedy.errors import NoJobError
-
-from _replay import redecide
 
 NAME = "pbt-exp"
 NAN = math.nan
@@ -72,15 +71,19 @@ class Model:
         jobs = {m: [state.jobs[j] for j in ids if j in state.jobs] for m, ids in state.members.items()}
         self.active = {m: js for m, js in jobs.items() if js and js[-1].status != ev.PRUNED}
         self.latest = {m: js[-1] for m, js in self.active.items()}
-        self.last_done = {m: next((j for j in reversed(js) if j.status == ev.DONE), None)
-                          for m, js in self.active.items()}
+        self.last_done = {
+            m: next((j for j in reversed(js) if j.status == ev.DONE), None) for m, js in self.active.items()
+        }
         self.pending = []  # members whose segment of `generation` is still to come
         if cfg.ranking == pbt.SAME_GENERATION and generation is not None:
-            self.compared = {m: next((j for j in reversed(js) if j.status == ev.DONE and j.generation == generation),
-                                     None) for m, js in self.active.items()}
+            self.compared = {
+                m: next((j for j in reversed(js) if j.status == ev.DONE and j.generation == generation), None)
+                for m, js in self.active.items()
+            }
             # Members that have not finished `generation` yet: training it, or behind it (not those past it).
-            self.pending = sorted(m for m, j in self.latest.items() if self.compared[m] is None
-                                  and j.generation <= generation)
+            self.pending = sorted(
+                m for m, j in self.latest.items() if self.compared[m] is None and j.generation <= generation
+            )
         else:
             self.compared = self.last_done
         self.last_gen = None if cfg.max_generations is None else cfg.max_generations - 1
@@ -145,6 +148,7 @@ class Model:
             if math.isnan(s):
                 return (1, 0.0, m)
             return (0, s if self.cfg.objective == "min" else -s, m)
+
         return sorted((m for m in self.active if self.compared[m] is not None), key=key)
 
     def eligible(self, m):
@@ -172,7 +176,7 @@ class Model:
         k = math.floor(n * self.cfg.exploit.proportion)
         if not k:
             return ranking, k, [], [], []
-        return ranking, k, ranking[:max(k - p, 0)], ranking[max(n - k, 0):], ranking[max(n - k - p, 0):n - k]
+        return ranking, k, ranking[: max(k - p, 0)], ranking[max(n - k, 0) :], ranking[max(n - k - p, 0) : n - k]
 
 
 def carried_results(results, cfg):
@@ -231,6 +235,7 @@ def reachable(v, spec, integer):
 def within(x, intervals):
     def tol(e):
         return 1e-9 * max(1.0, abs(e)) if math.isfinite(e) else 0.0
+
     return any(a - tol(a) <= x <= b + tol(b) for a, b in intervals)
 
 
@@ -294,8 +299,12 @@ class Sim:
         self.exploits = 0
         self.added_with = {}  # job id -> the results its JobAdded event carried
         # Leases long enough never to lapse here: these runs test PBT, not crash recovery.
-        self.append(decide.create_experiment(None, name=NAME, kind="pbt", params=cfg.to_log(), status=ev.RUNNING, seed=seed, lease=1e9).events,
-                    "op")
+        self.append(
+            decide.create_experiment(
+                None, name=NAME, kind="pbt", params=cfg.to_log(), status=ev.RUNNING, seed=seed, lease=1e9
+            ).events,
+            "op",
+        )
 
     @property
     def version(self):
@@ -316,8 +325,13 @@ class Sim:
 
     def add(self, hps, status=ev.QUEUED, results=None):
         before = self.state
-        d = decide.add_job(before, name=NAME, hyperparameters=values.encode_mapping(hps, "hyperparameters"), status=status,
-                           results=values.encode_mapping(results or {}, "results"))
+        d = decide.add_job(
+            before,
+            name=NAME,
+            hyperparameters=values.encode_mapping(hps, "hyperparameters"),
+            status=status,
+            results=values.encode_mapping(results or {}, "results"),
+        )
         self.append(d.events, "op")
         job = self.state.jobs[d.value]
         assert job.member == len(before.members) and job.generation == 0 and job.parent is None
@@ -349,7 +363,16 @@ class Sim:
         if status == ev.DONE or score is not None:
             res[self.cfg.result_name] = values.encode(score)
             res["model_path"] = f"ckpt/{job_id}.npz"
-        d = decide.update_job(self.state, name=NAME, job_id=job_id, worker=worker, status=status, hyperparameters=job.hyperparameters, results=res, expected_version=job.version)
+        d = decide.update_job(
+            self.state,
+            name=NAME,
+            job_id=job_id,
+            worker=worker,
+            status=status,
+            hyperparameters=job.hyperparameters,
+            results=res,
+            expected_version=job.version,
+        )
         self.append(d.events, worker)
         job = self.state.jobs[job_id]
         assert job.status == status and job.worker is None
@@ -386,8 +409,11 @@ class Sim:
             for _, _, mm in ready:
                 if m.waits(mm) == "pending":  # waiting is only right if some pending scores would make it copy
                     mg = Model(before, self.cfg, m.latest[mm].generation)
-                    assert m.copies_if_pending_score(mm, "best") or m.copies_if_pending_score(mm, "worst"), \
-                        (mm, [(t, mg.score(t), mg.eligible(t)) for t in mg.ranking()], mg.pending)
+                    assert m.copies_if_pending_score(mm, "best") or m.copies_if_pending_score(mm, "worst"), (
+                        mm,
+                        [(t, mg.score(t), mg.eligible(t)) for t in mg.ranking()],
+                        mg.pending,
+                    )
             running = {j.job_id for mm, j in m.latest.items() if mm in waited and j.status == ev.RUNNING}
             assert set(e.waiting_for.jobs) == running
             return
@@ -475,8 +501,9 @@ class Sim:
                 assert member not in undecided or unbeatable, (member, ranking, m.pending)
                 if member in bottom:
                     # It may only stay if no member that may be in the top is both strictly better and eligible.
-                    assert not any(m.eligible(t) and better(m.score(t), m.score(member), cfg.objective)
-                                   for t in ranking[:k]), (member, ranking, k)
+                    assert not any(
+                        m.eligible(t) and better(m.score(t), m.score(member), cfg.objective) for t in ranking[:k]
+                    ), (member, ranking, k)
             return
         # An exploit: the member copies another member's segment (of the same generation, or its latest).
         self.exploits += 1
@@ -575,14 +602,20 @@ def configs(draw, allow_hand=True):
     explore = {}
     for name in names:
         if name == "opt":
-            explore[name] = draw(st.one_of(
-                perturbs("x"), st.builds(lambda r, p: [r, p], resamples(opt), perturbs("x"))))
+            explore[name] = draw(
+                st.one_of(perturbs("x"), st.builds(lambda r, p: [r, p], resamples(opt), perturbs("x")))
+            )
         else:
             explore[name] = draw(explores_for(name))
     common = st.builds(Truncate, st.sampled_from([0.2, 0.25, 1 / 3, 0.4, 0.5]))
-    exploit = draw(st.one_of(
-        common, common, st.builds(Truncate, st.floats(0, 0.5, exclude_min=True)), st.just(BinaryTournament()),
-    ))
+    exploit = draw(
+        st.one_of(
+            common,
+            common,
+            st.builds(Truncate, st.floats(0, 0.5, exclude_min=True)),
+            st.just(BinaryTournament()),
+        )
+    )
     size = draw(st.integers(1, 8))
     init = {}
     if sampled:
@@ -595,15 +628,22 @@ def configs(draw, allow_hand=True):
         }
     ranking = draw(st.sampled_from(pbt.RANKINGS))
     if draw(st.integers(0, 5)) == 0:  # PB2 on the learning rate instead of the strategies
-        explore = pbt.PB2({"lr": (1e-3, 1.0)}, log_scale=draw(st.sampled_from([(), ("lr",)])),
-                          window=draw(st.integers(1, 3)), candidates=draw(st.sampled_from([1, 20])))
+        explore = pbt.PB2(
+            {"lr": (1e-3, 1.0)},
+            log_scale=draw(st.sampled_from([(), ("lr",)])),
+            window=draw(st.integers(1, 3)),
+            candidates=draw(st.sampled_from([1, 20])),
+        )
     return Config(
         objective=draw(st.sampled_from([pbt.MINIMIZE, pbt.MAXIMIZE])),
         result_name=draw(st.sampled_from(["loss", "acc"])),
-        exploit=exploit, explore=explore, initial_distributions=init,
+        exploit=exploit,
+        explore=explore,
+        initial_distributions=init,
         population_size=size if sampled else None,
         max_generations=draw(st.none() | st.integers(1, 6)),
-        ranking=ranking, synchronous=ranking == pbt.SAME_GENERATION and draw(st.booleans()),
+        ranking=ranking,
+        synchronous=ranking == pbt.SAME_GENERATION and draw(st.booleans()),
     ), size
 
 
@@ -611,8 +651,12 @@ def hand_hps(cfg, rng):
     """Hyperparameters of a job added by hand: numbers for what is explored."""
     if cfg.initial_distributions:
         return {n: d.sample(rng) for n, d in cfg.initial_distributions.items()}
-    return {"lr": float(rng.uniform(1e-3, 1.0)), "n": int(rng.integers(1, 21)),
-            "x": 0.0 if rng.random() < 0.5 else float(rng.normal()), "arch": "resnet"}
+    return {
+        "lr": float(rng.uniform(1e-3, 1.0)),
+        "n": int(rng.integers(1, 21)),
+        "x": 0.0 if rng.random() < 0.5 else float(rng.normal()),
+        "arch": "resnet",
+    }
 
 
 scores = st.one_of(
@@ -628,8 +672,13 @@ actions = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(OUTCOMES), score
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(cfg_size=configs(), n_workers=st.integers(1, 4), steps=actions, seed=st.integers(0, 2**32 - 1),
-       initially_done=st.lists(st.booleans(), max_size=8))
+@given(
+    cfg_size=configs(),
+    n_workers=st.integers(1, 4),
+    steps=actions,
+    seed=st.integers(0, 2**32 - 1),
+    initially_done=st.lists(st.booleans(), max_size=8),
+)
 def test_random_pbt_runs_keep_the_semantics(cfg_size, n_workers, steps, seed, initially_done):
     cfg, size = cfg_size
     sim = Sim(cfg, seed)
@@ -682,9 +731,11 @@ def test_random_pbt_runs_keep_the_semantics(cfg_size, n_workers, steps, seed, in
     sim.check_log()
     # Replaying: every next_job decision, made again on the state before its commit, writes the same events.
     wrong, checked = redecide(sim.commits, operator="op")
-    assert wrong == [] and checked == sum(1 for c in sim.commits if c.worker != "op"
-                                          and any(e["type"] in (ev.JOB_CLAIMED, ev.EXPERIMENT_UPDATED)
-                                                  for e in c.events))
+    assert wrong == [] and checked == sum(
+        1
+        for c in sim.commits
+        if c.worker != "op" and any(e["type"] in (ev.JOB_CLAIMED, ev.EXPERIMENT_UPDATED) for e in c.events)
+    )
     if finished:
         assert sim.state.status == ev.DONE
         assert any(e == ev.experiment_updated(status=ev.DONE) for c in sim.commits for e in c.events)
@@ -714,15 +765,30 @@ def test_explore_stays_within_factors_and_clamps(kind, data, seed):
 DEFAULT_INIT = {"lr": LogUniform(1e-3, 1.0), "n": Constant(8), "arch": Constant("resnet")}
 
 
-def config(exploit=None, explore=None, init=None, population_size=None, max_generations=None, objective="min",
-           result_name="loss", ranking=pbt.LATEST, synchronous=False):
+def config(
+    exploit=None,
+    explore=None,
+    init=None,
+    population_size=None,
+    max_generations=None,
+    objective="min",
+    result_name="loss",
+    ranking=pbt.LATEST,
+    synchronous=False,
+):
     """A definition for the examples; they were written for the rule of logs without ``ranking`` (LATEST), which
     such logs keep; the examples of the SAME_GENERATION rule and of synchronous mode say so."""
-    return Config(objective=objective, result_name=result_name, exploit=exploit or Truncate(0.5),
-                  explore={"lr": Perturb()} if explore is None else explore,
-                  initial_distributions=DEFAULT_INIT if init is None and population_size else (init or {}),
-                  population_size=population_size, max_generations=max_generations, ranking=ranking,
-                  synchronous=synchronous)
+    return Config(
+        objective=objective,
+        result_name=result_name,
+        exploit=exploit or Truncate(0.5),
+        explore={"lr": Perturb()} if explore is None else explore,
+        initial_distributions=DEFAULT_INIT if init is None and population_size else (init or {}),
+        population_size=population_size,
+        max_generations=max_generations,
+        ranking=ranking,
+        synchronous=synchronous,
+    )
 
 
 def start_generation(sim, n):
@@ -886,8 +952,9 @@ def test_pruned_member_is_never_copied_nor_continued(seed):
         sim.put(job.job_id, ev.DONE, score=float(job.member))
     assert sim.state.status == ev.DONE  # finished although member 0's last segment is PRUNED
     assert list(sim.state.members[0]) == [best.job_id, g1.job_id]
-    assert all(sim.state.jobs[j.parent].member != 0 for j in sim.state.jobs.values()
-               if j.parent is not None and j.member != 0)
+    assert all(
+        sim.state.jobs[j.parent].member != 0 for j in sim.state.jobs.values() if j.parent is not None and j.member != 0
+    )
     sim.check_log()
 
 
@@ -927,19 +994,45 @@ def test_finished_segment_without_the_result_is_refused_naming_result_and_job():
     job = sim.next_job()
     n, state = sim.version, sim.state
     with pytest.raises(ValueError) as info:
-        decide.update_job(state, name=NAME, job_id=job.job_id, worker="w", status=ev.DONE, hyperparameters=job.hyperparameters, results={"model_path": "m"}, expected_version=None)
+        decide.update_job(
+            state,
+            name=NAME,
+            job_id=job.job_id,
+            worker="w",
+            status=ev.DONE,
+            hyperparameters=job.hyperparameters,
+            results={"model_path": "m"},
+            expected_version=None,
+        )
     assert "'val_loss'" in str(info.value) and repr(job.job_id) in str(info.value)
     for bad in ("good", True, None, [1.0], {"v": 1.0}):
         with pytest.raises(ValueError) as info:
-            decide.update_job(state, name=NAME, job_id=job.job_id, worker="w", status=ev.DONE, hyperparameters=job.hyperparameters,
-                              results={"val_loss": values.encode(bad)}, expected_version=None)
+            decide.update_job(
+                state,
+                name=NAME,
+                job_id=job.job_id,
+                worker="w",
+                status=ev.DONE,
+                hyperparameters=job.hyperparameters,
+                results={"val_loss": values.encode(bad)},
+                expected_version=None,
+            )
         assert "'val_loss'" in str(info.value) and repr(job.job_id) in str(info.value), bad
     assert sim.version == n and sim.state is state  # nothing written
     # A job added by hand as DONE needs it too; unfinished states do not.
     with pytest.raises(ValueError, match="val_loss"):
         decide.add_job(state, name=NAME, hyperparameters={"lr": 0.1}, status=ev.DONE, results={})
     for status in (ev.CRASHED, ev.PRUNED, ev.QUEUED):
-        assert decide.update_job(state, name=NAME, job_id=job.job_id, worker="w", status=status, hyperparameters=job.hyperparameters, results={}, expected_version=None).events
+        assert decide.update_job(
+            state,
+            name=NAME,
+            job_id=job.job_id,
+            worker="w",
+            status=status,
+            hyperparameters=job.hyperparameters,
+            results={},
+            expected_version=None,
+        ).events
     # Numbers are fine, NaN included.
     for good in (1, 0.5, NAN, -INF):
         sim2 = Sim(sim.cfg, seed=0)
@@ -956,13 +1049,28 @@ def test_hand_added_job_must_carry_numbers_for_what_is_explored():
         decide.add_job(sim.state, name=NAME, hyperparameters={"wd": 0.0, "opt": "sgd"}, status=ev.QUEUED, results={})
     for bad in ("0.1", True, None, [0.1]):
         with pytest.raises(ValueError, match="lr"):
-            decide.add_job(sim.state, name=NAME, hyperparameters={"lr": values.encode(bad), "wd": 0.0}, status=ev.QUEUED, results={})
+            decide.add_job(
+                sim.state,
+                name=NAME,
+                hyperparameters={"lr": values.encode(bad), "wd": 0.0},
+                status=ev.QUEUED,
+                results={},
+            )
     job = sim.add({"lr": 0.1, "wd": 0, "opt": "sgd"})  # unexplored values may be anything
     assert (job.member, job.generation, job.parent) == (0, 0, None)
     assert sim.add({"lr": 3, "wd": 0.5}).member == 1
     # A put that drops an explored hyperparameter is refused too.
     with pytest.raises(ValueError, match="'wd'"):
-        decide.update_job(sim.state, name=NAME, job_id=job.job_id, worker="w", status=ev.QUEUED, hyperparameters={"lr": 0.1}, results={}, expected_version=None)
+        decide.update_job(
+            sim.state,
+            name=NAME,
+            job_id=job.job_id,
+            worker="w",
+            status=ev.QUEUED,
+            hyperparameters={"lr": 0.1},
+            results={},
+            expected_version=None,
+        )
 
 
 def test_queued_jobs_are_handed_out_before_sampling_and_before_continuations():
@@ -1026,8 +1134,10 @@ def test_perturb_on_a_choice_moves_to_a_neighbour():
     # Through the generation step: an exploit moves the donor's choice by one place.
     init = {**DEFAULT_INIT, "opt": Choice(words), "depth": Choice([1, 2, 4, 8])}
     for seed in range(10):
-        sim = Sim(config(Truncate(0.5), explore={"opt": Perturb(), "depth": Perturb()}, init=init,
-                         population_size=2), seed=seed)
+        sim = Sim(
+            config(Truncate(0.5), explore={"opt": Perturb(), "depth": Perturb()}, init=init, population_size=2),
+            seed=seed,
+        )
         a, b = start_generation(sim, 2)
         sim.put(a.job_id, ev.DONE, score=5.0)
         sim.put(b.job_id, ev.DONE, score=1.0)
@@ -1057,8 +1167,12 @@ def test_resample_outside_a_string_choice_then_perturb_does_not_crash_the_step()
     """Resample may leave the initial Choice; a later Perturb of that value must not raise TypeError."""
     init = {**DEFAULT_INIT, "opt": Choice(["sgd", "adam"])}
     try:
-        cfg = config(Truncate(0.5), explore={"opt": [Resample(Choice(["rmsprop"]), 0.5), Perturb()]}, init=init,
-                     population_size=2)
+        cfg = config(
+            Truncate(0.5),
+            explore={"opt": [Resample(Choice(["rmsprop"]), 0.5), Perturb()]},
+            init=init,
+            population_size=2,
+        )
     except ValueError:
         return  # refusing the definition would be fine too
 
@@ -1142,13 +1256,28 @@ def test_resample_with_probability_one_always_resamples():
 
 # ---------------------------------------------------------------- definitions
 
-PERTURBS = [Perturb(), Perturb(0.5, 2.0), Perturb(0.8, 1.2, low=1e-5), Perturb(0.9, 1.1, high=1),
-            Perturb(0.8, 1.2, low=0, high=10, discrete=True), Perturb(1, 1)]
-EXPLORES = [*PERTURBS, AddNoise(0.1), AddNoise(1, low=-1), AddNoise(0.5, low=0, high=1),
-            Resample(Uniform(0, 1)), Resample(LogUniform(1e-4, 1), 1.0), Resample(Choice([1, 2, 3], [1, 2, 3]), 0),
-            Resample(Normal(0, 1), 0.5), Resample(Constant(0.25), 0.1),
-            [Resample(Uniform(0, 1), 0.25), Perturb()], [Perturb(), AddNoise(0.01)],
-            [AddNoise(0.1), Perturb(discrete=True, low=0), Resample(Uniform(0, 2))]]
+PERTURBS = [
+    Perturb(),
+    Perturb(0.5, 2.0),
+    Perturb(0.8, 1.2, low=1e-5),
+    Perturb(0.9, 1.1, high=1),
+    Perturb(0.8, 1.2, low=0, high=10, discrete=True),
+    Perturb(1, 1),
+]
+EXPLORES = [
+    *PERTURBS,
+    AddNoise(0.1),
+    AddNoise(1, low=-1),
+    AddNoise(0.5, low=0, high=1),
+    Resample(Uniform(0, 1)),
+    Resample(LogUniform(1e-4, 1), 1.0),
+    Resample(Choice([1, 2, 3], [1, 2, 3]), 0),
+    Resample(Normal(0, 1), 0.5),
+    Resample(Constant(0.25), 0.1),
+    [Resample(Uniform(0, 1), 0.25), Perturb()],
+    [Perturb(), AddNoise(0.01)],
+    [AddNoise(0.1), Perturb(discrete=True, low=0), Resample(Uniform(0, 2))],
+]
 
 
 def round_trip(cfg):
@@ -1163,8 +1292,7 @@ def round_trip(cfg):
 @pytest.mark.parametrize("sampled", [True, False])
 def test_config_round_trips_through_the_log(exploit, explore, sampled):
     init = {"lr": Uniform(0, 1), "opt": Choice(["a", "b"]), "k": Constant(3)} if sampled else {}
-    cfg = Config(pbt.MAXIMIZE, "acc", exploit, {"lr": explore}, init, 4 if sampled else None,
-                 5 if sampled else None)
+    cfg = Config(pbt.MAXIMIZE, "acc", exploit, {"lr": explore}, init, 4 if sampled else None, 5 if sampled else None)
     assert Config.from_log(cfg.to_log()) == cfg
     assert round_trip(cfg) == cfg
 
@@ -1178,109 +1306,154 @@ def test_random_configs_round_trip(cfg_size):
 
 
 def test_documented_log_vocabulary_reads():
-    params = {"scheduler": {"PBT": {
-        "objective": "max", "qualityResultName": "acc", "exploit": {"truncate": 0.2},
-        "explore": {"lr": {"perturb": {"minFactor": 0.8, "maxFactor": 1.2}}},
-        "init": {"lr": {"loguniform": {"low": 1e-4, "high": 1}}}, "numParallel": 20, "maxGenerations": 10}}}
+    params = {
+        "scheduler": {
+            "PBT": {
+                "objective": "max",
+                "qualityResultName": "acc",
+                "exploit": {"truncate": 0.2},
+                "explore": {"lr": {"perturb": {"minFactor": 0.8, "maxFactor": 1.2}}},
+                "init": {"lr": {"loguniform": {"low": 1e-4, "high": 1}}},
+                "numParallel": 20,
+                "maxGenerations": 10,
+            }
+        }
+    }
     cfg = Config.from_log(params)
     # Written before the ranking rule was recorded: decided, and replayed, with the latest segments.
-    assert cfg == Config("max", "acc", Truncate(0.2), {"lr": Perturb(0.8, 1.2)}, {"lr": LogUniform(1e-4, 1)}, 20, 10,
-                         ranking=pbt.LATEST)
+    assert cfg == Config(
+        "max", "acc", Truncate(0.2), {"lr": Perturb(0.8, 1.2)}, {"lr": LogUniform(1e-4, 1)}, 20, 10, ranking=pbt.LATEST
+    )
     assert cfg.to_log()["scheduler"]["PBT"] == dict(params["scheduler"]["PBT"], ranking="latest")
     new = Config("max", "acc", Truncate(0.2), {"lr": Perturb(0.8, 1.2)}, {"lr": LogUniform(1e-4, 1)}, 20, 10)
     assert new.ranking == pbt.SAME_GENERATION and not new.synchronous
     assert new.to_log()["scheduler"]["PBT"]["ranking"] == "generation"
     assert "synchronous" not in new.to_log()["scheduler"]["PBT"]
-    sync = Config.from_log({"scheduler": {"PBT": dict(params["scheduler"]["PBT"], ranking="generation",
-                                                       synchronous=True)}})
+    sync = Config.from_log(
+        {"scheduler": {"PBT": dict(params["scheduler"]["PBT"], ranking="generation", synchronous=True)}}
+    )
     assert sync.synchronous and sync.to_log()["scheduler"]["PBT"]["synchronous"] is True
 
 
 def good(**changes):
-    kw = dict(objective="min", result_name="loss", exploit=Truncate(0.2), explore={"lr": Perturb()},
-              initial_distributions={"lr": Uniform(0, 1)}, population_size=4, max_generations=None)
+    kw = dict(
+        objective="min",
+        result_name="loss",
+        exploit=Truncate(0.2),
+        explore={"lr": Perturb()},
+        initial_distributions={"lr": Uniform(0, 1)},
+        population_size=4,
+        max_generations=None,
+    )
     kw.update(changes)
     return kw
 
 
-@pytest.mark.parametrize("make", [
-    lambda: Truncate(0),
-    lambda: Truncate(0.6),
-    lambda: Truncate(-0.1),
-    lambda: Truncate(NAN),
-    lambda: Perturb(min_factor=1.3, max_factor=1.2),
-    lambda: Perturb(min_factor=0),
-    lambda: Perturb(low=1, high=1),
-    lambda: AddNoise(0),
-    lambda: Resample(Uniform(0, 1), 1.5),
-    lambda: Config(**good(objective="maximize")),
-    lambda: Config(**good(result_name="")),
-    lambda: Config(**good(population_size=None)),  # initial_distributions without population_size
-    lambda: Config(**good(initial_distributions={})),  # population_size without initial_distributions
-    lambda: Config(**good(population_size=0)),
-    lambda: Config(**good(max_generations=0)),
-    lambda: Config(**good(explore={"momentum": Perturb()})),  # absent from initial_distributions
-    lambda: Config(**good(initial_distributions={"lr": Choice(["a", "b"])}, explore={"lr": AddNoise(0.1)})),
-    lambda: Config(**good(ranking="fair")),
-    lambda: Config(**good(ranking=pbt.LATEST, synchronous=True)),
-    lambda: Config(**good(explore=pbt.PB2({"lr": (0, 1)}), initial_distributions={"lr": Choice(["a", "b"])})),
-    lambda: Config(**good(explore=pbt.PB2({"momentum": (0, 1)}))),
-    lambda: Config(**good(explore={"lr": []})),  # an empty list of strategies: the right type, a wrong value
-], ids=lambda f: "")
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Truncate(0),
+        lambda: Truncate(0.6),
+        lambda: Truncate(-0.1),
+        lambda: Truncate(NAN),
+        lambda: Perturb(min_factor=1.3, max_factor=1.2),
+        lambda: Perturb(min_factor=0),
+        lambda: Perturb(low=1, high=1),
+        lambda: AddNoise(0),
+        lambda: Resample(Uniform(0, 1), 1.5),
+        lambda: Config(**good(objective="maximize")),
+        lambda: Config(**good(result_name="")),
+        lambda: Config(**good(population_size=None)),  # initial_distributions without population_size
+        lambda: Config(**good(initial_distributions={})),  # population_size without initial_distributions
+        lambda: Config(**good(population_size=0)),
+        lambda: Config(**good(max_generations=0)),
+        lambda: Config(**good(explore={"momentum": Perturb()})),  # absent from initial_distributions
+        lambda: Config(**good(initial_distributions={"lr": Choice(["a", "b"])}, explore={"lr": AddNoise(0.1)})),
+        lambda: Config(**good(ranking="fair")),
+        lambda: Config(**good(ranking=pbt.LATEST, synchronous=True)),
+        lambda: Config(**good(explore=pbt.PB2({"lr": (0, 1)}), initial_distributions={"lr": Choice(["a", "b"])})),
+        lambda: Config(**good(explore=pbt.PB2({"momentum": (0, 1)}))),
+        lambda: Config(**good(explore={"lr": []})),  # an empty list of strategies: the right type, a wrong value
+    ],
+    ids=lambda f: "",
+)
 def test_bad_definitions_raise_value_error(make):
     with pytest.raises(ValueError):
         make()
 
 
-@pytest.mark.parametrize("make", [
-    lambda: Perturb(discrete="yes"),
-    lambda: Resample(Uniform, 0.5),
-    lambda: Config(**good(exploit=Truncate)),
-    lambda: Config(**good(exploit="truncate")),
-    lambda: Config(**good(explore={"lr": "perturb"})),
-    lambda: Config(**good(explore=[Perturb()])),
-    lambda: Config(**good(synchronous="yes")),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Perturb(discrete="yes"),
+        lambda: Resample(Uniform, 0.5),
+        lambda: Config(**good(exploit=Truncate)),
+        lambda: Config(**good(exploit="truncate")),
+        lambda: Config(**good(explore={"lr": "perturb"})),
+        lambda: Config(**good(explore=[Perturb()])),
+        lambda: Config(**good(synchronous="yes")),
+    ],
+)
 def test_bad_definitions_raise_type_error(make):
     with pytest.raises(TypeError):
         make()
 
 
-@pytest.mark.parametrize("pbt_params", [
-    {"objective": "maximize"},
-    {"exploit": {"truncate": 0}},
-    {"exploit": {"truncate": 0.6}},
-    {"exploit": {"elitism": 0.2}},
-    {"explore": {"lr": {"perturb": {"minFactor": 1.3, "maxFactor": 1.2}}}},
-    {"explore": {"momentum": {"perturb": {}}}},
-    {"numParallel": None},
-    {"qualityResultName": None},
-    {"ranking": "best"},
-    {"ranking": "latest", "synchronous": True},
-    {"synchronous": 1},
-    {"pb2": {"bounds": {"lr": [0, 1]}}},  # and explore too
-    {"explore": {}, "pb2": {"bounds": {}}},
-    {"explore": {}, "pb2": {"bounds": {"lr": [0, 1]}, "kappa": -1}},
-    {"explore": {}, "pb2": {"bounds": {"lr": [0, 1]}, "beta": 2}},
-])
+@pytest.mark.parametrize(
+    "pbt_params",
+    [
+        {"objective": "maximize"},
+        {"exploit": {"truncate": 0}},
+        {"exploit": {"truncate": 0.6}},
+        {"exploit": {"elitism": 0.2}},
+        {"explore": {"lr": {"perturb": {"minFactor": 1.3, "maxFactor": 1.2}}}},
+        {"explore": {"momentum": {"perturb": {}}}},
+        {"numParallel": None},
+        {"qualityResultName": None},
+        {"ranking": "best"},
+        {"ranking": "latest", "synchronous": True},
+        {"synchronous": 1},
+        {"pb2": {"bounds": {"lr": [0, 1]}}},  # and explore too
+        {"explore": {}, "pb2": {"bounds": {}}},
+        {"explore": {}, "pb2": {"bounds": {"lr": [0, 1]}, "kappa": -1}},
+        {"explore": {}, "pb2": {"bounds": {"lr": [0, 1]}, "beta": 2}},
+    ],
+)
 def test_bad_params_are_refused_by_create_experiment(pbt_params):
-    params = {"scheduler": {"PBT": {
-        "objective": "min", "qualityResultName": "loss", "exploit": {"truncate": 0.2},
-        "explore": {"lr": {"perturb": {"minFactor": 0.8, "maxFactor": 1.2}}},
-        "init": {"lr": {"uniform": {"low": 0, "high": 1}}}, "numParallel": 4, "maxGenerations": None,
-        **pbt_params}}}
+    params = {
+        "scheduler": {
+            "PBT": {
+                "objective": "min",
+                "qualityResultName": "loss",
+                "exploit": {"truncate": 0.2},
+                "explore": {"lr": {"perturb": {"minFactor": 0.8, "maxFactor": 1.2}}},
+                "init": {"lr": {"uniform": {"low": 0, "high": 1}}},
+                "numParallel": 4,
+                "maxGenerations": None,
+                **pbt_params,
+            }
+        }
+    }
     with pytest.raises(ValueError):
         decide.create_experiment(None, name=NAME, kind="pbt", params=params, status=ev.RUNNING, seed=1)
 
 
 # ---------------------------------------------------------------- Keep: a baseline that never exploits
 
+
 def _run_keep(explore, segments=24, members=3, seed=4):
     """Drive the real decisions of a Keep experiment, each member reporting a score; return the final state."""
     from schedy.core.pbt import Keep
 
-    cfg = Config(objective="min", result_name="loss", exploit=Keep(), explore=explore,
-                 initial_distributions={"lr": LogUniform(1e-3, 1.0)}, population_size=members, max_generations=None)
+    cfg = Config(
+        objective="min",
+        result_name="loss",
+        exploit=Keep(),
+        explore=explore,
+        initial_distributions={"lr": LogUniform(1e-3, 1.0)},
+        population_size=members,
+        max_generations=None,
+    )
     assert pbt.exploit_from_log(cfg.to_log()["scheduler"]["PBT"]["exploit"]) == Keep()
     state, version = None, 0
 
@@ -1289,15 +1462,31 @@ def _run_keep(explore, segments=24, members=3, seed=4):
         version += 1
         state = apply(state, Commit(version, float(version), "w", events))
 
-    commit(decide.create_experiment(None, name=NAME, kind="pbt", params=cfg.to_log(), status=ev.RUNNING, seed=seed, lease=1e9).events)
-    for i in range(segments):
+    commit(
+        decide.create_experiment(
+            None, name=NAME, kind="pbt", params=cfg.to_log(), status=ev.RUNNING, seed=seed, lease=1e9
+        ).events
+    )
+    for _i in range(segments):
         d = decide.next_job(state, name=NAME, worker="w", version=version + 1, now=float(version + 1))
         commit(d.events)
         job = state.jobs[d.value]
         # The best member by far is member 0: a truncation would make the others copy it.
         loss = values.encode(float(job.member * 10 + 1))
-        commit(decide.update_job(state, name=NAME, job_id=job.job_id, worker="w", status=ev.DONE, hyperparameters=job.hyperparameters,
-                                 results={**job.results, "loss": loss}, expected_version=None, incarnation=None, now=float(version + 1)).events)
+        commit(
+            decide.update_job(
+                state,
+                name=NAME,
+                job_id=job.job_id,
+                worker="w",
+                status=ev.DONE,
+                hyperparameters=job.hyperparameters,
+                results={**job.results, "loss": loss},
+                expected_version=None,
+                incarnation=None,
+                now=float(version + 1),
+            ).events
+        )
     return state
 
 
@@ -1372,8 +1561,11 @@ def test_synchronous_mode_waits_for_every_member_of_the_generation():
     sim.put(b.job_id, ev.DONE, score=1.0)
     with pytest.raises(NoJobError, match="waiting for generation 0 of member 2") as e:
         sim.next_job("w0")
-    assert (e.value.waiting_for.generation, e.value.waiting_for.members, e.value.waiting_for.jobs) == \
-        (0, (2,), (c.job_id,))
+    assert (e.value.waiting_for.generation, e.value.waiting_for.members, e.value.waiting_for.jobs) == (
+        0,
+        (2,),
+        (c.job_id,),
+    )
     sim.put(c.job_id, ev.CRASHED)  # the crashed segment is redone first, and still waited for
     retry = sim.next_job("w2")
     assert (retry.member, retry.generation) == (2, 0)
@@ -1456,8 +1648,9 @@ def _pb2_calls(monkeypatch):
 def test_pb2_is_fed_the_gains_of_the_recent_segments_and_the_running_ones(monkeypatch, objective):
     calls = _pb2_calls(monkeypatch)
     bandit = pbt.PB2({"lr": (0.001, 1.0)}, window=2)
-    sim = Sim(config(Truncate(0.5), bandit, population_size=2, objective=objective, ranking=pbt.SAME_GENERATION),
-              seed=3)
+    sim = Sim(
+        config(Truncate(0.5), bandit, population_size=2, objective=objective, ranking=pbt.SAME_GENERATION), seed=3
+    )
     sign = 1.0 if objective == "max" else -1.0  # a gain is a change of the score for the better
     good, bad = (2.0, 1.0) if objective == "max" else (1.0, 2.0)
 

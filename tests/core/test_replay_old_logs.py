@@ -4,12 +4,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _replay import read_commits, redecide
 
 import schedy
 from schedy.core.codec import encode_commit
 from schedy.maintenance import verify
-
-from _replay import read_commits, redecide
 
 OLD = Path(__file__).parent.parent / "data" / "release-0.1.0" / "db"
 NAMES = sorted(p.name for p in (OLD / "experiments").iterdir())

@@ -177,8 +177,20 @@ def _function():
 
 
 @pytest.mark.parametrize(
-    "bad", [object(), {1, 2}, frozenset(), _function, b"bytes", bytearray(b"x"), datetime.datetime(2020, 1, 1),
-            datetime.date(2020, 1, 1), 1 + 2j, np.complex128(1 + 1j), type]
+    "bad",
+    [
+        object(),
+        {1, 2},
+        frozenset(),
+        _function,
+        b"bytes",
+        bytearray(b"x"),
+        datetime.datetime(2020, 1, 1),
+        datetime.date(2020, 1, 1),
+        1 + 2j,
+        np.complex128(1 + 1j),
+        type,
+    ],
 )
 def test_unstorable_objects_raise_type_error_naming_the_path(bad):
     with pytest.raises(TypeError, match=r"results\['model'\]"):
@@ -248,10 +260,16 @@ def test_mapping_with_single_escape_key(m):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(keys | st.sampled_from(["\ud800", "a\udfff"]),
-                       scalars | st.sampled_from([2**64, -(2**63) - 1, "\ud800x", 10**30]), max_size=5))
+@given(
+    st.dictionaries(
+        keys | st.sampled_from(["\ud800", "a\udfff"]),
+        scalars | st.sampled_from([2**64, -(2**63) - 1, "\ud800x", 10**30]),
+        max_size=5,
+    )
+)
 def test_a_mapping_of_plain_scalars_takes_the_fast_path_to_the_same_log_form_or_error(m):
     """encode_mapping skips encode() for flat dicts of scalars: same result, same error, as the general path."""
+
     def general():
         out = values.encode(m, "results")
         return out["$d"] if len(out) == 1 and "$d" in out else out

@@ -15,26 +15,42 @@ from contextlib import nullcontext
 
 import pytest
 
+from schedy.adapters.store import Destination, LogStore, Record, Scan, StoredSnapshot
+from schedy.adapters.stream import StreamView
 from schedy.core.check import find_double_claims
 from schedy.core.codec import Commit, decode_commit, encode_commit
 from schedy.core.decide import Decision
 from schedy.core.snapshot import commit_crc, encode_snapshot
 from schedy.core.state import fold
-from schedy.adapters.store import Destination, LogStore, Record, Scan, StoredSnapshot
-from schedy.adapters.stream import StreamView
 
 
 def record(version, text="x"):
     return encode_commit(Commit(version, float(version), "w", [{"type": "Test", "text": text}]))
 
 
-CREATE = {"type": "ExperimentCreated", "format": 1, "name": "s", "kind": "manual",
-          "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+CREATE = {
+    "type": "ExperimentCreated",
+    "format": 1,
+    "name": "s",
+    "kind": "manual",
+    "params": {"scheduler": {"Manual": {}}},
+    "status": "RUNNING",
+    "seed": 1,
+}
 
 
 def add_job(s, v, now, lapsed):
-    return Decision([{"type": "JobAdded", "job": str(s.next_number), "hyperparameters": {"v": v},
-                      "status": "QUEUED", "results": {}}])
+    return Decision(
+        [
+            {
+                "type": "JobAdded",
+                "job": str(s.next_number),
+                "hyperparameters": {"v": v},
+                "status": "QUEUED",
+                "results": {},
+            }
+        ]
+    )
 
 
 def replay(store: LogStore, key: str):
@@ -82,11 +98,16 @@ class LogStoreConformance:
                 assert p.name in given, f"{type(store).__name__}.{name} lacks the parameter {p.name!r}"
                 q = given[p.name]
                 assert q.kind == p.kind, f"{type(store).__name__}.{name}: {p.name!r} is {q.kind}, not {p.kind}"
-                assert (q.default is q.empty) == (p.default is p.empty) and \
-                    (p.default is p.empty or q.default == p.default), \
-                    f"{type(store).__name__}.{name}: {p.name!r} defaults to {q.default!r}, not {p.default!r}"
-            extra = [q.name for q in given.values() if q.name not in {p.name for p in wanted}
-                     and q.default is q.empty and q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD)]
+                assert (q.default is q.empty) == (p.default is p.empty) and (
+                    p.default is p.empty or q.default == p.default
+                ), f"{type(store).__name__}.{name}: {p.name!r} defaults to {q.default!r}, not {p.default!r}"
+            extra = [
+                q.name
+                for q in given.values()
+                if q.name not in {p.name for p in wanted}
+                and q.default is q.empty
+                and q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD)
+            ]
             assert not extra, f"{type(store).__name__}.{name} requires parameters the protocol does not: {extra}"
 
     def test_exclusive_is_a_nullcontext_exactly_when_writers_race(self, store):
@@ -168,12 +189,20 @@ class LogStoreConformance:
         """Two views on two handles: the stale one catches up and appends the next version."""
         a = StreamView(store, "s", "s", lambda: "a")
         b = StreamView(self.reopen(store), "s", "s", lambda: "b")
-        create = {"type": "ExperimentCreated", "format": 1, "name": "s", "kind": "manual",
-                  "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+        create = {
+            "type": "ExperimentCreated",
+            "format": 1,
+            "name": "s",
+            "kind": "manual",
+            "params": {"scheduler": {"Manual": {}}},
+            "status": "RUNNING",
+            "seed": 1,
+        }
         a.transact(lambda s, v, now, lapsed: Decision([create]))
         b.refresh()
-        add = lambda s, v, now, lapsed: Decision([{"type": "JobAdded", "job": str(s.next_number), "hyperparameters": {},
-                                           "status": "QUEUED", "results": {}}])
+        add = lambda s, v, now, lapsed: Decision(
+            [{"type": "JobAdded", "job": str(s.next_number), "hyperparameters": {}, "status": "QUEUED", "results": {}}]
+        )
         a.transact(add)
         b.transact(add)  # b is one commit behind: it must catch up, not overwrite
         assert a.refresh() == b.state
@@ -193,8 +222,15 @@ class LogStoreConformance:
                 view.transact(lambda s, v, now, lapsed: Decision([{{"type": "JobAdded", "job": str(s.next_number),
                     "hyperparameters": {{"w": sys.argv[1], "i": i}}, "status": "QUEUED", "results": {{}}}}]))
         """)
-        create = {"type": "ExperimentCreated", "format": 1, "name": "s", "kind": "manual",
-                  "params": {"scheduler": {"Manual": {}}}, "status": "RUNNING", "seed": 1}
+        create = {
+            "type": "ExperimentCreated",
+            "format": 1,
+            "name": "s",
+            "kind": "manual",
+            "params": {"scheduler": {"Manual": {}}},
+            "status": "RUNNING",
+            "seed": 1,
+        }
         StreamView(store, "s", "s", lambda: "main").transact(lambda s, v, now, lapsed: Decision([create]))
         procs = [subprocess.Popen([sys.executable, "-c", script, f"w{n}"]) for n in range(4)]
         assert [p.wait(timeout=120) for p in procs] == [0] * 4
@@ -290,7 +326,7 @@ class LogStoreConformance:
             assert [r.position for r in found.records] == [1, 2, 3, 4]  # the version each record is stored as
         for i, r in enumerate(found.records):
             assert store.last_record_tail("s", r.position) == r.data[-18:]
-            assert store.read("s", r.position) == ([x.data for x in found.records[i + 1:]], cursors[-1])
+            assert store.read("s", r.position) == ([x.data for x in found.records[i + 1 :]], cursors[-1])
         assert store.scan("s") == found  # scanning changes nothing
 
     def test_snapshot_records_lists_the_snapshots_oldest_first(self, store):

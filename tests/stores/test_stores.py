@@ -13,6 +13,7 @@ from schedy.adapters.objectstore import ObjectLogStore
 from schedy.adapters.store import LogStore
 
 if TYPE_CHECKING:
+
     def _every_store_is_a_log_store(root: str) -> list[LogStore]:
         """Never run: mypy checks that each store's methods match the protocol's (run mypy on this file)."""
         return [FileLogStore(root), ObjectLogStore(MemoryStore())]
@@ -58,8 +59,10 @@ class TestS3LogStore(LogStoreConformance):
 
     def subprocess_store_expr(self, store):
         bucket = store.location.split("/")[2]
-        return ("__import__('schedy.adapters.objectstore', fromlist=['x']).ObjectLogStore("
-                f"__import__('obstore.store', fromlist=['x']).from_url({'s3://' + bucket!r}), 'team/db')")
+        return (
+            "__import__('schedy.adapters.objectstore', fromlist=['x']).ObjectLogStore("
+            f"__import__('obstore.store', fromlist=['x']).from_url({'s3://' + bucket!r}), 'team/db')"
+        )
 
 
 class TestAzureLogStore(LogStoreConformance):
@@ -88,8 +91,10 @@ class TestAzureLogStore(LogStoreConformance):
 
     def subprocess_store_expr(self, store):
         name = store.location.split("/")[2]
-        return ("__import__('schedy.adapters.objectstore', fromlist=['x']).ObjectLogStore("
-                f"__import__('obstore.store', fromlist=['x']).from_url({'az://' + name!r}), 'team/db')")
+        return (
+            "__import__('schedy.adapters.objectstore', fromlist=['x']).ObjectLogStore("
+            f"__import__('obstore.store', fromlist=['x']).from_url({'az://' + name!r}), 'team/db')"
+        )
 
 
 def test_maintenance_knows_no_store_class():

@@ -4,6 +4,6 @@
 import schedy
 
 db = schedy.SchedyDB()
-experiment = schedy.ManualSearch('MinimizeSimple')
+experiment = schedy.ManualSearch("MinimizeSimple")
 db.add_experiment(experiment)
-print('created', experiment.name)
+print("created", experiment.name)

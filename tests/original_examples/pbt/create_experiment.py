@@ -10,18 +10,18 @@ import schedy
 
 db = schedy.SchedyDB()
 experiment = schedy.PopulationBasedTraining(
-    'Numpy PBT',
+    "Numpy PBT",
     schedy.pbt.MAXIMIZE,
-    'max_accuracy',
+    "max_accuracy",
     exploit=schedy.pbt.Truncate(),
     explore={
-        'learning_rate': schedy.pbt.Perturb(),
-        'l2': schedy.pbt.Perturb(),
+        "learning_rate": schedy.pbt.Perturb(),
+        "l2": schedy.pbt.Perturb(),
     },
     initial_distributions={
-        'learning_rate': schedy.random.LogUniform(1e-3, 1),
-        'l2': schedy.random.Uniform(1e-4, 1e-2),
-        'batch_size': schedy.random.Choice([16, 32, 64]),
+        "learning_rate": schedy.random.LogUniform(1e-3, 1),
+        "l2": schedy.random.Uniform(1e-4, 1e-2),
+        "batch_size": schedy.random.Choice([16, 32, 64]),
     },
     population_size=6,
     max_generations=4,

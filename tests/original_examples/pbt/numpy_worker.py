@@ -38,10 +38,10 @@ def load_data():
 
 def make_model(job):
     """The weights of the model (the bias last): reloaded if we are resuming from previous work."""
-    if 'model_path' in job.results:
-        weights = np.load(job.results['model_path'])
-        job.results['resumed_from'] = job.results['model_path']
-        print('Reloaded weights from ' + job.results['model_path'])
+    if "model_path" in job.results:
+        weights = np.load(job.results["model_path"])
+        job.results["resumed_from"] = job.results["model_path"]
+        print("Reloaded weights from " + job.results["model_path"])
     else:
         weights = np.zeros(NUM_FEATURES + 1)
     return weights
@@ -53,15 +53,15 @@ def predict(weights, x):
 
 def train(weights, job, x, y):
     """A few epochs of minibatch gradient descent, shuffled the same way for the same job."""
-    lr = job.hyperparameters['learning_rate']
-    l2 = job.hyperparameters['l2']
-    batch_size = job.hyperparameters['batch_size']
+    lr = job.hyperparameters["learning_rate"]
+    l2 = job.hyperparameters["l2"]
+    batch_size = job.hyperparameters["batch_size"]
     rng = np.random.RandomState(zlib.crc32(job.job_id.encode()))
     weights = weights.copy()
     for _ in range(EPOCHS):
         order = rng.permutation(len(x))
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             error = predict(weights, x[batch]) - y[batch]
             grad_w = x[batch].T @ error / len(batch) + l2 * weights[:-1]
             grad_b = error.mean()
@@ -90,16 +90,16 @@ def main(args):
                 weights = train(weights, job, x_train, y_train)
                 loss, accuracy = evaluate(weights, x_test, y_test)
                 # Update the results
-                job.results.setdefault('loss', []).append(loss)
-                job.results.setdefault('accuracy', []).append(accuracy)
-                job.results['min_loss'] = min(job.results['loss'])
-                job.results['max_accuracy'] = max(job.results['accuracy'])
+                job.results.setdefault("loss", []).append(loss)
+                job.results.setdefault("accuracy", []).append(accuracy)
+                job.results["min_loss"] = min(job.results["loss"])
+                job.results["max_accuracy"] = max(job.results["accuracy"])
                 # Do not forget to save the weights, as the next job that will
                 # need them will load them
-                model_path = os.path.join(args.models_dir, job.job_id + '.npy')
+                model_path = os.path.join(args.models_dir, job.job_id + ".npy")
                 np.save(model_path, weights)
-                job.results['model_path'] = model_path
-            print('done', job.job_id)
+                job.results["model_path"] = model_path
+            print("done", job.job_id)
         except schedy.errors.NoJobError as e:
             # Either the search is over (every member reached max_generations,
             # the experiment is DONE), or every member that can go on is
@@ -110,8 +110,8 @@ def main(args):
             time.sleep(0.02)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument('--experiment', default='Numpy PBT')
-    parser.add_argument('--models-dir', default='models', help='Path to the directory in which the models are saved.')
+    parser.add_argument("--experiment", default="Numpy PBT")
+    parser.add_argument("--models-dir", default="models", help="Path to the directory in which the models are saved.")
     main(parser.parse_args())

@@ -9,12 +9,12 @@ import schedy
 
 db = schedy.SchedyDB()
 distributions = {
-    'x': schedy.random.Normal(0, 5),
-    'y': schedy.random.Normal(0, 2),
-    'scale': schedy.random.LogUniform(0.1, 10),
-    'offset': schedy.random.Uniform(-1, 1),
-    'norm': schedy.random.Choice(['l2', 'l1'], weights=[3, 1]),
-    'config': schedy.random.Constant({'log_dir': '/var/log', 'schedy_rocks': True}),
+    "x": schedy.random.Normal(0, 5),
+    "y": schedy.random.Normal(0, 2),
+    "scale": schedy.random.LogUniform(0.1, 10),
+    "offset": schedy.random.Uniform(-1, 1),
+    "norm": schedy.random.Choice(["l2", "l1"], weights=[3, 1]),
+    "config": schedy.random.Constant({"log_dir": "/var/log", "schedy_rocks": True}),
 }
-experiment = schedy.RandomSearch('MinimizeRandom', distributions)
+experiment = schedy.RandomSearch("MinimizeRandom", distributions)
 db.add_experiment(experiment)

@@ -4,5 +4,5 @@
 import schedy
 
 db = schedy.SchedyDB()
-experiment = schedy.ManualSearch('MinimizeManual')
+experiment = schedy.ManualSearch("MinimizeManual")
 db.add_experiment(experiment)
