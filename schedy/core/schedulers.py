@@ -4,7 +4,7 @@ A scheduler is a class of pure functions over log-form values. Add a kind by
 subclassing :class:`Scheduler` and listing it in ``SCHEDULERS``.
 """
 
-from . import distributions, pbt, values
+from . import distributions, halving, pbt, values
 from . import events as ev
 from .outcomes import Empty, Proposal
 
@@ -187,7 +187,69 @@ class PBTScheduler(Scheduler):
         return pbt.propose(state, now, rng, parsed(state.params, pbt.Config.from_log))
 
 
-SCHEDULERS = {s.kind: s for s in (ManualScheduler, RandomScheduler, PBTScheduler)}
+class HalvingScheduler(Scheduler):
+    """Successive halving (ASHA, Hyperband): each job trains one configuration up to one rung."""
+
+    kind: str | None = None  # each subclass is one kind of halving.KINDS
+    # A job whose claim lapsed is handed out again as it is: the same configuration, rung and parent
+    # checkpoint, so a promotion whose worker died is redone from the checkpoint it was promoted from.
+    expired_status = ev.QUEUED
+
+    @classmethod
+    def config(cls, params):
+        """The :class:`halving.Config` of ``params`` (shared: do not mutate)."""
+        return parsed(params, cls._parse)
+
+    @classmethod
+    def _parse(cls, params):
+        return halving.Config.from_log(params, cls.kind)
+
+    @classmethod
+    def check_params(cls, params):
+        cls.config(params)
+
+    @classmethod
+    def check_job(cls, params, hyperparameters):
+        names = cls.config(params).distributions.keys()
+        if set(names) != set(hyperparameters):
+            raise ValueError(
+                f"a job of {cls.kind} must have exactly the hyperparameters of its distributions "
+                f"({', '.join(map(repr, names))}), got {', '.join(map(repr, hyperparameters)) or 'none'}"
+            )
+
+    @classmethod
+    def on_add(cls, state):
+        return {"generation": 0, "parent": None, "member": len(state.members)}  # a new configuration
+
+    @classmethod
+    def check_update(cls, state, job, status, results):
+        if status != ev.DONE or (job is not None and job.member is None):
+            return
+        name = cls.config(state.params).result_name
+        what = "a job added as DONE" if job is None else f"job {job.job_id!r}"
+        if name not in results:
+            raise ValueError(
+                f"{what} of experiment {state.name!r} finished without its result {name!r}, which "
+                f"{cls.kind} ranks configurations by; set job.results[{name!r}] before the job ends"
+            )
+        score = values.decode(results[name])
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or score != score:
+            raise ValueError(f"the result {name!r} of {what} must be a number, got {score!r}")
+
+    @classmethod
+    def propose(cls, state, now, rng):
+        return halving.propose(state, rng, cls.config(state.params))
+
+
+class ASHAScheduler(HalvingScheduler):
+    kind = "asha"
+
+
+class HyperbandScheduler(HalvingScheduler):
+    kind = "hyperband"
+
+
+SCHEDULERS = {s.kind: s for s in (ManualScheduler, RandomScheduler, PBTScheduler, ASHAScheduler, HyperbandScheduler)}
 
 
 def scheduler(kind):
