@@ -11,7 +11,16 @@ Open a database, add an experiment, and let workers pull jobs::
 """
 
 from . import errors, experiments, jobs, pbt, random  # experiments, jobs: the original client's module names
-from .adapters.api import Experiment, Job, ManualSearch, PopulationBasedTraining, RandomSearch, SchedyDB
+from .adapters.api import (
+    ASHA,
+    Experiment,
+    Hyperband,
+    Job,
+    ManualSearch,
+    PopulationBasedTraining,
+    RandomSearch,
+    SchedyDB,
+)
 
 __version__ = "0.1.0"
 
@@ -21,6 +30,8 @@ __all__ = [
     "ManualSearch",
     "RandomSearch",
     "PopulationBasedTraining",
+    "ASHA",
+    "Hyperband",
     "Job",
     "errors",
     "experiments",

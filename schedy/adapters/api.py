@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .. import audit
-from ..core import decide, pbt, values
+from ..core import decide, halving, pbt, values
 from ..core import events as ev
 from ..core.distributions import check_distributions
 from ..core.schedulers import RandomScheduler
@@ -557,7 +557,86 @@ class PopulationBasedTraining(Experiment):
         self.ranking, self.synchronous = c.ranking, c.synchronous
 
 
-KINDS = {cls._kind: cls for cls in (ManualSearch, RandomSearch, PopulationBasedTraining)}
+class ASHA(Experiment):
+    """Asynchronous successive halving (ASHA): each job trains one configuration up to one rung.
+
+    New configurations are sampled from ``distributions`` and trained to
+    ``min_resource`` (rung 0). When a worker asks for work, the best
+    configuration in the top ``1 / reduction_factor`` of the highest rung
+    that has one not yet promoted is promoted: a new job of the same
+    configuration at the next rung (``job.rung``), to be trained to
+    ``job.resource`` from the checkpoint of ``job.parent_id``; rung k trains
+    to ``min_resource * reduction_factor ** k``, the last to ``max_resource``.
+    Jobs are ranked by their result ``result_name`` (``objective``:
+    ``schedy.pbt.MINIMIZE`` or ``MAXIMIZE``). With ``max_jobs``, no more than
+    that many jobs are handed out, promotions included, and the experiment
+    becomes DONE once they are finished. See docs/asha.md.
+    """
+
+    _kind = "asha"
+
+    def __init__(
+        self,
+        name: str,
+        distributions: Mapping[str, Distribution],
+        result_name: str,
+        objective: str = pbt.MINIMIZE,
+        min_resource: float = 1,
+        max_resource: float = 81,
+        reduction_factor: float = 3,
+        status: str = Experiment.RUNNING,
+        seed: int | None = None,
+        max_jobs: int | None = None,
+        lease: float | None = None,
+    ) -> None:
+        super().__init__(name, status, seed, lease)
+        self.distributions = dict(distributions) if isinstance(distributions, Mapping) else distributions
+        self.result_name = result_name
+        self.objective = objective
+        self.min_resource = min_resource
+        self.max_resource = max_resource
+        self.reduction_factor = reduction_factor
+        self.max_jobs = max_jobs
+        self._params()  # refuse a bad definition now, not when it is added
+
+    def _config(self) -> halving.Config:
+        return halving.Config(
+            self._kind or "",
+            check_distributions(self.distributions),
+            self.result_name,
+            self.objective,
+            self.min_resource,
+            self.max_resource,
+            self.reduction_factor,
+            self.max_jobs,
+        )
+
+    def _params(self) -> dict:
+        return self._config().to_log()
+
+    def _load_params(self, params: Mapping[str, Any]) -> None:
+        c = halving.Config.from_log(params, self._kind or "")
+        self.distributions = dict(c.distributions)
+        self.result_name, self.objective = c.result_name, c.objective
+        self.min_resource, self.max_resource, self.reduction_factor = c.min_resource, c.max_resource, c.reduction_factor
+        self.max_jobs = c.max_jobs
+
+
+class Hyperband(ASHA):
+    """Hyperband, run asynchronously: several brackets of ASHA that start at different resources.
+
+    Bracket b starts its configurations at rung b of the ladder of
+    :class:`ASHA` (``min_resource * reduction_factor ** b``), so the least
+    aggressive bracket trains every configuration to ``max_resource``. Each new
+    configuration goes to a bracket in turn, in Hyperband's proportions, and
+    promotions happen within a bracket by ASHA's rule. Same arguments as
+    :class:`ASHA`. See docs/asha.md.
+    """
+
+    _kind = "hyperband"
+
+
+KINDS = {cls._kind: cls for cls in (ManualSearch, RandomSearch, PopulationBasedTraining, ASHA, Hyperband)}
 
 
 def _from_state(db: SchedyDB, view: StreamView | FrozenView) -> Experiment:
@@ -697,6 +776,24 @@ class Job:
         self._read = read  # the job as the log had it when this object last read or wrote it (a JobState)
         self._version = None if read is None else read.version
         self._lease_lost = None  # why this worker lost the job while its `with` block ran, if it did
+
+    @property
+    def rung(self) -> int | None:
+        """ASHA and Hyperband: the rung this job trains its configuration to (0: a new one); else None."""
+        return self.generation if isinstance(self.experiment, ASHA) else None
+
+    @property
+    def resource(self) -> float | None:
+        """ASHA and Hyperband: the resource to train this job's configuration to, in all; else None.
+
+        A promoted job (``parent_id`` set) continues from its parent's checkpoint, which was trained to the
+        parent's resource; the unit (epochs, steps...) is the one ``min_resource`` and ``max_resource`` use.
+        """
+        exp = self.experiment
+        if not isinstance(exp, ASHA) or self.member is None or self.generation is None:
+            return None
+        config = exp._config()
+        return config.resource(config.bracket_of(self.member), self.generation)
 
     @property
     def hyperparameters(self) -> JobValues:
