@@ -360,3 +360,20 @@ def test_many_workers_promote_per_rung_what_the_rule_allows_and_nobody_waits(kin
             assert len(top - continued) <= 1, (b, rung, sorted(top - continued))  # at most the latest report
     top = max(j.generation for j in jobs if cfg.bracket_of(j.member) == 0)
     assert top == cfg.rungs(0) - 1
+
+
+def test_the_worked_example_of_docs_asha_md():
+    run = Run(config(min_resource=1, max_resource=9, reduction_factor=3))
+    jobs = [run.ask() for _ in range(3)]  # asks 1-3: configurations 0, 1, 2 at rung 0
+    assert [(j.member, j.generation, j.parent) for j in jobs] == [(0, 0, None), (1, 0, None), (2, 0, None)]
+    for j, loss in zip(jobs, (0.9, 0.4, 0.7)):
+        run.report(j.job_id, loss)
+    fourth = run.ask()  # promote configuration 1 to rung 1
+    assert (fourth.member, fourth.generation, fourth.parent) == (1, 1, jobs[1].job_id)
+    assert run.cfg.resource(0, fourth.generation) == 3
+    run.report(fourth.job_id, 0.35)
+    fifth = run.ask()  # nothing to promote: new configuration 3
+    assert (fifth.member, fifth.generation, fifth.parent) == (3, 0, None)
+    run.report(fifth.job_id, 0.2)
+    sixth = run.ask()  # configuration 3 is now rung 0's best: promoted
+    assert (sixth.member, sixth.generation, sixth.parent) == (3, 1, fifth.job_id)
