@@ -404,7 +404,7 @@ class Experiment:
         integer hyperparameters and results are nullable integers (``Int64``),
         so a job without a value does not turn the others into floats.
         """
-        return job_frame(self._job_rows())
+        return job_frame(self._job_rows(), halving=isinstance(self, ASHA))
 
     def push_updates(self) -> None:
         """Write the attributes changed on this object (``status``, ``lease``, distributions...) to the log."""

@@ -14,6 +14,21 @@ FIXED_COLUMNS = (
     "claims",
     "lease_expiries",
 )
+HALVING_COLUMNS = ("rung", "resource")  # ASHA and Hyperband only, after member
+
+
+def fixed_columns(rows, halving=None):
+    """FIXED_COLUMNS, with HALVING_COLUMNS after ``member`` for an ASHA or Hyperband experiment.
+
+    ``halving`` says whether the experiment is one; None: whether the rows have a ``rung``, which an experiment
+    without jobs does not tell.
+    """
+    if halving is None:
+        halving = any("rung" in r for r in rows)
+    if not halving:
+        return FIXED_COLUMNS
+    at = FIXED_COLUMNS.index("member") + 1
+    return FIXED_COLUMNS[:at] + HALVING_COLUMNS + FIXED_COLUMNS[at:]
 
 
 def flat_row(row):
@@ -24,16 +39,20 @@ def flat_row(row):
     return flat
 
 
-def job_frame(rows):
-    """The DataFrame of job rows (``Experiment._job_rows()``); see :meth:`Experiment.to_dataframe`."""
+def job_frame(rows, halving=None):
+    """The DataFrame of job rows (``Experiment._job_rows()``); see :meth:`Experiment.to_dataframe`.
+
+    ``halving``: whether the rows are an ASHA or Hyperband experiment's (see :func:`fixed_columns`).
+    """
     try:
         import pandas as pd
     except ImportError:
         raise ImportError("to_dataframe needs pandas: pip install 'schedy[export]'") from None
     rows = [flat_row(r) for r in rows]
-    columns = _columns(rows)
+    fixed = fixed_columns(rows, halving)
+    columns = _columns(rows, fixed)
     frame = pd.DataFrame(rows, columns=columns)
-    for col in columns[len(FIXED_COLUMNS) :]:
+    for col in columns[len(fixed) :]:
         # pandas would turn integers into floats where some job lacks the value (2**53 + 1 would change):
         # integer and boolean columns are nullable instead.
         present = [r[col] for r in rows if r.get(col) is not None]
@@ -55,11 +74,16 @@ def job_frame(rows):
     for col in TIME_COLUMNS:  # to the microsecond: a float of seconds holds no more
         micros = frame[col].astype("float64").mul(1e6).round()
         frame[col] = pd.to_datetime(micros, unit="us", utc=True).dt.as_unit("us")
-    return frame.astype({"generation": "Int64", "member": "Int64", "claims": "int64", "lease_expiries": "int64"})
+    types = {"generation": "Int64", "member": "Int64", "claims": "int64", "lease_expiries": "int64"}
+    if "rung" in fixed:
+        # A resource is an integer when the definition's resources and reduction factor are (halving.Config).
+        integers = all(isinstance(r.get("resource"), int) for r in rows if r.get("resource") is not None)
+        types.update(rung="Int64", resource="Int64" if integers else "float64")
+    return frame.astype(types)
 
 
-def _columns(rows):
-    seen = dict.fromkeys(FIXED_COLUMNS)
+def _columns(rows, fixed=FIXED_COLUMNS):
+    seen = dict.fromkeys(fixed)
     for r in rows:
         seen.update(dict.fromkeys(k for k in r if k.startswith("hp.")))
     for r in rows:

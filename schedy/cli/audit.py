@@ -5,13 +5,14 @@ import errno
 import os
 import sys
 from contextlib import contextmanager
+from functools import partial
 
 import click
 import orjson
 
 from .. import audit
-from ..adapters.api import PopulationBasedTraining
-from ..adapters.export import TIME_COLUMNS, _columns, flat_row, job_frame
+from ..adapters.api import ASHA, PopulationBasedTraining
+from ..adapters.export import TIME_COLUMNS, _columns, fixed_columns, flat_row, job_frame
 from ..core import values
 from . import db_option, failures, main, open_db
 from .jobs import print_rows
@@ -132,13 +133,15 @@ def lineage(experiment, job, db, as_of, as_json):
 
     With Population Based Training this is the hyperparameter schedule that
     produced the model of JOB: one row per segment with its hyperparameters
-    and its score (the result the experiment ranks by). Other experiments
-    have no parents, so the lineage of a job is the job itself.
+    and its score (the result the experiment ranks by). With ASHA and
+    Hyperband it is the rungs the configuration of JOB climbed (the
+    generation is the rung), with its score at each. Other experiments have
+    no parents, so the lineage of a job is the job itself.
     """
     with failures():
         exp = _experiment(db, experiment, as_of)
         chain = exp.lineage(job)
-    score = exp.result_name if isinstance(exp, PopulationBasedTraining) else None
+    score = exp.result_name if isinstance(exp, (PopulationBasedTraining, ASHA)) else None
     if as_json:
         with _writing():
             for j in chain:
@@ -207,9 +210,9 @@ def _csv_cell(row, column):
     return value if isinstance(value, str) else _text(value)
 
 
-def _write_csv(rows, out):
+def _write_csv(rows, out, halving):
     flat = [flat_row(r) for r in rows]
-    columns = _columns(flat)
+    columns = _columns(flat, fixed_columns(flat, halving))
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for r in flat:
@@ -245,10 +248,11 @@ def _write_jsonl(rows, out):
 def export(experiment, db, as_of, fmt, output):
     """Write one row per job of EXPERIMENT, in the order jobs were added.
 
-    Fields: job_id, status, generation, parent_id, member, added_at,
-    claimed_at (the last claim), claimed_by, finished_at (when it last became
-    DONE, CRASHED or PRUNED), claims, lease_expiries, then the hyperparameters
-    and results. Times are UTC, in ISO 8601. In CSV, values other than
+    Fields: job_id, status, generation, parent_id, member, for asha and
+    hyperband rung (the generation) and resource (what the job trains to),
+    added_at, claimed_at (the last claim), claimed_by, finished_at (when it
+    last became DONE, CRASHED or PRUNED), claims, lease_expiries, then the
+    hyperparameters and results. Times are UTC, in ISO 8601. In CSV, values other than
     strings are written as JSON (lists, true, NaN); in JSON lines, NaN and
     infinities become null. Parquet needs pandas and pyarrow (pip install
     'schedy[export]').
@@ -258,10 +262,13 @@ def export(experiment, db, as_of, fmt, output):
     with failures():
         exp = _experiment(db, experiment, as_of)
         rows = exp._job_rows()
+        # ASHA and Hyperband have rung and resource columns, even without jobs (the rows alone would not tell).
+        halving = isinstance(exp, ASHA)
+        write = partial(_write_csv, halving=halving) if fmt == "csv" else _write_jsonl
         if fmt == "parquet":
             try:
                 _check_parquet()
-                frame = _parquet(job_frame(rows), [flat_row(r) for r in rows])
+                frame = _parquet(job_frame(rows, halving), [flat_row(r) for r in rows])
             except ImportError as e:
                 raise click.ClickException(str(e)) from None
         if output is not None:
@@ -271,7 +278,7 @@ def export(experiment, db, as_of, fmt, output):
                     frame.to_parquet(tmp, index=False)
                 else:
                     with open(tmp, "w", encoding="utf-8", newline="") as f:
-                        (_write_csv if fmt == "csv" else _write_jsonl)(rows, f)
+                        write(rows, f)
                 os.replace(tmp, output)
             finally:
                 if os.path.exists(tmp):
@@ -280,7 +287,7 @@ def export(experiment, db, as_of, fmt, output):
         # Outside failures(): a reader that stops early (`| head`) is not an error to report; click ends quietly.
         out = sys.stdout
         with _writing():
-            (_write_csv if fmt == "csv" else _write_jsonl)(rows, out)
+            write(rows, out)
             out.flush()
         return
     click.echo(f"wrote {len(rows)} jobs to {output}", err=True)

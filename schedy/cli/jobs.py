@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..adapters.api import Job, ManualSearch, PopulationBasedTraining, RandomSearch, SchedyDB
+from ..adapters.api import ASHA, Hyperband, Job, ManualSearch, PopulationBasedTraining, RandomSearch, SchedyDB
 from ..adapters.opening import default_path
 from ..core import distributions as core_distributions
 from ..core import events as ev
@@ -30,7 +30,40 @@ from ..pbt import BinaryTournament, Keep, Truncate
 from ..random import Choice, Constant, LogUniform, Normal, Uniform
 from . import db_option, failures, main, open_db
 
-KINDS = {"manual": ManualSearch, "random": RandomSearch, "pbt": PopulationBasedTraining}
+KINDS = {
+    "manual": ManualSearch,
+    "random": RandomSearch,
+    "pbt": PopulationBasedTraining,
+    "asha": ASHA,
+    "hyperband": Hyperband,
+}
+HALVING = ("asha", "hyperband")  # successive halving: each job trains a configuration up to a rung
+RANKED = ("pbt", *HALVING)  # the kinds that rank jobs by a result
+# The kinds each option of `schedy add` that is not common to all applies to.
+OPTION_KINDS = {
+    "--objective": RANKED,
+    "--result": RANKED,
+    "--exploit": ("pbt",),
+    "--explore": ("pbt",),
+    "--pb2": ("pbt",),
+    "--population-size": ("pbt",),
+    "--max-generations": ("pbt",),
+    "--ranking": ("pbt",),
+    "--synchronous": ("pbt",),
+    "--min-resource": HALVING,
+    "--max-resource": HALVING,
+    "--reduction-factor": HALVING,
+    "--max-jobs": HALVING,
+}
+# The options of `schedy add` passed to ASHA and Hyperband as they are, when given: the core checks them.
+HALVING_ARGUMENTS = {
+    "--objective": "objective",
+    "--min-resource": "min_resource",
+    "--max-resource": "max_resource",
+    "--reduction-factor": "reduction_factor",
+    "--max-jobs": "max_jobs",
+}
+JSON_OPTIONS = ("--min-resource", "--max-resource", "--reduction-factor")  # numbers as JSON: 3 and 3.0 differ
 
 # The names `schedy add` takes for DIST; each PARAMS key is a constructor argument of the class.
 DISTRIBUTIONS = {
@@ -82,12 +115,13 @@ def show_strategy(spec):
 
 
 def kind_of(exp):
-    return next(k for k, cls in KINDS.items() if isinstance(exp, cls))
+    # The last match: Hyperband is a subclass of ASHA.
+    return next(k for k, cls in reversed(KINDS.items()) if isinstance(exp, cls))
 
 
 def distributions_of(exp):
-    """The distributions of a random search, or the initial distributions of PBT ({} otherwise)."""
-    if isinstance(exp, RandomSearch):
+    """The distributions of a random search, ASHA or Hyperband, or the initial distributions of PBT ({} otherwise)."""
+    if isinstance(exp, (RandomSearch, ASHA)):
         return exp.distributions
     if isinstance(exp, PopulationBasedTraining):
         return exp.initial_distributions
@@ -247,14 +281,42 @@ def describe_experiment(exp, jobs):
                 + (", synchronous" if exp.synchronous else ""),
             ),
         ]
+    if isinstance(exp, ASHA):
+        rows += halving_rows(exp)
     rows.append(("jobs", f"{len(jobs)} ({by_status})" if jobs else "0"))
     return _grid(rows)
+
+
+def halving_rows(exp):
+    """The definition of an ASHA or Hyperband experiment, with the resource each rung trains to."""
+    config = exp._config()  # the core's reading of the definition: its ladder of resources
+    ladder = ", ".join(show_value(config.resource(0, rung)) for rung in range(config.rungs(0)))
+    rows = [
+        ("objective", exp.objective),
+        ("result", exp.result_name),
+        ("distributions", _mapping(exp.distributions, show_distribution)),
+        ("min resource", show_value(exp.min_resource)),
+        ("max resource", show_value(exp.max_resource)),
+        ("reduction factor", show_value(exp.reduction_factor)),
+        ("rung resources", ladder),
+    ]
+    if config.bracket_count > 1:  # bracket b starts at rung b of the ladder
+        rows.append(("brackets", f"{config.bracket_count}, starting at {ladder}"))
+    rows.append(("max jobs", "no limit" if exp.max_jobs is None else str(exp.max_jobs)))
+    return rows
 
 
 def describe_job(job):
     """A rich renderable describing ``job``."""
     rows = [("job", job.job_id), ("experiment", job.experiment.name), ("status", job.status)]
-    if job.member is not None:  # a PBT segment
+    if job.rung is not None:  # ASHA or Hyperband: a configuration trained up to a rung
+        rows += [
+            ("rung", str(job.rung)),
+            ("resource", show_value(job.resource)),
+            ("parent", job.parent_id or "none"),
+            ("member", str(job.member)),
+        ]
+    elif job.member is not None:  # a PBT segment
         rows += [("generation", str(job.generation)), ("parent", job.parent_id or "none"), ("member", str(job.member))]
     rows += [("hyperparameters", _mapping(job.hyperparameters)), ("results", _mapping(job.results))]
     return _grid(rows)
@@ -352,11 +414,18 @@ def parse_explore(hp, text):
         raise click.UsageError(f"--explore {hp!r}: {e}") from None
 
 
-def build_experiment(name, kind, words, status, seed, lease, pbt_options):
-    """The experiment the arguments of ``schedy add`` describe; a usage error for any bad value."""
-    given = [opt for opt, value in pbt_options.items() if value is not None and value is not False and value != ()]
-    if kind != "pbt" and given:
-        raise click.UsageError(f"{given[0]} applies to pbt experiments only")
+def _kinds(kinds):
+    return kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
+
+
+def build_experiment(name, kind, words, status, seed, lease, options):
+    """The experiment the arguments of ``schedy add`` describe; a usage error for any bad value.
+
+    ``options`` maps each option of OPTION_KINDS to its value (None, False or () when not given).
+    """
+    for opt, value in options.items():
+        if value is not None and value is not False and value != () and kind not in OPTION_KINDS[opt]:
+            raise click.UsageError(f"{opt} applies to {_kinds(OPTION_KINDS[opt])} experiments only")
     if kind == "manual" and words:
         raise click.UsageError(f"a manual experiment takes no distributions, got {' '.join(words)!r}")
     dists = parse_triplets(words)
@@ -368,9 +437,25 @@ def build_experiment(name, kind, words, status, seed, lease, pbt_options):
             if not dists:
                 raise click.UsageError("a random search needs at least one HP DIST PARAMS triplet")
             return RandomSearch(name, dists, **common)
-        return _build_pbt(name, dists, pbt_options, common)
+        if kind in HALVING:
+            return _build_halving(kind, name, dists, options, common)
+        return _build_pbt(name, dists, options, common)
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
+
+
+def _build_halving(kind, name, dists, opts, common):
+    if opts["--result"] is None:  # missing; an empty one is the core's to refuse
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise click.UsageError(f"{article} {kind} experiment needs --result NAME: the result that ranks configurations")
+    # The values go to the core as given (JSON, so that 3 stays an integer and the resources with it), unchecked:
+    # its ValueError names what is wrong, as it does for the Python API; the defaults are the API's.
+    given = {
+        arg: parse_json(opts[opt], opt) if opt in JSON_OPTIONS else opts[opt]
+        for opt, arg in HALVING_ARGUMENTS.items()
+        if opts[opt] is not None
+    }
+    return KINDS[kind](name, dists, opts["--result"], **given, **common)
 
 
 def _build_pbt(name, dists, opts, common):
@@ -412,9 +497,9 @@ def _build_pbt(name, dists, opts, common):
 # -- add ----------------------------------------------------------------------------------------
 
 
-@main.command(short_help="Create an experiment: manual queue, random search or PBT.")
+@main.command(short_help="Create an experiment: manual queue, random search, PBT, ASHA or Hyperband.")
 @click.argument("name")
-@click.argument("kind", type=click.Choice(list(KINDS)), metavar="manual|random|pbt")
+@click.argument("kind", type=click.Choice(list(KINDS)), metavar="|".join(KINDS))
 @click.argument("distributions", nargs=-1, metavar="[HP DIST PARAMS]...")
 @click.option(
     "-s",
@@ -438,8 +523,17 @@ def _build_pbt(name, dists, opts, common):
     metavar="SECONDS",
     help="How long a claim lasts unless its worker renews it (at least 0.1). Default: 120.",
 )
-@click.option("--objective", type=click.Choice(["min", "max"]), help="pbt: minimize or maximize the result.")
-@click.option("--result", "result_name", metavar="NAME", help="pbt: the result that ranks the population.")
+@click.option(
+    "--objective",
+    type=click.Choice(["min", "max"]),
+    help="pbt, asha, hyperband: minimize or maximize the result (asha and hyperband: min by default).",
+)
+@click.option(
+    "--result",
+    "result_name",
+    metavar="NAME",
+    help="pbt: the result that ranks the population; asha, hyperband: the result that ranks configurations.",
+)
 @click.option(
     "--exploit",
     metavar="STRATEGY",
@@ -477,6 +571,23 @@ def _build_pbt(name, dists, opts, common):
     is_flag=True,
     help="pbt: no member starts generation g+1 before every member has finished generation g.",
 )
+@click.option(
+    "--min-resource",
+    metavar="X",
+    help="asha, hyperband: the resource (epochs, steps: your unit) rung 0 trains to, a JSON number. Default: 1.",
+)
+@click.option("--max-resource", metavar="X", help="asha, hyperband: the resource the last rung trains to. Default: 81.")
+@click.option(
+    "--reduction-factor",
+    metavar="X",
+    help="asha, hyperband: each rung trains X times as long, and promotes the top 1/X of it. Default: 3.",
+)
+@click.option(
+    "--max-jobs",
+    type=int,
+    metavar="N",
+    help="asha, hyperband: hand out at most N jobs, promotions included. Default: no limit.",
+)
 @db_option
 def add(
     name,
@@ -494,6 +605,10 @@ def add(
     max_generations,
     ranking,
     synchronous,
+    min_resource,
+    max_resource,
+    reduction_factor,
+    max_jobs,
     db,
 ):
     """Create the experiment NAME, then print it.
@@ -505,10 +620,17 @@ def add(
     pbt     Population Based Training (docs/pbt.md): each job is a training
             segment of a member; members that do badly continue from better
             ones.
+    asha    asynchronous successive halving: each job trains a configuration
+            sampled from the distributions up to a rung; the best 1/X of a
+            rung (X: --reduction-factor) are promoted to the next rung, a
+            job that goes on from its parent's checkpoint to X times the
+            resource, from --min-resource up to --max-resource.
+    hyperband
+            asha in several brackets, which start at different rungs.
 
-    Random search and pbt take distributions as HP DIST PARAMS triplets:
-    PARAMS is a JSON object of the arguments of DIST (pbt samples its initial
-    population from them, with --population-size):
+    Random search, pbt, asha and hyperband take distributions as HP DIST
+    PARAMS triplets: PARAMS is a JSON object of the arguments of DIST (pbt
+    samples its initial population from them, with --population-size):
 
     \b
       uniform     {"low": L, "high": H}          on [L, H)
@@ -526,6 +648,12 @@ def add(
           --objective min --result loss --exploit '{"truncate": 0.25}' \\
           --explore lr '{"perturb": {"minFactor": 0.8, "maxFactor": 1.2, "high": 0.1}}' \\
           --population-size 8 --max-generations 20
+      schedy add sha asha lr loguniform '{"low": 1e-4, "high": 0.1}' \\
+          --result loss --min-resource 1 --max-resource 27 --max-jobs 40
+
+    asha and hyperband rank by --result (--objective min by default). The
+    values of --min-resource, --max-resource and --reduction-factor are JSON
+    numbers; when all three are integers, so is every rung's resource.
 
     Explore strategies (log form; several apply in order if given as a JSON
     list): {"perturb": {"minFactor": F, "maxFactor": F, "low": X, "high": X,
@@ -538,7 +666,7 @@ def add(
     experiment was created, 1 when the database refused it (e.g. the name is
     taken), 2 for a bad argument (nothing is written).
     """
-    pbt_options = {
+    options = {
         "--objective": objective,
         "--result": result_name,
         "--exploit": exploit,
@@ -548,8 +676,12 @@ def add(
         "--max-generations": max_generations,
         "--ranking": ranking,
         "--synchronous": synchronous,
+        "--min-resource": min_resource,
+        "--max-resource": max_resource,
+        "--reduction-factor": reduction_factor,
+        "--max-jobs": max_jobs,
     }
-    exp = build_experiment(name, kind, distributions, status, seed, lease, pbt_options)
+    exp = build_experiment(name, kind, distributions, status, seed, lease, options)
     location = default_path() if db is None else db
     new = "://" not in location and not os.path.isfile(os.path.join(location, "SCHEDY"))
     with failures():
@@ -607,10 +739,14 @@ def show(name, job, db):
     An experiment: its kind, status, seed, lease, the parameters of its
     scheduler (distributions; for pbt the objective, result, exploit and
     explore strategies, initial distributions, population size and maximum
-    generations, in the form `schedy add` takes them) and how many jobs it
-    has in each status. A job: its status, for pbt its generation, parent
-    job and member, then its hyperparameters and results. Exit status 1 if
-    NAME or JOB does not exist.
+    generations; for asha and hyperband the objective, result,
+    distributions, resources, reduction factor, the resource of each rung
+    and the maximum number of jobs; in the form `schedy add` takes them)
+    and how many jobs it has in each status. A job: its status, for pbt its
+    generation, parent job and member, for asha and hyperband its rung, the
+    resource it trains to, its parent job (whose checkpoint it goes on
+    from) and member (its configuration), then its hyperparameters and
+    results. Exit status 1 if NAME or JOB does not exist.
     """
     with failures():
         exp = open_db(db).get_experiment(name)
@@ -701,22 +837,31 @@ def experiment_listing(exps):
     return Listing(fixed, rows), fixed
 
 
+def _lineage_fields(exp):
+    """The fields of a job that place it in a chain of jobs, for experiments whose jobs have them."""
+    if isinstance(exp, ASHA):
+        return ("rung", "resource", "parent", "member")
+    if isinstance(exp, PopulationBasedTraining):
+        return ("generation", "parent", "member")
+    return ()
+
+
+def _lineage_value(job, field):
+    if field == "parent":
+        return _job_number(job.parent_id)
+    return getattr(job, field)
+
+
 def job_listing(exp, jobs):
-    fixed = [("schedy", "id"), ("schedy", "status")]
-    pbt = isinstance(exp, PopulationBasedTraining)
-    if pbt:
-        fixed += [("schedy", "generation"), ("schedy", "parent"), ("schedy", "member")]
+    fields = _lineage_fields(exp)
+    fixed = [("schedy", "id"), ("schedy", "status"), *(("schedy", f) for f in fields)]
     rows = []
     for job in jobs:
         row = {("schedy", "id"): _job_number(job.job_id), ("schedy", "status"): job.status}
-        if pbt:
-            for field, value in (
-                ("generation", job.generation),
-                ("parent", _job_number(job.parent_id)),
-                ("member", job.member),
-            ):
-                if value is not None:  # a generation-0 job has no parent: an empty cell, not null
-                    row[("schedy", field)] = value
+        for field in fields:
+            value = _lineage_value(job, field)
+            if value is not None:  # a job of rung or generation 0 has no parent: an empty cell, not null
+                row[("schedy", field)] = value
         row.update((("hyperparameter", k), v) for k, v in job.hyperparameters.items())
         row.update((("result", k), v) for k, v in job.results.items())
         rows.append(row)
@@ -749,11 +894,12 @@ def list_(name, table, paragraphs, sort_fields, decreasing, fields, db):
     """List the experiments, or with NAME the jobs of experiment NAME.
 
     Experiments have the fields name, status, kind, and one field per
-    hyperparameter holding its distribution (random search; for pbt the
-    initial distribution). Jobs have the fields id, status (for pbt also
-    generation, parent and member), one per hyperparameter and one per
-    result. Experiments come in the order of the database, jobs in the order
-    they were added.
+    hyperparameter holding its distribution (random search, asha and
+    hyperband; for pbt the initial distribution). Jobs have the fields id,
+    status (for pbt also generation, parent and member; for asha and
+    hyperband rung, resource, parent and member), one per hyperparameter
+    and one per result. Experiments come in the order of the database, jobs
+    in the order they were added.
 
     A FIELD is a name, or category.name where the category is schedy,
     hyperparameter (or hp, as in schedy export) or result; say category.name when two categories have a
@@ -888,7 +1034,9 @@ def push(name, words, db):
     quotes), true, null, NaN. -p and -r may be repeated: -p a 1 b 2 is -p a 1
     -p b 2. A name may not start with '-'. A random search's job must have
     exactly the hyperparameters of its distributions; a pbt job must have the
-    hyperparameters it explores, and a DONE one its result.
+    hyperparameters it explores, and a DONE one its result. An asha or
+    hyperband job is a new configuration at rung 0: it must have exactly the
+    hyperparameters of the distributions, and a DONE one its result.
 
     \b
     Example:

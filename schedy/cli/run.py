@@ -26,11 +26,12 @@ import click
 from ..adapters import waiting
 from ..adapters.opening import default_path
 from ..core import values
-from ..errors import ExperimentNotFoundError, JobNotFoundError, NoJobError, UnsafeUpdateError
+from ..errors import ExperimentNotFoundError, JobNotFoundError, NoJobError, SchedyError, UnsafeUpdateError
 from . import db_option, failures, main, open_db
 
 START, END = "--- RESULTS ---", "--- END RESULTS ---"
-FIELDS = frozenset("ejgpm%")  # the placeholders %e %j %g %p %m %% (and %h, a whole argument)
+FIELDS = frozenset("ejgpmr%")  # the placeholders %e %j %g %p %m %r %% (and %h, a whole argument)
+HALVING_VARIABLES = ("SCHEDY_RUNG", "SCHEDY_RESOURCE", "SCHEDY_PARENT_RESULTS")  # ASHA and Hyperband jobs only
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE = 10.0  # seconds a command has to exit after the forwarded signal, before it is killed
 DRAIN = 2.0  # seconds output is still read after the command exited: something it started may hold the pipe open
@@ -54,9 +55,13 @@ the command, passed as is (a "--" right after NAME is dropped).
 Placeholders, expanded in every argument of CMD for each job:
   %e   the experiment's name
   %j   the job's id
-  %g   its generation (PBT), empty otherwise
-  %p   the id of its parent job (PBT), empty if none
-  %m   its member (PBT), empty otherwise
+  %g   its generation (PBT) or rung (ASHA, Hyperband), empty otherwise
+  %p   the id of its parent job (PBT; ASHA and Hyperband: the job whose
+       checkpoint a promotion goes on from), empty if none
+  %m   its member (PBT) or configuration (ASHA, Hyperband), empty
+       otherwise
+  %r   the resource to train to (ASHA, Hyperband: epochs, steps... in
+       all, from scratch), empty otherwise
   %%   a literal %
   %h   the hyperparameters, as options: "--NAME VALUE" for each one,
        underscores in NAME turned into hyphens, a null value left out,
@@ -73,6 +78,13 @@ Environment of CMD: schedy's own, plus
   SCHEDY_RESULTS          its results when it starts, as JSON: with PBT
                           a segment starts with its parent's results,
                           such as the model_path to load
+  SCHEDY_RUNG, SCHEDY_RESOURCE
+                          ASHA and Hyperband only: its rung and the
+                          resource to train to (%g and %r)
+  SCHEDY_PARENT_RESULTS   ASHA and Hyperband only: the results of the
+                          job a promotion goes on from (its parent), as
+                          JSON, such as the model_path to load; empty at
+                          rung 0, or if the parent was deleted
   PYTHONUNBUFFERED=1      unless already set, so a Python script's
                           output streams as it is printed
 Non-finite numbers are written NaN, Infinity, -Infinity (as Python's
@@ -143,8 +155,11 @@ plain lines such as "job 3: running: python train.py --lr 0.1" and
 "job 3: DONE in 2.1 s: loss=0.25".
 
 \b
-Example:
+Examples:
   schedy run mnist python train.py --epochs 2 --out ckpt/%j.pt %h
+  schedy run sha python train.py --epochs %r --out ckpt/%j.pt %h
+(ASHA: each job trains to its rung's resource; a promotion loads the
+model_path in $SCHEDY_PARENT_RESULTS first.)
 """
 
 
@@ -170,7 +185,7 @@ def check_command(command):
             if code not in FIELDS:
                 what = "a lone % at the end" if code == "" else f"unknown placeholder %{code}"
                 raise click.UsageError(
-                    f"{what} in {arg!r}; the placeholders are %e %j %g %p %m %h, and %% for a literal %"
+                    f"{what} in {arg!r}; the placeholders are %e %j %g %p %m %r %h, and %% for a literal %"
                 )
     return args
 
@@ -200,6 +215,7 @@ def expand(args, job):
         "g": _text(job.generation),
         "p": _text(job.parent_id),
         "m": _text(job.member),
+        "r": _text(job.resource),
         "%": "%",
     }
     out = []
@@ -211,8 +227,11 @@ def expand(args, job):
     return out
 
 
-def child_env(job, db_location):
-    """The environment of the command for ``job``: ours, plus the SCHEDY_* variables."""
+def child_env(job, db_location, parent_results=None):
+    """The environment of the command for ``job``: ours, plus the SCHEDY_* variables.
+
+    ``parent_results``: for an ASHA or Hyperband job, its parent's results (None: no parent, or it was deleted).
+    """
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.update(
@@ -225,7 +244,31 @@ def child_env(job, db_location):
         SCHEDY_HYPERPARAMETERS=json.dumps(job.hyperparameters, ensure_ascii=False),
         SCHEDY_RESULTS=json.dumps(job.results, ensure_ascii=False),
     )
+    for name in HALVING_VARIABLES:
+        env.pop(name, None)  # one inherited from a schedy run around this one would describe another job
+    if job.rung is not None:
+        env.update(
+            SCHEDY_RUNG=str(job.rung),
+            SCHEDY_RESOURCE=_text(job.resource),
+            SCHEDY_PARENT_RESULTS="" if parent_results is None else json.dumps(parent_results, ensure_ascii=False),
+        )
     return env
+
+
+def parent_results(job):
+    """The results of the job an ASHA or Hyperband promotion goes on from (its checkpoint), or None.
+
+    None when ``job`` has no parent (rung 0) or the parent was deleted. A promotion starts with no results of
+    its own (unlike a PBT segment, which starts with its parent's), so the command finds them here.
+    """
+    if job.rung is None or job.parent_id is None:
+        return None
+    try:
+        return dict(job.experiment.get_job(job.parent_id).results)
+    except JobNotFoundError:
+        return None
+    except (SchedyError, OSError) as e:
+        raise JobFailed(f"job {job.job_id}: cannot read its parent job {job.parent_id}: {e}") from None
 
 
 # -- results blocks ----------------------------------------------------------------------------------------
@@ -364,7 +407,10 @@ def _segment(job):
     if job.generation is None and job.member is None and job.parent_id is None:
         return ""
     parts = [f"member {job.member}"] if job.member is not None else []
-    parts += [f"generation {job.generation}"] if job.generation is not None else []
+    if job.rung is not None:  # ASHA, Hyperband
+        parts += [f"rung {job.rung}", f"resource {_text(job.resource)}"]
+    elif job.generation is not None:
+        parts.append(f"generation {job.generation}")
     parts += [f"parent {job.parent_id}"] if job.parent_id is not None else []
     return f" ({', '.join(parts)})"
 
@@ -613,6 +659,7 @@ class Runner:
                 f"job {job.job_id}: interrupted by {_signal_name(self.signals[0])} before the command started"
             )
         argv = expand(self.args, job)
+        env = child_env(job, self.db_location, parent_results(job))
         self.out.job_started(job, argv)
         try:
             # A session of its own: a Ctrl-C at the terminal reaches schedy alone, which forwards it once to the
@@ -621,7 +668,7 @@ class Runner:
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                env=child_env(job, self.db_location),
+                env=env,
                 start_new_session=True,
             )
         except (OSError, ValueError) as e:

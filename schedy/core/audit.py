@@ -10,7 +10,7 @@ moments and describing events for people is :mod:`schedy.audit`'s.
 from typing import NamedTuple
 
 from . import events as ev
-from . import values
+from . import halving, values
 
 FINISHED = (ev.DONE, ev.CRASHED, ev.PRUNED)
 
@@ -93,10 +93,12 @@ def job_times(commits):
 def job_rows(state, commits):
     """One dict per job of ``state``, in the order jobs were added, with user values (not log form).
 
-    Keys: job_id, status, generation, parent_id, member, the JobTimes
+    Keys: job_id, status, generation, parent_id, member, for ASHA and
+    Hyperband rung and resource (:func:`rung_and_resource`), the JobTimes
     fields, hyperparameters and results (dicts).
     """
     times = job_times(commits)
+    config = halving.Config.from_log(state.params, state.kind) if state.kind in halving.KINDS else None
     rows = []
     for job in sorted(state.jobs.values(), key=lambda j: j.number):
         t = times.get(job.job_id) or JobTimes(None)
@@ -107,9 +109,18 @@ def job_rows(state, commits):
                 "generation": job.generation,
                 "parent_id": job.parent,
                 "member": job.member,
+                **({} if config is None else rung_and_resource(job, config)),
                 **t._asdict(),
                 "hyperparameters": values.decode_mapping(job.hyperparameters),
                 "results": values.decode_mapping(job.results),
             }
         )
     return rows
+
+
+def rung_and_resource(job, config):
+    """``{"rung": ..., "resource": ...}`` of an ASHA or Hyperband job: its rung (its generation) and the resource
+    it trains to (None for a job that is no configuration of the search, which a log Schedy wrote never has)."""
+    if job.member is None or job.generation is None:
+        return {"rung": job.generation, "resource": None}
+    return {"rung": job.generation, "resource": config.resource(config.bracket_of(job.member), job.generation)}

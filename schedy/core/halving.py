@@ -17,12 +17,14 @@ job of the next rung has it as parent) is promoted. With several brackets
 promotion to the largest resource wins, then the lowest bracket. With no
 promotion to make, a new configuration is sampled from the distributions at
 rung 0 of the next member's bracket. ``max_jobs`` caps the number of jobs,
-promotions included: once that many were added, nothing more is proposed, and
-the experiment is finished once no job is queued or running.
+promotions included: once the experiment has that many, nothing more is
+proposed, and it is finished once no job is queued or running (a job deleted by
+hand no longer counts).
 
 See docs/asha.md for the rules with a worked example.
 """
 
+import bisect
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -220,45 +222,122 @@ def score(job, config):
     return x if config.objective == MINIMIZE else -x
 
 
-def ladder(state, config):
-    """``(done, promoted)``: the DONE jobs of each (bracket, rung) as ``[(score, number, job)]``, and the ids of
-    jobs some job of the next rung continues from (in any status)."""
-    done, promoted = {}, set()
-    for job in state.jobs.values():
-        if job.member is None or job.generation is None:
-            continue  # not a configuration of this search (cannot happen in a log Schedy wrote)
+class Ladder:
+    """The completed jobs of each (bracket, rung) of one job table, ranked, and which of them are promoted.
+
+    ``ranked[(bracket, rung)]`` holds the sorted keys ``(score, number, job id)`` of the rung's DONE jobs with a
+    score, ``free[(bracket, rung)]`` those of them no job continues from yet. A ladder follows one table to the
+    next by comparing their blocks (a table shares every block a change did not touch), so a decision costs
+    what changed since the last one, not the size of the experiment.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.blocks = {}  # the table's blocks the ladder describes
+        self.ranked, self.free = {}, {}
+        self.key = {}  # job id -> its key in ranked, for the jobs that have one
+        self.children = {}  # job id -> how many jobs continue from it (in any status)
+
+    def follow(self, table):
+        """Update the ladder to describe ``table`` (a JobTable)."""
+        old, new = self.blocks, table._blocks
+        for b in old.keys() | new.keys():
+            ob, nb = old.get(b), new.get(b)
+            if ob is nb:
+                continue
+            ob, nb = ob or {}, nb or {}
+            for job_id in ob.keys() | nb.keys():
+                was, now = ob.get(job_id), nb.get(job_id)
+                if was is not now:
+                    if was is not None:
+                        self._remove(was)
+                    if now is not None:
+                        self._add(now)
+        self.blocks = new
+
+    def _place(self, job):
+        if job.member is None or job.generation is None or job.status != ev.DONE:
+            return None, None  # not ranked (a job without them cannot come from a log Schedy wrote)
+        s = score(job, self.config)
+        return (None, None) if s is None else ((self.config.bracket_of(job.member), job.generation), (s, job.number))
+
+    def _add(self, job):
         if job.parent is not None:
-            promoted.add(job.parent)
-        if job.status == ev.DONE:
-            s = score(job, config)
-            if s is not None:
-                done.setdefault((config.bracket_of(job.member), job.generation), []).append((s, job.number, job))
-    return done, promoted
+            n = self.children.get(job.parent, 0)
+            self.children[job.parent] = n + 1
+            if n == 0 and job.parent in self.key:
+                rung, key = self.key[job.parent]
+                _discard(self.free[rung], key)
+        rung, key = self._place(job)
+        if rung is not None:
+            key = (*key, job.job_id)
+            self.key[job.job_id] = (rung, key)
+            bisect.insort(self.ranked.setdefault(rung, []), key)
+            if not self.children.get(job.job_id):
+                bisect.insort(self.free.setdefault(rung, []), key)
+
+    def _remove(self, job):
+        if job.parent is not None:
+            n = self.children[job.parent] - 1
+            if n:
+                self.children[job.parent] = n
+            else:
+                del self.children[job.parent]
+                if job.parent in self.key:
+                    rung, key = self.key[job.parent]
+                    bisect.insort(self.free[rung], key)
+        placed = self.key.pop(job.job_id, None)
+        if placed is not None:
+            rung, key = placed
+            _discard(self.ranked[rung], key)
+            _discard(self.free[rung], key)
+
+    def candidate(self, bracket, rung):
+        """The id of the job of ``(bracket, rung)`` to promote, or None: the best not promoted yet, if it is
+        in the top ``floor(n / reduction_factor)`` of the n ranked."""
+        free = self.free.get((bracket, rung))
+        if not free:
+            return None
+        ranked = self.ranked[(bracket, rung)]
+        if bisect.bisect_left(ranked, free[0]) < math.floor(len(ranked) / self.config.reduction_factor):
+            return free[0][2]
+        return None
+
+
+def _discard(keys, key):
+    i = bisect.bisect_left(keys, key)
+    if i < len(keys) and keys[i] == key:
+        del keys[i]
+
+
+_LADDERS: dict = {}  # id(config) -> (config, Ladder): the ladder of the table last decided on
 
 
 def promotion(state, config):
     """The job to promote now (a JobState), or None: see the module's docstring for the rule."""
-    done, promoted = ladder(state, config)
-    best = None  # ((resource, -bracket), job)
-    eta = config.reduction_factor
+    # Taken out of the cache while in use (dict.pop is atomic): a thread deciding at the same time on another
+    # view builds a ladder of its own instead of updating this one under our feet. The last one put back stays.
+    held = _LADDERS.pop(id(config), None)
+    ladder = held[1] if held is not None and held[0] is config else Ladder(config)
+    ladder.follow(state.jobs)
+    best = None  # ((resource, -bracket), job id)
     for b in range(config.bracket_count):
         for rung in range(config.rungs(b) - 2, -1, -1):
-            finished = done.get((b, rung))
-            if not finished:
-                continue
-            top = sorted(finished, key=lambda t: (t[0], t[1]))[: math.floor(len(finished) / eta)]
-            candidate = next((job for _, _, job in top if job.job_id not in promoted), None)
-            if candidate is not None:
+            job_id = ladder.candidate(b, rung)
+            if job_id is not None:
                 key = (config.resource(b, rung + 1), -b)
                 if best is None or key > best[0]:
-                    best = (key, candidate)
+                    best = (key, job_id)
                 break  # the highest rung of this bracket that can promote
-    return None if best is None else best[1]
+    if len(_LADDERS) >= 16:
+        _LADDERS.clear()
+    _LADDERS[id(config)] = (config, ladder)
+    return None if best is None else state.jobs[best[1]]
 
 
 def propose(state, rng, config):
     """The next job when none is queued: a promotion, a new configuration, Waiting or Finished."""
-    if config.max_jobs is not None and state.next_number - 1 >= config.max_jobs:
+    if config.max_jobs is not None and len(state.jobs) >= config.max_jobs:
         busy = tuple(j.job_id for j in state.jobs.values() if j.status in (ev.QUEUED, ev.RUNNING))
         if busy:
             return Waiting(f"its {config.max_jobs} jobs (max_jobs) are added and {len(busy)} still run", busy)

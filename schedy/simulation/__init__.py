@@ -19,7 +19,18 @@ See docs/simulation.md.
 
 from .compare import Comparison, RunSummary, compare, permutation_test
 from .engine import START, Simulation, simulate, write_log
-from .problems import PROBLEMS, Durations, Failures, LearningRateSchedule, Problem, Toy, lr_schedule, toy
+from .problems import (
+    PROBLEMS,
+    Durations,
+    Failures,
+    LearningRateSchedule,
+    NoisyCurves,
+    Problem,
+    Toy,
+    lr_schedule,
+    noisy_curves,
+    toy,
+)
 
 __all__ = [
     "simulate",
@@ -30,8 +41,10 @@ __all__ = [
     "Problem",
     "Toy",
     "LearningRateSchedule",
+    "NoisyCurves",
     "toy",
     "lr_schedule",
+    "noisy_curves",
     "Durations",
     "Failures",
     "PROBLEMS",

@@ -14,6 +14,9 @@ A simulated worker does what the worker loop of docs/pbt.md does: it asks
 continues from (the simulation keeps one model state per job, as real
 workers keep one checkpoint per job), trains it with the problem, renews its
 lease every ``heartbeat`` seconds, and reports the score with ``update_job``.
+An ASHA or Hyperband job trains its configuration from its parent's model
+(from scratch at rung 0) up to its resource, counted in segments: the
+resource of its rung minus its parent's, with a report after each segment.
 A worker may die mid-segment: then it reports nothing, its lease lapses, the
 next writer records the expiry (``decide.expire_leases`` through the
 decision it makes), and the segment is redone.
@@ -21,8 +24,9 @@ decision it makes), and the segment is redone.
 The budget counts segments *reported* (accepted by ``update_job``). A claim
 reserves what it will train: one segment (PBT), or, for a random or manual
 search job claimed for the first time, its length (less if the budget has
-less left). A PBT claim that dies, or whose report is refused, gives its
-segment back to the budget; a random or manual search job keeps what it
+less left), and for an ASHA or Hyperband job, the segments from its parent's
+resource to its own (or less). A PBT claim that dies, or whose report is
+refused, gives its segment back to the budget; any other job keeps what it
 reserved until it is trained to its end, by whichever worker resumes it
 (a job handed out again is resumed whatever the budget). The experiment is
 marked DONE once the budget is reported, so a segment lost to a death is
@@ -36,7 +40,7 @@ import numpy as np
 
 from ..adapters.api import Experiment, SchedyDB
 from ..adapters.naming import check_name, stream_key
-from ..core import decide, pbt, values
+from ..core import decide, halving, pbt, values
 from ..core import events as ev
 from ..core import snapshot as snapshots
 from ..core.codec import Commit, encode_commit
@@ -71,6 +75,8 @@ class _Worker:
         "length",
         "lost",
         "reserved",
+        "base",
+        "full",
     )
 
     def __init__(self, slot, speed):
@@ -79,6 +85,7 @@ class _Worker:
         self.job = None
         self.lost = False
         self.reserved = 0  # PBT: budget segments this worker's claim holds and has not reported (0 or 1)
+        self.base = 0  # segments the model of its job had trained before it (ASHA and Hyperband: the parent's)
 
 
 class _Engine:
@@ -100,7 +107,8 @@ class _Engine:
     ):
         if not isinstance(experiment, Experiment) or experiment._kind is None:
             raise TypeError(
-                "simulate needs a ManualSearch, RandomSearch or PopulationBasedTraining definition, "
+                "simulate needs a ManualSearch, RandomSearch, PopulationBasedTraining, ASHA or Hyperband "
+                "definition, "
                 f"got {type(experiment).__name__}"
             )
         if not isinstance(problem, Problem):
@@ -115,16 +123,21 @@ class _Engine:
         self.params = experiment._params()
         self.pbt = self.kind == "pbt"
         config = pbt.Config.from_log(self.params) if self.pbt else None
-        self.score_name = config.result_name if config else (problem.score or "score")
-        if config and problem.score not in (None, config.result_name):
+        # ASHA and Hyperband: the ladder of resources, counted in segments
+        self.ladder = halving.Config.from_log(self.params, self.kind) if self.kind in halving.KINDS else None
+        ranked = config or self.ladder  # the definition that names the score and its direction, if any
+        self.score_name = ranked.result_name if ranked else (problem.score or "score")
+        if ranked and problem.score not in (None, ranked.result_name):
             raise ValueError(
-                f"the experiment ranks by {config.result_name!r} but the problem reports {problem.score!r}"
+                f"the experiment ranks by {ranked.result_name!r} but the problem reports {problem.score!r}"
             )
-        self.objective = config.objective if config else (problem.objective or pbt.MAXIMIZE)
-        if config and problem.objective not in (None, config.objective):
+        self.objective = ranked.objective if ranked else (problem.objective or pbt.MAXIMIZE)
+        if ranked and problem.objective not in (None, ranked.objective):
             raise ValueError(
-                f"the experiment's objective is {config.objective!r} but the problem's is {problem.objective!r}"
+                f"the experiment's objective is {ranked.objective!r} but the problem's is {problem.objective!r}"
             )
+        if self.ladder:
+            _check_ladder(self.ladder)
         self.problem, self.steps = problem, problem.steps
         self.workers_n = problem.workers if workers is None else workers
         if isinstance(self.workers_n, bool) or not isinstance(self.workers_n, int) or self.workers_n < 1:
@@ -134,10 +147,15 @@ class _Engine:
             isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1
         ):
             raise ValueError(f"budget must be a positive integer (segments), got {self.budget!r}")
-        if self.budget is None and (self.kind == "random" or config and config.max_generations is None):
+        endless = (
+            self.kind == "random"
+            or (config is not None and config.max_generations is None)
+            or (self.ladder is not None and self.ladder.max_jobs is None)
+        )
+        if self.budget is None and endless:
             raise ValueError(
-                "this experiment never ends by itself (random search, or PBT without max_generations): "
-                "give simulate a budget (in segments)"
+                "this experiment never ends by itself (random search, PBT without max_generations, ASHA or "
+                "Hyperband without max_jobs): give simulate a budget (in segments)"
             )
         self.durations = problem.durations if durations is None else durations
         if not isinstance(self.durations, Durations):
@@ -195,7 +213,7 @@ class _Engine:
         # so far, its length or less when the budget had less left; a job keeps its quota until trained to it).
         self.reported = self.reserved = 0
         self.quota = {}
-        self.stats = dict(segments=0, heartbeats=0, deaths=0, expired=0, refused=0, asks=0)
+        self.stats = dict(segments=0, heartbeats=0, deaths=0, expired=0, refused=0, asks=0, waited=0)
         self.wake = False
 
     # -- the log ---------------------------------------------------------------------------------
@@ -341,6 +359,7 @@ class _Engine:
             if not error.finished:
                 # Waiting (the next job depends on running ones) or empty (a job may come back when a lease
                 # lapses): ask again when something changes.
+                self.stats["waited"] += 1
                 self._wait(w, t)
             return
         self._start_job(w, job_id, t)
@@ -393,13 +412,11 @@ class _Engine:
                 self.reserved += 1
                 w.reserved = 1
         else:
-            w.done, w.model = self.progress.get(job_id, (0, None))
+            w.base, w.full = self._span(job) if self.ladder else (0, self.segments_per_job)
+            # resumed from its last progress report; else from its parent's model (a promotion), or from scratch
+            w.done, w.model = self.progress.get(job_id) or (0, self.models.get(job.parent))
             if job_id not in self.quota:  # claimed for the first time: reserve its length, or what the budget has left
-                quota = (
-                    self.segments_per_job
-                    if self.budget is None
-                    else min(self.segments_per_job, self.budget - self.reserved)
-                )
+                quota = w.full if self.budget is None else min(w.full, self.budget - self.reserved)
                 if quota < 1:
                     raise AssertionError(f"{self.label}: job {job_id} claimed with no budget left")
                 self.quota[job_id] = quota
@@ -408,6 +425,16 @@ class _Engine:
         w.hps = values.decode_mapping(w.hps_log)
         self._segment(w, t)
         self._push(t + self.heartbeat, _BEAT, w.slot, w.epoch)
+
+    def _span(self, job):
+        """ASHA and Hyperband: ``(base, length)``, the segments ``job``'s parent trained its model to, and the
+        segments ``job`` trains on top of them to reach its own resource."""
+        ladder, jobs = self.ladder, self.state.jobs
+        base = 0
+        if job.parent is not None:
+            parent = jobs[job.parent]
+            base = int(ladder.resource(ladder.bracket_of(parent.member), parent.generation))
+        return base, int(ladder.resource(ladder.bracket_of(job.member), job.generation)) - base
 
     def _segment(self, w, t):
         d, rng = self.durations, self.timing
@@ -433,8 +460,9 @@ class _Engine:
             results[self.score_name] = values.encode(score)
         else:
             results = {self.score_name: values.encode(score)}
-        # A random or manual search job whose quota is shorter than a full training was cut by the budget: PRUNED.
-        status = ev.RUNNING if not final else ev.DONE if self.pbt or done >= self.segments_per_job else ev.PRUNED
+        # A job whose quota is shorter than its length (a full training; up to its resource) was cut by the
+        # budget: PRUNED.
+        status = ev.RUNNING if not final else ev.DONE if self.pbt or done >= w.full else ev.PRUNED
         hps, expected = w.hps_log, w.expected
         _, error = self._decide(
             t,
@@ -469,7 +497,7 @@ class _Engine:
                 t,
                 job.member if job.member is not None else job.number,
                 job.number,
-                (job.generation + 1) if self.pbt else w.done,
+                (job.generation + 1) if self.pbt else w.base + w.done,
                 score,
                 w.slot,
             )
@@ -480,6 +508,8 @@ class _Engine:
             self.models[job_id] = model
         else:
             self.progress[job_id] = (w.done, model)
+            if self.ladder:
+                self.models[job_id] = model  # where a promotion of this job starts
         if final:
             self.spans[job_id] = (w.claimed_at, t, w.slot)
             w.job = None
@@ -563,6 +593,19 @@ class _Engine:
         )
 
 
+def _check_ladder(ladder):
+    """Refuse an ASHA or Hyperband definition whose resources are not whole numbers of segments."""
+    for b in range(ladder.bracket_count):
+        for rung in range(ladder.rungs(b)):
+            r = ladder.resource(b, rung)
+            if not float(r).is_integer():
+                raise ValueError(
+                    f"simulate counts resources in segments, so every rung must train to a whole number of them: "
+                    f"rung {rung} of bracket {b} trains to {r!r} (min_resource {ladder.min_resource!r}, "
+                    f"max_resource {ladder.max_resource!r}, reduction_factor {ladder.reduction_factor!r})"
+                )
+
+
 def simulate(
     experiment,
     problem,
@@ -583,16 +626,19 @@ def simulate(
     """Run ``experiment`` on a simulated ``problem`` with ``workers`` simulated workers; return a :class:`Simulation`.
 
     ``experiment`` is an unbound definition (``schedy.PopulationBasedTraining``,
-    ``RandomSearch`` or ``ManualSearch``); ``problem``
+    ``RandomSearch``, ``ManualSearch``, ``ASHA`` or ``Hyperband``); ``problem``
     a :class:`~schedy.simulation.problems.Problem` or a callable
     ``(hyperparameters, state, steps, rng) -> (state, score)``. ``budget``
     is the number of segments to report: once that many are reported, the
-    simulation marks the experiment DONE (PBT with ``max_generations`` may
-    finish first). A segment cut short by a failure, or whose report is
-    refused, is wasted time, not budget: it is trained again. A random or
-    manual search job reserves its ``segments_per_job`` segments when it is
-    first claimed, or what is left of the budget: a job that the budget cuts
-    short ends ``PRUNED``. ``durations``
+    simulation marks the experiment DONE (PBT with ``max_generations``, ASHA
+    or Hyperband with ``max_jobs`` may finish first). A segment cut short by
+    a failure, or whose report is refused, is wasted time, not budget: it is
+    trained again. A random or manual search job reserves its
+    ``segments_per_job`` segments when it is first claimed, or what is left
+    of the budget; an ASHA or Hyperband job, the segments from its parent's
+    resource to its own (resources are counted in segments: a promotion
+    continues from its parent's model, a rung-0 job starts from scratch). A
+    job that the budget cuts short ends ``PRUNED``. ``durations``
     (:class:`Durations`) and ``failures`` (:class:`Failures`, or a
     probability per segment) model time. ``heartbeat`` is the interval of
     lease renewals (default: a quarter of the experiment's lease, as a real
@@ -633,15 +679,17 @@ class Simulation:
     ``commits`` is the log (a list of :class:`~schedy.core.codec.Commit`),
     ``state`` its fold. ``reports`` holds one entry per segment reported, as
     numpy arrays of equal length: ``time`` (simulated seconds since the
-    start), ``member`` (the PBT member, or the job number), ``job`` (job
-    number), ``segment`` (segments the reported model has trained), ``score``
-    and ``worker`` (the simulated machine); ``states`` the model state of each
-    report (with ``keep_states``, else None). ``models`` maps each job id to
-    the model state its last segment produced; ``spans`` each finished job
-    to ``(claimed, finished, worker)`` times. ``stats`` counts segments
-    (reported: one per entry of ``reports``), commits, heartbeats, deaths,
-    lapsed leases (``expired``), refused reports and the simulated ``end``
-    time.
+    start), ``member`` (the PBT member or the ASHA configuration, else the
+    job number), ``job`` (job number), ``segment`` (segments the reported
+    model has trained, its parents' included), ``score`` and ``worker`` (the
+    simulated machine); ``states`` the model state of each report (with
+    ``keep_states``, else None). ``models`` maps each job id to the model
+    state its last segment produced (PBT, ASHA and Hyperband); ``spans``
+    each finished job to ``(claimed, finished, worker)`` times. ``stats``
+    counts segments (reported: one per entry of ``reports``), commits,
+    heartbeats, deaths, lapsed leases (``expired``), refused reports,
+    ``asks`` (``next_job`` decisions), those answered with no job yet
+    (``waited``), and the simulated ``end`` time.
     """
 
     def __init__(self, **fields):

@@ -122,7 +122,7 @@ def plot_population(comparison_or_simulation, path=None):
         if log:
             ax.set_yscale("log")
         ax.set_title(
-            f"{label} (seed {sim.seed}): {len(np.unique(r['member']))} {'members' if sim.kind == 'pbt' else 'jobs'}",
+            f"{label} (seed {sim.seed}): {len(np.unique(r['member']))} {_MEMBERS.get(sim.kind, 'jobs')}",
             fontsize=10,
         )
         ax.set_xlabel("simulated time (hours)")
@@ -130,6 +130,9 @@ def plot_population(comparison_or_simulation, path=None):
         ax.grid(alpha=0.3)
     _hide_unused(axes, len(sims), cols)
     return _save(fig, path)
+
+
+_MEMBERS = {"pbt": "members", "asha": "configurations", "hyperband": "configurations"}  # what a line is, by kind
 
 
 def _exploit(jobs, job_id):

@@ -19,6 +19,9 @@ array operations, whatever its number of steps):
   Figure 2).
 * :func:`lr_schedule`: a noisy quadratic model whose best learning rate
   decreases during training, so a schedule beats every constant value.
+* :func:`noisy_curves`: learning curves whose early scores rank
+  configurations well on average but noisily, the case successive halving
+  (ASHA, Hyperband) is made for.
 """
 
 import math
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.distributions import LogUniform
+from ..core.distributions import LogUniform, Uniform
 from ..core.pbt import MAXIMIZE, MINIMIZE, PB2, AddNoise, Keep, Perturb, Truncate
 
 
@@ -345,6 +348,99 @@ class LearningRateSchedule(Problem):
 def lr_schedule(**settings):
     """The changing-learning-rate problem (see :class:`LearningRateSchedule` for the settings)."""
     return LearningRateSchedule(**settings)
+
+
+# -- learning curves whose early scores are informative but noisy ----------------------------------
+
+
+class NoisyCurves(Problem):
+    """Learning curves that rank configurations early, but noisily: what successive halving is made for.
+
+    A configuration (``lr``, ``dropout``) has a final loss
+    q = ``floor`` + ``lr_weight``·(log10 lr − log10 ``best_lr``)² +
+    ``dropout_weight``·(dropout − ``best_dropout``)². After t segments of
+    training (one step each) its model reports the loss
+    q + (``gap`` + ``noise``·(u + εₜ)) / √t: the gap to q shrinks as
+    training goes on, and so does the noise, where u ~ N(0, 1) is the
+    model's own luck (drawn when it starts from scratch and kept in its
+    state, so a promotion inherits it) and εₜ ~ N(0, 1) is drawn at each
+    evaluation. Every configuration follows the same curve shape, so early
+    scores rank configurations by q on average; with the defaults the noise
+    after one segment (standard deviation ``noise``·√2 ≈ 0.071) is as large
+    as the standard deviation of q over the search space (0.069), so a
+    configuration's first score says roughly, not exactly, where it stands.
+    The state is ``(t, u)``.
+
+    ``strategies()`` compares random search (each job trained for
+    ``segments`` segments) with ASHA and Hyperband from 1 to ``segments``
+    segments (``reduction_factor`` 3), on the same distributions and on a
+    budget of ``configurations`` full trainings, with ``workers`` workers by
+    default.
+    """
+
+    def __init__(
+        self,
+        segments=27,
+        configurations=16,
+        floor=0.1,
+        best_lr=0.01,
+        lr_weight=0.04,
+        best_dropout=0.3,
+        dropout_weight=0.5,
+        gap=0.3,
+        noise=0.05,
+        workers=8,
+        durations=Durations(mean=100.0),
+    ):
+        self.low, self.high = 1e-4, 1.0
+        self.configurations = configurations
+        centre = math.log10(best_lr)
+
+        def curve(hps, state, steps, rng):
+            t, u = (0, float(rng.standard_normal())) if state is None else state
+            t += steps
+            q = floor + lr_weight * (math.log10(float(hps["lr"])) - centre) ** 2
+            q += dropout_weight * (float(hps["dropout"]) - best_dropout) ** 2
+            return (t, u), q + (gap + noise * (u + rng.standard_normal())) / math.sqrt(t)
+
+        super().__init__(
+            curve,
+            name="noisy-curves",
+            score="loss",
+            objective=MINIMIZE,
+            segments=segments,
+            workers=workers,
+            budget=configurations * segments,
+            durations=durations,
+            description=(
+                f"learning curves q + ({gap} + {noise} (u + e_t)) / sqrt(t): q = {floor} + {lr_weight} "
+                f"(log10 lr - log10 {best_lr})^2 + {dropout_weight} (dropout - {best_dropout})^2; lr "
+                f"LogUniform(1e-4, 1), dropout Uniform(0, 0.9); {segments} segments; budget "
+                f"{configurations} x {segments} segments"
+            ),
+        )
+
+    def distributions(self):
+        """The search space: ``lr`` log-uniform in [1e-4, 1), ``dropout`` uniform in [0, 0.9)."""
+        return {"lr": LogUniform(self.low, self.high), "dropout": Uniform(0.0, 0.9)}
+
+    def strategies(self):
+        """``random`` search (each job trained for ``segments`` segments), ``asha`` and ``hyperband`` (from 1 to
+        ``segments`` segments, ``reduction_factor`` 3), all on :meth:`distributions`."""
+        from ..adapters.api import ASHA, Hyperband, RandomSearch
+
+        dist = self.distributions()
+        ladder = dict(min_resource=1, max_resource=self.segments, reduction_factor=3)
+        return {
+            "random": RandomSearch("curves-random", dist),
+            "asha": ASHA("curves-asha", dist, "loss", MINIMIZE, **ladder),
+            "hyperband": Hyperband("curves-hyperband", dist, "loss", MINIMIZE, **ladder),
+        }
+
+
+def noisy_curves(**settings):
+    """Learning curves with informative but noisy early scores (see :class:`NoisyCurves` for the settings)."""
+    return NoisyCurves(**settings)
 
 
 PROBLEMS = {"toy": toy, "lr-schedule": lr_schedule}

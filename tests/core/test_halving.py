@@ -377,3 +377,70 @@ def test_the_worked_example_of_docs_asha_md():
     run.report(fifth.job_id, 0.2)
     sixth = run.ask()  # configuration 3 is now rung 0's best: promoted
     assert (sixth.member, sixth.generation, sixth.parent) == (3, 1, fifth.job_id)
+
+
+def brute_promotion(state, cfg):
+    """The promotion rule recomputed from every job (what the incremental Ladder must agree with)."""
+    eta, continued, best = cfg.reduction_factor, {j.parent for j in state.jobs.values()}, None
+    for b in range(cfg.bracket_count):
+        for rung in range(cfg.rungs(b) - 2, -1, -1):
+            rows = sorted(
+                (halving.score(j, cfg), j.number, j.job_id)
+                for j in state.jobs.values()
+                if j.status == ev.DONE
+                and j.generation == rung
+                and cfg.bracket_of(j.member) == b
+                and halving.score(j, cfg) is not None
+            )
+            free = [job_id for _, _, job_id in rows[: math.floor(len(rows) / eta)] if job_id not in continued]
+            if free:
+                key = (cfg.resource(b, rung + 1), -b)
+                if best is None or key > best[0]:
+                    best = (key, free[0])
+                break
+    return None if best is None else best[1]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cfg=definitions(),
+    ops=st.lists(
+        st.tuples(st.sampled_from(["ask", "ask", "done", "done", "crash", "delete"]), st.integers(0, 10**6)),
+        min_size=60,
+        max_size=150,
+    ),
+    order=st.randoms(use_true_random=False),
+)
+def test_the_incremental_ladder_agrees_with_the_rule_recomputed_on_any_state_in_any_order(cfg, ops, order):
+    run, states = Run(cfg), []
+    for op, pick in ops:
+        jobs = sorted(run.state.jobs.values(), key=lambda j: j.number)
+        running = [j.job_id for j in jobs if j.status == ev.RUNNING]
+        if op == "ask" and len(running) < 4:
+            run.ask()
+        elif op in ("done", "crash") and running:
+            run.report(
+                running[pick % len(running)],
+                (pick % 97) / 3.0 if op == "done" else None,
+                ev.DONE if op == "done" else ev.CRASHED,
+            )
+        elif op == "delete" and jobs:
+            run.commit(decide.delete_job(run.state, name=NAME, job_id=jobs[pick % len(jobs)].job_id).events)
+        states.append(run.state)
+    order.shuffle(states)  # the ladder follows a table to any other, backwards too
+    for state in states:
+        got = halving.promotion(state, cfg)
+        assert (got.job_id if got else None) == brute_promotion(state, cfg)
+
+
+def test_a_parent_whose_promotion_is_gone_again_is_a_candidate_again():
+    cfg = config(min_resource=1, max_resource=9, reduction_factor=3)
+    run = Run(cfg)
+    for i, job in enumerate([run.ask() for _ in range(3)]):
+        run.report(job.job_id, float(i))
+    before = run.state
+    promoted = run.ask()
+    assert halving.promotion(run.state, cfg) is None  # the ladder follows the table forwards...
+    assert halving.promotion(before, cfg).job_id == promoted.parent  # ...and back
+    run.commit(decide.delete_job(run.state, name=NAME, job_id=promoted.job_id).events)
+    assert halving.promotion(run.state, cfg).job_id == promoted.parent  # its promotion deleted: promoted again
