@@ -1,5 +1,6 @@
 """``schedy simulate``: compare search strategies on a simulated problem, offline (see docs/simulation.md)."""
 
+import inspect
 import time
 
 import click
@@ -9,7 +10,66 @@ from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..adapters.api import ASHA
+from ..simulation import PROBLEMS
 from . import failures, main
+
+PROBLEM_FACTORIES = dict(PROBLEMS)  # the problems schedy simulate runs, by name
+_DEFAULTS = {name: make() for name, make in PROBLEM_FACTORIES.items()}  # each problem with its defaults, for help
+_LADDER_OPTIONS = {
+    "min_resource": "--min-resource",
+    "max_resource": "--max-resource",
+    "reduction_factor": "--reduction-factor",
+}
+
+
+def _per_problem(value):
+    """``"toy: 25, lr-schedule: 20, ..."``: ``value(problem)`` for the default problem of each name."""
+    return ", ".join(f"{name}: {value(p)}" for name, p in _DEFAULTS.items())
+
+
+def _takes(name, setting):
+    """Whether the problem ``name`` has the setting ``setting`` (a keyword argument of its class)."""
+    return setting in inspect.signature(type(_DEFAULTS[name])).parameters
+
+
+def _halving(strategies):
+    """The labels of the ASHA and Hyperband definitions among ``strategies``."""
+    return [label for label, exp in strategies.items() if isinstance(exp, ASHA)]
+
+
+def _and(names):
+    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    names = list(names)
+    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _rungs(exp):
+    """The resources the rungs of an ASHA or Hyperband definition train to, as the core reads the definition (as
+    ``schedy show`` prints them)."""
+    config = exp._config()
+    return [config.resource(0, rung) for rung in range(config.rungs(0))]
+
+
+def _budget(p):
+    """The default budget of problem ``p``, as a rule."""
+    if p.budget is None:
+        return "none"
+    if getattr(p, "population", None) and p.budget == p.population * p.segments:
+        return "population x segments"
+    return f"{p.budget // p.segments} x segments" if p.budget % p.segments == 0 else f"{p.budget} segments"
+
+
+def _halving_default(setting):
+    """The value of ``setting`` (``"min_resource"``...) in the ASHA and Hyperband definitions of the problems."""
+    values = {
+        getattr(exp, setting) for p in _DEFAULTS.values() for exp in p.strategies().values() if isinstance(exp, ASHA)
+    }
+    return ", ".join(f"{v:g}" for v in sorted(values))
+
+
+_HALVING_PROBLEMS = [name for name, p in _DEFAULTS.items() if _halving(p.strategies())]
+_POPULATION_PROBLEMS = [name for name in _DEFAULTS if _takes(name, "population")]
 
 
 def _fmt(x):
@@ -51,16 +111,82 @@ class WorkerCounts(click.ParamType):
         return counts
 
 
+def _ladder(problem, prob, available, chosen, min_resource, max_resource, reduction_factor):
+    """``chosen`` with its ASHA and Hyperband definitions rebuilt on the resources given on the command line."""
+    given = {
+        name: value
+        for name, value in (
+            ("min_resource", min_resource),
+            ("max_resource", max_resource),
+            ("reduction_factor", reduction_factor),
+        )
+        if value is not None
+    }
+    halving = _halving(chosen)
+    if given and not halving:
+        flags = _and(_LADDER_OPTIONS[name] for name in given)
+        verb = "applies" if len(given) == 1 else "apply"
+        offered = _halving(available)
+        if offered:
+            raise click.UsageError(
+                f"{flags} {verb} to {_and(offered)}, and none of the chosen strategies ({', '.join(chosen)}) is "
+                f"one: add -s {offered[0]}"
+            )
+        raise click.UsageError(
+            f"{flags} {verb} to ASHA and Hyperband, which {problem} does not offer (its strategies: "
+            f"{', '.join(available)})"
+            + (
+                f"; {_and(_HALVING_PROBLEMS)} {'does' if len(_HALVING_PROBLEMS) == 1 else 'do'}"
+                if _HALVING_PROBLEMS
+                else ""
+            )
+        )
+    if not given:
+        return chosen
+    chosen = dict(chosen)
+    for label in halving:
+        exp = chosen[label]
+        r = given.get("min_resource", exp.min_resource)
+        top = given.get("max_resource", exp.max_resource)
+        eta = given.get("reduction_factor", exp.reduction_factor)
+        if top < r:
+            low = f"--min-resource {r}" if "min_resource" in given else f"the minimum resource of {label}, {r},"
+            high = (
+                f"--max-resource {top}"
+                if "max_resource" in given
+                else f"the maximum resource, {top} (a full training of {problem}: --segments {prob.segments})"
+            )
+            raise click.UsageError(f"{low} is more than {high}")
+        try:
+            chosen[label] = type(exp)(
+                exp.name,
+                exp.distributions,
+                exp.result_name,
+                exp.objective,
+                min_resource=r,
+                max_resource=top,
+                reduction_factor=eta,
+                status=exp.status,
+                seed=exp.seed,
+                max_jobs=exp.max_jobs,
+                lease=exp.lease,
+            )
+        except ValueError as e:
+            raise click.UsageError(f"{_and(_LADDER_OPTIONS.values())}: {e}") from None
+    return chosen
+
+
 @main.command(short_help="Compare search strategies on a simulated problem: table, plots, logs.")
-@click.argument("problem", type=click.Choice(["toy", "lr-schedule"]))
+@click.argument("problem", type=click.Choice(list(PROBLEM_FACTORIES)))
 @click.option(
     "-s",
     "--strategy",
     "strategies",
     multiple=True,
     metavar="NAME",
-    help="A strategy of the problem to simulate (repeat it; default: all). toy: pbt, explore-only, "
-    "exploit-only, grid, pbt-sync, pb2. lr-schedule: pbt, random, pbt-sync, pb2, explore-only.",
+    help="A strategy of the problem to simulate (repeat it; default: all). "
+    + ". ".join(f"{name}: {', '.join(p.strategies())}" for name, p in _DEFAULTS.items())
+    + ".",
 )
 @click.option("--seeds", type=click.IntRange(1), default=20, show_default=True, help="Runs per strategy.")
 @click.option(
@@ -77,34 +203,61 @@ class WorkerCounts(click.ParamType):
     multiple=True,
     help="Simulated workers. Repeat it (--workers 1 --workers 4), or give a comma-separated list "
     "(--workers 1,2,4,8), to run every strategy at every count and compare them in one table. "
-    "Default: the problem's (toy: 1, lr-schedule: 4).",
+    f"Default: the problem's ({_per_problem(lambda p: p.workers)}).",
 )
 @click.option(
     "--segments",
     type=click.IntRange(1),
     default=None,
-    help="Segments of a full training (per member, or per job of random or manual search). Default: the "
-    "problem's (toy: 25, lr-schedule: 20).",
+    help="Segments of a full training (per member, or per job of random or manual search; the last rung of "
+    f"ASHA and Hyperband unless --max-resource says otherwise). Default: the problem's "
+    f"({_per_problem(lambda p: p.segments)}).",
 )
 @click.option(
     "--population",
     type=click.IntRange(1),
     default=None,
-    help="lr-schedule only: the PBT population (default 16); the budget is population x segments.",
+    help=f"{_and(_POPULATION_PROBLEMS)} only: the PBT population (default "
+    f"{_and(str(_DEFAULTS[n].population) for n in _POPULATION_PROBLEMS)}); the budget is population x segments.",
 )
 @click.option(
     "--budget",
     type=click.IntRange(1),
     default=None,
-    help="Segments each run reports in total (a segment cut short by a failure is trained again and "
-    "counted once). Default: the problem's (toy: 2 x segments, lr-schedule: population x segments).",
+    help="Segments each run reports in total, the same for every strategy (a segment cut short by a failure is "
+    "trained again and counted once). Default: the problem's "
+    f"({_per_problem(_budget)}).",
+)
+@click.option(
+    "--min-resource",
+    type=click.IntRange(1),
+    default=None,
+    metavar="SEGMENTS",
+    help=f"ASHA and Hyperband ({_and(_HALVING_PROBLEMS)}): the resource of rung 0, in segments (default "
+    f"{_halving_default('min_resource')}).",
+)
+@click.option(
+    "--max-resource",
+    type=click.IntRange(1),
+    default=None,
+    metavar="SEGMENTS",
+    help="ASHA and Hyperband: the resource of the last rung, in segments (default: --segments, as long as a "
+    "random search job trains).",
+)
+@click.option(
+    "--reduction-factor",
+    type=click.IntRange(2),
+    default=None,
+    metavar="ETA",
+    help="ASHA and Hyperband: each rung trains ETA times as long as the one below, and promotes the top 1/ETA "
+    f"of its jobs (default {_halving_default('reduction_factor')}).",
 )
 @click.option(
     "--segment-time",
     type=click.FloatRange(0, min_open=True),
     default=None,
     metavar="SECONDS",
-    help="Mean simulated duration of a segment (toy: 60, lr-schedule: 100).",
+    help=f"Mean simulated duration of a segment ({_per_problem(lambda p: f'{p.durations.mean:g}')}).",
 )
 @click.option(
     "--failure-rate",
@@ -154,6 +307,9 @@ def simulate(
     segments,
     population,
     budget,
+    min_resource,
+    max_resource,
+    reduction_factor,
     segment_time,
     failure_rate,
     restart,
@@ -167,33 +323,46 @@ def simulate(
     simulated clock, in memory. Prints a table per strategy (the best score
     reached by a quarter and a half of the time, and at the end: mean,
     spread, median) and, for each pair of strategies, the difference of the
-    mean final scores with a permutation test p-value. PROBLEM is "toy" (the
-    toy example of the PBT paper, Figure 2) or "lr-schedule" (a learning rate
-    that must decrease during training).
+    mean final scores with a permutation test p-value. Every strategy
+    reports the same budget of segments. PROBLEM is "toy" (the toy example
+    of the PBT paper, Figure 2), "lr-schedule" (a learning rate that must
+    decrease during training) or "noisy-curves" (learning curves whose early
+    scores rank configurations well but noisily: random search, ASHA and
+    Hyperband, whose rungs --min-resource, --max-resource and
+    --reduction-factor set).
 
     With several worker counts (--workers 1,2,4), every strategy runs at
     every count, in one table; the pairs compare the strategies at each
     count, and each strategy with itself at the first count.
     """
-    from ..simulation import Durations, Failures, compare, lr_schedule, toy
+    from ..simulation import Durations, Failures, compare
 
     settings = {}
     if segments is not None:
         settings["segments"] = segments
     if population is not None:
-        if problem != "lr-schedule":
-            raise click.UsageError("--population applies to lr-schedule only (the toy has the paper's two members)")
+        if problem not in _POPULATION_PROBLEMS:
+            raise click.UsageError(
+                f"--population applies to {_and(_POPULATION_PROBLEMS)} only: {problem} has no population "
+                f"(--budget sets the segments each run trains)"
+            )
         settings["population"] = population
     with failures():
-        prob = (toy if problem == "toy" else lr_schedule)(**settings)
+        prob = PROBLEM_FACTORIES[problem](**settings)
         if segment_time is not None:
             d = prob.durations
             prob.durations = Durations(segment_time, d.spread, d.worker_spread)
     available = prob.strategies()
     unknown = [s for s in strategies if s not in available]
     if unknown:
-        raise click.UsageError(f"unknown strategy {unknown[0]!r} for {problem}; choose among {', '.join(available)}")
+        elsewhere = [name for name, p in _DEFAULTS.items() if name != problem and unknown[0] in p.strategies()]
+        raise click.UsageError(
+            f"unknown strategy {unknown[0]!r} for {problem}"
+            + (f" (it is a strategy of {_and(elsewhere)})" if elsewhere else "")
+            + f"; choose among {', '.join(available)}"
+        )
     chosen = {s: available[s] for s in (dict.fromkeys(strategies) or available)}
+    chosen = _ladder(problem, prob, available, chosen, min_resource, max_resource, reduction_factor)
     counts = [n for given in workers for n in given]
     twice = sorted({n for n in counts if counts.count(n) > 1})
     if twice:
@@ -226,6 +395,16 @@ def simulate(
         ),
         markup=False,
     )
+    ladders = {}  # the rungs of each ASHA and Hyperband strategy, grouped when they are the same
+    for label in _halving(chosen):
+        exp = chosen[label]
+        ladders.setdefault((tuple(_rungs(exp)), exp.reduction_factor), []).append(label)
+    for (rungs, eta), labels in ladders.items():
+        out.print(
+            f"{_and(labels)}: rungs of {', '.join(f'{r:g}' for r in rungs)} segments (reduction factor {eta:g}); "
+            f"a promotion continues its parent's model.",
+            markup=False,
+        )
     start = time.perf_counter()
     with Progress(
         TextColumn("simulating"),

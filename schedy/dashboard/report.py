@@ -18,6 +18,8 @@ def report_html(store, name):
         "experiments": [summary],
         "experiment": {"summary": summary, "jobs": views.job_columns(state, feed.time_of)},
     }
+    if state.kind in views.HALVING:
+        data["experiment"]["rungs"] = views.rungs(state, feed.time_of)
     stamp = feed.time_of(state.version)
     note = f"report: commit {state.version}" + (f", {utc(stamp)}" if stamp is not None else "")
     return report_page(data, note)

@@ -6,7 +6,9 @@ Built on the standard library's threading HTTP server. Routes:
 - ``/api/experiments``: the summary of every experiment.
 - ``/api/experiment?name=N[&since=V&created=C]``: one experiment's summary
   and its jobs changed after commit V of the incarnation created at C (all
-  of its jobs when V is 0 or C is another incarnation).
+  of its jobs when V is 0 or C is another incarnation); for ASHA and
+  Hyperband also its rung view (``rungs``, whole: its size is bounded),
+  unless nothing was committed after V.
 """
 
 import ipaddress
@@ -19,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from ..errors import ExperimentNotFoundError, SchedyError
-from . import page
+from . import page, views
 from .feed import Feeds
 
 log = logging.getLogger("schedy.dashboard")
@@ -127,6 +129,7 @@ class Handler(BaseHTTPRequestHandler):
                 + feed.render("summary", state)
                 + b',"jobs":'
                 + feed.render("job_columns", state, since=since)
+                + (b',"rungs":' + feed.render("rungs", state) if _rungs_wanted(state, since) else b"")
                 + b"}"
             )
             return HTTPStatus.OK, body, "application/json"
@@ -148,6 +151,12 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(body)
+
+
+def _rungs_wanted(state, since):
+    """Whether an answer carries the rung view: for ASHA and Hyperband, whole (its size is bounded) whenever
+    something was committed after ``since``; when nothing was, the page keeps the one it has."""
+    return state.kind in views.HALVING and since < state.version
 
 
 class BadQuery(ValueError):

@@ -443,5 +443,5 @@ def noisy_curves(**settings):
     return NoisyCurves(**settings)
 
 
-PROBLEMS = {"toy": toy, "lr-schedule": lr_schedule}
+PROBLEMS = {"toy": toy, "lr-schedule": lr_schedule, "noisy-curves": noisy_curves}
 """The built-in problems by name (what ``schedy simulate`` accepts)."""

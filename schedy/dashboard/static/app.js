@@ -87,7 +87,10 @@
     }
     exp.summary = doc.summary;
     exp.kind = doc.summary.kind;
-    if (jobs.columns.id.length) exp.sorted = undefined;
+    // ASHA and Hyperband: the rung view, computed by the server, sent whole unless nothing changed.
+    if (doc.rungs !== undefined) exp.rungs = doc.rungs;
+    else if (exp.rungs === undefined || !doc.summary.halving) exp.rungs = null;
+    if (jobs.columns.id.length) { exp.sorted = undefined; exp.children = undefined; }
     const c = jobs.columns, n = c.id.length;
     const hpNames = Object.keys(jobs.hp), resNames = Object.keys(jobs.results);
     hpNames.forEach((h) => exp.hpNames.add(h));
@@ -99,6 +102,7 @@
       exp.rows.set(c.id[i], {
         id: c.id[i], num: Number(c.id[i]), status: c.status[i], generation: c.generation[i], member: c.member[i],
         parent: c.parent[i], added_at: c.added_at[i], finished_at: c.finished_at[i], worker: c.worker[i],
+        resource: c.resource ? c.resource[i] : null, bracket: c.bracket ? c.bracket[i] : null,
         hp, results,
       });
     }
@@ -254,10 +258,12 @@
       STATIC ? null : el("p", { class: "back" }, el("a", { href: "#/" }, "← all experiments")),
       el("h1", { id: "title" }),
       el("div", { id: "facts" }),
+      el("div", { id: "rungs" }),
       el("div", { class: "controls", id: "score-controls" }),
       el("div", { class: "charts" },
         el("div", { class: "chart", id: "chart-best" }),
         el("div", { class: "chart", id: "chart-members" }),
+        el("div", { class: "chart", id: "chart-rungs", hidden: true }),
         el("div", { class: "chart-box", id: "scatter-box" },
           el("label", { class: "scatter-label" }, "hyperparameter ",
             el("select", { id: "scatter-x", onchange: (e) => { app.scatterX = e.target.value; redraw(); } })),
@@ -275,7 +281,9 @@
       el("tr", {}, el("th", {}, "kind"), el("th", {}, "status"), el("th", {}, "jobs"),
         STATUSES.map((x) => el("th", {}, x)), el("th", {}, "best score"), el("th", {}, "commits")),
       el("tr", { id: "summary" }, el("td", {}, s.kind), el("td", {}, s.status), el("td", { class: "num" }, s.jobs),
-        counts(s), el("td", { class: "best" }, bestText(s)), el("td", { class: "num" }, s.version))));
+        counts(s), el("td", { class: "best" }, bestText(s)), el("td", { class: "num" }, s.version))),
+      ...(s.halving ? [halvingFacts(s)] : []));
+    drawRungTable();
     drawScoreControls();
     drawLineage();
     drawTable(sortedRows());
@@ -292,8 +300,9 @@
     app.log = logScale(rows);
     drawBest(rows);
     performance.mark("schedy:best");
-    if (app.exp.kind === "pbt") { drawMembers(rows); hide("chart-scatter"); }
-    else { drawScatter(rows); hide("chart-members"); }
+    if (app.exp.kind === "pbt") { drawMembers(rows); hide("chart-scatter"); hide("chart-rungs"); }
+    else if (app.exp.rungs) { drawRungChart(); hide("chart-members"); hide("chart-scatter"); }
+    else { drawScatter(rows); hide("chart-members"); hide("chart-rungs"); }
     drawSchedule();
   }
 
@@ -448,6 +457,107 @@
     document.getElementById("scatter-x").replaceChildren(...names.map((n) => el("option", { value: n, selected: n === x }, n)));
   }
 
+  // -- ASHA and Hyperband: the rungs ------------------------------------------------------------
+  function goalText(goal) { return goal === "max" ? "higher is better" : "lower is better"; }
+
+  function halvingFacts(s) {
+    // The definition and where the search stands, one fact a row: every value a text node.
+    const h = s.halving, rows = [];
+    const fact = (key, label, ...value) => rows.push(el("tr", { dataset: { fact: key } }, el("th", {}, label), el("td", {}, ...value)));
+    fact("result", "result", h.result + " (" + goalText(h.objective) + ")");
+    fact("resources", "resources", show(h.min_resource) + " to " + show(h.max_resource) + "; rungs of bracket 0 at " +
+      h.resources.map(show).join(", "));
+    fact("reduction_factor", "reduction factor", show(h.reduction_factor));
+    if (h.brackets > 1) fact("brackets", "brackets", show(h.brackets) + " (bracket b starts at rung b)");
+    fact("max_jobs", "max jobs", h.max_jobs === null ? "none" : show(h.max_jobs));
+    fact("jobs", "jobs so far", show(s.jobs) + (h.max_jobs === null ? "" : " of " + show(h.max_jobs)));
+    const b = h.best;
+    fact("best", "best at the highest rung reached", b === null ? "none yet" : [show(b.value) + " (" + h.result + "), job ",
+      jobLink(b.job), ", configuration " + show(b.member) + ", rung " + show(b.rung) +
+      (h.brackets > 1 ? " of bracket " + show(b.bracket) : "") + ", resource " + show(b.resource)]);
+    return el("table", { class: "facts", id: "halving-facts" }, el("tbody", {}, rows));
+  }
+
+  function drawRungTable() {
+    const box = document.getElementById("rungs"), view = app.exp.rungs;
+    if (!view) { box.replaceChildren(); return; }
+    const several = view.brackets.length > 1;
+    const head = el("tr", {}, several ? el("th", {}, "bracket") : null, el("th", {}, "rung"), el("th", {}, "resource"),
+      el("th", { title: "configurations with a job at this rung, in any status" }, "configurations"),
+      STATUSES.map((x) => el("th", {}, x)), el("th", {}, "best " + view.result),
+      el("th", { title: "jobs of this rung that a job of the next rung continues from" }, "promoted"),
+      el("th", {}, "promoted jobs (best first)"));
+    const body = [];
+    for (const b of view.brackets) {
+      for (const r of b.rungs) {
+        const more = r.promoted - r.promoted_jobs.length;
+        const links = [];
+        r.promoted_jobs.forEach((p, i) => {
+          if (i) links.push(" ");
+          links.push(el("a", { href: experimentHref(app.exp.name, p.job), class: "job",
+            title: "configuration " + show(p.member) + ", " + view.result + " " + show(p.value) + ", promoted as job " + p.to }, p.job));
+        });
+        if (more > 0) links.push(" … and " + more + " more");
+        body.push(el("tr", { dataset: { bracket: b.bracket, rung: r.rung }, class: several && r.rung === 0 ? "bracket-start" : null },
+          several ? el("td", { class: "num" }, b.bracket) : null, el("td", { class: "num" }, r.rung),
+          el("td", { class: "num" }, show(r.resource)), el("td", { class: "num", dataset: { key: "reached" } }, r.reached),
+          STATUSES.map((x) => el("td", { class: "num", dataset: { status: x } }, r.counts[x])),
+          el("td", { dataset: { key: "best" } }, r.best ? [show(r.best.value) + " (job ", jobLink(r.best.job), ")"] : ""),
+          el("td", { class: "num", dataset: { key: "promoted" } }, r.promotable === null ? "" : r.promoted,
+            r.promotable === null ? "" : el("span", { class: "dim" }, " (top " + r.promotable + " now)")),
+          el("td", { class: "promoted", dataset: { key: "promoted-jobs" } }, links)));
+      }
+    }
+    box.replaceChildren(el("h2", {}, "Rungs"),
+      el("p", {}, "Each job trains one configuration up to the resource of its rung; the best " +
+        "1/" + show(app.exp.summary.halving.reduction_factor) + " of the DONE jobs of a rung are promoted to the next rung " +
+        "(top n now: what the rule allows from what is done so far)."),
+      el("table", { id: "rungs-table" }, el("thead", {}, head), el("tbody", {}, body)));
+  }
+
+  function drawRungChart() {
+    // Every configuration's score against the resource it was trained to, one line across its rungs, one trace
+    // per bracket (a null between configurations breaks the line); a triangle marks a promoted job.
+    const view = app.exp.rungs, lines = view.lines, several = view.brackets.length > 1;
+    const byBracket = new Map(), px = [], py = [], pt = [];
+    let lo = Infinity, hi = -Infinity;
+    for (const c of lines.configurations) {
+      if (!byBracket.has(c.bracket)) byBracket.set(c.bracket, { x: [], y: [], text: [] });
+      const t = byBracket.get(c.bracket);
+      if (t.x.length) { t.x.push(null); t.y.push(null); t.text.push(null); }
+      c.jobs.forEach((job, i) => {
+        const label = "configuration " + c.member + ", job " + plotText(job) + ", rung " + c.rungs[i] +
+          (several ? ", bracket " + c.bracket : "");
+        t.x.push(c.resources[i]); t.y.push(c.values[i]); t.text.push(label);
+        lo = Math.min(lo, c.resources[i]); hi = Math.max(hi, c.resources[i]);
+        if (c.promoted[i]) { px.push(c.resources[i]); py.push(c.values[i]); pt.push(label + " (promoted)"); }
+      });
+    }
+    const traces = [...byBracket.entries()].sort((a, b) => a[0] - b[0]).map(([b, t]) => ({
+      name: several ? "bracket " + b : "configurations", type: "scatter", mode: "lines+markers", x: t.x, y: t.y,
+      text: t.text, hoverinfo: "x+y+text", line: { width: 1 }, marker: { size: 4 }, connectgaps: false,
+    }));
+    traces.push({ name: "promoted to the next rung", type: "scatter", mode: "markers", x: px, y: py, text: pt,
+      hoverinfo: "x+y+text", marker: { symbol: "triangle-up", size: 8, color: "rgba(20,20,20,0.8)" } });
+    const title = view.result + " against resource, one line per configuration (▲ promoted)" +
+      (lines.shown < lines.total ? ": " + lines.shown + " of " + lines.total + " configurations" : "");
+    const logY = app.log && app.score && app.score.name === view.result;
+    plot("chart-rungs", traces, { title: { text: plotText(title) },
+      xaxis: { title: { text: "resource" }, type: hi / lo > 10 ? "log" : "linear" },
+      yaxis: { title: { text: plotText(view.result) }, type: logY ? "log" : "linear" },
+      meta: { shown: lines.shown, total: lines.total, promoted: px.length } });
+  }
+
+  function childrenOf() {
+    // job id -> the first job that continues from it (its promotion), from the rows the page has.
+    const exp = app.exp;
+    if (exp.children === undefined) {
+      exp.children = new Map();
+      for (const r of sortedRows()) if (r.parent !== null && !exp.children.has(r.parent)) exp.children.set(r.parent, r.id);
+    }
+    return exp.children;
+  }
+
   // -- lineage ---------------------------------------------------------------------------------
   function lineage(id) {
     const chain = [], seen = new Set();
@@ -511,6 +621,17 @@
       { key: "id", label: "job", get: (r) => r.num, cell: (r) => jobLink(r.id) },
       { key: "status", label: "status", get: (r) => r.status },
     ];
+    if (exp.summary.halving) { // ASHA and Hyperband: the rung of a job is its generation
+      const children = childrenOf();
+      cols.push({ key: "rung", label: "rung", get: (r) => r.generation });
+      cols.push({ key: "resource", label: "resource", get: (r) => r.resource });
+      if (exp.summary.halving.brackets > 1) cols.push({ key: "bracket", label: "bracket", get: (r) => r.bracket });
+      cols.push({ key: "member", label: "configuration", get: (r) => r.member });
+      cols.push({ key: "parent", label: "promoted from", get: (r) => r.parent === null ? null : Number(r.parent),
+        cell: (r) => r.parent === null ? "" : jobLink(r.parent) });
+      cols.push({ key: "child", label: "promoted to", get: (r) => children.has(r.id) ? Number(children.get(r.id)) : null,
+        cell: (r) => children.has(r.id) ? jobLink(children.get(r.id)) : "" });
+    }
     if (pbt) {
       cols.push({ key: "generation", label: "generation", get: (r) => r.generation });
       cols.push({ key: "member", label: "member", get: (r) => r.member });
