@@ -21,7 +21,7 @@ from .. import audit
 from ..core import decide, halving, pbt, values
 from ..core import events as ev
 from ..core.distributions import check_distributions
-from ..core.schedulers import RandomScheduler
+from ..core.schedulers import RandomScheduler, scheduler
 from ..core.state import ExperimentState, JobState, fold, lineage
 from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError, UnsafeUpdateError
 from . import leases
@@ -792,7 +792,11 @@ class Job:
         exp = self.experiment
         if not isinstance(exp, ASHA) or self.member is None or self.generation is None:
             return None
-        config = exp._config()
+        # The definition in the log (parsed once per version of it), which the decisions used: not this object's
+        # attributes, which may hold changes not pushed yet.
+        view = exp._view
+        state = view.state if view is not None else None
+        config = scheduler(exp._kind or "").config(state.params) if state is not None else exp._config()
         return config.resource(config.bracket_of(self.member), self.generation)
 
     @property
