@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """ASHA and Hyperband against random search at equal compute, measured with schedy.simulation over many seeds.
 
-    python benchmarks/asha.py [--quick] [--seeds N] [--trainings N] [--json out.json]
+    python benchmarks/asha.py [--quick] [--seeds N] [--trainings N] [--min-resources 3,9] [--json out.json]
 
 Every run is a simulation of the real decisions (schedy.simulation.compare),
 with a budget counted in segments: random search trains each configuration
@@ -28,6 +28,11 @@ Markdown tables of:
    rung), and the share of asks that found no job although the rule could
    have proposed one (it always can without max_jobs: a new configuration).
    Target: that share is 0.
+4. Both problems again, with ASHA and Hyperband at larger minimum resources
+   (``--min-resources``, default 3 and 9: Ray Tune's ``grace_period``; rungs
+   of 3, 9, 27 and of 9, 27 segments), against the same random search runs
+   as table 1, with its statistics, and which settings reach random search's
+   final best with at most 1/3 of the compute and end better with p < 0.05.
 
 The Mann-Whitney p is exact: the null distribution of the rank sum is
 counted over every split of the pooled runs (midranks for ties, so the test
@@ -61,23 +66,49 @@ from schedy.simulation.compare import available_cores  # noqa: E402
 SEGMENTS = 27  # a full training; the last rung of ASHA and Hyperband
 ETA = 3
 WORKERS = 8
-LADDER = dict(min_resource=1, max_resource=SEGMENTS, reduction_factor=ETA)
+GRACE = (3, 9)  # the larger minimum resources of table 4 (Ray Tune's grace_period)
 
 
-def lr_problem():
+def ladder(min_resource=1):
+    """ASHA's and Hyperband's settings: rungs of ``min_resource`` x 3^k segments, up to ``SEGMENTS``."""
+    return dict(min_resource=min_resource, max_resource=SEGMENTS, reduction_factor=ETA)
+
+
+def rung_resources(min_resource=1):
+    """The resources of the rungs: 1, 3, 9, 27 for ``min_resource`` 1; 9, 27 for 9 (the last one is ``SEGMENTS``)."""
+    out = [min_resource]
+    while out[-1] * ETA <= SEGMENTS:
+        out.append(out[-1] * ETA)
+    return out[:-1] + [SEGMENTS]
+
+
+def suffix(min_resource):
+    """The label suffix of a minimum resource: none for 1 (tables 1 to 3), ``" r=3"`` for 3."""
+    return "" if min_resource == 1 else f" r={min_resource}"
+
+
+def halving(prefix, dist, min_resources):
+    """``{label: experiment}``: ASHA and Hyperband at each minimum resource, on ``dist``."""
+    out = {}
+    for r in min_resources:
+        tag = "" if r == 1 else f"-r{r}"
+        out[f"asha{suffix(r)}"] = ASHA(f"{prefix}-asha{tag}", dist, "loss", MINIMIZE, **ladder(r))
+        out[f"hyperband{suffix(r)}"] = Hyperband(f"{prefix}-hyperband{tag}", dist, "loss", MINIMIZE, **ladder(r))
+    return out
+
+
+def lr_problem(min_resources=(1,)):
     """lr-schedule with a constant learning rate per configuration, for every strategy."""
     problem = lr_schedule(segments=SEGMENTS)
     dist = {"lr": LogUniform(problem.low, problem.high)}
-    return problem, {
-        "random": RandomSearch("lr-random", dist),
-        "asha": ASHA("lr-asha", dist, "loss", MINIMIZE, **LADDER),
-        "hyperband": Hyperband("lr-hyperband", dist, "loss", MINIMIZE, **LADDER),
-    }
+    return problem, {"random": RandomSearch("lr-random", dist), **halving("lr", dist, min_resources)}
 
 
-def curves_problem():
+def curves_problem(min_resources=(1,)):
+    """noisy-curves; with the default, the problem's own strategies (the same names and settings)."""
     problem = noisy_curves(segments=SEGMENTS)
-    return problem, problem.strategies()
+    dist = problem.distributions()
+    return problem, {"random": RandomSearch("curves-random", dist), **halving("curves", dist, min_resources)}
 
 
 PROBLEMS = {"lr-schedule": lr_problem, "noisy-curves": curves_problem}
@@ -122,9 +153,13 @@ def compute_to_reach(run, target, budget, objective):
 # -- the runs -----------------------------------------------------------------------------------------
 
 
-def measure(name, seeds, trainings, strategies=None, processes=None):
-    """Final bests, compute to reach random search's final best and the tests, per strategy of ``name``."""
-    problem, experiments = PROBLEMS[name]()
+def measure(name, seeds, trainings, strategies=None, processes=None, min_resources=(1,)):
+    """Final bests, compute to reach random search's final best and the tests, per strategy of ``name``.
+
+    ``min_resources``: ASHA and Hyperband at each of these minimum resources (labels ``"asha r=3"``...; plain
+    ``"asha"`` for 1), every one against the same random search.
+    """
+    problem, experiments = PROBLEMS[name](min_resources)
     if strategies is not None:
         experiments = {k: experiments[k] for k in strategies}
     budget = trainings * SEGMENTS
@@ -156,6 +191,8 @@ def measure(name, seeds, trainings, strategies=None, processes=None):
             "best_hyperparameters": [r.schedule[-1]["hyperparameters"] for r in result.runs[label]],
             "segments": float(np.mean([r.stats["segments"] for r in result.runs[label]])),
             "hours": float(np.mean([r.end for r in result.runs[label]])) / 3600,
+            # configurations tried (jobs that continue no other) in the run of the first seed, the one compare keeps
+            "configurations": sum(j.parent is None for j in result.examples[label].state.jobs.values()),
         }
     return {"budget": budget, "seeds": seeds, "strategies": out}
 
@@ -281,6 +318,13 @@ def main():
     parser.add_argument("--trainings", type=int, default=64, help="the budget in full trainings (default 64)")
     parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
     parser.add_argument("--processes", type=int, default=None, help="processes (default: one per core)")
+    parser.add_argument(
+        "--min-resources",
+        default=",".join(map(str, GRACE)),
+        metavar="R,R",
+        help=f"table 4: ASHA and Hyperband at these larger minimum resources, comma-separated (default "
+        f"{','.join(map(str, GRACE))}; an empty string skips the table)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     seeds = 4 if args.quick else args.seeds
@@ -288,20 +332,38 @@ def main():
     sweep = [16, 128] if not args.quick else [8]
     processes = args.processes or available_cores()
     budget = trainings * SEGMENTS
+    try:
+        grace = sorted({int(r) for r in args.min_resources.split(",") if r.strip()} - {1})
+    except ValueError:
+        grace = [0]
+    if any(not 1 < r <= SEGMENTS for r in grace):
+        parser.error(f"--min-resources: each must be between 2 and {SEGMENTS}, got {args.min_resources!r}")
     print(
         f"Settings: {seeds} seeds, {WORKERS} simulated workers, budget {budget} segments ({trainings} full "
         f"trainings of {SEGMENTS} segments) for every strategy; ASHA and Hyperband: min_resource 1, max_resource "
-        f"{SEGMENTS}, reduction_factor {ETA} (rungs 1, 3, 9, 27); random search: {SEGMENTS} segments per job. "
+        f"{SEGMENTS}, reduction_factor {ETA} (rungs {', '.join(map(str, rung_resources()))}); random search: "
+        f"{SEGMENTS} segments per job. "
         f"Segments of 100 s on average (spread 0.25), no failures. {processes} processes, Python "
         f"{platform.python_version()}, numpy {np.__version__}.\n"
     )
-    report = {"settings": {"seeds": seeds, "workers": WORKERS, "segments": SEGMENTS, "eta": ETA, "budget": budget}}
+    report = {
+        "settings": {
+            "seeds": seeds,
+            "workers": WORKERS,
+            "segments": SEGMENTS,
+            "eta": ETA,
+            "budget": budget,
+            "min_resources": [1, *grace],
+        }
+    }
 
-    # 1. Both problems at the main budget.
+    # 1. Both problems at the main budget (with the larger minimum resources of table 4: the same random runs).
     main_rows, results = [], {}
     for name in PROBLEMS:
-        results[name] = res = measure(name, seeds, trainings, processes=processes)
+        results[name] = res = measure(name, seeds, trainings, processes=processes, min_resources=(1, *grace))
         for label, r in res["strategies"].items():
+            if " r=" in label:
+                continue
             main_rows.append(
                 (
                     name,
@@ -333,10 +395,11 @@ def main():
         label: float(np.median([h["lr"] for h in r["best_hyperparameters"]]))
         for label, r in results["lr-schedule"]["strategies"].items()
     }
+    first = {label: lr for label, lr in chosen.items() if " r=" not in label}
     report["lr"] = {"best_constant": rates, "best_job_median": chosen}
     print(
         "lr-schedule: learning rate of the best job, median over seeds: "
-        + ", ".join(f"{label} {lr:.3f}" for label, lr in chosen.items())
+        + ", ".join(f"{label} {lr:.3f}" for label, lr in first.items())
         + "; the best constant rate (no evaluation noise) after "
         + ", ".join(f"{n}" for n in rates)
         + " segments: "
@@ -378,7 +441,7 @@ def main():
     counts = [4, 16, 64]
     lad = ladders(counts, seeds, budget, processes)
     report["ladders"] = lad
-    rungs = range(len([1, 3, 9, 27]) - 1)
+    rungs = range(len(rung_resources()) - 1)
     rows = []
     for w, r in lad.items():
         cells = [
@@ -403,6 +466,60 @@ def main():
         right=set(range(1, 7)),
     )
 
+    # 4. A larger minimum resource (Ray Tune's grace_period), both problems, against the same random search.
+    both = {}  # problem: the settings that reach random's final best with <= 1/3 of the compute and p < 0.05
+    if grace:
+        rows = []
+        for name, res in results.items():
+            both[name] = []
+            for label, r in res["strategies"].items():
+                kind, _, tag = label.partition(" r=")
+                r_min = int(tag) if tag else 1
+                ok = label != "random" and r["median_fraction"] <= 1 / 3 and r["p"] < 0.05
+                if ok:
+                    both[name].append(label)
+                rows.append(
+                    (
+                        name,
+                        "" if label == "random" else f"{r_min} ({', '.join(map(str, rung_resources(r_min)))})",
+                        {"random": "random", "asha": "ASHA", "hyperband": "Hyperband"}[kind],
+                        f"{r['mean']:.4g} ± {r['std']:.2g}",
+                        "(itself)" if label == "random" else fraction(r["median_fraction"]),
+                        "" if label == "random" else f"{r['reached']}/{seeds}",
+                        "" if label == "random" else f"{r['p']:.2g}",
+                        "" if label == "random" else ("yes" if ok else "no"),
+                        r["configurations"],
+                        f"{r['hours']:.2f}",
+                    )
+                )
+        print(
+            f"4. A larger minimum resource (grace period): ASHA and Hyperband with min_resource 1, "
+            f"{', '.join(map(str, grace))}, max_resource {SEGMENTS}, reduction_factor {ETA}, against the same "
+            f"random search ({WORKERS} workers, budget {budget} segments, {seeds} seeds)\n"
+        )
+        markdown(
+            [
+                "problem",
+                "min_resource (rungs)",
+                "strategy",
+                "final best, mean ± sd",
+                "compute to reach random's final best (median)",
+                "seeds that reach it",
+                "p (one-sided Mann-Whitney, better than random)",
+                "≤ 1/3 and p < 0.05",
+                "configurations (seed 0)",
+                "simulated hours",
+            ],
+            rows,
+            right={3, 4, 5, 6, 8, 9},
+        )
+        print(
+            "lr-schedule: learning rate of the best job, median over seeds: "
+            + ", ".join(f"{label} {lr:.3f}" for label, lr in chosen.items())
+            + "\n"
+        )
+        report["grace"] = both
+
     # The targets.
     asha = results["noisy-curves"]["strategies"]["asha"]
     checks = []
@@ -420,6 +537,14 @@ def main():
                 f"{name}: ASHA's final best better than random search's, p < 0.05",
                 a["p"] < 0.05,
                 f"{a['mean']:.4g} vs {res['strategies']['random']['mean']:.4g}, p = {a['p']:.2g}",
+            )
+        )
+    for name, labels in both.items():
+        checks.append(
+            (
+                f"{name}: a larger min_resource ({', '.join(map(str, grace))}) meets both",
+                any(" r=" in label for label in labels),
+                ", ".join(labels) or "none",
             )
         )
     waited = sum(r["waited"] for r in lad.values())
