@@ -267,7 +267,7 @@ class Ladder:
             self.children[job.parent] = n + 1
             if n == 0 and job.parent in self.key:
                 rung, key = self.key[job.parent]
-                _discard(self.free[rung], key)
+                _discard(self.free.setdefault(rung, []), key)
         rung, key = self._place(job)
         if rung is not None:
             key = (*key, job.job_id)
@@ -285,12 +285,12 @@ class Ladder:
                 del self.children[job.parent]
                 if job.parent in self.key:
                     rung, key = self.key[job.parent]
-                    bisect.insort(self.free[rung], key)
+                    bisect.insort(self.free.setdefault(rung, []), key)
         placed = self.key.pop(job.job_id, None)
         if placed is not None:
             rung, key = placed
-            _discard(self.ranked[rung], key)
-            _discard(self.free[rung], key)
+            _discard(self.ranked.setdefault(rung, []), key)
+            _discard(self.free.setdefault(rung, []), key)
 
     def candidate(self, bracket, rung):
         """The id of the job of ``(bracket, rung)`` to promote, or None: the best not promoted yet, if it is

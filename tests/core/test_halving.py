@@ -412,6 +412,10 @@ def brute_promotion(state, cfg):
     order=st.randoms(use_true_random=False),
 )
 def test_the_incremental_ladder_agrees_with_the_rule_recomputed_on_any_state_in_any_order(cfg, ops, order):
+    check_ladder_against_the_rule(cfg, ops, order)
+
+
+def check_ladder_against_the_rule(cfg, ops, order):
     run, states = Run(cfg), []
     for op, pick in ops:
         jobs = sorted(run.state.jobs.values(), key=lambda j: j.number)
@@ -444,3 +448,19 @@ def test_a_parent_whose_promotion_is_gone_again_is_a_candidate_again():
     assert halving.promotion(before, cfg).job_id == promoted.parent  # ...and back
     run.commit(decide.delete_job(run.state, name=NAME, job_id=promoted.job_id).events)
     assert halving.promotion(run.state, cfg).job_id == promoted.parent  # its promotion deleted: promoted again
+
+
+def test_a_rung_the_ladder_has_not_seen_yet_is_no_error():
+    """Found by the property test: a ladder first built on a table where every ranked job of a rung was
+    promoted had no list of free jobs for that rung, and failed when it followed the table back."""
+    cfg = config(min_resource=1, max_resource=2, reduction_factor=2)
+    run = Run(cfg)
+    first, second = run.ask(), run.ask()
+    run.report(first.job_id, 1.0)
+    run.report(second.job_id, 2.0)
+    before = run.state  # both DONE at rung 0, none promoted
+    assert run.ask().parent == first.job_id
+    run.commit(decide.delete_job(run.state, name=NAME, job_id=second.job_id).events)
+    fresh = config(min_resource=1, max_resource=2, reduction_factor=2)  # a new ladder, first built here
+    assert halving.promotion(run.state, fresh) is None  # job 1 is rung 0's only ranked job, and promoted
+    assert halving.promotion(before, fresh).job_id == first.job_id == brute_promotion(before, fresh)
