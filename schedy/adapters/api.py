@@ -797,7 +797,7 @@ class Job:
         view = exp._view
         state = view.state if view is not None else None
         config = scheduler(exp._kind or "").config(state.params) if state is not None else exp._config()
-        return config.resource(config.bracket_of(self.member), self.generation)
+        return config.resource_of(self.member, self.generation)
 
     @property
     def hyperparameters(self) -> JobValues:

@@ -123,4 +123,4 @@ def rung_and_resource(job, config):
     it trains to (None for a job that is no configuration of the search, which a log Schedy wrote never has)."""
     if job.member is None or job.generation is None:
         return {"rung": job.generation, "resource": None}
-    return {"rung": job.generation, "resource": config.resource(config.bracket_of(job.member), job.generation)}
+    return {"rung": job.generation, "resource": config.resource_of(job.member, job.generation)}

@@ -123,6 +123,10 @@ class Config:
         r = self.min_resource * self.reduction_factor**k
         return int(round(r)) if isinstance(self.min_resource, int) and isinstance(self.reduction_factor, int) else r
 
+    def resource_of(self, member, rung):
+        """The resource a job of configuration ``member`` at ``rung`` trains to (in its bracket)."""
+        return self.resource(self.bracket_of(member), rung)
+
     def bracket_of(self, member):
         """The bracket of configuration ``member``: brackets take turns in proportion to Hyperband's sizes.
 

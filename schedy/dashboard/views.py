@@ -295,7 +295,7 @@ def _lines(chains, children, config, sign):
         points.sort(key=lambda p: (p[0], p[1]))
         rung, _, job, v = points[-1]
         if rung > 0:
-            resource = config.resource(config.bracket_of(member), rung)
+            resource = config.resource_of(member, rung)
             climbed.append(((-resource, -sign * v, job.number), member))
         else:
             stayed.append(member)
@@ -319,7 +319,7 @@ def _lines(chains, children, config, sign):
                 "bracket": config.bracket_of(member),
                 "jobs": [p[2].job_id for p in points],
                 "rungs": [p[0] for p in points],
-                "resources": [config.resource(config.bracket_of(member), p[0]) for p in points],
+                "resources": [config.resource_of(member, p[0]) for p in points],
                 "values": [p[3] for p in points],
                 "promoted": [p[2].job_id in children for p in points],
             }

@@ -433,8 +433,8 @@ class _Engine:
         base = 0
         if job.parent is not None:
             parent = jobs[job.parent]
-            base = int(ladder.resource(ladder.bracket_of(parent.member), parent.generation))
-        return base, int(ladder.resource(ladder.bracket_of(job.member), job.generation)) - base
+            base = int(ladder.resource_of(parent.member, parent.generation))
+        return base, int(ladder.resource_of(job.member, job.generation)) - base
 
     def _segment(self, w, t):
         d, rng = self.durations, self.timing
