@@ -636,6 +636,49 @@ def test_live_update(tab, scratch, scratch_db):
     tab.assert_clean()
 
 
+def test_a_reply_that_comes_after_the_reader_moved_on_is_dropped(tab, scratch, scratch_db):
+    """A live update asked for on one page and answered after the reader went to another is not drawn.
+
+    Failed before the fix: load() drew the route it had started with, so a poll of an experiment answered after
+    the reader had opened the list put the experiment's page back over the list, its address still the list's
+    (and, when the list came in between, drew its charts into a page that no longer held them: "Cannot set
+    properties of null"). The browser holds the poll's reply until the reader has moved.
+    """
+    db = schedy.SchedyDB(scratch_db, worker="browser-test")
+    name = "stale reply"
+    exp = db.add_experiment(schedy.ManualSearch(name))
+    exp.add_job({"lr": 0.1}, status="DONE", results={"loss": 0.5})
+    tab.open(scratch.page(name), "experiment")
+    tab.wait_charts("chart-best")
+    held = []
+
+    def hold(route):
+        held.append(route)
+
+    tab.page.route("**/api/experiment?*", hold)
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not held:  # the next live update asks within the poll interval (0.2 s)
+        assert time.monotonic() < deadline, "the page asked for no live update"
+        tab.page.wait_for_timeout(20)
+    tab.page.evaluate("location.hash = '#/'")
+    tab.ready("list")
+    # Every page the body says it shows from now on (a stale draw would be undone by the next live update).
+    tab.page.evaluate(
+        """() => { window.viewsShown = [];
+                   new MutationObserver(() => window.viewsShown.push(document.body.dataset.view))
+                       .observe(document.body, {attributes: true, attributeFilter: ["data-view"]}); }"""
+    )
+    # Live updates run one after another: the next one asks for the list only once the held one is answered.
+    with tab.page.expect_request(lambda r: r.url.endswith("/api/experiments")):
+        held[0].continue_()
+    tab.page.unroute("**/api/experiment?*")
+    assert tab.page.get_attribute("body", "data-view") == "list"
+    assert "experiment" not in tab.page.evaluate("window.viewsShown"), "the held reply drew its experiment's page"
+    assert tab.page.locator(f"table#experiments tr[data-name={css(name)}]").count() == 1
+    assert tab.page.title() == "Schedy: experiments"
+    tab.assert_clean()
+
+
 def test_missing_experiment(tab, main):
     """The page of an experiment that does not exist says so, with a way back."""
     tab.open(main.page("no such experiment"), "missing")

@@ -21,6 +21,7 @@
     score: null, // {name, goal} the charts rank by
     job: null, // the job whose lineage is shown
     drawn: null, // the version last drawn
+    nav: 0, // counts the reader's moves between pages: a read started before the last move is dropped
     error: null,
   };
 
@@ -113,14 +114,18 @@
   }
 
   async function load() {
-    const route = parseRoute();
+    // A read answered after the reader moved to another page is dropped: merging or drawing it would show a
+    // page the address no longer names (and draw charts into a page that no longer holds them).
+    const route = parseRoute(), nav = app.nav;
     try {
       if (STATIC) {
         const data = app.embedded || (app.embedded = JSON.parse(embedded.textContent));
         app.list = data.experiments;
         if (data.experiment && !app.exp) merge(data.experiment);
       } else if (route.name === null) {
-        app.list = await fetchJSON("/api/experiments");
+        const list = await fetchJSON("/api/experiments");
+        if (nav !== app.nav) return;
+        app.list = list;
       } else {
         const known = app.exp && app.exp.name === route.name;
         const q = new URLSearchParams({ name: route.name });
@@ -130,15 +135,17 @@
           app.table = { sort: "id", desc: false, status: "", filter: "", page: 0 };
         }
         const doc = await fetchJSON("/api/experiment?" + q);
+        if (nav !== app.nav) return;
         performance.mark("schedy:fetched");
         merge(doc);
         performance.mark("schedy:merged");
       }
       app.error = null;
     } catch (e) {
+      if (nav !== app.nav) return;
       app.error = String(e.message || e);
     }
-    render(STATIC ? parseRoute() : route); // the report's route needs its data, read just now
+    render(parseRoute()); // the address as it is now: a link to another job of this experiment may have been followed
   }
 
   // -- routing ---------------------------------------------------------------------------------
@@ -169,6 +176,7 @@
         main.replaceChildren(listView(app.list));
         app.listShown = shown;
       }
+      app.drawn = null;
       document.title = "Schedy: experiments";
       document.body.dataset.view = "list";
       document.body.dataset.ready = "1";
@@ -200,7 +208,8 @@
     // The table is on screen before plotly.js (megabytes of script) is even read: charts follow when it is.
     withPlotly().then(() => {
       performance.mark("schedy:plotly");
-      if (app.drawn !== key) return; // a newer draw came meanwhile and will draw its own charts
+      // A newer draw came meanwhile and will draw its own charts, or the page is no longer this experiment's.
+      if (app.drawn !== key || document.body.dataset.view !== "experiment") return;
       drawCharts();
       performance.mark("schedy:drawn");
       document.body.dataset.version = String(app.exp.summary.version);
@@ -722,6 +731,7 @@
     const r = parseRoute();
     if (r.name !== null && app.exp && app.exp.name === r.name) { render(r); return; }
     app.drawn = null;
+    app.nav++;
     document.body.dataset.view = "";
     load();
   });
