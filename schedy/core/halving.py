@@ -24,7 +24,6 @@ hand no longer counts).
 See docs/asha.md for the rules with a worked example.
 """
 
-import bisect
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,6 +31,7 @@ from functools import cached_property
 from . import distributions, values
 from . import events as ev
 from .outcomes import Finished, Proposal, Waiting
+from .sortedkeys import SortedKeys
 
 MINIMIZE = "min"
 MAXIMIZE = "max"
@@ -231,8 +231,9 @@ class Ladder:
 
     ``ranked[(bracket, rung)]`` holds the sorted keys ``(score, number, job id)`` of the rung's DONE jobs with a
     score, ``free[(bracket, rung)]`` those of them no job continues from yet. A ladder follows one table to the
-    next by comparing their blocks (a table shares every block a change did not touch), so a decision costs
-    what changed since the last one, not the size of the experiment.
+    next through the jobs the table changed since (:meth:`JobTable.changes_since`; every block is compared when
+    it cannot say), so a decision costs what changed since the last one, not the size of the
+    experiment.
     """
 
     def __init__(self, config):
@@ -245,18 +246,19 @@ class Ladder:
     def follow(self, table):
         """Update the ladder to describe ``table`` (a JobTable)."""
         old, new = self.blocks, table._blocks
-        for b in old.keys() | new.keys():
-            ob, nb = old.get(b), new.get(b)
-            if ob is nb:
-                continue
-            ob, nb = ob or {}, nb or {}
-            for job_id in ob.keys() | nb.keys():
-                was, now = ob.get(job_id), nb.get(job_id)
-                if was is not now:
-                    if was is not None:
-                        self._remove(was)
-                    if now is not None:
-                        self._add(now)
+        changes = table.changes_since(old)
+        if changes is None:  # too far apart: compare the blocks (the same block object holds the same jobs)
+            changes = []
+            for b in old.keys() | new.keys():
+                ob, nb = old.get(b) or {}, new.get(b) or {}
+                if ob is not nb:
+                    changes.extend((j, ob.get(j), nb.get(j)) for j in ob.keys() | nb.keys())
+        for _, was, now in changes:
+            if was is not now:
+                if was is not None:
+                    self._remove(was)
+                if now is not None:
+                    self._add(now)
         self.blocks = new
 
     def _place(self, job):
@@ -271,14 +273,14 @@ class Ladder:
             self.children[job.parent] = n + 1
             if n == 0 and job.parent in self.key:
                 rung, key = self.key[job.parent]
-                _discard(self.free.setdefault(rung, []), key)
+                self._keys(self.free, rung).discard(key)
         rung, key = self._place(job)
         if rung is not None:
             key = (*key, job.job_id)
             self.key[job.job_id] = (rung, key)
-            bisect.insort(self.ranked.setdefault(rung, []), key)
+            self._keys(self.ranked, rung).add(key)
             if not self.children.get(job.job_id):
-                bisect.insort(self.free.setdefault(rung, []), key)
+                self._keys(self.free, rung).add(key)
 
     def _remove(self, job):
         if job.parent is not None:
@@ -289,12 +291,12 @@ class Ladder:
                 del self.children[job.parent]
                 if job.parent in self.key:
                     rung, key = self.key[job.parent]
-                    bisect.insort(self.free.setdefault(rung, []), key)
+                    self._keys(self.free, rung).add(key)
         placed = self.key.pop(job.job_id, None)
         if placed is not None:
             rung, key = placed
-            _discard(self.ranked.setdefault(rung, []), key)
-            _discard(self.free.setdefault(rung, []), key)
+            self._keys(self.ranked, rung).discard(key)
+            self._keys(self.free, rung).discard(key)
 
     def candidate(self, bracket, rung):
         """The id of the job of ``(bracket, rung)`` to promote, or None: the best not promoted yet, if it is
@@ -302,16 +304,17 @@ class Ladder:
         free = self.free.get((bracket, rung))
         if not free:
             return None
-        ranked = self.ranked[(bracket, rung)]
-        if bisect.bisect_left(ranked, free[0]) < math.floor(len(ranked) / self.config.reduction_factor):
-            return free[0][2]
+        ranked, best = self.ranked[(bracket, rung)], free.first()
+        if ranked.index(best) < math.floor(len(ranked) / self.config.reduction_factor):
+            return best[2]
         return None
 
-
-def _discard(keys, key):
-    i = bisect.bisect_left(keys, key)
-    if i < len(keys) and keys[i] == key:
-        del keys[i]
+    @staticmethod
+    def _keys(rungs, rung):
+        keys = rungs.get(rung)
+        if keys is None:
+            keys = rungs[rung] = SortedKeys()
+        return keys
 
 
 _LADDERS: dict = {}  # id(config) -> (config, Ladder): the ladder of the table last decided on

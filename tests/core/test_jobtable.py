@@ -5,7 +5,7 @@ import gc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schedy.core.jobtable import BLOCK, JobTable
+from schedy.core.jobtable import BLOCK, HISTORY, JobTable
 
 ids = st.integers(1, 3 * BLOCK + 5).map(str)
 ops = st.lists(st.tuples(st.sampled_from(["set", "remove", "discard"]), ids, st.integers()), max_size=80)
@@ -37,6 +37,31 @@ def test_a_table_is_an_immutable_dict(changes):
         assert all(job_id in t and t[job_id] == v and t.get(job_id) == v for job_id, v in m.items())
         # Equal contents are equal tables, however they were reached.
         assert t == JobTable.of(m.items()) and t == m
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 3 * BLOCK + 5).map(str), st.integers()), max_size=60))
+def test_a_table_names_the_jobs_changed_since_any_of_its_last_ancestors(changes):
+    """``changes_since`` (what the ASHA ladder follows a table by) lists exactly the jobs that differ from a
+    recent ancestor, and says it cannot tell for a version further back or not an ancestor."""
+    table = JobTable()
+    versions = [(table, 0)]  # (a version, how many changes made it)
+    for n, (put, job_id, value) in enumerate(changes):
+        table = table.set(job_id, value) if put or job_id not in table else table.remove(job_id)
+        versions.append((table, n + 1))
+    for old, i in versions:
+        for new, j in versions:
+            got = new.changes_since(old._blocks)
+            if i <= j <= i + HISTORY:
+                assert got is not None, (i, j)
+            if got is None:
+                continue
+            assert j >= i  # only an ancestor's changes are known
+            before, after = dict(old.items()), dict(new.items())
+            assert len({job_id for job_id, _, _ in got}) == len(got)
+            assert {job_id for job_id, was, now in got if was is not now} == {
+                k for k in before.keys() | after.keys() if before.get(k) is not after.get(k)
+            }
+            assert all(was is before.get(k) and now is after.get(k) for k, was, now in got)
 
 
 def test_ids_that_are_not_job_numbers_are_never_found():
