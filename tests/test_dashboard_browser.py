@@ -1084,3 +1084,45 @@ def test_report_opens_on_its_experiment(chromium, tmp_path, pbt_report):
         tab.assert_clean()
     finally:
         tab.context.close()
+
+
+def test_asha_rungs_chart_and_a_promoted_jobs_lineage(tab, scratch, scratch_db):
+    """ASHA in a browser: the rung table's counts and promoted jobs, the chart of every configuration across
+    its rungs, and the lineage of a job at the top rung in rungs and resources (no schedule: its
+    hyperparameters never change)."""
+    db = schedy.SchedyDB(scratch_db, worker="browser-test")
+    name = "asha in a browser"
+    exp = db.add_experiment(
+        schedy.ASHA(name, {"x": Uniform(0.0, 1.0)}, "loss", min_resource=1, max_resource=9, reduction_factor=3, seed=3)
+    )
+    for _ in range(24):
+        with exp.next_job() as job:
+            job.results = {"loss": job.hyperparameters["x"] / job.resource}
+    jobs = exp.all_jobs()
+    parents = Counter(j.parent_id for j in jobs if j.parent_id is not None)
+    top = min((j for j in jobs if j.rung == 2), key=lambda j: j.results["loss"])  # job 24 climbs past rung 1
+
+    tab.open(scratch.page(name), "experiment")
+    tab.wait_charts("chart-best", "chart-rungs")
+    rows = tab.page.locator("#rungs-table tbody tr")
+    assert rows.count() == 3
+    for rung in range(3):
+        row = tab.page.locator(f'#rungs-table tbody tr[data-rung="{rung}"]')
+        at_rung = [j for j in jobs if j.rung == rung]
+        assert row.locator('td[data-status="DONE"]').inner_text() == str(len(at_rung))
+        assert row.locator('td[data-key="reached"]').inner_text() == str(len({j.member for j in at_rung}))
+        promoted = sorted((j for j in at_rung if parents[j.job_id]), key=lambda j: j.results["loss"])
+        assert row.locator('td[data-key="promoted-jobs"] a').all_inner_texts() == [j.job_id for j in promoted]
+    traces = {t["name"]: t for t in tab.traces("chart-rungs")}
+    assert sorted(x for x in traces["configurations"]["x"] if x is not None) == sorted(j.resource for j in jobs)
+    assert len(traces["promoted to the next rung"]["x"]) == sum(1 for j in jobs if parents[j.job_id])
+
+    tab.open(scratch.page(name, top.job_id), "experiment")
+    tab.page.wait_for_selector("#lineage-table")
+    chain = exp.lineage(top.job_id)
+    assert [j.rung for j in chain] == [0, 1, 2]
+    assert tab.texts("#lineage-table thead th") == ["rung", "resource", "job", "configuration", "status", "loss", "x"]
+    cells = [r.locator("td").all_inner_texts() for r in tab.page.locator("#lineage-table tbody tr").all()]
+    assert [c[:4] for c in cells] == [[str(j.rung), str(j.resource), j.job_id, str(j.member)] for j in chain]
+    assert tab.page.locator("#chart-schedule").count() == 0
+    tab.assert_clean()

@@ -588,18 +588,26 @@
     }
     const chain = lineage(id);
     const hps = [...new Set(chain.flatMap((r) => Object.keys(r.hp)))].sort();
-    const head = el("tr", {}, ["generation", "job", "member", "status"].map((h) => el("th", {}, h)),
+    // ASHA and Hyperband: a lineage is one configuration promoted rung by rung, its hyperparameters fixed.
+    const halving = Boolean(app.exp.summary.halving);
+    const first = halving
+      ? [["rung", (r) => show(r.generation)], ["resource", (r) => show(r.resource)], ["job", (r) => jobLink(r.id)],
+        ["configuration", (r) => show(r.member)]]
+      : [["generation", (r) => show(r.generation)], ["job", (r) => jobLink(r.id)], ["member", (r) => show(r.member)]];
+    const head = el("tr", {}, first.map(([h]) => el("th", {}, h)), el("th", {}, "status"),
       app.score ? el("th", {}, app.score.name) : null, hps.map((h) => el("th", {}, h)));
     const body = chain.map((r) => el("tr", { dataset: { job: r.id } },
-      el("td", { class: "num" }, show(r.generation)), el("td", {}, jobLink(r.id)), el("td", { class: "num" }, show(r.member)),
+      first.map(([h, cell]) => el("td", { class: h === "job" ? null : "num" }, cell(r))),
       el("td", {}, r.status), app.score ? el("td", { class: "num" }, show(r.results[app.score.name])) : null,
       hps.map((h) => el("td", { class: "num" }, show(r.hp[h])))));
     const charts = el("div", { class: "charts" });
+    const says = halving
+      ? "Each row is a promotion of the row above it: the same configuration, trained on from that job's checkpoint to the next rung's resource. "
+      : "Each row continued training from the one above it; the hyperparameters of the rows are the schedule that produced job " + id + ". ";
     box.replaceChildren(el("h2", {}, "Lineage of job " + id),
-      el("p", {}, "Each row continued training from the one above it; the hyperparameters of the rows are the schedule that produced job " + id + ". ",
-        el("a", { href: experimentHref(app.exp.name) }, "close")),
+      el("p", {}, says, el("a", { href: experimentHref(app.exp.name) }, "close")),
       el("table", { id: "lineage-table" }, el("thead", {}, head), el("tbody", {}, body)), charts);
-    if (chain.length > 1 && hps.some((h) => chain.some((r) => isNum(r.hp[h])))) {
+    if (!halving && chain.length > 1 && hps.some((h) => chain.some((r) => isNum(r.hp[h])))) {
       charts.append(el("div", { class: "chart schedule", id: "chart-schedule" }));
     }
   }
