@@ -1,0 +1,302 @@
+"""Bayesian optimisation from the log: what a sampler is asked, as plain values.
+
+A model-based sampler (Optuna's TPE, or its random sampler as a baseline)
+proposes the next configuration from every trial so far. The core does not
+run one: it states the question as a :class:`SampleRequest` (the search
+space, every job as a :class:`Trial`, the direction, the sampler and its
+options, and a seed drawn from the decision's generator) and turns the
+sampler's answer back into hyperparameters (:meth:`SampleRequest.hyperparameters`).
+The shell answers with a sampler library (``schedy.samplers``), so the core
+stays free of I/O, clocks and global randomness, and a log never holds
+anything but JSON.
+
+The space is the experiment's distributions: ``Uniform`` and ``LogUniform``
+are searched as floats on their range, an unweighted ``Choice`` as a
+categorical over the indices of its values (so ``1``, ``1.0`` and ``True``
+stay distinct), and a ``Constant`` is set after the sampler answers. A
+``Normal`` (unbounded) and a weighted ``Choice`` have no meaning to a
+sampler of a bounded space and are refused.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from . import distributions, values
+from . import events as ev
+
+MINIMIZE = "min"
+MAXIMIZE = "max"
+
+SAMPLERS = {
+    # name -> the options it takes and their defaults, written into the log so that a definition means the
+    # same with any version of the sampler library (Optuna 5 changed TPE's defaults).
+    "tpe": {"n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": True, "constant_liar": True},
+    "random": {},
+}
+
+KIND_KEY = "BayesianSearch"
+_KEYS = ("distributions", "resultName", "objective", "sampler", "samplerOptions", "maxJobs")
+
+
+def check_searchable(name, dist):
+    """Raise ValueError unless a sampler can search ``dist`` (the distribution of hyperparameter ``name``)."""
+    if isinstance(dist, distributions.Normal):
+        raise ValueError(
+            f"hyperparameter {name!r} has a Normal distribution, which is unbounded: a sampler searches a bounded "
+            "space; use Uniform or LogUniform over the range to search"
+        )
+    if isinstance(dist, distributions.Choice) and dist.weights is not None:
+        raise ValueError(
+            f"hyperparameter {name!r} has a weighted Choice: a sampler picks values by their scores, not by "
+            "weights; drop the weights"
+        )
+    if isinstance(dist, distributions.Uniform) and not math.isfinite(dist.high - dist.low):
+        raise ValueError(
+            f"hyperparameter {name!r} has a Uniform range wider than a float can hold ({dist.low!r} to {dist.high!r})"
+        )
+
+
+def _check_options(sampler, options):
+    if not isinstance(options, dict):
+        raise ValueError(f"sampler_options must be a dict of option name -> value, got {options!r}")
+    defaults = SAMPLERS[sampler]
+    unknown = [k for k in options if k not in defaults]
+    if unknown:
+        takes = ", ".join(defaults) if defaults else "no options"
+        raise ValueError(f"the {sampler} sampler takes {takes}: unknown {', '.join(map(repr, unknown))}")
+    for k, v in options.items():
+        want = type(defaults[k])
+        if type(v) is not want and not (want is float and type(v) is int):
+            raise ValueError(f"sampler option {k!r} must be a {want.__name__}, got {v!r}")
+        if want is int and v < 1:
+            raise ValueError(f"sampler option {k!r} must be at least 1, got {v!r}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A Bayesian search definition in Python form (what the log's params hold).
+
+    ``sampler_options`` holds every option of the sampler, the defaults filled in (:data:`SAMPLERS`).
+    """
+
+    distributions: dict
+    result_name: str
+    objective: str = MINIMIZE
+    sampler: str = "tpe"
+    sampler_options: dict = field(default_factory=dict)
+    max_jobs: int | None = None
+
+    def __post_init__(self):
+        distributions.check_distributions(self.distributions)
+        for name, d in self.distributions.items():
+            check_searchable(name, d)
+        if all(isinstance(d, distributions.Constant) for d in self.distributions.values()):
+            raise ValueError("distributions must name at least one hyperparameter to search (not a Constant)")
+        if not isinstance(self.result_name, str) or not self.result_name:
+            raise ValueError(f"result_name must be a non-empty string, got {self.result_name!r}")
+        if self.objective not in (MINIMIZE, MAXIMIZE):
+            raise ValueError(
+                f"objective must be schedy.pbt.MINIMIZE ('min') or MAXIMIZE ('max'), got {self.objective!r}"
+            )
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(map(repr, SAMPLERS))}, got {self.sampler!r}")
+        _check_options(self.sampler, self.sampler_options)
+        object.__setattr__(self, "sampler_options", {**SAMPLERS[self.sampler], **self.sampler_options})
+        if self.max_jobs is not None and (
+            isinstance(self.max_jobs, bool) or not isinstance(self.max_jobs, int) or self.max_jobs < 1
+        ):
+            raise ValueError(f"max_jobs must be a positive integer, got {self.max_jobs!r}")
+
+    def to_log(self):
+        return {
+            "scheduler": {
+                KIND_KEY: {
+                    "distributions": {n: d.to_log() for n, d in self.distributions.items()},
+                    "resultName": self.result_name,
+                    "objective": self.objective,
+                    "sampler": self.sampler,
+                    "samplerOptions": dict(self.sampler_options),
+                    "maxJobs": self.max_jobs,
+                }
+            }
+        }
+
+    @classmethod
+    def from_log(cls, params):
+        """The Config of ``params``; ValueError naming what is wrong."""
+        inner = params.get("scheduler") if isinstance(params, dict) and list(params) == ["scheduler"] else None
+        args = inner.get(KIND_KEY) if isinstance(inner, dict) and list(inner) == [KIND_KEY] else None
+        if not isinstance(args, dict):
+            raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
+                f"Bayesian search parameters must be an object {{'scheduler': {{'{KIND_KEY}': {{...}}}}}}, "
+                f"got {params!r}"
+            )
+        distributions.check_keys("a Bayesian search", args, _KEYS, ("distributions", "resultName", "sampler"))
+        dists = args["distributions"]
+        if not isinstance(dists, dict):
+            raise ValueError(  # noqa: TRY004
+                f"Bayesian search distributions must be an object of name -> distribution, got {dists!r}"
+            )
+        parsed = {}
+        for name, d in dists.items():
+            try:
+                parsed[name] = distributions.from_log(d)
+            except ValueError as e:
+                raise ValueError(f"distribution of {name!r}: {e}") from None
+        try:
+            return cls(
+                parsed,
+                args["resultName"],
+                args.get("objective", MINIMIZE),
+                args["sampler"],
+                args.get("samplerOptions", {}),
+                args.get("maxJobs"),
+            )
+        except TypeError as e:
+            raise ValueError(str(e)) from None
+
+
+# -- the question to a sampler ---------------------------------------------------------------------------------
+
+
+class Dimension(NamedTuple):
+    """One searched hyperparameter: ``kind`` "float" (``low``, ``high``, ``log``) or "index" (``size`` values)."""
+
+    name: str
+    kind: str
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    size: int = 0
+
+
+COMPLETE, RUNNING, FAIL, PRUNED = "complete", "running", "fail", "pruned"
+
+
+class Trial(NamedTuple):
+    """One job as a sampler sees it: its point in the space (name -> float, or index of a Choice), its state
+    (:data:`COMPLETE`, :data:`RUNNING`, :data:`FAIL` or :data:`PRUNED`) and its score (None unless known)."""
+
+    params: dict
+    state: str
+    value: float | None
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What a sampler is asked for the next job: a pure value, the same for the same log and decision."""
+
+    sampler: str
+    options: dict
+    direction: str  # "minimize" or "maximize"
+    space: tuple  # of Dimension, sorted by name
+    trials: tuple  # of Trial, in the order the jobs were added
+    seed: int  # for the sampler's own generator, drawn from the decision's
+    constants: dict  # name -> log-form value, set after the sampler answers
+    choices: dict  # name -> the values of a Choice, by index
+
+    def hyperparameters(self, point):
+        """The log-form hyperparameters of the sampler's ``point`` (name -> float, or index for a Choice).
+
+        ValueError if the point is not in the space: a sampler answering outside it is a defect to stop at.
+        """
+        if set(point) != {d.name for d in self.space}:
+            raise ValueError(f"the sampler answered {sorted(point)}, not the space {[d.name for d in self.space]}")
+        out = dict(self.constants)
+        for d in self.space:
+            x = point[d.name]
+            if d.kind == "index":
+                if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < d.size:
+                    raise ValueError(f"the sampler answered {x!r} for {d.name!r}, not an index below {d.size}")
+                out[d.name] = values.encode(self.choices[d.name][x])
+            else:
+                if isinstance(x, bool) or not isinstance(x, (int, float)) or not d.low <= x <= d.high:
+                    raise ValueError(f"the sampler answered {x!r} for {d.name!r}, outside [{d.low!r}, {d.high!r}]")
+                out[d.name] = values.encode(float(x))
+        return out
+
+
+def space(config):
+    """The searched dimensions of ``config``, sorted by name (a sampler's draws follow their order)."""
+    dims = []
+    for name in sorted(config.distributions):
+        d = config.distributions[name]
+        if isinstance(d, (distributions.Uniform, distributions.LogUniform)):
+            dims.append(Dimension(name, "float", d.low, d.high, isinstance(d, distributions.LogUniform)))
+        elif isinstance(d, distributions.Choice):
+            dims.append(Dimension(name, "index", size=len(d.values)))
+    return tuple(dims)
+
+
+def _point(job, dims, config):
+    """The job's point in the space, or None if its hyperparameters are not in it (added by hand, or before the
+    definition changed)."""
+    point = {}
+    for d in dims:
+        raw = job.hyperparameters.get(d.name)
+        if raw is None:
+            return None
+        x = values.decode(raw)
+        if d.kind == "index":
+            choices = config.distributions[d.name].values
+            i = next((i for i, c in enumerate(choices) if type(c) is type(x) and c == x), None)
+            if i is None:
+                return None
+            point[d.name] = i
+        else:
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not d.low <= x <= d.high:
+                return None
+            point[d.name] = float(x)
+    return point
+
+
+def score(job, config):
+    """The job's result ``result_name`` as a float, or None if it has no numeric, non-NaN one."""
+    raw = job.results.get(config.result_name)
+    if raw is None:
+        return None
+    x = values.decode(raw)
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x:
+        return None
+    return float(x)
+
+
+def trials(state, config):
+    """Every job of ``state`` whose hyperparameters are in the space, as a :class:`Trial`, by job number.
+
+    DONE with a score is complete; DONE without one, and CRASHED, failed; PRUNED pruned (with its score if it
+    reported one); QUEUED and RUNNING running, so that a sampler that takes pending trials into account (TPE's
+    constant liar) does not propose what another worker is training.
+    """
+    dims, out = space(config), []
+    for job in state.jobs.in_order():
+        point = _point(job, dims, config)
+        if point is None:
+            continue
+        s = score(job, config)
+        if job.status == ev.DONE:
+            out.append(Trial(point, COMPLETE if s is not None else FAIL, s))
+        elif job.status == ev.PRUNED:
+            out.append(Trial(point, PRUNED, s))
+        elif job.status == ev.CRASHED:
+            out.append(Trial(point, FAIL, None))
+        else:
+            out.append(Trial(point, RUNNING, None))
+    return tuple(out)
+
+
+def request(state, config, rng):
+    """The :class:`SampleRequest` of the next job of ``state``, its seed drawn from ``rng``."""
+    return SampleRequest(
+        sampler=config.sampler,
+        options=dict(config.sampler_options),
+        direction="minimize" if config.objective == MINIMIZE else "maximize",
+        space=space(config),
+        trials=trials(state, config),
+        seed=int(rng.integers(2**32)),
+        constants={
+            n: values.encode(d.value) for n, d in config.distributions.items() if isinstance(d, distributions.Constant)
+        },
+        choices={n: list(d.values) for n, d in config.distributions.items() if isinstance(d, distributions.Choice)},
+    )
