@@ -13,6 +13,7 @@ Open a database, add an experiment, and let workers pull jobs::
 from . import errors, experiments, jobs, pbt, random  # experiments, jobs: the original client's module names
 from .adapters.api import (
     ASHA,
+    BayesianSearch,
     Experiment,
     Hyperband,
     Job,
@@ -32,6 +33,7 @@ __all__ = [
     "PopulationBasedTraining",
     "ASHA",
     "Hyperband",
+    "BayesianSearch",
     "Job",
     "errors",
     "experiments",

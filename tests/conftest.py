@@ -47,6 +47,7 @@ XDIST_GROUPS = {
         "tests/test_pbt_e2e.py::*",
         "tests/test_pbt_modes_e2e.py::*",
         "tests/test_asha_e2e.py::*",
+        "tests/test_bayes_e2e.py::*",
         "tests/test_objectstore_faults.py::*",
         "tests/test_contention.py::test_eight_processes_*",
         "tests/stores/test_stores.py::*::test_processes_appending_concurrently_*",

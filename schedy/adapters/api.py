@@ -18,12 +18,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .. import audit
-from ..core import decide, halving, pbt, values
+from ..core import bayes, decide, halving, pbt, values
 from ..core import events as ev
 from ..core.distributions import check_distributions
 from ..core.schedulers import RandomScheduler, scheduler
 from ..core.state import ExperimentState, JobState, fold, lineage
 from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError, UnsafeUpdateError
+from ..samplers import optuna as optuna_sampler
 from . import leases
 from .bulk import collector_paused
 from .export import job_frame
@@ -329,7 +330,14 @@ class Experiment:
         name, worker, created = self.name, self._worker(), self._created
         job_id, state = self._transact(
             lambda s, v, now, lapsed: decide.next_job(
-                s, name=name, worker=worker, version=v, now=now, incarnation=created, lapsed=lapsed
+                s,
+                name=name,
+                worker=worker,
+                version=v,
+                now=now,
+                incarnation=created,
+                lapsed=lapsed,
+                sample=optuna_sampler.suggest,
             )
         )
         return Job._from_state(self, state.jobs[job_id])
@@ -636,7 +644,69 @@ class Hyperband(ASHA):
     _kind = "hyperband"
 
 
-KINDS = {cls._kind: cls for cls in (ManualSearch, RandomSearch, PopulationBasedTraining, ASHA, Hyperband)}
+class BayesianSearch(Experiment):
+    """Bayesian search: each new job is proposed by a model-based sampler from every job so far.
+
+    The sampler (``sampler``: ``"tpe"``, Optuna's Tree-structured Parzen
+    Estimator, or ``"random"``; ``sampler_options`` as in
+    ``schedy.core.bayes.SAMPLERS``) is fed the experiment's DONE jobs with
+    their result ``result_name`` (``objective``: ``schedy.pbt.MINIMIZE`` or
+    ``MAXIMIZE``), its running jobs as pending (so that parallel workers are
+    not all proposed the same point), and its crashed and pruned ones, and is
+    seeded from the decision: the same log gives the same proposal. Only
+    ``Uniform``, ``LogUniform``, unweighted ``Choice`` and ``Constant``
+    distributions can be searched. Needs Optuna (``schedy[optuna]``). With
+    ``max_jobs``, no more than that many jobs are handed out and the
+    experiment becomes DONE once they are finished.
+    """
+
+    _kind = "bayesian"
+
+    def __init__(
+        self,
+        name: str,
+        distributions: Mapping[str, Distribution],
+        result_name: str,
+        objective: str = pbt.MINIMIZE,
+        sampler: str = "tpe",
+        sampler_options: Mapping[str, Any] | None = None,
+        status: str = Experiment.RUNNING,
+        seed: int | None = None,
+        max_jobs: int | None = None,
+        lease: float | None = None,
+    ) -> None:
+        super().__init__(name, status, seed, lease)
+        self.distributions = dict(distributions) if isinstance(distributions, Mapping) else distributions
+        self.result_name = result_name
+        self.objective = objective
+        self.sampler = sampler
+        self.sampler_options = dict(sampler_options) if sampler_options is not None else {}
+        self.max_jobs = max_jobs
+        self._params()  # refuse a bad definition now, not when it is added
+
+    def _config(self) -> bayes.Config:
+        return bayes.Config(
+            check_distributions(self.distributions),
+            self.result_name,
+            self.objective,
+            self.sampler,
+            dict(self.sampler_options),
+            self.max_jobs,
+        )
+
+    def _params(self) -> dict:
+        return self._config().to_log()
+
+    def _load_params(self, params: Mapping[str, Any]) -> None:
+        c = bayes.Config.from_log(params)
+        self.distributions = dict(c.distributions)
+        self.result_name, self.objective, self.sampler = c.result_name, c.objective, c.sampler
+        self.sampler_options, self.max_jobs = dict(c.sampler_options), c.max_jobs
+
+
+KINDS = {
+    cls._kind: cls for cls in (ManualSearch, RandomSearch, PopulationBasedTraining, ASHA, Hyperband, BayesianSearch)
+}
 
 
 def _from_state(db: SchedyDB, view: StreamView | FrozenView) -> Experiment:

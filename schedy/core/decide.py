@@ -251,13 +251,16 @@ def add_job(state, *, name, hyperparameters, status, results, incarnation=None):
     return Decision([ev.job_added(job_id, hyperparameters, status, results, **kind.on_add(state))], job_id)
 
 
-def next_job(state, *, name, worker, version, now, incarnation=None, lapsed=None):
-    """Claim the oldest queued job, or the scheduler's new one; raise NoJobError if there is none."""
+def next_job(state, *, name, worker, version, now, incarnation=None, lapsed=None, sample=None):
+    """Claim the oldest queued job, or the scheduler's new one; raise NoJobError if there is none.
+
+    ``sample`` answers a Bayesian search's :class:`~schedy.core.bayes.SampleRequest` (the shell's sampler).
+    """
     require(state, name, incarnation)
-    return _after_expiries(state, now, lapsed, lambda s: _next_job(s, name, worker, version, now))
+    return _after_expiries(state, now, lapsed, lambda s: _next_job(s, name, worker, version, now, sample))
 
 
-def _next_job(state, name, worker, version, now):
+def _next_job(state, name, worker, version, now, sample=None):
     until = _lease_until(state, now)
     if state.status != ev.RUNNING:
         reason = f"experiment {name!r} is {state.status}: no more jobs are handed out"
@@ -265,7 +268,7 @@ def _next_job(state, name, worker, version, now):
     job_id = oldest_queued(state)
     if job_id is not None:
         return Decision([ev.job_claimed(job_id, worker, until)], job_id, durable=False)
-    outcome = scheduler(state.kind).propose(state, now, rng_for(state, version))
+    outcome = scheduler(state.kind).propose(state, now, rng_for(state, version), sample)
     if isinstance(outcome, Finished):
         return Decision(
             [ev.experiment_updated(status=ev.DONE)],

@@ -30,7 +30,7 @@ from functools import cached_property
 
 from . import distributions, values
 from . import events as ev
-from .outcomes import Finished, Proposal, Waiting
+from .outcomes import Proposal, budget_spent
 from .sortedkeys import SortedKeys
 
 MINIMIZE = "min"
@@ -344,11 +344,9 @@ def promotion(state, config):
 
 def propose(state, rng, config):
     """The next job when none is queued: a promotion, a new configuration, Waiting or Finished."""
-    if config.max_jobs is not None and len(state.jobs) >= config.max_jobs:
-        busy = tuple(j.job_id for j in state.jobs.values() if j.status in (ev.QUEUED, ev.RUNNING))
-        if busy:
-            return Waiting(f"its {config.max_jobs} jobs (max_jobs) are added and {len(busy)} still run", busy)
-        return Finished(f"its {config.max_jobs} jobs (max_jobs) are finished")
+    spent = budget_spent(state, config.max_jobs)
+    if spent is not None:
+        return spent
     job = promotion(state, config)
     if job is not None:
         return Proposal(

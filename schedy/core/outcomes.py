@@ -8,6 +8,8 @@ so a worker loop tells "finished" from "wait" without reading the log again.
 
 from dataclasses import dataclass
 
+from . import events as ev
+
 
 @dataclass(frozen=True)
 class Proposal:
@@ -47,3 +49,14 @@ class Empty:
     """Nothing to hand out and nothing running will change that: only jobs added by hand would."""
 
     reason: str
+
+
+def budget_spent(state, max_jobs):
+    """``Waiting`` or ``Finished`` once ``state`` holds ``max_jobs`` jobs (a job deleted by hand no longer
+    counts), or None: no limit, or not reached."""
+    if max_jobs is None or len(state.jobs) < max_jobs:
+        return None
+    busy = tuple(j.job_id for j in state.jobs.values() if j.status in (ev.QUEUED, ev.RUNNING))
+    if busy:
+        return Waiting(f"its {max_jobs} jobs (max_jobs) are added and {len(busy)} still run", busy)
+    return Finished(f"its {max_jobs} jobs (max_jobs) are finished")

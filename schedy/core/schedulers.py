@@ -4,9 +4,9 @@ A scheduler is a class of pure functions over log-form values. Add a kind by
 subclassing :class:`Scheduler` and listing it in ``SCHEDULERS``.
 """
 
-from . import distributions, halving, pbt, values
+from . import bayes, distributions, halving, pbt, values
 from . import events as ev
-from .outcomes import Empty, Proposal
+from .outcomes import Empty, Proposal, budget_spent
 
 _parsed: dict = {}
 
@@ -80,12 +80,14 @@ class Scheduler:
         """Raise ValueError unless ``status`` and ``results`` are acceptable for ``job`` (None: a job being added)."""
 
     @classmethod
-    def propose(cls, state, now, rng):
+    def propose(cls, state, now, rng, sample=None):
         """The job to hand out when no queued job waits, as a :mod:`schedy.core.outcomes` value.
 
         A ``Proposal`` is added and claimed in the same commit; ``Finished``
         marks the experiment DONE; ``Waiting`` and ``Empty`` refuse the
-        request with a ``NoJobError`` that carries them.
+        request with a ``NoJobError`` that carries them. ``sample`` is the
+        shell's sampler (a function from a :class:`bayes.SampleRequest` to a
+        point), for the kinds that ask one.
         """
         return Empty("it has no queued job")
 
@@ -132,7 +134,7 @@ class RandomScheduler(Scheduler):
             )
 
     @classmethod
-    def propose(cls, state, now, rng):
+    def propose(cls, state, now, rng, sample=None):
         hps = {name: values.encode(d.sample(rng)) for name, d in cls.distributions(state.params).items()}
         return Proposal({"hyperparameters": hps, "results": {}})
 
@@ -183,7 +185,7 @@ class PBTScheduler(Scheduler):
             )
 
     @classmethod
-    def propose(cls, state, now, rng):
+    def propose(cls, state, now, rng, sample=None):
         return pbt.propose(state, now, rng, parsed(state.params, pbt.Config.from_log))
 
 
@@ -237,7 +239,7 @@ class HalvingScheduler(Scheduler):
             raise ValueError(f"the result {name!r} of {what} must be a number, got {score!r}")
 
     @classmethod
-    def propose(cls, state, now, rng):
+    def propose(cls, state, now, rng, sample=None):
         return halving.propose(state, rng, cls.config(state.params))
 
 
@@ -249,7 +251,60 @@ class HyperbandScheduler(HalvingScheduler):
     kind = "hyperband"
 
 
-SCHEDULERS = {s.kind: s for s in (ManualScheduler, RandomScheduler, PBTScheduler, ASHAScheduler, HyperbandScheduler)}
+class BayesScheduler(Scheduler):
+    """Bayesian search: each new job is the answer of a model-based sampler to every trial so far."""
+
+    kind = "bayesian"
+
+    @classmethod
+    def config(cls, params):
+        """The :class:`bayes.Config` of ``params`` (shared: do not mutate)."""
+        return parsed(params, bayes.Config.from_log)
+
+    @classmethod
+    def check_params(cls, params):
+        cls.config(params)
+
+    @classmethod
+    def check_job(cls, params, hyperparameters):
+        names = cls.config(params).distributions.keys()
+        if set(names) != set(hyperparameters):
+            raise ValueError(
+                f"a job of a Bayesian search must have exactly the hyperparameters of its distributions "
+                f"({', '.join(map(repr, names))}), got {', '.join(map(repr, hyperparameters)) or 'none'}"
+            )
+
+    @classmethod
+    def check_update(cls, state, job, status, results):
+        if status != ev.DONE:
+            return
+        name = cls.config(state.params).result_name
+        what = "a job added as DONE" if job is None else f"job {job.job_id!r}"
+        if name not in results:
+            raise ValueError(
+                f"{what} of experiment {state.name!r} finished without its result {name!r}, which the sampler "
+                f"learns from; set job.results[{name!r}] before the job ends"
+            )
+        score = values.decode(results[name])
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or score != score:
+            raise ValueError(f"the result {name!r} of {what} must be a number, got {score!r}")
+
+    @classmethod
+    def propose(cls, state, now, rng, sample=None):
+        config = cls.config(state.params)
+        spent = budget_spent(state, config.max_jobs)
+        if spent is not None:
+            return spent
+        if sample is None:
+            raise ValueError(f"experiment {state.name!r} is a Bayesian search: its decisions need a sampler")
+        request = bayes.request(state, config, rng)
+        return Proposal({"hyperparameters": request.hyperparameters(sample(request)), "results": {}})
+
+
+SCHEDULERS = {
+    s.kind: s
+    for s in (ManualScheduler, RandomScheduler, PBTScheduler, ASHAScheduler, HyperbandScheduler, BayesScheduler)
+}
 
 
 def scheduler(kind):

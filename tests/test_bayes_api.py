@@ -1,0 +1,82 @@
+"""schedy.BayesianSearch through the Python API: the definition, the worker loop, bad input, the end."""
+
+import pytest
+from conftest import log_size
+
+pytest.importorskip("optuna")
+
+import schedy  # noqa: E402
+from schedy.errors import NoJobError  # noqa: E402
+from schedy.random import Choice, Constant, LogUniform, Normal, Uniform  # noqa: E402
+
+DISTS = {"x": Uniform(-5.0, 5.0), "lr": LogUniform(1e-4, 1.0), "act": Choice(["relu", "tanh"]), "k": Constant(3)}
+
+
+@pytest.fixture
+def db(tmp_path):
+    return schedy.SchedyDB(str(tmp_path / "db"), worker="bayes-test")
+
+
+def test_a_search_runs_to_max_jobs_and_ends_by_itself(db):
+    exp = db.add_experiment(schedy.BayesianSearch("b", DISTS, "loss", max_jobs=16, seed=2))
+    seen = []
+    while True:
+        try:
+            with exp.next_job() as job:
+                hp = job.hyperparameters
+                assert set(hp) == set(DISTS) and hp["k"] == 3 and hp["act"] in ("relu", "tanh")
+                assert -5.0 <= hp["x"] <= 5.0 and 1e-4 <= hp["lr"] <= 1.0
+                job.results["loss"] = hp["x"] ** 2 + (hp["act"] == "tanh")
+                seen.append(job.job_id)
+        except NoJobError as e:
+            assert e.finished is not None
+            break
+    assert seen == [str(i) for i in range(1, 17)]
+    exp = db.get_experiment("b")
+    assert exp.status == "DONE" and isinstance(exp, schedy.BayesianSearch)
+    assert (exp.sampler, exp.result_name, exp.max_jobs) == ("tpe", "loss", 16)
+    assert exp.sampler_options["constant_liar"] is True  # the defaults were written to the log
+
+
+def test_the_same_log_gives_the_same_proposals(tmp_path):
+    def run(path):
+        exp = schedy.SchedyDB(str(path), worker="w").add_experiment(
+            schedy.BayesianSearch("b", DISTS, "loss", seed=9, sampler_options={"n_startup_trials": 3})
+        )
+        out = []
+        for _ in range(8):
+            with exp.next_job() as job:
+                job.results["loss"] = job.hyperparameters["x"] ** 2
+                out.append(dict(job.hyperparameters))
+        return out
+
+    assert run(tmp_path / "a") == run(tmp_path / "b")
+
+
+@pytest.mark.parametrize(
+    ("dists", "kw", "message"),
+    [
+        ({"x": Normal(0.0, 1.0)}, {}, "'x' has a Normal distribution, which is unbounded"),
+        ({"c": Choice([1, 2], [3.0, 1.0])}, {}, "'c' has a weighted Choice"),
+        (DISTS, {"sampler": "cmaes"}, "sampler must be one of 'tpe', 'random', got 'cmaes'"),
+        (DISTS, {"sampler_options": {"gamma": 0.1}}, "unknown 'gamma'"),
+    ],
+)
+def test_a_definition_a_sampler_cannot_search_is_refused_when_made(db, dists, kw, message):
+    with pytest.raises(ValueError, match=None) as e:
+        schedy.BayesianSearch("b", dists, "loss", **kw)
+    assert message in str(e.value)
+
+
+def test_a_job_must_have_the_searched_hyperparameters_and_a_done_one_its_score(db):
+    exp = db.add_experiment(schedy.BayesianSearch("b", DISTS, "loss", seed=2))
+    before = log_size(db, "b")
+    with pytest.raises(ValueError, match="exactly the hyperparameters of its distributions"):
+        exp.add_job({"x": 1.0})
+    with pytest.raises(ValueError, match="finished without its result 'loss'"):
+        exp.add_job({"x": 1.0, "lr": 0.1, "act": "relu", "k": 3}, status="DONE", results={"acc": 1.0})
+    assert log_size(db, "b") == before  # refused: nothing written
+    with pytest.raises(ValueError, match="finished without its result 'loss'"):
+        with exp.next_job() as job:
+            job.results["acc"] = 0.5
+    assert exp.get_job(job.job_id).status == "CRASHED"  # the with block recorded why the job ended
