@@ -80,3 +80,19 @@ def test_a_job_must_have_the_searched_hyperparameters_and_a_done_one_its_score(d
         with exp.next_job() as job:
             job.results["acc"] = 0.5
     assert exp.get_job(job.job_id).status == "CRASHED"  # the with block recorded why the job ended
+
+
+def test_the_dashboard_ranks_a_bayesian_search_by_its_definition(db):
+    """Its result and direction, not the guess from a result's name made for manual and random searches."""
+    from test_dashboard_server import expected
+
+    from schedy.dashboard import views
+
+    exp = db.add_experiment(schedy.BayesianSearch("b", DISTS, "loss", objective=schedy.pbt.MAXIMIZE, seed=2))
+    for _ in range(3):
+        with exp.next_job() as job:
+            job.results.update(error=1.0, loss=job.hyperparameters["x"])
+    state, time_of = expected(db, "b")
+    assert views.score(state) == {"name": "loss", "goal": "max"}
+    best = max(exp.all_jobs(), key=lambda j: j.results["loss"])
+    assert views.summary(state, time_of)["best"]["job"] == best.job_id

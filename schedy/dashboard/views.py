@@ -46,7 +46,7 @@ def _words(name):
 def score(state):
     """The result the experiment is ranked by: ``{"name", "goal"}`` with goal ``"min"`` or ``"max"``, or None.
 
-    PBT says it (its objective); a manual or random search does not, so the
+    PBT, ASHA, Hyperband and a Bayesian search say it (their objective); a manual or random search does not, so the
     first result with a number in the first job that has one is taken, minimised when its
     name says loss or error (the page lets the reader pick another).
     """
@@ -56,6 +56,9 @@ def score(state):
     config = _halving_config(state)
     if config is not None:  # ASHA and Hyperband rank by their result, as PBT does
         return {"name": config.result_name, "goal": config.objective}
+    if state.kind == schedulers.BayesScheduler.kind:  # and so does a Bayesian search
+        bayes_config = schedulers.BayesScheduler.config(state.params)
+        return {"name": bayes_config.result_name, "goal": bayes_config.objective}
     for job in state.jobs.in_order():  # stops at the first job with a number: no sort of every job
         for name, v in job.results.items():
             if _number(v) is not None:

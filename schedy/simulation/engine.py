@@ -40,13 +40,14 @@ import numpy as np
 
 from ..adapters.api import Experiment, SchedyDB
 from ..adapters.naming import check_name, stream_key
-from ..core import decide, halving, pbt, values
+from ..core import decide, halving, pbt, schedulers, values
 from ..core import events as ev
 from ..core import snapshot as snapshots
 from ..core.codec import Commit, encode_commit
 from ..core.snapshot import commit_crc, encode_snapshot
 from ..core.state import apply, lineage, oldest_queued
 from ..errors import ConflictError, NoJobError, ResourceExistsError, SchedyError
+from ..samplers import optuna as optuna_sampler
 from .problems import Durations, Failures, Problem
 
 START = 1735689600.0
@@ -107,8 +108,8 @@ class _Engine:
     ):
         if not isinstance(experiment, Experiment) or experiment._kind is None:
             raise TypeError(
-                "simulate needs a ManualSearch, RandomSearch, PopulationBasedTraining, ASHA or Hyperband "
-                "definition, "
+                "simulate needs a ManualSearch, RandomSearch, PopulationBasedTraining, ASHA, Hyperband or "
+                "BayesianSearch definition, "
                 f"got {type(experiment).__name__}"
             )
         if not isinstance(problem, Problem):
@@ -125,7 +126,9 @@ class _Engine:
         config = pbt.Config.from_log(self.params) if self.pbt else None
         # ASHA and Hyperband: the ladder of resources, counted in segments
         self.ladder = halving.Config.from_log(self.params, self.kind) if self.kind in halving.KINDS else None
-        ranked = config or self.ladder  # the definition that names the score and its direction, if any
+        # A Bayesian search: each job trains its configuration for segments_per_job segments, as random search's.
+        self.bayes = schedulers.BayesScheduler.config(self.params) if self.kind == "bayesian" else None
+        ranked = config or self.ladder or self.bayes  # the definition that names the score and its direction
         self.score_name = ranked.result_name if ranked else (problem.score or "score")
         if ranked and problem.score not in (None, ranked.result_name):
             raise ValueError(
@@ -151,11 +154,12 @@ class _Engine:
             self.kind == "random"
             or (config is not None and config.max_generations is None)
             or (self.ladder is not None and self.ladder.max_jobs is None)
+            or (self.bayes is not None and self.bayes.max_jobs is None)
         )
         if self.budget is None and endless:
             raise ValueError(
-                "this experiment never ends by itself (random search, PBT without max_generations, ASHA or "
-                "Hyperband without max_jobs): give simulate a budget (in segments)"
+                "this experiment never ends by itself (random search, PBT without max_generations, ASHA, "
+                "Hyperband or a Bayesian search without max_jobs): give simulate a budget (in segments)"
             )
         self.durations = problem.durations if durations is None else durations
         if not isinstance(self.durations, Durations):
@@ -343,7 +347,15 @@ class _Engine:
             job_id, error = self._decide(
                 t,
                 wid,
-                lambda s, v: decide.next_job(s, name=self.name, worker=wid, version=v, now=t, incarnation=self.created),
+                lambda s, v: decide.next_job(
+                    s,
+                    name=self.name,
+                    worker=wid,
+                    version=v,
+                    now=t,
+                    incarnation=self.created,
+                    sample=optuna_sampler.suggest,
+                ),
             )
         else:  # behind jobs never started in the queue of a manual search: claim it by its id, as Job.try_run does
             job_id, error = self._decide(
