@@ -96,3 +96,48 @@ def test_the_dashboard_ranks_a_bayesian_search_by_its_definition(db):
     assert views.score(state) == {"name": "loss", "goal": "max"}
     best = max(exp.all_jobs(), key=lambda j: j.results["loss"])
     assert views.summary(state, time_of)["best"]["job"] == best.job_id
+
+
+def test_the_sampler_answers_before_the_lock_and_again_under_it_only_if_the_log_moved(db, tmp_path, monkeypatch):
+    """A sampler takes tens of milliseconds: it is asked on the state read without the store's lock, and the
+    decision under the lock reuses that answer when its request is the same (the log did not move)."""
+    from schedy.adapters import api
+    from schedy.adapters.stream import StreamView
+    from schedy.samplers import optuna as optuna_sampler
+
+    exp = db.add_experiment(schedy.BayesianSearch("b", DISTS, "loss", seed=2))
+    asked, locked = [], []  # the requests the sampler answered; whether the append loop was deciding
+    real, transact = optuna_sampler.suggest, StreamView.transact
+
+    def suggest(request):
+        asked.append((request, bool(locked)))
+        return real(request)
+
+    def in_transaction(self, *args, **kw):
+        locked.append(True)
+        try:
+            return transact(self, *args, **kw)
+        finally:
+            locked.pop()
+
+    monkeypatch.setattr(optuna_sampler, "suggest", suggest)
+    monkeypatch.setattr(StreamView, "transact", in_transaction)
+    with exp.next_job() as job:
+        job.results["loss"] = 1.0
+    assert [under_lock for _, under_lock in asked] == [False]  # before the lock only: the answer was reused
+
+    moved = api.Experiment._sampler_answering_first
+
+    def then_the_log_moves(self, worker):
+        sample = moved(self, worker)
+        schedy.SchedyDB(str(tmp_path / "db"), worker="other").get_experiment("b").add_job(
+            {"x": 0.0, "lr": 0.1, "act": "relu", "k": 3}, status="DONE", results={"loss": 2.0}
+        )
+        return sample
+
+    monkeypatch.setattr(api.Experiment, "_sampler_answering_first", then_the_log_moves)
+    asked.clear()
+    job = exp.next_job()
+    assert [under_lock for _, under_lock in asked] == [False, True]  # the log moved: asked again under the lock
+    assert asked[0][0] != asked[1][0]
+    assert job.hyperparameters == asked[1][0].hyperparameters(real(asked[1][0]))  # what replaying the log decides

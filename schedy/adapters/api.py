@@ -328,19 +328,54 @@ class Experiment:
 
             return waiting.next_job(self, wait)
         name, worker, created = self.name, self._worker(), self._created
+        sample = self._sampler_answering_first(worker)
         job_id, state = self._transact(
             lambda s, v, now, lapsed: decide.next_job(
-                s,
-                name=name,
-                worker=worker,
-                version=v,
-                now=now,
-                incarnation=created,
-                lapsed=lapsed,
-                sample=optuna_sampler.suggest,
+                s, name=name, worker=worker, version=v, now=now, incarnation=created, lapsed=lapsed, sample=sample
             )
         )
         return Job._from_state(self, state.jobs[job_id])
+
+    def _sampler_answering_first(self, worker: str) -> Callable[[bayes.SampleRequest], dict]:
+        """The sampler of the decision made under the store's lock (a Bayesian search's, else unused).
+
+        A sampler takes tens of milliseconds, too long to hold the lock for. So the decision is first made on
+        the state read without the lock, and its request answered then; under the lock, a request equal to that
+        one (the log has not moved) gets the same answer at once, as the sampler would give it again, and only
+        a request made on a log that moved meanwhile is answered there.
+        """
+        if self._kind != bayes.KIND:
+            return optuna_sampler.suggest
+        answered: list[tuple[bayes.SampleRequest, dict]] = []
+
+        def record(request: bayes.SampleRequest) -> dict:
+            point = optuna_sampler.suggest(request)
+            answered.append((request, point))
+            return point
+
+        state = self._refresh()
+        if state is not None:
+            try:
+                clock = self._db._clock if self._db is not None else time.time
+                decide.next_job(
+                    state,
+                    name=self.name,
+                    worker=worker,
+                    version=state.version + 1,
+                    now=clock(),
+                    incarnation=self._created,
+                    sample=record,
+                )
+            except (SchedyError, ValueError):
+                pass  # no job to propose now, or none of this experiment: the decision under the lock says why
+
+        def sample(request: bayes.SampleRequest) -> dict:
+            for asked, point in answered:
+                if asked == request:
+                    return point
+            return optuna_sampler.suggest(request)
+
+        return sample
 
     def get_job(self, job_id: str) -> Job:
         """Return the job ``job_id``; raise JobNotFoundError if there is none."""

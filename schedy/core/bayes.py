@@ -35,6 +35,7 @@ SAMPLERS = {
     "random": {},
 }
 
+KIND = "bayesian"  # the experiment kind
 KIND_KEY = "BayesianSearch"
 _KEYS = ("distributions", "resultName", "objective", "sampler", "samplerOptions", "maxJobs")
 

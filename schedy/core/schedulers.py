@@ -254,7 +254,7 @@ class HyperbandScheduler(HalvingScheduler):
 class BayesScheduler(Scheduler):
     """Bayesian search: each new job is the answer of a model-based sampler to every trial so far."""
 
-    kind = "bayesian"
+    kind = bayes.KIND
 
     @classmethod
     def config(cls, params):
