@@ -141,3 +141,35 @@ def test_the_sampler_answers_before_the_lock_and_again_under_it_only_if_the_log_
     assert [under_lock for _, under_lock in asked] == [False, True]  # the log moved: asked again under the lock
     assert asked[0][0] != asked[1][0]
     assert job.hyperparameters == asked[1][0].hyperparameters(real(asked[1][0]))  # what replaying the log decides
+
+
+def test_a_log_is_read_and_replayed_without_optuna(db, tmp_path):
+    """Reading, listing, auditing and exporting a Bayesian search never calls the sampler: in a process where
+    Optuna cannot be imported, every job is read back, and only asking for a new one says what is missing."""
+    import subprocess
+    import sys
+
+    exp = db.add_experiment(schedy.BayesianSearch("b", DISTS, "loss", seed=2))
+    for _ in range(3):
+        with exp.next_job() as job:
+            job.results["loss"] = job.hyperparameters["x"] ** 2
+    expected = [j.hyperparameters for j in exp.all_jobs()]
+    script = """
+import json, sys
+sys.modules["optuna"] = None  # import optuna now fails
+import schedy
+exp = schedy.SchedyDB(sys.argv[1]).get_experiment("b")
+jobs = [dict(j.hyperparameters) for j in exp.all_jobs()]
+history = exp.history()
+try:
+    exp.next_job()
+    print("no error")
+except schedy.errors.SchedyError as e:
+    print(json.dumps({"jobs": jobs, "commits": len(history), "error": str(e)}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "db")], capture_output=True, text=True, check=True
+    ).stdout
+    got = __import__("json").loads(out)
+    assert got["jobs"] == expected and got["commits"] >= 7
+    assert got["error"] == "a Bayesian search needs Optuna: pip install 'schedy[optuna]'"
