@@ -159,12 +159,15 @@ ASHA_ARGS = ["asha", "lr", "loguniform", LR, "--result", "loss"]
         ([*ASHA_ARGS, "--objective", "median"], "'median' is not one of 'min', 'max'"),
         ([*ASHA_ARGS, "--population-size", "4"], "--population-size applies to pbt experiments only"),
         ([*ASHA_ARGS, "--explore", "lr", "perturb"], "--explore applies to pbt experiments only"),
-        (["random", "lr", "loguniform", LR, "--max-jobs", "3"], "--max-jobs applies to asha and hyperband"),
+        (
+            ["random", "lr", "loguniform", LR, "--max-jobs", "3"],
+            "--max-jobs applies to asha, hyperband and bayesian experiments only",
+        ),
         (
             ["pbt", "--objective", "min", "--result", "loss", "--reduction-factor", "2"],
             "--reduction-factor applies to asha and hyperband experiments only",
         ),
-        (["manual", "--result", "loss"], "--result applies to pbt, asha and hyperband experiments only"),
+        (["manual", "--result", "loss"], "--result applies to pbt, asha, hyperband and bayesian experiments only"),
     ],
 )
 def test_bad_add_arguments_are_usage_errors_that_create_nothing(tmp_path, args, message):

@@ -259,7 +259,7 @@ def test_add_pbt_with_pb2_synchronous_and_the_old_ranking(cli):
         (["manual", "lr", "uniform", LR], "a manual experiment takes no distributions"),
         (
             ["random", "lr", "uniform", LR, "--objective", "min"],
-            "--objective applies to pbt, asha and hyperband experiments only",
+            "--objective applies to pbt, asha, hyperband and bayesian experiments only",
         ),
         (["manual", "--lease", "0"], "a lease must be a finite number of seconds, at least 0.1"),
         (["manual", "--seed", "-1"], "an experiment seed must be an integer in [0, 2**63)"),

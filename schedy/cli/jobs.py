@@ -21,8 +21,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..adapters.api import ASHA, Hyperband, Job, ManualSearch, PopulationBasedTraining, RandomSearch, SchedyDB
+from ..adapters.api import (
+    ASHA,
+    BayesianSearch,
+    Hyperband,
+    Job,
+    ManualSearch,
+    PopulationBasedTraining,
+    RandomSearch,
+    SchedyDB,
+)
 from ..adapters.opening import default_path
+from ..core import bayes as core_bayes
 from ..core import distributions as core_distributions
 from ..core import events as ev
 from ..core import pbt as core_pbt
@@ -36,9 +46,10 @@ KINDS = {
     "pbt": PopulationBasedTraining,
     "asha": ASHA,
     "hyperband": Hyperband,
+    "bayesian": BayesianSearch,
 }
 HALVING = ("asha", "hyperband")  # successive halving: each job trains a configuration up to a rung
-RANKED = ("pbt", *HALVING)  # the kinds that rank jobs by a result
+RANKED = ("pbt", *HALVING, "bayesian")  # the kinds that rank jobs by a result
 # The kinds each option of `schedy add` that is not common to all applies to.
 OPTION_KINDS = {
     "--objective": RANKED,
@@ -53,7 +64,9 @@ OPTION_KINDS = {
     "--min-resource": HALVING,
     "--max-resource": HALVING,
     "--reduction-factor": HALVING,
-    "--max-jobs": HALVING,
+    "--max-jobs": (*HALVING, "bayesian"),
+    "--sampler": ("bayesian",),
+    "--sampler-options": ("bayesian",),
 }
 # The options of `schedy add` passed to ASHA and Hyperband as they are, when given: the core checks them.
 HALVING_ARGUMENTS = {
@@ -63,6 +76,8 @@ HALVING_ARGUMENTS = {
     "--reduction-factor": "reduction_factor",
     "--max-jobs": "max_jobs",
 }
+# The options of `schedy add` passed to a Bayesian search as they are, when given (--sampler-options once read as JSON).
+BAYESIAN_ARGUMENTS = {"--objective": "objective", "--sampler": "sampler", "--max-jobs": "max_jobs"}
 JSON_OPTIONS = ("--min-resource", "--max-resource", "--reduction-factor")  # numbers as JSON: 3 and 3.0 differ
 
 # The names `schedy add` takes for DIST; each PARAMS key is a constructor argument of the class.
@@ -120,8 +135,9 @@ def kind_of(exp):
 
 
 def distributions_of(exp):
-    """The distributions of a random search, ASHA or Hyperband, or the initial distributions of PBT ({} otherwise)."""
-    if isinstance(exp, (RandomSearch, ASHA)):
+    """The distributions of a random search, ASHA, Hyperband or Bayesian search, or the initial distributions of PBT
+    ({} otherwise)."""
+    if isinstance(exp, (RandomSearch, ASHA, BayesianSearch)):
         return exp.distributions
     if isinstance(exp, PopulationBasedTraining):
         return exp.initial_distributions
@@ -283,6 +299,8 @@ def describe_experiment(exp, jobs):
         ]
     if isinstance(exp, ASHA):
         rows += halving_rows(exp)
+    if isinstance(exp, BayesianSearch):
+        rows += bayesian_rows(exp)
     rows.append(("jobs", f"{len(jobs)} ({by_status})" if jobs else "0"))
     return _grid(rows)
 
@@ -304,6 +322,19 @@ def halving_rows(exp):
         rows.append(("brackets", f"{config.bracket_count}, starting at {ladder}"))
     rows.append(("max jobs", "no limit" if exp.max_jobs is None else str(exp.max_jobs)))
     return rows
+
+
+def bayesian_rows(exp):
+    """The definition of a Bayesian search, with every option of its sampler (the defaults it writes to the log)."""
+    config = exp._config()  # the core's reading of the definition: the sampler's options, defaults filled in
+    return [
+        ("objective", exp.objective),
+        ("result", exp.result_name),
+        ("distributions", _mapping(exp.distributions, show_distribution)),
+        ("sampler", exp.sampler),
+        ("sampler options", _mapping(config.sampler_options)),  # a line each: as one JSON object, tpe's would fold
+        ("max jobs", "no limit" if exp.max_jobs is None else str(exp.max_jobs)),
+    ]
 
 
 def describe_job(job):
@@ -439,6 +470,8 @@ def build_experiment(name, kind, words, status, seed, lease, options):
             return RandomSearch(name, dists, **common)
         if kind in HALVING:
             return _build_halving(kind, name, dists, options, common)
+        if kind == "bayesian":
+            return _build_bayesian(name, dists, options, common)
         return _build_pbt(name, dists, options, common)
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
@@ -456,6 +489,22 @@ def _build_halving(kind, name, dists, opts, common):
         if opts[opt] is not None
     }
     return KINDS[kind](name, dists, opts["--result"], **given, **common)
+
+
+def _build_bayesian(name, dists, opts, common):
+    if opts["--result"] is None:  # missing; an empty one is the core's to refuse
+        raise click.UsageError("a bayesian experiment needs --result NAME: the result the sampler optimizes")
+    # As for ASHA: the values go to the core unchecked, and its ValueError names what is wrong.
+    given = {arg: opts[opt] for opt, arg in BAYESIAN_ARGUMENTS.items() if opts[opt] is not None}
+    if opts["--sampler-options"] is not None:
+        options = parse_json(opts["--sampler-options"], "--sampler-options")
+        if not isinstance(options, dict):  # the API would read a list of pairs as a dict
+            raise click.UsageError(
+                f"--sampler-options must be a JSON object such as '{{\"n_startup_trials\": 5}}', "
+                f"got {opts['--sampler-options']!r}"
+            )
+        given["sampler_options"] = options
+    return BayesianSearch(name, dists, opts["--result"], **given, **common)
 
 
 def _build_pbt(name, dists, opts, common):
@@ -497,7 +546,7 @@ def _build_pbt(name, dists, opts, common):
 # -- add ----------------------------------------------------------------------------------------
 
 
-@main.command(short_help="Create an experiment: manual queue, random search, PBT, ASHA or Hyperband.")
+@main.command(short_help="Create an experiment: manual queue, random search, PBT, ASHA, Hyperband or Bayesian search.")
 @click.argument("name")
 @click.argument("kind", type=click.Choice(list(KINDS)), metavar="|".join(KINDS))
 @click.argument("distributions", nargs=-1, metavar="[HP DIST PARAMS]...")
@@ -526,13 +575,14 @@ def _build_pbt(name, dists, opts, common):
 @click.option(
     "--objective",
     type=click.Choice(["min", "max"]),
-    help="pbt, asha, hyperband: minimize or maximize the result (asha and hyperband: min by default).",
+    help="pbt, asha, hyperband, bayesian: minimize or maximize the result (pbt: required; the others: min by default).",
 )
 @click.option(
     "--result",
     "result_name",
     metavar="NAME",
-    help="pbt: the result that ranks the population; asha, hyperband: the result that ranks configurations.",
+    help="pbt: the result that ranks the population; asha, hyperband: the result that ranks configurations; "
+    "bayesian: the result the sampler optimizes.",
 )
 @click.option(
     "--exploit",
@@ -586,7 +636,18 @@ def _build_pbt(name, dists, opts, common):
     "--max-jobs",
     type=int,
     metavar="N",
-    help="asha, hyperband: hand out at most N jobs, promotions included. Default: no limit.",
+    help="asha, hyperband: hand out at most N jobs, promotions included; bayesian: at most N jobs. Default: no limit.",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(list(core_bayes.SAMPLERS)),
+    help="bayesian: what proposes each new job, Optuna's TPE (the default) or its random sampler (a baseline).",
+)
+@click.option(
+    "--sampler-options",
+    metavar="JSON",
+    help="bayesian: the sampler's options as a JSON object, e.g. '{\"n_startup_trials\": 5}'; the others "
+    "keep their defaults.",
 )
 @db_option
 def add(
@@ -609,6 +670,8 @@ def add(
     max_resource,
     reduction_factor,
     max_jobs,
+    sampler,
+    sampler_options,
     db,
 ):
     """Create the experiment NAME, then print it.
@@ -627,10 +690,16 @@ def add(
             resource, from --min-resource up to --max-resource.
     hyperband
             asha in several brackets, which start at different rungs.
+    bayesian
+            Bayesian search: a sampler proposes each new job from the
+            results of every job so far (needs Optuna: pip install
+            'schedy[optuna]').
 
-    Random search, pbt, asha and hyperband take distributions as HP DIST
-    PARAMS triplets: PARAMS is a JSON object of the arguments of DIST (pbt
-    samples its initial population from them, with --population-size):
+    Random search, pbt, asha, hyperband and bayesian take distributions as
+    HP DIST PARAMS triplets: PARAMS is a JSON object of the arguments of
+    DIST (pbt samples its initial population from them, with
+    --population-size; bayesian searches uniform, loguniform, choice
+    without weights, and constant):
 
     \b
       uniform     {"low": L, "high": H}          on [L, H)
@@ -650,10 +719,20 @@ def add(
           --population-size 8 --max-generations 20
       schedy add sha asha lr loguniform '{"low": 1e-4, "high": 0.1}' \\
           --result loss --min-resource 1 --max-resource 27 --max-jobs 40
+      schedy add bo bayesian lr loguniform '{"low": 1e-4, "high": 0.1}' \\
+          --result loss --sampler-options '{"n_startup_trials": 5}' --max-jobs 50
 
     asha and hyperband rank by --result (--objective min by default). The
     values of --min-resource, --max-resource and --reduction-factor are JSON
     numbers; when all three are integers, so is every rung's resource.
+
+    bayesian optimizes --result (--objective min by default). The tpe
+    sampler's options and their defaults: n_startup_trials 10 (jobs sampled
+    at random before the model is used), n_ei_candidates 24 (candidates
+    scored for each job), multivariate true (model the hyperparameters
+    jointly), constant_liar true (count running jobs as bad, so that workers
+    are not all proposed the same point). The random sampler takes none.
+    Every option is written to the log, the defaults included.
 
     Explore strategies (log form; several apply in order if given as a JSON
     list): {"perturb": {"minFactor": F, "maxFactor": F, "low": X, "high": X,
@@ -680,6 +759,8 @@ def add(
         "--max-resource": max_resource,
         "--reduction-factor": reduction_factor,
         "--max-jobs": max_jobs,
+        "--sampler": sampler,
+        "--sampler-options": sampler_options,
     }
     exp = build_experiment(name, kind, distributions, status, seed, lease, options)
     location = default_path() if db is None else db
@@ -741,12 +822,15 @@ def show(name, job, db):
     explore strategies, initial distributions, population size and maximum
     generations; for asha and hyperband the objective, result,
     distributions, resources, reduction factor, the resource of each rung
-    and the maximum number of jobs; in the form `schedy add` takes them)
-    and how many jobs it has in each status. A job: its status, for pbt its
-    generation, parent job and member, for asha and hyperband its rung, the
-    resource it trains to, its parent job (whose checkpoint it goes on
-    from) and member (its configuration), then its hyperparameters and
-    results. Exit status 1 if NAME or JOB does not exist.
+    and the maximum number of jobs; for bayesian the objective, result,
+    distributions, sampler, every option of the sampler (its defaults
+    included) and the maximum number of jobs; in the form `schedy add`
+    takes them) and how many jobs it has in each status. A job: its
+    status, for pbt its generation, parent job and member, for asha and
+    hyperband its rung, the resource it trains to, its parent job (whose
+    checkpoint it goes on from) and member (its configuration), then its
+    hyperparameters and results. Exit status 1 if NAME or JOB does not
+    exist.
     """
     with failures():
         exp = open_db(db).get_experiment(name)
@@ -894,11 +978,11 @@ def list_(name, table, paragraphs, sort_fields, decreasing, fields, db):
     """List the experiments, or with NAME the jobs of experiment NAME.
 
     Experiments have the fields name, status, kind, and one field per
-    hyperparameter holding its distribution (random search, asha and
-    hyperband; for pbt the initial distribution). Jobs have the fields id,
-    status (for pbt also generation, parent and member; for asha and
-    hyperband rung, resource, parent and member), one per hyperparameter
-    and one per result. Experiments come in the order of the database, jobs
+    hyperparameter holding its distribution (random search, asha,
+    hyperband and bayesian; for pbt the initial distribution). Jobs have
+    the fields id, status (for pbt also generation, parent and member; for
+    asha and hyperband rung, resource, parent and member), one per
+    hyperparameter and one per result. Experiments come in the order of the database, jobs
     in the order they were added.
 
     A FIELD is a name, or category.name where the category is schedy,
@@ -1036,7 +1120,8 @@ def push(name, words, db):
     exactly the hyperparameters of its distributions; a pbt job must have the
     hyperparameters it explores, and a DONE one its result. An asha or
     hyperband job is a new configuration at rung 0: it must have exactly the
-    hyperparameters of the distributions, and a DONE one its result.
+    hyperparameters of the distributions, and a DONE one its result; so
+    must a bayesian job.
 
     \b
     Example:

@@ -72,8 +72,8 @@ def update(name, words, db):
     command read it (a worker reported, or its lease lapsed), nothing is
     written and the command fails; read it again and retry. The experiment
     checks the new values as for a job pushed: a random search's job keeps
-    exactly its hyperparameters, a DONE pbt segment or asha or hyperband job
-    needs its result.
+    exactly its hyperparameters, a DONE pbt segment or asha, hyperband or
+    bayesian job needs its result.
 
     \b
     Examples:
