@@ -106,7 +106,7 @@ def test_dashboard_serves_until_sigint(cli, verbose):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    assert "Traceback" not in err and "Aborted" not in err
+    assert "Traceback" not in err and "Aborted" not in err, err  # all of it: which error, if one comes
     assert out == ""  # nothing after the first line
     if verbose:
         assert "GET /api/experiments" in err and '"POST /api/experiments' in err

@@ -961,3 +961,25 @@ def test_write_report_leaves_no_temporary_file_when_it_fails(file_db, tmp_path, 
     with pytest.raises(ExperimentNotFoundError):
         write_report(file_db._store, "gone", str(folder / "gone.html"))
     assert sorted(os.listdir(folder)) == ["alpha.html", "dir.html"]
+
+
+def test_a_reader_that_resets_its_connection_costs_a_debug_line_not_a_traceback(file_db, capsys, caplog):
+    """A tab closed mid-request resets the connection: nothing on the terminal, and the next request is served."""
+    import logging
+    import struct
+    import time
+
+    file_db.add_experiment(schedy.ManualSearch("alpha"))
+    caplog.set_level(logging.DEBUG, logger="schedy.dashboard")
+    with serving(file_db._store) as c:
+        s = socket.create_connection(("127.0.0.1", c.port), timeout=30)
+        s.sendall(b"GET /api/experiments HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never finished
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # with SO_LINGER 0: a reset, as a killed browser leaves it
+        deadline = time.monotonic() + 60
+        while not any("went away" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the server never noticed the reset"
+            time.sleep(0.01)
+        r = c.get("/api/experiments")
+        assert r.status == 200 and [e["name"] for e in r.json] == ["alpha"]
+    assert "Traceback" not in capsys.readouterr().err

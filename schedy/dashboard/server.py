@@ -13,6 +13,7 @@ Built on the standard library's threading HTTP server. Routes:
 
 import ipaddress
 import logging
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,6 +50,15 @@ class DashboardServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/"
+
+    def handle_error(self, request, client_address):
+        # A reader that goes away mid-answer (a closed tab, a reset connection, a timeout) is no fault of the
+        # dashboard's: a debug line, not socketserver's traceback on the terminal. Anything else is a bug to show.
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.debug("dashboard: %s went away: %r", client_address, error)
+            return
+        super().handle_error(request, client_address)
 
     def start(self):
         """Serve on a background thread; return the thread."""
