@@ -1,9 +1,10 @@
 """A worker of tests/test_asha_e2e.py: the worker loop of docs/asha.md, with a tiny numpy model.
 
-    python _asha_worker.py DB WORKER CHECKPOINT_DIR
+    python _asha_worker.py DB WORKER CHECKPOINT_DIR MEET WORKERS
 
 Prints READY, waits for a line on stdin (every worker starts at once), drains the experiment "asha" and
-prints one JSON line: the jobs it finished.
+prints one JSON line: the jobs it finished. With its first job it waits until all WORKERS workers hold one
+(``_meeting.meet`` in the directory MEET).
 """
 
 import json
@@ -11,6 +12,7 @@ import os
 import sys
 
 import numpy as np
+from _meeting import meet
 
 import schedy
 from schedy.errors import NoJobError
@@ -20,7 +22,7 @@ x = rng.normal(size=(128, 3))
 y = x @ np.array([1.5, -1.0, 0.5]) + 0.05 * rng.normal(size=128)
 
 
-def main(db_url, worker, checkpoints):
+def main(db_url, worker, checkpoints, directory, workers):
     exp = schedy.SchedyDB(db_url, worker=worker).get_experiment("asha")
     print("READY", flush=True)
     sys.stdin.readline()
@@ -30,6 +32,8 @@ def main(db_url, worker, checkpoints):
             job = exp.next_job(wait=True)  # wait while the last jobs run: they may be promoted
         except NoJobError:
             break
+        if not done:
+            meet(directory, worker, workers)
         with job:
             if job.parent_id is None:
                 w, start, source = np.zeros(3), 0, None

@@ -17,6 +17,7 @@ import base64
 import fnmatch
 import hashlib
 import hmac
+import json
 import os
 import re
 import subprocess
@@ -268,6 +269,29 @@ def shared_db_path(request, db_path):
 @pytest.fixture
 def db(db_path):
     return schedy.SchedyDB(db_path)
+
+
+def run_together(commands, timeout=900):
+    """Start a process for each of ``commands``, each printing READY then waiting for a line on stdin; release
+    them all at once and return each one's last line of output, parsed as JSON. Fails naming any that failed."""
+    procs = [
+        subprocess.Popen(c, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for c in commands
+    ]
+    try:
+        for p in procs:
+            line = p.stdout.readline()
+            assert line == "READY\n", (line, p.stderr.read()[-2000:] if p.poll() is not None else "")
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        finished = [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0] * len(procs), [err[-2000:] for _, err in finished]
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in finished]
 
 
 def log_commits(db, name):

@@ -58,7 +58,7 @@ def test_the_same_log_gives_the_same_proposals(tmp_path):
     [
         ({"x": Normal(0.0, 1.0)}, {}, "'x' has a Normal distribution, which is unbounded"),
         ({"c": Choice([1, 2], [3.0, 1.0])}, {}, "'c' has a weighted Choice"),
-        (DISTS, {"sampler": "cmaes"}, "sampler must be one of 'tpe', 'random', got 'cmaes'"),
+        (DISTS, {"sampler": "cma"}, "sampler must be one of 'tpe', 'cmaes', 'qmc', 'random', got 'cma'"),
         (DISTS, {"sampler_options": {"gamma": 0.1}}, "unknown 'gamma'"),
     ],
 )
@@ -143,20 +143,29 @@ def test_the_sampler_answers_before_the_lock_and_again_under_it_only_if_the_log_
     assert job.hyperparameters == asked[1][0].hyperparameters(real(asked[1][0]))  # what replaying the log decides
 
 
-def test_a_log_is_read_and_replayed_without_optuna(db, tmp_path):
+@pytest.mark.parametrize(
+    ("sampler", "library", "message"),
+    [
+        ("tpe", "optuna", "a Bayesian search needs Optuna: pip install 'schedy[optuna]'"),
+        ("cmaes", "cmaes", "a Bayesian search with the cmaes sampler needs cmaes: pip install 'schedy[optuna]'"),
+        ("qmc", "scipy", "a Bayesian search with the qmc sampler needs scipy: pip install 'schedy[optuna]'"),
+    ],
+)
+def test_a_log_is_read_and_replayed_without_its_sampler_library(db, tmp_path, sampler, library, message):
     """Reading, listing, auditing and exporting a Bayesian search never calls the sampler: in a process where
-    Optuna cannot be imported, every job is read back, and only asking for a new one says what is missing."""
+    its library cannot be imported, every job is read back, and only asking for a new one says what is missing."""
     import subprocess
     import sys
 
-    exp = db.add_experiment(schedy.BayesianSearch("b", DISTS, "loss", seed=2))
+    pytest.importorskip(library)
+    exp = db.add_experiment(schedy.BayesianSearch("b", DISTS, "loss", sampler=sampler, seed=2))
     for _ in range(3):
         with exp.next_job() as job:
             job.results["loss"] = job.hyperparameters["x"] ** 2
     expected = [j.hyperparameters for j in exp.all_jobs()]
     script = """
 import json, sys
-sys.modules["optuna"] = None  # import optuna now fails
+sys.modules[sys.argv[2]] = None  # importing the library now fails
 import schedy
 exp = schedy.SchedyDB(sys.argv[1]).get_experiment("b")
 jobs = [dict(j.hyperparameters) for j in exp.all_jobs()]
@@ -168,8 +177,8 @@ except schedy.errors.SchedyError as e:
     print(json.dumps({"jobs": jobs, "commits": len(history), "error": str(e)}))
 """
     out = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "db")], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script, str(tmp_path / "db"), library], capture_output=True, text=True, check=True
     ).stdout
     got = __import__("json").loads(out)
     assert got["jobs"] == expected and got["commits"] >= 7
-    assert got["error"] == "a Bayesian search needs Optuna: pip install 'schedy[optuna]'"
+    assert got["error"] == message

@@ -6,14 +6,14 @@ identically from the log alone, and no two jobs with the same hyperparameters (t
 trials to the sampler, and each decision has its own seed).
 """
 
-import json
-import subprocess
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import log_commits, new_bucket
+from conftest import log_commits, new_bucket, run_together
 
 pytest.importorskip("optuna")
 
@@ -23,37 +23,17 @@ from schedy.core import events as ev  # noqa: E402
 from schedy.core.check import find_double_claims  # noqa: E402
 from schedy.core.schedulers import BayesScheduler  # noqa: E402
 from schedy.core.state import apply  # noqa: E402
-from schedy.samplers.optuna import suggest  # noqa: E402
+from schedy.samplers import suggest  # noqa: E402
 
 WORKER = Path(__file__).with_name("_bayes_worker.py")
 PROCESSES, MAX_JOBS = 4, 40
 
 
-def run_workers(url):
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), url, f"w{n}"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(PROCESSES)
-    ]
-    try:
-        for p in procs:
-            line = p.stdout.readline()
-            assert line == "READY\n", (line, p.stderr.read()[-2000:] if p.poll() is not None else "")
-        for p in procs:
-            p.stdin.write("go\n")
-            p.stdin.flush()
-        finished = [p.communicate(timeout=900) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert [p.returncode for p in procs] == [0] * PROCESSES, [err[-2000:] for _, err in finished]
-    return [json.loads(out.strip().splitlines()[-1]) for out, _ in finished]
+def run_workers(url, meet):
+    meet.mkdir()
+    return run_together(
+        [[sys.executable, str(WORKER), url, f"w{n}", str(meet), str(PROCESSES)] for n in range(PROCESSES)]
+    )
 
 
 def replayed_proposals(commits):
@@ -69,17 +49,19 @@ def replayed_proposals(commits):
     return out
 
 
-@pytest.mark.parametrize("store", ["file", "s3"])
-def test_four_processes_run_a_bayesian_search_to_its_end_and_every_proposal_replays(store, tmp_path, request):
+@pytest.mark.parametrize(("store", "sampler"), [("file", "tpe"), ("s3", "tpe"), ("file", "cmaes"), ("file", "qmc")])
+def test_four_processes_run_a_bayesian_search_to_its_end_and_every_proposal_replays(store, sampler, tmp_path, request):
+    if sampler != "tpe":
+        pytest.importorskip("cmaes" if sampler == "cmaes" else "scipy")
     url = str(tmp_path / "db") if store == "file" else f"s3://{new_bucket(request.getfixturevalue('s3_endpoint'))}/db"
     db = schedy.SchedyDB(url)
     dists = {"x1": schedy.random.Uniform(-5.0, 10.0), "x2": schedy.random.Uniform(0.0, 15.0)}
-    db.add_experiment(schedy.BayesianSearch("bayes", dists, "loss", max_jobs=MAX_JOBS, seed=11))
-    reports = run_workers(url)
+    db.add_experiment(schedy.BayesianSearch("bayes", dists, "loss", sampler=sampler, max_jobs=MAX_JOBS, seed=11))
+    reports = run_workers(url, tmp_path / "meet")
 
     reported = [j for r in reports for j in r["done"]]
     assert sorted(reported, key=int) == [str(i) for i in range(1, MAX_JOBS + 1)]  # each job once, all of them
-    assert sum(bool(r["done"]) for r in reports) >= 2  # the work was shared
+    assert all(r["done"] for r in reports)  # every worker ran jobs at the same time as the others
     commits = log_commits(db, "bayes")
     assert find_double_claims(commits) == []
     claims = Counter(e["job"] for c in commits for e in c.events if e["type"] == ev.JOB_CLAIMED)
@@ -93,3 +75,19 @@ def test_four_processes_run_a_bayesian_search_to_its_end_and_every_proposal_repl
     proposals = replayed_proposals(commits)
     assert len(proposals) == MAX_JOBS
     assert all(recorded == decided for recorded, decided in proposals)
+    if sampler == "cmaes":
+        # Each job's generation is the first not yet complete when it was proposed: never lower than an earlier
+        # job's, and every generation before the last has its population of finished jobs.
+        generations = [j.generation for j in jobs]
+        assert generations == sorted(generations) and generations[-1] >= 3
+        size = BayesScheduler.config(log_commits(db, "bayes")[0].events[0]["params"]).sampler_options["population_size"]
+        assert all(generations.count(g) >= size for g in range(generations[-1]))
+    if sampler == "qmc":
+        # Job n holds point n of the experiment's scrambled Sobol sequence, whichever worker asked for it.
+        from scipy.stats import qmc
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # 41 points: Sobol is balanced at powers of 2
+            sequence = qmc.Sobol(d=2, scramble=True, rng=np.random.default_rng(11)).random(MAX_JOBS + 1)
+        expected = [(-5.0 + 15.0 * u1, 15.0 * u2) for u1, u2 in sequence[1:]]
+        assert np.allclose(points, expected, rtol=0, atol=1e-12)

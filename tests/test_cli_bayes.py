@@ -199,7 +199,7 @@ BAD_JSON = [*BAYES_ARGS, "--sampler-options", "{n_startup_trials: 5}"]
         (BAD_JSON, "--sampler-options: not valid JSON"),
         ([*BAYES_ARGS, "--sampler-options", '[["n_startup_trials", 5]]'], "--sampler-options must be a JSON object"),
         (["bayesian", "x", "uniform", X], "a bayesian experiment needs --result NAME"),
-        ([*BAYES_ARGS, "--sampler", "cmaes"], "'cmaes' is not one of 'tpe', 'random'"),
+        ([*BAYES_ARGS, "--sampler", "cma"], "'cma' is not one of 'tpe', 'cmaes', 'qmc', 'random'"),
         ([*BAYES_ARGS, "--objective", "median"], "'median' is not one of 'min', 'max'"),
         ([*BAYES_ARGS, "--max-jobs", "1.5"], "'1.5' is not a valid integer"),
         (["bayesian", "x", "uniform"], "the last one is incomplete: 'x uniform'"),
@@ -414,7 +414,7 @@ def test_help_names_the_kind_its_options_and_every_default_of_the_sampler():
     text = " ".join(add.output.split())
     for fragment in (
         "manual|random|pbt|asha|hyperband|bayesian",
-        "--sampler [tpe|random] bayesian:",
+        "--sampler [tpe|cmaes|qmc|random] bayesian:",
         "--sampler-options JSON bayesian:",
         "bayesian: at most N jobs",
         "bayesian: the result the sampler optimizes",
@@ -423,3 +423,7 @@ def test_help_names_the_kind_its_options_and_every_default_of_the_sampler():
         assert fragment in text, fragment
     for option, default in bayes.SAMPLERS["tpe"].items():  # the help says what the core writes by default
         assert f"{option} {json.dumps(default)} (" in text, option
+    for sampler in ("cmaes", "qmc"):
+        for option, default in bayes.SAMPLERS[sampler].items():
+            if option != "population_size":  # a rule on the space, stated in words
+                assert f"{option} {json.dumps(default)}" in text, option

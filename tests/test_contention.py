@@ -5,9 +5,7 @@ from a seeded ``random.Random``, and a real ``time.sleep`` fails the test. The l
 8 processes draining one queue on the S3 server of conftest with no work between jobs.
 """
 
-import json
 import random
-import subprocess
 import sys
 import textwrap
 import time
@@ -15,7 +13,7 @@ import uuid
 from collections import Counter, namedtuple
 
 import pytest
-from conftest import log_commits, new_bucket
+from conftest import log_commits, new_bucket, run_together
 from obstore.store import MemoryStore
 
 import schedy
@@ -338,30 +336,8 @@ def test_eight_processes_with_no_work_between_jobs_share_the_queue_and_nobody_gi
     for i in range(JOBS):
         exp.add_job({"i": i})
     workers = [f"w{n}" for n in range(PROCESSES)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, url, w],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for w in workers
-    ]
-    try:
-        for p in procs:
-            line = p.stdout.readline()
-            assert line == "READY\n", (line, p.stderr.read()[-2000:] if p.poll() is not None else "")
-        for p in procs:
-            p.stdin.write("go\n")
-            p.stdin.flush()
-        finished = [p.communicate(timeout=600) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert [p.returncode for p in procs] == [0] * PROCESSES, [err[-2000:] for _, err in finished]  # no ConflictError
-    results = [json.loads(out) for out, _ in finished]
+    # a ConflictError would fail a process
+    results = run_together([[sys.executable, "-c", WORKER, url, w] for w in workers], 600)
 
     reported = [job_id for r in results for job_id in r["done"]]
     assert len(reported) == JOBS and len(set(reported)) == JOBS, "a job was done twice or lost"

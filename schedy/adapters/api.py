@@ -17,14 +17,13 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from .. import audit
+from .. import audit, samplers
 from ..core import bayes, decide, halving, pbt, values
 from ..core import events as ev
 from ..core.distributions import check_distributions
 from ..core.schedulers import RandomScheduler, scheduler
 from ..core.state import ExperimentState, JobState, fold, lineage
 from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError, UnsafeUpdateError
-from ..samplers import optuna as optuna_sampler
 from . import leases
 from .bulk import collector_paused
 from .export import job_frame
@@ -345,11 +344,11 @@ class Experiment:
         a request made on a log that moved meanwhile is answered there.
         """
         if self._kind != bayes.KIND:
-            return optuna_sampler.suggest
+            return samplers.suggest
         answered: list[tuple[bayes.SampleRequest, dict]] = []
 
         def record(request: bayes.SampleRequest) -> dict:
-            point = optuna_sampler.suggest(request)
+            point = samplers.suggest(request)
             answered.append((request, point))
             return point
 
@@ -373,7 +372,7 @@ class Experiment:
             for asked, point in answered:
                 if asked == request:
                     return point
-            return optuna_sampler.suggest(request)
+            return samplers.suggest(request)
 
         return sample
 
@@ -683,14 +682,15 @@ class BayesianSearch(Experiment):
     """Bayesian search: each new job is proposed by a model-based sampler from every job so far.
 
     The sampler (``sampler``: ``"tpe"``, Optuna's Tree-structured Parzen
-    Estimator, or ``"random"``; ``sampler_options`` as in
+    Estimator; ``"cmaes"``, CMA-ES replayed from the log; ``"qmc"``, a
+    quasi-random sequence; or ``"random"``; ``sampler_options`` as in
     ``schedy.core.bayes.SAMPLERS``) is fed the experiment's DONE jobs with
     their result ``result_name`` (``objective``: ``schedy.pbt.MINIMIZE`` or
     ``MAXIMIZE``), its running jobs as pending (so that parallel workers are
     not all proposed the same point), and its crashed and pruned ones, and is
     seeded from the decision: the same log gives the same proposal. Only
     ``Uniform``, ``LogUniform``, unweighted ``Choice`` and ``Constant``
-    distributions can be searched. Needs Optuna (``schedy[optuna]``). With
+    distributions can be searched. Needs ``schedy[optuna]``. With
     ``max_jobs``, no more than that many jobs are handed out and the
     experiment becomes DONE once they are finished.
     """

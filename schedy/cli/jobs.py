@@ -641,7 +641,8 @@ def _build_pbt(name, dists, opts, common):
 @click.option(
     "--sampler",
     type=click.Choice(list(core_bayes.SAMPLERS)),
-    help="bayesian: what proposes each new job, Optuna's TPE (the default) or its random sampler (a baseline).",
+    help="bayesian: what proposes each new job: Optuna's TPE (the default), CMA-ES, a quasi-random sequence (qmc) "
+    "or Optuna's random sampler (a baseline).",
 )
 @click.option(
     "--sampler-options",
@@ -731,7 +732,10 @@ def add(
     at random before the model is used), n_ei_candidates 24 (candidates
     scored for each job), multivariate true (model the hyperparameters
     jointly), constant_liar true (count running jobs as bad, so that workers
-    are not all proposed the same point). The random sampler takes none.
+    are not all proposed the same point). cmaes (two floats or more):
+    population_size 4 + floor(3 ln n) for n floats (jobs per generation),
+    sigma0 0.16666666666666666 (first step in the unit cube). qmc: qmc_type
+    "sobol" (or "halton"), scramble true. The random sampler takes none.
     Every option is written to the log, the defaults included.
 
     Explore strategies (log form; several apply in order if given as a JSON

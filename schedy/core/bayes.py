@@ -1,7 +1,9 @@
 """Bayesian optimisation from the log: what a sampler is asked, as plain values.
 
-A model-based sampler (Optuna's TPE, or its random sampler as a baseline)
-proposes the next configuration from every trial so far. The core does not
+A sampler proposes the next configuration from every trial so far: Optuna's
+TPE (model-based), CMA-ES (an evolution strategy, its generations replayed
+from the log), a quasi-random sequence (QMC, the same points however many
+workers ask), or Optuna's random sampler as a baseline. The core does not
 run one: it states the question as a :class:`SampleRequest` (the search
 space, every job as a :class:`Trial`, the direction, the sampler and its
 options, and a seed drawn from the decision's generator) and turns the
@@ -30,10 +32,14 @@ MAXIMIZE = "max"
 
 SAMPLERS = {
     # name -> the options it takes and their defaults, written into the log so that a definition means the
-    # same with any version of the sampler library (Optuna 5 changed TPE's defaults).
+    # same with any version of the sampler library (Optuna 5 changed TPE's defaults). CMA-ES's population size
+    # defaults to 4 + floor(3 ln n) for n searched floats (Hansen's rule), filled in by Config.
     "tpe": {"n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": True, "constant_liar": True},
+    "cmaes": {"population_size": 0, "sigma0": 1 / 6},
+    "qmc": {"qmc_type": "sobol", "scramble": True},
     "random": {},
 }
+QMC_TYPES = ("sobol", "halton")
 
 KIND = "bayesian"  # the experiment kind
 KIND_KEY = "BayesianSearch"
@@ -72,6 +78,15 @@ def _check_options(sampler, options):
             raise ValueError(f"sampler option {k!r} must be a {want.__name__}, got {v!r}")
         if want is int and v < 1:
             raise ValueError(f"sampler option {k!r} must be at least 1, got {v!r}")
+    if sampler == "cmaes":
+        if options.get("population_size", 2) < 2:
+            raise ValueError(f"sampler option 'population_size' must be at least 2, got {options['population_size']!r}")
+        sigma0 = options.get("sigma0", 0.5)
+        if not 0 < sigma0 <= 1:
+            # The search runs in the unit cube: a step wider than it only samples its faces.
+            raise ValueError(f"sampler option 'sigma0' must be above 0 and at most 1 (the unit cube), got {sigma0!r}")
+    if sampler == "qmc" and options.get("qmc_type", "sobol") not in QMC_TYPES:
+        raise ValueError(f"sampler option 'qmc_type' must be one of {', '.join(map(repr, QMC_TYPES))}")
 
 
 @dataclass(frozen=True)
@@ -103,7 +118,19 @@ class Config:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(map(repr, SAMPLERS))}, got {self.sampler!r}")
         _check_options(self.sampler, self.sampler_options)
-        object.__setattr__(self, "sampler_options", {**SAMPLERS[self.sampler], **self.sampler_options})
+        options = {**SAMPLERS[self.sampler], **self.sampler_options}
+        if self.sampler == "cmaes":
+            floats = sum(
+                isinstance(d, (distributions.Uniform, distributions.LogUniform)) for d in self.distributions.values()
+            )
+            if floats < 2:
+                raise ValueError(
+                    f"the cmaes sampler needs at least 2 Uniform or LogUniform hyperparameters to adapt a covariance "
+                    f"between, got {floats}; use the tpe sampler"
+                )
+            if "population_size" not in self.sampler_options:
+                options["population_size"] = 4 + math.floor(3 * math.log(floats))
+        object.__setattr__(self, "sampler_options", options)
         if self.max_jobs is not None and (
             isinstance(self.max_jobs, bool) or not isinstance(self.max_jobs, int) or self.max_jobs < 1
         ):
@@ -196,6 +223,10 @@ class SampleRequest:
     seed: int  # for the sampler's own generator, drawn from the decision's
     constants: dict  # name -> log-form value, set after the sampler answers
     choices: dict  # name -> the values of a Choice, by index
+    number: int = 0  # the new job's number: its index in a QMC sequence
+    sequence_seed: int = 0  # the experiment's seed: a QMC sequence's scrambling, the same for every decision
+    generation: int | None = None  # CMA-ES: the new job's generation
+    told: tuple = ()  # CMA-ES: for each generation before it, the (point, score) pairs it learnt from, in order
 
     def hyperparameters(self, point):
         """The log-form hyperparameters of the sampler's ``point`` (name -> float, or index for a Choice).
@@ -287,8 +318,32 @@ def trials(state, config):
     return tuple(out)
 
 
+def generations(state, config):
+    """CMA-ES's history in ``state``: (the generation of the next job, the (point, score) pairs of each earlier one).
+
+    A generation is complete, and the evolution strategy learns from it, once ``population_size`` of its jobs
+    are DONE with a score: the first that many to finish (by the commit that last changed them, then by job
+    number), so that jobs of the generation finishing later change nothing already learnt. The next job belongs
+    to the first generation not complete; jobs added by hand (no generation) are not part of any.
+    """
+    size, dims = config.sampler_options["population_size"], space(config)
+    done = {}
+    for job in state.jobs.in_order():
+        if job.generation is None or job.status != ev.DONE:
+            continue
+        s, point = score(job, config), _point(job, dims, config)
+        if s is not None and point is not None:
+            done.setdefault(job.generation, []).append((job.version, job.number, point, s))
+    told = []
+    while len(done.get(len(told), ())) >= size:
+        first = sorted(done[len(told)], key=lambda t: (t[0], t[1]))[:size]
+        told.append(tuple((point, s) for _, _, point, s in first))
+    return len(told), tuple(told)
+
+
 def request(state, config, rng):
     """The :class:`SampleRequest` of the next job of ``state``, its seed drawn from ``rng``."""
+    generation, told = generations(state, config) if config.sampler == "cmaes" else (None, ())
     return SampleRequest(
         sampler=config.sampler,
         options=dict(config.sampler_options),
@@ -300,4 +355,8 @@ def request(state, config, rng):
             n: values.encode(d.value) for n, d in config.distributions.items() if isinstance(d, distributions.Constant)
         },
         choices={n: list(d.values) for n, d in config.distributions.items() if isinstance(d, distributions.Choice)},
+        number=state.next_number,
+        sequence_seed=state.seed,
+        generation=generation,
+        told=told,
     )

@@ -298,7 +298,10 @@ class BayesScheduler(Scheduler):
         if sample is None:
             raise ValueError(f"experiment {state.name!r} is a Bayesian search: its decisions need a sampler")
         request = bayes.request(state, config, rng)
-        return Proposal({"hyperparameters": request.hyperparameters(sample(request)), "results": {}})
+        fields = {"hyperparameters": request.hyperparameters(sample(request)), "results": {}}
+        if request.generation is not None:
+            fields["generation"] = request.generation
+        return Proposal(fields)
 
 
 SCHEDULERS = {

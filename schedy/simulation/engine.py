@@ -38,6 +38,7 @@ import math
 
 import numpy as np
 
+from .. import samplers
 from ..adapters.api import Experiment, SchedyDB
 from ..adapters.naming import check_name, stream_key
 from ..core import decide, halving, pbt, schedulers, values
@@ -47,7 +48,6 @@ from ..core.codec import Commit, encode_commit
 from ..core.snapshot import commit_crc, encode_snapshot
 from ..core.state import apply, lineage, oldest_queued
 from ..errors import ConflictError, NoJobError, ResourceExistsError, SchedyError
-from ..samplers import optuna as optuna_sampler
 from .problems import Durations, Failures, Problem
 
 START = 1735689600.0
@@ -354,7 +354,7 @@ class _Engine:
                     version=v,
                     now=t,
                     incarnation=self.created,
-                    sample=optuna_sampler.suggest,
+                    sample=samplers.suggest,
                 ),
             )
         else:  # behind jobs never started in the queue of a manual search: claim it by its id, as Job.try_run does
