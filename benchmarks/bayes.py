@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Bayesian search (Optuna's TPE through Schedy) against random search, and against Optuna's own TPE.
+"""Bayesian search through Schedy (TPE, CMA-ES, QMC) against random search, and against Optuna's own samplers.
 
     python benchmarks/bayes.py [--quick] [--seeds N] [--json out.json]
 
@@ -10,21 +10,23 @@ Three problems, each a budget of trials:
 * **lr-schedule** with a constant learning rate per trial (``LogUniform(0.001, 1)``), each trial 27 segments
   of training, 64 trials.
 
-Per problem, seed and worker count (1 and 4), three strategies run the same number of trials:
+Per problem, seed and worker count (1 and 4), these strategies run the same number of trials:
 
 * ``random``: Schedy's random search, in ``schedy.simulation`` (real decisions, simulated workers);
-* ``tpe``: ``schedy.BayesianSearch`` with its default TPE options, in ``schedy.simulation``: every proposal is
-  Schedy's decision, Optuna's sampler answering the request rebuilt from the log;
-* ``optuna tpe``: Optuna's own ``TPESampler`` with the same options, on Optuna's ``JournalStorage`` (a file),
-  driven by ask and tell: with 4 workers, 4 trials are pending at once and each is told in the order it was
-  asked (the constant liar sees the pending ones).
+* ``tpe``, ``cmaes``, ``qmc``: ``schedy.BayesianSearch`` with that sampler and its default options, in
+  ``schedy.simulation``: every proposal is Schedy's decision, the sampler answering the request rebuilt from
+  the log (CMA-ES needs two floats or more: not on lr-schedule);
+* ``optuna tpe``, ``optuna cmaes``: Optuna's own ``TPESampler`` / ``CmaEsSampler`` with the same options, on
+  Optuna's ``JournalStorage`` (a file), driven by ask and tell: with 4 workers, 4 trials are pending at once
+  and each is told in the order it was asked.
 
 A trial's score is its final score; "best after n" is the best of the first n trials to finish. Printed, as
 Markdown tables: the final best (mean ± sd over seeds); how many trials TPE needed to reach random search's
 best after N trials of the same seed (median over seeds of that count divided by N; inf when never reached);
 one-sided Mann-Whitney p of TPE's final best against random search's; and the two-sided p of Schedy's TPE
-against Optuna's own (a large p: no difference the test can see). Targets: TPE reaches random search's
-best with at most half the trials, and Schedy's TPE matches Optuna's within noise, at 1 and 4 workers.
+against Optuna's own, and of Schedy's CMA-ES against Optuna's (a large p: no difference the test can see).
+Targets: TPE reaches random search's best with at most half the trials, and Schedy's TPE matches Optuna's
+within noise, at 1 and 4 workers.
 """
 
 import argparse
@@ -52,6 +54,8 @@ from schedy.simulation.compare import available_cores  # noqa: E402
 
 WORKERS = (1, 4)
 LR_SEGMENTS = 27
+STRATEGIES = ("random", "tpe", "optuna tpe", "cmaes", "optuna cmaes", "qmc")
+PEERS = (("tpe", "optuna tpe"), ("cmaes", "optuna cmaes"))  # Schedy's sampler, Optuna's own
 
 
 # -- the problems ---------------------------------------------------------------------------------------------
@@ -91,6 +95,11 @@ def lr_problem():
     return lr_schedule(segments=LR_SEGMENTS)
 
 
+def runs_on(name, strategy):
+    """Whether ``strategy`` applies to problem ``name`` (CMA-ES adapts a covariance: two floats or more)."""
+    return "cmaes" not in strategy or len(PROBLEMS[name][1]) >= 2
+
+
 PROBLEMS = {
     "branin": (lambda: function_problem(branin), {"x1": Uniform(-5.0, 10.0), "x2": Uniform(0.0, 15.0)}, 100),
     "hartmann-6": (lambda: function_problem(hartmann6), {f"x{i}": Uniform(0.0, 1.0) for i in range(1, 7)}, 100),
@@ -116,15 +125,16 @@ def schedy_run(name, strategy, workers, seed, trials):
     if strategy == "random":
         exp = schedy.RandomSearch(f"{name}-random", dists, seed=seed)
     else:
-        exp = schedy.BayesianSearch(f"{name}-tpe", dists, "loss", seed=seed, max_jobs=trials)
+        exp = schedy.BayesianSearch(f"{name}-{strategy}", dists, "loss", sampler=strategy, seed=seed, max_jobs=trials)
     sim = simulate(exp, problem, workers=workers, budget=trials * problem.segments, seed=seed)
     r = sim.reports
     last = r["segment"] == problem.segments  # a trial's final report
     return r["score"][last][:trials].tolist()
 
 
-def optuna_run(name, workers, seed, trials, scratch):
-    """The final scores of ``trials`` trials of Optuna's own TPE on its JournalStorage, ``workers`` pending."""
+def optuna_run(name, sampler, workers, seed, trials, scratch):
+    """The final scores of ``trials`` trials of Optuna's own ``sampler`` on its JournalStorage, ``workers``
+    pending, with the options Schedy writes by default."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -132,17 +142,15 @@ def optuna_run(name, workers, seed, trials, scratch):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     make, dists, _ = PROBLEMS[name]
     problem = make()
-    path = os.path.join(scratch, f"{name}-{workers}-{seed}.log")
-    space = {
-        d.name: optuna.distributions.FloatDistribution(d.low, d.high, log=d.log)
-        for d in bayes.space(bayes.Config(dists, "loss"))
-    }
-    options = bayes.SAMPLERS["tpe"]
-    study = optuna.create_study(
-        storage=JournalStorage(JournalFileBackend(path)),
-        direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed, **options),
-    )
+    path = os.path.join(scratch, f"{name}-{sampler}-{workers}-{seed}.log")
+    config = bayes.Config(dists, "loss", sampler=sampler)
+    space = {d.name: optuna.distributions.FloatDistribution(d.low, d.high, log=d.log) for d in bayes.space(config)}
+    options = config.sampler_options
+    if sampler == "tpe":
+        chosen = optuna.samplers.TPESampler(seed=seed, **options)
+    else:
+        chosen = optuna.samplers.CmaEsSampler(seed=seed, popsize=options["population_size"], sigma0=options["sigma0"])
+    study = optuna.create_study(storage=JournalStorage(JournalFileBackend(path)), direction="minimize", sampler=chosen)
     rng = np.random.default_rng([seed, 7])
     pending, out = [], []
     while len(out) < trials:
@@ -159,8 +167,8 @@ def optuna_run(name, workers, seed, trials, scratch):
 def _run(args):
     name, strategy, workers, seed, trials, scratch = args
     began = time.perf_counter()
-    if strategy == "optuna tpe":
-        scores = optuna_run(name, workers, seed, trials, scratch)
+    if strategy.startswith("optuna "):
+        scores = optuna_run(name, strategy.removeprefix("optuna "), workers, seed, trials, scratch)
     else:
         scores = schedy_run(name, strategy, workers, seed, trials)
     return (name, strategy, workers, seed), scores, time.perf_counter() - began
@@ -185,12 +193,10 @@ def summarise(runs, seeds):
     for name, (_, _, trials) in PROBLEMS.items():
         for workers in WORKERS:
             cell = {}
-            finals = {
-                s: np.array([min(runs[(name, s, workers, seed)]) for seed in seeds])
-                for s in ("random", "tpe", "optuna tpe")
-            }
+            strategies = [s for s in STRATEGIES if runs_on(name, s)]
+            finals = {s: np.array([min(runs[(name, s, workers, seed)]) for seed in seeds]) for s in strategies}
             random_best = finals["random"]
-            for s in ("random", "tpe", "optuna tpe"):
+            for s in strategies:
                 fractions = [
                     trials_to_reach(runs[(name, s, workers, seed)], random_best[i]) / trials
                     for i, seed in enumerate(seeds)
@@ -203,7 +209,9 @@ def summarise(runs, seeds):
                     "reached": int(np.isfinite(fractions).sum()),
                     "p_better_than_random": None if s == "random" else mann_whitney_less(finals[s], random_best)[1],
                 }
-            cell["p_schedy_vs_optuna"] = two_sided(finals["tpe"], finals["optuna tpe"])
+            cell["p_schedy_vs_optuna"] = {
+                ours: two_sided(finals[ours], finals[peer]) for ours, peer in PEERS if ours in finals
+            }
             out[f"{name} @ {workers}"] = {"trials": trials, "workers": workers, "problem": name, **cell}
     return out
 
@@ -219,7 +227,9 @@ def table(summary, seeds):
         "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for cell in summary.values():
-        for s in ("random", "tpe", "optuna tpe"):
+        for s in STRATEGIES:
+            if s not in cell:
+                continue
             c = cell[s]
             p = "" if c["p_better_than_random"] is None else f"{c['p_better_than_random']:.2g}"
             lines.append(
@@ -228,14 +238,16 @@ def table(summary, seeds):
             )
     lines += [
         "",
-        "| problem | workers | TPE: ≤ 1/2 of the trials | TPE through Schedy against Optuna's own: p (two-sided) |",
-        "| --- | ---: | --- | ---: |",
+        "| problem | workers | TPE: ≤ 1/2 of the trials | Schedy's TPE against Optuna's: p (two-sided) "
+        "| Schedy's CMA-ES against Optuna's: p (two-sided) |",
+        "| --- | ---: | --- | ---: | ---: |",
     ]
     for cell in summary.values():
         ok = "yes" if cell["tpe"]["median_fraction"] <= 0.5 else "**no**"
+        p = cell["p_schedy_vs_optuna"]
         lines.append(
             f"| {cell['problem']} | {cell['workers']} | {ok} ({fmt(cell['tpe']['median_fraction'])}) | "
-            f"{cell['p_schedy_vs_optuna']:.2g} |"
+            f"{p['tpe']:.2g} | {'' if 'cmaes' not in p else format(p['cmaes'], '.2g')} |"
         )
     return "\n".join(lines)
 
@@ -255,7 +267,8 @@ def main():
             for name, (_, _, trials) in PROBLEMS.items()
             for w in WORKERS
             for seed in seeds
-            for s in ("random", "tpe", "optuna tpe")
+            for s in STRATEGIES
+            if runs_on(name, s)
         ]
         runs, seconds = {}, {}
         with Pool(args.processes or available_cores()) as pool:
@@ -264,7 +277,7 @@ def main():
                 seconds[key] = took
     summary = summarise(runs, seeds)
     print(table(summary, seeds))
-    per = {s: sum(t for k, t in seconds.items() if k[1] == s) for s in ("random", "tpe", "optuna tpe")}
+    per = {s: sum(t for k, t in seconds.items() if k[1] == s) for s in STRATEGIES}
     print(
         f"\n{len(tasks)} runs in {time.perf_counter() - began:.0f} s; CPU seconds per strategy: "
         + ", ".join(f"{s} {t:.0f}" for s, t in per.items())
@@ -276,6 +289,8 @@ def main():
                     "python": platform.python_version(),
                     "numpy": np.__version__,
                     "optuna": __import__("optuna").__version__,
+                    "cmaes": __import__("cmaes").__version__,
+                    "scipy": __import__("scipy").__version__,
                     "seeds": seeds,
                     "summary": summary,
                     "seconds": {"|".join(map(str, k)): v for k, v in seconds.items()},

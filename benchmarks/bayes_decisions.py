@@ -6,7 +6,8 @@
 At 100, 1,000 and 5,000 finished jobs (100 and 1,000 with --quick) of a search of 2 hyperparameters (TPE,
 the default options), median of ``CYCLES`` cycles, each size and system measured in turn:
 
-* **decision**: ``decide.next_job`` in the pure core with Optuna's sampler answering (no store);
+* **decision**: ``decide.next_job`` in the pure core with Optuna's sampler answering (no store); beside it
+  the decision of CMA-ES (every job in a generation of ``population_size``, each one replayed) and of QMC;
 * **Schedy cycle**: one durable worker cycle (``with exp.next_job() as job:``, a local database: lock, read,
   decide, fsync), in one process;
 * **Optuna ask + tell**: ``study.ask()`` then ``study.tell()`` on Optuna's ``JournalStorage(JournalFileBackend)``
@@ -31,8 +32,11 @@ import numpy as np  # noqa: E402
 
 import schedy  # noqa: E402
 from schedy.core import bayes, decide  # noqa: E402
+from schedy.core import events as ev  # noqa: E402
+from schedy.core.codec import Commit  # noqa: E402
+from schedy.core.state import apply  # noqa: E402
 from schedy.random import Uniform  # noqa: E402
-from schedy.samplers.optuna import suggest  # noqa: E402
+from schedy.samplers import suggest  # noqa: E402
 
 CYCLES = 15
 DISTS = {"x1": Uniform(-5.0, 10.0), "x2": Uniform(0.0, 15.0)}
@@ -66,9 +70,25 @@ def schedy_cycles(path):
     return float(np.median(out))
 
 
-def decisions(path):
-    exp = schedy.SchedyDB(path).get_experiment("b")
-    state = exp._refresh()
+def sampled_state(sampler, n, rng):
+    """The state of a search by ``sampler`` holding ``n`` DONE jobs, built in the core (a CMA-ES job has the
+    generation it would have had: ``population_size`` jobs each)."""
+    config = bayes.Config(DISTS, "loss", sampler=sampler)
+    size = config.sampler_options.get("population_size")
+    made = decide.create_experiment(None, name="b", kind=bayes.KIND, params=config.to_log(), status=ev.RUNNING, seed=1)
+    state = apply(None, Commit(1, 0.0, "w", made.events))
+    for i in range(1, n + 1):
+        hp = {"x1": float(rng.uniform(-5, 10)), "x2": float(rng.uniform(0, 15))}
+        added = ev.job_added(str(i), hp, ev.DONE, {"loss": loss(hp)}, generation=(i - 1) // size if size else None)
+        state = apply(state, Commit(i + 1, 0.0, "w", [added]))
+    return state
+
+
+def decisions(path_or_state):
+    if isinstance(path_or_state, str):
+        state = schedy.SchedyDB(path_or_state).get_experiment("b")._refresh()
+    else:
+        state = path_or_state
     out = []
     for v in range(CYCLES):
         began = time.perf_counter()
@@ -117,24 +137,28 @@ def main():
             rnd = filled(os.path.join(scratch, f"random-{n}"), "random", n, rng)
             rows[n] = {
                 "decision_ms": 1000 * decisions(tpe),
+                "cmaes_decision_ms": 1000 * decisions(sampled_state("cmaes", n, rng)),
+                "qmc_decision_ms": 1000 * decisions(sampled_state("qmc", n, rng)),
                 "schedy_cycle_ms": 1000 * schedy_cycles(tpe),
                 "random_cycle_ms": 1000 * schedy_cycles(rnd),
                 "optuna_cycle_ms": 1000 * optuna_cycles(scratch, n, rng),
             }
             print(f"{n} jobs: {rows[n]}", file=sys.stderr, flush=True)
     print(
-        "| jobs | TPE decision (ms) | Schedy TPE cycle (ms) | Schedy random-search cycle (ms) | "
-        "Optuna TPE ask + tell (ms) | Schedy / Optuna |"
+        "| jobs | TPE decision (ms) | CMA-ES decision (ms) | QMC decision (ms) | Schedy TPE cycle (ms) | "
+        "Schedy random-search cycle (ms) | Optuna TPE ask + tell (ms) | Schedy / Optuna |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n, r in rows.items():
         ratio = r["schedy_cycle_ms"] / r["optuna_cycle_ms"] if r["optuna_cycle_ms"] else math.nan
         print(
-            f"| {n:,} | {r['decision_ms']:.1f} | {r['schedy_cycle_ms']:.1f} | {r['random_cycle_ms']:.2f} | "
+            f"| {n:,} | {r['decision_ms']:.1f} | {r['cmaes_decision_ms']:.1f} | {r['qmc_decision_ms']:.1f} "
+            f"| {r['schedy_cycle_ms']:.1f} | {r['random_cycle_ms']:.2f} | "
             f"{r['optuna_cycle_ms']:.1f} | {ratio:.2f} |"
         )
     if args.json:
-        args.json.write_text(json.dumps({"cycles": CYCLES, "rows": rows}, indent=1))
+        versions = {m: __import__(m).__version__ for m in ("numpy", "optuna", "cmaes", "scipy")}
+        args.json.write_text(json.dumps({"cycles": CYCLES, "versions": versions, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -153,25 +153,9 @@ class Config:
     @classmethod
     def from_log(cls, params):
         """The Config of ``params``; ValueError naming what is wrong."""
-        inner = params.get("scheduler") if isinstance(params, dict) and list(params) == ["scheduler"] else None
-        args = inner.get(KIND_KEY) if isinstance(inner, dict) and list(inner) == [KIND_KEY] else None
-        if not isinstance(args, dict):
-            raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
-                f"Bayesian search parameters must be an object {{'scheduler': {{'{KIND_KEY}': {{...}}}}}}, "
-                f"got {params!r}"
-            )
+        args = distributions.scheduler_args(params, KIND_KEY, "Bayesian search")
         distributions.check_keys("a Bayesian search", args, _KEYS, ("distributions", "resultName", "sampler"))
-        dists = args["distributions"]
-        if not isinstance(dists, dict):
-            raise ValueError(  # noqa: TRY004
-                f"Bayesian search distributions must be an object of name -> distribution, got {dists!r}"
-            )
-        parsed = {}
-        for name, d in dists.items():
-            try:
-                parsed[name] = distributions.from_log(d)
-            except ValueError as e:
-                raise ValueError(f"distribution of {name!r}: {e}") from None
+        parsed = distributions.named_from_log(args["distributions"], "Bayesian search")
         try:
             return cls(
                 parsed,

@@ -216,6 +216,34 @@ def check_keys(what, args, allowed, required=()):
         raise ValueError(f"{what} {takes}: {'; '.join(problems)}")
 
 
+def scheduler_args(params, key, what):
+    """The arguments of ``{"scheduler": {key: {...}}}`` in the definition ``params`` of ``what`` (an experiment
+    kind in words); ValueError naming what is wrong."""
+    inner = params.get("scheduler") if isinstance(params, dict) and list(params) == ["scheduler"] else None
+    args = inner.get(key) if isinstance(inner, dict) and list(inner) == [key] else None
+    if not isinstance(args, dict):
+        raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
+            f"{what} parameters must be an object {{'scheduler': {{'{key}': {{...}}}}}}, got {params!r}"
+        )
+    return args
+
+
+def named_from_log(dists, what):
+    """The distributions of the log-form object ``dists`` (hyperparameter name -> distribution) of ``what``;
+    ValueError naming what is wrong."""
+    if not isinstance(dists, dict):
+        raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
+            f"{what} distributions must be an object of hyperparameter name -> distribution, got {dists!r}"
+        )
+    out = {}
+    for name, d in dists.items():
+        try:
+            out[name] = from_log(d)
+        except ValueError as e:
+            raise ValueError(f"distribution of {name!r}: {e}") from None
+    return out
+
+
 def from_log(d):
     """Build a distribution from its log form; raise ValueError if ``d`` is not one.
 

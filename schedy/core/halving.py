@@ -164,25 +164,9 @@ class Config:
     @classmethod
     def from_log(cls, params, kind):
         """The Config of ``params`` (an experiment of ``kind``); ValueError naming what is wrong."""
-        key = KINDS[kind]
-        inner = params.get("scheduler") if isinstance(params, dict) and list(params) == ["scheduler"] else None
-        args = inner.get(key) if isinstance(inner, dict) and list(inner) == [key] else None
-        if not isinstance(args, dict):
-            raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
-                f"{kind} parameters must be an object {{'scheduler': {{'{key}': {{...}}}}}}, got {params!r}"
-            )
+        args = distributions.scheduler_args(params, KINDS[kind], kind)
         distributions.check_keys(kind, args, _KEYS, ("distributions", "resultName"))
-        dists = args["distributions"]
-        if not isinstance(dists, dict):
-            raise ValueError(  # noqa: TRY004
-                f"{kind} distributions must be an object of hyperparameter name -> distribution, got {dists!r}"
-            )
-        parsed = {}
-        for name, d in dists.items():
-            try:
-                parsed[name] = distributions.from_log(d)
-            except ValueError as e:
-                raise ValueError(f"distribution of {name!r}: {e}") from None
+        parsed = distributions.named_from_log(args["distributions"], kind)
         try:
             return cls(
                 kind,

@@ -29,25 +29,9 @@ def parsed(params, parse):
 
 def _random_distributions(params):
     """The distributions of random-search ``params``; ValueError naming what is wrong (unknown keys too)."""
-    inner = params.get("scheduler") if isinstance(params, dict) and list(params) == ["scheduler"] else None
-    args = inner.get("RandomSearch") if isinstance(inner, dict) and list(inner) == ["RandomSearch"] else None
-    if not isinstance(args, dict):
-        raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
-            f"random search parameters must be an object {{'scheduler': {{'RandomSearch': {{...}}}}}}, got {params!r}"
-        )
+    args = distributions.scheduler_args(params, "RandomSearch", "random search")
     distributions.check_keys("random search", args, ("distributions",), ("distributions",))
-    dists = args["distributions"]
-    if not isinstance(dists, dict):
-        raise ValueError(  # noqa: TRY004 (a log's garbage is a ValueError whatever its type)
-            f"random search distributions must be an object of hyperparameter name -> distribution, got {dists!r}"
-        )
-    out = {}
-    for name, d in dists.items():
-        try:
-            out[name] = distributions.from_log(d)
-        except ValueError as e:
-            raise ValueError(f"distribution of {name!r}: {e}") from None
-    return out
+    return distributions.named_from_log(args["distributions"], "random search")
 
 
 class Scheduler:
@@ -189,7 +173,59 @@ class PBTScheduler(Scheduler):
         return pbt.propose(state, now, rng, parsed(state.params, pbt.Config.from_log))
 
 
-class HalvingScheduler(Scheduler):
+class ScoredScheduler(Scheduler):
+    """A kind whose jobs are configurations of its distributions, each DONE with its score (halving, Bayesian)."""
+
+    @classmethod
+    def config(cls, params):
+        """The parsed definition of ``params`` (shared: do not mutate)."""
+        raise NotImplementedError
+
+    @classmethod
+    def label(cls):
+        """The kind in the words of an error message."""
+        return cls.kind
+
+    @classmethod
+    def score_use(cls):
+        """What the score is for, in the words of an error message."""
+        raise NotImplementedError
+
+    @classmethod
+    def scored(cls, job):
+        """Whether ``job`` (None: a job being added) must finish with its score."""
+        return True
+
+    @classmethod
+    def check_params(cls, params):
+        cls.config(params)
+
+    @classmethod
+    def check_job(cls, params, hyperparameters):
+        names = cls.config(params).distributions.keys()
+        if set(names) != set(hyperparameters):
+            raise ValueError(
+                f"a job of {cls.label()} must have exactly the hyperparameters of its distributions "
+                f"({', '.join(map(repr, names))}), got {', '.join(map(repr, hyperparameters)) or 'none'}"
+            )
+
+    @classmethod
+    def check_update(cls, state, job, status, results):
+        if status != ev.DONE or not cls.scored(job):
+            return
+        name = cls.config(state.params).result_name
+        what = "a job added as DONE" if job is None else f"job {job.job_id!r}"
+        if name not in results:
+            raise ValueError(
+                f"{what} of experiment {state.name!r} finished without its result {name!r}, which "
+                f"{cls.score_use()}; set job.results[{name!r}] before the job ends"
+            )
+        score = values.decode(results[name])
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or score != score:
+            raise ValueError(f"the result {name!r} of {what} must be a number, got {score!r}")
+
+
+class HalvingScheduler(ScoredScheduler):
     """Successive halving (ASHA, Hyperband): each job trains one configuration up to one rung."""
 
     kind: str | None = None  # each subclass is one kind of halving.KINDS
@@ -207,36 +243,16 @@ class HalvingScheduler(Scheduler):
         return halving.Config.from_log(params, cls.kind)
 
     @classmethod
-    def check_params(cls, params):
-        cls.config(params)
+    def score_use(cls):
+        return f"{cls.kind} ranks configurations by"
 
     @classmethod
-    def check_job(cls, params, hyperparameters):
-        names = cls.config(params).distributions.keys()
-        if set(names) != set(hyperparameters):
-            raise ValueError(
-                f"a job of {cls.kind} must have exactly the hyperparameters of its distributions "
-                f"({', '.join(map(repr, names))}), got {', '.join(map(repr, hyperparameters)) or 'none'}"
-            )
+    def scored(cls, job):
+        return job is None or job.member is not None
 
     @classmethod
     def on_add(cls, state):
         return {"generation": 0, "parent": None, "member": len(state.members)}  # a new configuration
-
-    @classmethod
-    def check_update(cls, state, job, status, results):
-        if status != ev.DONE or (job is not None and job.member is None):
-            return
-        name = cls.config(state.params).result_name
-        what = "a job added as DONE" if job is None else f"job {job.job_id!r}"
-        if name not in results:
-            raise ValueError(
-                f"{what} of experiment {state.name!r} finished without its result {name!r}, which "
-                f"{cls.kind} ranks configurations by; set job.results[{name!r}] before the job ends"
-            )
-        score = values.decode(results[name])
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or score != score:
-            raise ValueError(f"the result {name!r} of {what} must be a number, got {score!r}")
 
     @classmethod
     def propose(cls, state, now, rng, sample=None):
@@ -251,8 +267,8 @@ class HyperbandScheduler(HalvingScheduler):
     kind = "hyperband"
 
 
-class BayesScheduler(Scheduler):
-    """Bayesian search: each new job is the answer of a model-based sampler to every trial so far."""
+class BayesScheduler(ScoredScheduler):
+    """Bayesian search: each new job is the answer of a sampler to every trial so far."""
 
     kind = bayes.KIND
 
@@ -262,32 +278,12 @@ class BayesScheduler(Scheduler):
         return parsed(params, bayes.Config.from_log)
 
     @classmethod
-    def check_params(cls, params):
-        cls.config(params)
+    def label(cls):
+        return "a Bayesian search"
 
     @classmethod
-    def check_job(cls, params, hyperparameters):
-        names = cls.config(params).distributions.keys()
-        if set(names) != set(hyperparameters):
-            raise ValueError(
-                f"a job of a Bayesian search must have exactly the hyperparameters of its distributions "
-                f"({', '.join(map(repr, names))}), got {', '.join(map(repr, hyperparameters)) or 'none'}"
-            )
-
-    @classmethod
-    def check_update(cls, state, job, status, results):
-        if status != ev.DONE:
-            return
-        name = cls.config(state.params).result_name
-        what = "a job added as DONE" if job is None else f"job {job.job_id!r}"
-        if name not in results:
-            raise ValueError(
-                f"{what} of experiment {state.name!r} finished without its result {name!r}, which the sampler "
-                f"learns from; set job.results[{name!r}] before the job ends"
-            )
-        score = values.decode(results[name])
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or score != score:
-            raise ValueError(f"the result {name!r} of {what} must be a number, got {score!r}")
+    def score_use(cls):
+        return "the sampler learns from"
 
     @classmethod
     def propose(cls, state, now, rng, sample=None):
