@@ -37,6 +37,7 @@ import platform
 import sys
 import tempfile
 import time
+import warnings
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -149,7 +150,11 @@ def optuna_run(name, sampler, workers, seed, trials, scratch):
     if sampler == "tpe":
         chosen = optuna.samplers.TPESampler(seed=seed, **options)
     else:
-        chosen = optuna.samplers.CmaEsSampler(seed=seed, popsize=options["population_size"], sigma0=options["sigma0"])
+        with warnings.catch_warnings():  # sigma0 is deprecated since Optuna 4.9, and still its default's meaning
+            warnings.simplefilter("ignore", FutureWarning)
+            chosen = optuna.samplers.CmaEsSampler(
+                seed=seed, popsize=options["population_size"], sigma0=options["sigma0"]
+            )
     study = optuna.create_study(storage=JournalStorage(JournalFileBackend(path)), direction="minimize", sampler=chosen)
     rng = np.random.default_rng([seed, 7])
     pending, out = [], []

@@ -203,7 +203,7 @@ class SampleRequest:
     options: dict
     direction: str  # "minimize" or "maximize"
     space: tuple  # of Dimension, sorted by name
-    trials: tuple  # of Trial, in the order the jobs were added
+    trials: tuple  # of Trial, in the order the jobs were added (none for CMA-ES and QMC, which read other fields)
     seed: int  # for the sampler's own generator, drawn from the decision's
     constants: dict  # name -> log-form value, set after the sampler answers
     choices: dict  # name -> the values of a Choice, by index
@@ -333,7 +333,7 @@ def request(state, config, rng):
         options=dict(config.sampler_options),
         direction="minimize" if config.objective == MINIMIZE else "maximize",
         space=space(config),
-        trials=trials(state, config),
+        trials=trials(state, config) if config.sampler in ("tpe", "random") else (),
         seed=int(rng.integers(2**32)),
         constants={
             n: values.encode(d.value) for n, d in config.distributions.items() if isinstance(d, distributions.Constant)
