@@ -64,7 +64,7 @@ XDIST_GROUPS = {
     # One chromium for the whole file (a session fixture) and module fixtures shared by its tests. Being the
     # second largest group, it starts at once on its own worker, before that process has opened many files
     # (its select() fails on a file descriptor above 1023).
-    "browser": ["tests/test_dashboard_browser.py::*"],
+    "browser": ["tests/test_dashboard_browser.py::*", "tests/test_dashboard_bugs.py::*"],
 }
 
 
@@ -292,6 +292,30 @@ def run_together(commands, timeout=900):
                 p.kill()
     assert [p.returncode for p in procs] == [0] * len(procs), [err[-2000:] for _, err in finished]
     return [json.loads(out.strip().splitlines()[-1]) for out, _ in finished]
+
+
+# -- the browser ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's chromium, launched once for the session (installed with apt-get first if it is missing); one
+    for every test file, since Playwright's sync API runs once per process (tests/browser.py)."""
+    import browser
+
+    try:
+        path = browser.ensure_chromium()
+        pw = browser.start_playwright()
+    except browser.Unavailable as e:
+        browser.unavailable(str(e))
+    try:
+        b = browser.launch(pw, path)
+    except Exception as e:  # the browser is there but does not start: a broken environment, never a skip
+        pw.stop()
+        pytest.fail(f"{path} is installed but Playwright cannot launch it: {e}", pytrace=False)
+    yield b
+    b.close()
+    pw.stop()
 
 
 def log_commits(db, name):

@@ -57,24 +57,6 @@ TWO_HP = "pbt of two hyperparameters"
 # -- the browser -----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def chromium():
-    """Debian's chromium, launched once for the session (installed with apt-get first if it is missing)."""
-    try:
-        path = browser.ensure_chromium()
-        pw = browser.start_playwright()
-    except browser.Unavailable as e:
-        browser.unavailable(str(e))
-    try:
-        b = browser.launch(pw, path)
-    except Exception as e:  # the browser is there but does not start: a broken environment, never a skip
-        pw.stop()
-        pytest.fail(f"{path} is installed but Playwright cannot launch it: {e}", pytrace=False)
-    yield b
-    b.close()
-    pw.stop()
-
-
 class Tab:
     """One page of a fresh browser context, with what went wrong on it: console errors, page errors, dialogs."""
 

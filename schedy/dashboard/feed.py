@@ -8,12 +8,13 @@ log itself, since a snapshot keeps no times), and renders the views of
 
 import threading
 import time
+from urllib.parse import unquote
 
 import orjson
 
 from ..adapters.naming import stream_key
 from ..adapters.stream import StreamView
-from ..errors import ExperimentNotFoundError
+from ..errors import ExperimentNotFoundError, SchedyError
 from . import views
 
 READER = "dashboard"  # never written: a feed only reads
@@ -25,12 +26,18 @@ class Feed:
     def __init__(self, store, key, min_interval=0.0, clock=time.monotonic):
         self.store, self.key = store, key
         self.min_interval, self.clock = min_interval, clock
-        self._view = StreamView(store, key, key, lambda: READER)
+        # Named from its key until its log is read: a damaged log's error then names the experiment, not its key.
+        self._view = StreamView(store, key, name_of(key), lambda: READER)
         self._times = []  # the time of commit v is _times[v - 1]
         self._checked = None
         self._lock = threading.Lock()
         self._rendered = {}  # (view, version) -> bytes; only the newest version is kept
         self.state = None
+
+    @property
+    def name(self):
+        """The experiment's name: as its log says once read, else as its key tells."""
+        return self._view.label
 
     def time_of(self, version):
         """The time stamped on commit ``version``, or None if it is not read yet."""
@@ -75,6 +82,11 @@ class Feed:
         return data
 
 
+def name_of(key):
+    """The name a stream key was made from (``naming.stream_key``), or for a long name the start of it and its hash."""
+    return unquote(key, errors="replace")
+
+
 def _time(record):
     try:
         t = orjson.loads(record).get("t")
@@ -99,14 +111,21 @@ class Feeds:
             return feed
 
     def all(self):
-        """``[(feed, state)]`` for every live experiment, in the order of their names."""
+        """``[(feed, state, error)]`` for every live experiment, in the order of their names.
+
+        ``error`` is None, or the error that stops its log from being read (a damaged commit, an unreadable
+        file; ``state`` is then None): one such log is listed with its error and hides none of the others.
+        """
         out = []
         for key in self.store.keys():  # noqa: SIM118 - a store, not a dict
             feed = self._feed(key)
-            state = feed.refresh()
-            if state is not None and not state.deleted:
-                out.append((feed, state))
-        return sorted(out, key=lambda fs: fs[1].name)
+            try:
+                state, error = feed.refresh(), None
+            except (SchedyError, OSError) as e:
+                state, error = None, e
+            if error is not None or (state is not None and not state.deleted):
+                out.append((feed, state, error))
+        return sorted(out, key=lambda entry: entry[0].name)
 
     def get(self, name):
         """``(feed, state)`` of experiment ``name``, freshly read; raise ExperimentNotFoundError if there is none."""

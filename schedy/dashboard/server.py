@@ -3,7 +3,8 @@
 Built on the standard library's threading HTTP server. Routes:
 
 - ``/``: the page; ``/static/<file>``: its script, style and plotly.js.
-- ``/api/experiments``: the summary of every experiment.
+- ``/api/experiments``: the summary of every experiment; one whose log cannot be
+  read (damaged) is ``{"name", "error"}`` instead.
 - ``/api/experiment?name=N[&since=V&created=C]``: one experiment's summary
   and its jobs changed after commit V of the incarnation created at C (all
   of its jobs when V is 0 or C is another incarnation); for ASHA and
@@ -126,7 +127,7 @@ class Handler(BaseHTTPRequestHandler):
                 return HTTPStatus.NOT_FOUND, _error(f"no file {path!r}"), "application/json"
             return HTTPStatus.OK, found[0], found[1]
         if path == "/api/experiments":
-            summaries = [feed.render("summary", state) for feed, state in self.server.feeds.all()]
+            summaries = [_listed(feed, state, error) for feed, state, error in self.server.feeds.all()]
             return HTTPStatus.OK, b"[" + b",".join(summaries) + b"]", "application/json"
         if path == "/api/experiment":
             name = _one(query, "name")
@@ -161,6 +162,14 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(body)
+
+
+def _listed(feed, state, error):
+    """One experiment of the listing: its summary, or its name and the error that stops its log from being read."""
+    if error is None:
+        return feed.render("summary", state)
+    log.warning("dashboard: %s", error)
+    return orjson.dumps({"name": feed.name, "error": str(error)})
 
 
 def _rungs_wanted(state, since):

@@ -16,7 +16,9 @@
 
   const app = {
     list: null, // summaries of every experiment
-    exp: null, // {name, summary, rows: Map id -> row, version, created, kind, hpNames, resultNames}
+    // {name, summary, rows: Map id -> row, version, created, kind, hpNames, resultNames}. A row's hp and results are
+    // Maps: a name from a log ("__proto__", "constructor", "toString") must never reach a plain object's prototype.
+    exp: null,
     table: { sort: "id", desc: false, status: "", filter: "", page: 0 },
     score: null, // {name, goal} the charts rank by
     job: null, // the job whose lineage is shown
@@ -93,13 +95,15 @@
     else if (exp.rungs === undefined || !doc.summary.halving) exp.rungs = null;
     if (jobs.columns.id.length) { exp.sorted = undefined; exp.children = undefined; }
     const c = jobs.columns, n = c.id.length;
-    const hpNames = Object.keys(jobs.hp), resNames = Object.keys(jobs.results);
-    hpNames.forEach((h) => exp.hpNames.add(h));
-    resNames.forEach((h) => exp.resultNames.add(h));
+    // [name, column] pairs: the names are never used to index an object (JSON.parse made them own properties,
+    // but a lookup of a name such as "constructor" that a later answer lacks would find the prototype's).
+    const hpCols = Object.entries(jobs.hp), resCols = Object.entries(jobs.results);
+    hpCols.forEach(([h]) => exp.hpNames.add(h));
+    resCols.forEach(([h]) => exp.resultNames.add(h));
     for (let i = 0; i < n; i++) {
-      const hp = {}, results = {};
-      for (const h of hpNames) { const v = jobs.hp[h][i]; if (v !== null) hp[h] = v; }
-      for (const h of resNames) { const v = jobs.results[h][i]; if (v !== null) results[h] = v; }
+      const hp = new Map(), results = new Map();
+      for (const [h, col] of hpCols) { const v = col[i]; if (v !== null) hp.set(h, v); }
+      for (const [h, col] of resCols) { const v = col[i]; if (v !== null) results.set(h, v); }
       exp.rows.set(c.id[i], {
         id: c.id[i], num: Number(c.id[i]), status: c.status[i], generation: c.generation[i], member: c.member[i],
         parent: c.parent[i], added_at: c.added_at[i], finished_at: c.finished_at[i], worker: c.worker[i],
@@ -122,6 +126,8 @@
         const data = app.embedded || (app.embedded = JSON.parse(embedded.textContent));
         app.list = data.experiments;
         if (data.experiment && !app.exp) merge(data.experiment);
+      } else if (route.bad) {
+        // Nothing to ask the server: the page says what is wrong and keeps polling, for the next address.
       } else if (route.name === null) {
         const list = await fetchJSON("/api/experiments");
         if (nav !== app.nav) return;
@@ -140,7 +146,7 @@
         merge(doc);
         performance.mark("schedy:merged");
       }
-      app.error = null;
+      app.error = route.bad ? badAddress(route.bad) : null;
     } catch (e) {
       if (nav !== app.nav) return;
       app.error = String(e.message || e);
@@ -148,16 +154,32 @@
     render(parseRoute()); // the address as it is now: a link to another job of this experiment may have been followed
   }
 
+  function badAddress(address) {
+    return "no such page: " + address + " is a malformed address (a % in a name is written %25)";
+  }
+
   // -- routing ---------------------------------------------------------------------------------
   function parseRoute() {
+    // {name, job}: the list (name null) or an experiment; {bad} for an address that names nothing readable.
     const h = location.hash.replace(/^#\/?/, "");
     if (h.startsWith("experiment/")) {
       const [path, query] = h.slice("experiment/".length).split("?");
       const job = new URLSearchParams(query || "").get("job");
-      return { name: decodeURIComponent(path), job };
+      const name = decoded(path);
+      // Typed or pasted by hand ("#/experiment/100%"): say so rather than throw, which would stop the page.
+      if (name === null) return { name: null, job: null, bad: "#/" + h };
+      return { name, job };
     }
     if (STATIC && app.list && app.list.length === 1 && h === "") return { name: app.list[0].name, job: null };
     return { name: null, job: null };
+  }
+
+  function decoded(text) {
+    try {
+      return decodeURIComponent(text);
+    } catch (e) { // a % not followed by two hex digits, or escapes that are not UTF-8
+      return null;
+    }
   }
 
   function experimentHref(name, job) {
@@ -170,6 +192,7 @@
     const banner = document.getElementById("error");
     banner.textContent = app.error || "";
     banner.hidden = !app.error;
+    if (route.bad) { drawMissing(main); return; }
     if (route.name === null) {
       const shown = JSON.stringify(app.list);
       if (app.list && (shown !== app.listShown || document.body.dataset.view !== "list")) {
@@ -185,11 +208,7 @@
       return;
     }
     if (!app.exp || app.exp.name !== route.name) {
-      if (app.error) {
-        main.replaceChildren(el("p", {}, STATIC ? null : el("a", { href: "#/" }, "← all experiments")));
-        document.body.dataset.view = "missing";
-        document.body.dataset.ready = "1";
-      }
+      if (app.error) drawMissing(main);
       return;
     }
     app.job = route.job;
@@ -219,6 +238,21 @@
       document.getElementById("error").textContent = app.error;
       document.getElementById("error").hidden = false;
     });
+  }
+
+  function drawMissing(main) {
+    // No experiment by that name, or an address that names none: the banner says which; a link leads back (drawn
+    // once: live updates keep asking, and must not replace a link the reader is about to click).
+    if (document.body.dataset.view !== "missing") main.replaceChildren(el("p", {}, backLink()));
+    document.body.dataset.view = "missing";
+    document.body.dataset.ready = "1";
+  }
+
+  function backLink() {
+    if (!STATIC) return el("a", { href: "#/" }, "← all experiments");
+    // A report has no other experiment to list: its own (a report written by Schedy holds one).
+    const only = app.list && app.list.length === 1 ? app.list[0].name : null;
+    return only === null ? null : el("a", { href: experimentHref(only) }, "← " + only);
   }
 
   let plotlyLoading = null;
@@ -252,7 +286,7 @@
     const head = el("tr", {}, el("th", {}, "experiment"), el("th", {}, "kind"), el("th", {}, "status"),
       el("th", {}, "jobs"), STATUSES.map((s) => el("th", {}, s)), el("th", {}, "best score"),
       el("th", {}, "last change"));
-    const rows = list.map((s) => el("tr", { dataset: { name: s.name } },
+    const rows = list.map((s) => s.error !== undefined ? damagedRow(s, 6 + STATUSES.length) : el("tr", { dataset: { name: s.name } },
       el("td", {}, el("a", { href: experimentHref(s.name) }, s.name)), el("td", {}, s.kind),
       el("td", {}, s.status), el("td", { class: "num" }, s.jobs), counts(s),
       el("td", { class: "best" }, bestText(s)), el("td", {}, when(s.updated_at))));
@@ -260,6 +294,14 @@
       el("h1", {}, "Experiments"),
       list.length ? el("table", { id: "experiments" }, el("thead", {}, head), el("tbody", {}, rows))
         : el("p", {}, "This database holds no experiment yet."));
+  }
+
+  function damagedRow(s, width) {
+    // An experiment whose log cannot be read: its name and the error, on one line (whole in the tooltip and on its
+    // page), so that one damaged log hides nothing of the others.
+    return el("tr", { dataset: { name: s.name }, class: "damaged" },
+      el("td", {}, el("a", { href: experimentHref(s.name) }, s.name)),
+      el("td", { class: "error", colspan: width - 1, title: s.error }, s.error));
   }
 
   function experimentSkeleton() {
@@ -363,14 +405,24 @@
     return hi / lo > 100;
   }
 
-  function scoreAxis() { return { title: { text: plotText(app.score.name) }, type: app.log ? "log" : "linear" }; }
+  function scale(log) {
+    // Plotly labels the ticks of a log axis between decades by their first digit alone ("2" and "5" beside 0.1),
+    // which reads as a value. plotly.js 3.1 and later leave them unlabelled (minorloglabels), so that only decades
+    // are labelled (zoomed within a decade, plotly labels its ticks in full anyway); an older one is given a tick
+    // format, which makes it write every label in full (0.02, 0.05, 0.1).
+    if (!log) return { type: "linear" };
+    const [major, minor] = String(Plotly.version).split(".").map(Number);
+    return major > 3 || (major === 3 && minor >= 1) ? { type: "log", minorloglabels: "none" } : { type: "log", tickformat: "~g" };
+  }
+
+  function scoreAxis() { return { title: { text: plotText(app.score.name) }, ...scale(app.log) }; }
 
   function retable() { drawTable(sortedRows()); } // sorting, filtering and paging redraw the table alone
 
   function redraw() { app.drawn = null; render(parseRoute()); }
 
   function scoreOf(row) {
-    const v = row.results[app.score.name];
+    const v = row.results.get(app.score.name);
     return row.status === "DONE" && isNum(v) ? v : null;
   }
 
@@ -450,17 +502,17 @@
     const done = rows.filter((r) => scoreOf(r) !== null);
     let x = app.scatterX;
     if (!names.includes(x)) x = app.scatterX = names[0];
-    const shown = pick(done, thin(done.length, MAX_MARKERS)).filter((r) => r.hp[x] !== undefined);
-    const numeric = shown.every((r) => isNum(r.hp[x]));
-    const xs = numeric ? shown.map((r) => r.hp[x]) : [];
+    const shown = pick(done, thin(done.length, MAX_MARKERS)).filter((r) => r.hp.has(x));
+    const numeric = shown.every((r) => isNum(r.hp.get(x)));
+    const xs = numeric ? shown.map((r) => r.hp.get(x)) : [];
     const logX = numeric && xs.length > 1 && xs.every((v) => v > 0) && Math.max(...xs) / Math.min(...xs) > 100;
     plot("chart-scatter", [{
-      name: "jobs", type: "scatter", mode: "markers", x: shown.map((r) => numeric ? r.hp[x] : plotText(show(r.hp[x]))),
+      name: "jobs", type: "scatter", mode: "markers", x: shown.map((r) => numeric ? r.hp.get(x) : plotText(show(r.hp.get(x)))),
       y: shown.map(scoreOf), text: shown.map((r) => "job " + plotText(r.id)), hoverinfo: "x+y+text",
       marker: { size: 6, color: shown.map(scoreOf), colorscale: "Viridis", showscale: true },
     }], { title: { text: plotText(app.score.name) + " against " + plotText(x) },
       uirevision: JSON.stringify([app.exp.name, app.score, app.log, x]),
-      xaxis: { title: { text: plotText(x) }, type: numeric ? (logX ? "log" : "linear") : "category" },
+      xaxis: { title: { text: plotText(x) }, ...(numeric ? scale(logX) : { type: "category" }) },
       yaxis: scoreAxis() });
     document.getElementById("scatter-box").hidden = false;
     document.getElementById("scatter-x").replaceChildren(...names.map((n) => el("option", { value: n, selected: n === x }, n)));
@@ -552,8 +604,8 @@
       (lines.shown < lines.total ? ": " + lines.shown + " of " + lines.total + " configurations" : "");
     const logY = app.log && app.score && app.score.name === view.result;
     plot("chart-rungs", traces, { title: { text: plotText(title) },
-      xaxis: { title: { text: "resource" }, type: hi / lo > 10 ? "log" : "linear" },
-      yaxis: { title: { text: plotText(view.result) }, type: logY ? "log" : "linear" },
+      xaxis: { title: { text: "resource" }, ...scale(hi / lo > 10) },
+      yaxis: { title: { text: plotText(view.result) }, ...scale(logY) },
       meta: { shown: lines.shown, total: lines.total, promoted: px.length } });
   }
 
@@ -587,7 +639,7 @@
       return;
     }
     const chain = lineage(id);
-    const hps = [...new Set(chain.flatMap((r) => Object.keys(r.hp)))].sort();
+    const hps = [...new Set(chain.flatMap((r) => [...r.hp.keys()]))].sort();
     // ASHA and Hyperband: a lineage is one configuration promoted rung by rung, its hyperparameters fixed.
     const halving = Boolean(app.exp.summary.halving);
     const first = halving
@@ -598,8 +650,8 @@
       app.score ? el("th", {}, app.score.name) : null, hps.map((h) => el("th", {}, h)));
     const body = chain.map((r) => el("tr", { dataset: { job: r.id } },
       first.map(([h, cell]) => el("td", { class: h === "job" ? null : "num" }, cell(r))),
-      el("td", {}, r.status), app.score ? el("td", { class: "num" }, show(r.results[app.score.name])) : null,
-      hps.map((h) => el("td", { class: "num" }, show(r.hp[h])))));
+      el("td", {}, r.status), app.score ? el("td", { class: "num" }, show(r.results.get(app.score.name))) : null,
+      hps.map((h) => el("td", { class: "num" }, show(r.hp.get(h))))));
     const charts = el("div", { class: "charts" });
     const says = halving
       ? "Each row is a promotion of the row above it: the same configuration, trained on from that job's checkpoint to the next rung's resource. "
@@ -607,7 +659,7 @@
     box.replaceChildren(el("h2", {}, "Lineage of job " + id),
       el("p", {}, says, el("a", { href: experimentHref(app.exp.name) }, "close")),
       el("table", { id: "lineage-table" }, el("thead", {}, head), el("tbody", {}, body)), charts);
-    if (!halving && chain.length > 1 && hps.some((h) => chain.some((r) => isNum(r.hp[h])))) {
+    if (!halving && chain.length > 1 && hps.some((h) => chain.some((r) => isNum(r.hp.get(h))))) {
       charts.append(el("div", { class: "chart schedule", id: "chart-schedule" }));
     }
   }
@@ -616,13 +668,14 @@
     const div = document.getElementById("chart-schedule");
     if (!div) return;
     const chain = lineage(app.job), id = app.job;
-    const hps = [...new Set(chain.flatMap((r) => Object.keys(r.hp)))].sort();
-    const numeric = hps.filter((h) => chain.some((r) => isNum(r.hp[h])));
+    const hps = [...new Set(chain.flatMap((r) => [...r.hp.keys()]))].sort();
+    const numeric = hps.filter((h) => chain.some((r) => isNum(r.hp.get(h))));
+    // No zero line on the generation axis: it drew a dark vertical line at generation 0 that read as a change.
     plot("chart-schedule", numeric.map((h, k) => ({
       name: plotText(h), type: "scatter", mode: "lines+markers", line: { shape: "hv" },
-      x: chain.map((r, i) => isNum(r.generation) ? r.generation : i), y: chain.map((r) => isNum(r.hp[h]) ? r.hp[h] : null),
+      x: chain.map((r, i) => isNum(r.generation) ? r.generation : i), y: chain.map((r) => isNum(r.hp.get(h)) ? r.hp.get(h) : null),
       yaxis: k === 0 ? "y" : "y" + (k + 1),
-    })), Object.assign({ title: { text: "Hyperparameter schedule of job " + plotText(id) }, xaxis: { title: { text: "generation" }, dtick: 1 },
+    })), Object.assign({ title: { text: "Hyperparameter schedule of job " + plotText(id) }, xaxis: { title: { text: "generation" }, dtick: 1, zeroline: false },
       grid: { rows: numeric.length, columns: 1, pattern: "coupled" }, height: 120 + 140 * numeric.length },
     Object.fromEntries(numeric.map((h, k) => ["yaxis" + (k === 0 ? "" : k + 1), { title: { text: plotText(h) } }]))));
   }
@@ -657,8 +710,8 @@
     }
     cols.push({ key: "finished_at", label: "finished at", get: (r) => r.finished_at, cell: (r) => when(r.finished_at) });
     if (app.exp.summary.counts.RUNNING > 0) cols.push({ key: "worker", label: "worker", get: (r) => r.worker }); // the claimant
-    for (const h of [...exp.hpNames].sort()) cols.push({ key: "hp." + h, label: h, get: (r) => r.hp[h], group: "hp" });
-    for (const h of [...exp.resultNames].sort()) cols.push({ key: "result." + h, label: h, get: (r) => r.results[h], group: "result" });
+    for (const h of [...exp.hpNames].sort()) cols.push({ key: "hp." + h, label: h, get: (r) => r.hp.get(h), group: "hp" });
+    for (const h of [...exp.resultNames].sort()) cols.push({ key: "result." + h, label: h, get: (r) => r.results.get(h), group: "result" });
     return cols;
   }
 
@@ -737,16 +790,15 @@
   // -- start -----------------------------------------------------------------------------------
   window.addEventListener("hashchange", () => {
     const r = parseRoute();
-    if (r.name !== null && app.exp && app.exp.name === r.name) { render(r); return; }
+    // Another job of the experiment shown is drawn from what the page has; after an error (a malformed address
+    // since), read again, which clears it.
+    if (r.name !== null && app.exp && app.exp.name === r.name && !app.error) { render(r); return; }
     app.drawn = null;
     app.nav++;
     document.body.dataset.view = "";
     load();
   });
-  load().then(() => {
-    if (!STATIC) {
-      const tick = () => load().finally(() => setTimeout(tick, config.poll * 1000));
-      setTimeout(tick, config.poll * 1000);
-    }
-  });
+  // Live updates start whatever the first read gave: a failure there must not leave the page still for good.
+  function poll() { setTimeout(() => load().finally(poll), config.poll * 1000); }
+  load().finally(() => { if (!STATIC) poll(); });
 })();
