@@ -374,6 +374,30 @@ def check_pbt_charts(tab, expected):
     assert sorted(traces[-1]["y"]) == sorted(expected.by_id[j.parent_id].results[expected.score] for j in exploits)
 
 
+def shown_number(v):
+    """A number as the page writes it (JavaScript's String of a 6-digit float; an integer without a point)."""
+    v = float(f"{v:.6g}")
+    return str(int(v)) if v == int(v) else repr(v)
+
+
+def continued_from(chain, i, hps):
+    """The lineage table's "continued from" cell of segment ``i`` of ``chain``, from the Python API."""
+    if i == 0:
+        return "start"
+    job, parent = chain[i], chain[i - 1]
+    text = (
+        f"member {parent.member} (job {parent.job_id})"
+        if parent.member != job.member
+        else f"its own segment (job {parent.job_id})"
+    )
+    changes = []
+    for h in hps:
+        a, b = parent.hyperparameters[h], job.hyperparameters[h]
+        if shown_number(a) != shown_number(b):
+            changes.append(f"{h} ×{shown_number(float(f'{b / a:.3g}'))}")
+    return text + "".join(", " + c for c in changes)
+
+
 def page_info(tab):
     return tab.page.inner_text("#page-info")
 
@@ -407,7 +431,11 @@ def test_experiments_list(tab, main, main_db):
         row = tab.page.locator(f"table#experiments tr[data-name={css(name)}]")
         cells = row.locator("td").all_inner_texts()
         assert cells[0] == name
-        assert row.locator("a").get_attribute("href") == "#/experiment/" + quote(name, safe="")
+        assert row.locator("td").first.locator("a").get_attribute("href") == "#/experiment/" + quote(name, safe="")
+        # The best job is one click away: its link opens the experiment at its lineage.
+        best = row.locator("td.best a.best-job")
+        assert best.inner_text() == expected.best.job_id
+        assert best.get_attribute("href") == "#/experiment/" + quote(name, safe="") + "?job=" + expected.best.job_id
         assert cells[1] == kind_of(expected.exp)
         assert cells[2] == expected.exp.status
         assert int(cells[3]) == len(expected.jobs)
@@ -507,7 +535,7 @@ def test_lineage_of_best_job(tab, main, main_db):
     rows = tab.page.locator("#lineage-table tbody tr")
     assert rows.evaluate_all("rows => rows.map(r => r.dataset.job)") == [j.job_id for j in chain]
     heads = tab.texts("#lineage-table thead th")
-    assert heads[:5] == ["generation", "job", "member", "status", "loss"] and "lr" in heads
+    assert heads[:6] == ["generation", "job", "member", "continued from", "status", "loss"] and "lr" in heads
     table = [row.locator("td").all_inner_texts() for row in rows.all()]
     assert [int(r[0]) for r in table] == [j.generation for j in chain] == list(range(len(chain)))
     assert [r[1] for r in table] == [j.job_id for j in chain]
@@ -515,11 +543,17 @@ def test_lineage_of_best_job(tab, main, main_db):
     lr = heads.index("lr")
     for r, j in zip(table, chain):
         assert close(r[lr], j.hyperparameters["lr"]), (r, j)
-        assert close(r[4], j.results["loss"]), (r, j)
+        assert close(r[5], j.results["loss"]), (r, j)
+    # How each segment began, an exploit named with the member and job it copied and how lr moved from there.
+    assert [r[3] for r in table] == [continued_from(chain, i, ["lr"]) for i in range(len(chain))]
+    exploit_rows = rows.evaluate_all("rows => rows.map(r => r.classList.contains('exploit'))")
+    assert exploit_rows == [i > 0 and chain[i - 1].member != j.member for i, j in enumerate(chain)]
+    assert any(exploit_rows), "the best job's lineage should hold an exploit"
     schedule = tab.traces("chart-schedule")
-    assert [t["name"] for t in schedule] == ["lr"]
-    assert schedule[0]["x"] == [j.generation for j in chain]
+    assert [t["name"] for t in schedule] == ["lr", "loss"]  # the score under the schedule
+    assert schedule[0]["x"] == schedule[1]["x"] == [j.generation for j in chain]
     assert schedule[0]["y"] == [j.hyperparameters["lr"] for j in chain]
+    assert schedule[1]["y"] == [j.results["loss"] for j in chain]
     tab.shot("lineage", "dashboard-lineage.png")
 
     # "close" hides the lineage; the same lineage is reached as a reader does: sort by loss, click the first job.
@@ -724,12 +758,12 @@ def test_hostile_names(tab, scratch, scratch_db):
     tab.open(scratch.page(), "list")
     for name, score in ((SCRIPT, LOSS), (HOSTILE_PBT, LOSS)):
         row = tab.page.locator(f"table#experiments tr[data-name={css(name)}]")
-        assert row.locator("td a").inner_text() == name
+        assert row.locator("td a").first.inner_text() == name
         check_best_text(row.locator("td.best").inner_text(), Expected(scratch_db, name, score=score))
     check_no_markup(tab)
 
     # The manual search named <script>, reached by its link in the list.
-    tab.page.locator(f"table#experiments tr[data-name={css(SCRIPT)}] a").click()
+    tab.page.locator(f"table#experiments tr[data-name={css(SCRIPT)}] td:first-child a").click()
     tab.ready("experiment")
     tab.wait_charts("chart-best", "chart-scatter")
     check_hostile_manual(tab, expected)
@@ -762,20 +796,23 @@ def test_hostile_names(tab, scratch, scratch_db):
     tab.wait_charts("chart-best", "chart-members", "chart-schedule")
     assert tab.page.inner_text("h1#title") == HOSTILE_PBT
     heads = tab.texts("#lineage-table thead th")
-    assert heads == ["generation", "job", "member", "status", LOSS, *sorted([BOLD, IMG, NOTE])]
+    assert heads == ["generation", "job", "member", "continued from", "status", LOSS, *sorted([BOLD, IMG, NOTE])]
     cells = [r.locator("td").all_inner_texts() for r in tab.page.locator("#lineage-table tbody tr").all()]
     assert [r[heads.index(NOTE)] for r in cells] == [j.hyperparameters[NOTE] for j in chain]
     assert [r[1] for r in cells] == [j.job_id for j in chain]
-    assert sorted(svg_texts(tab, "#chart-schedule .legendtext")) == sorted([BOLD, IMG])
-    assert svg_texts(tab, "#chart-schedule .gtitle") == [f"Hyperparameter schedule of job {pbt.best.job_id}"]
-    assert sorted(svg_texts(tab, "#chart-schedule .ytitle, #chart-schedule .y2title")) == sorted([BOLD, IMG])
+    assert sorted(svg_texts(tab, "#chart-schedule .legendtext")) == sorted([BOLD, IMG, LOSS])
+    assert svg_texts(tab, "#chart-schedule .gtitle") == [
+        f"Hyperparameter schedule of job {pbt.best.job_id}, and its {LOSS}"
+    ]
+    titles = "#chart-schedule .ytitle, #chart-schedule .y2title, #chart-schedule .y3title"
+    assert sorted(svg_texts(tab, titles)) == sorted([BOLD, IMG, LOSS])
     assert svg_texts(tab, "#chart-members .gtitle") == [f"Every member's {LOSS} (× marks an exploit)"]
     check_no_markup(tab)
     tab.shot("hostile-pbt")
 
     # A name made of URL syntax, reached by its link in the list: the page of that experiment, not of another.
     tab.open(scratch.page(), "list")
-    tab.page.locator(f"table#experiments tr[data-name={css(URLISH)}] a").click()
+    tab.page.locator(f"table#experiments tr[data-name={css(URLISH)}] td:first-child a").click()
     tab.ready("experiment")
     assert tab.page.inner_text("h1#title") == URLISH
     assert job_ids(tab) == ["1"]
@@ -884,7 +921,10 @@ def test_hostile_report(chromium, tmp_path, scratch_db):
     tab, attempted, url = open_offline(chromium, tmp_path, report, view=None)
     try:
         if tab.page.get_attribute("body", "data-view") == "list":
-            assert tab.page.locator(f"table#experiments tr[data-name={css(SCRIPT)}] a").inner_text() == SCRIPT
+            assert (
+                tab.page.locator(f"table#experiments tr[data-name={css(SCRIPT)}] td:first-child a").inner_text()
+                == SCRIPT
+            )
         else:
             assert tab.page.inner_text("h1#title") == SCRIPT
         check_no_markup(tab)
@@ -1032,7 +1072,7 @@ def test_schedule_of_two_hyperparameters_has_a_panel_for_each(tab, scratch, scra
     tab.open(scratch.page(TWO_HP, pbt.best.job_id), "experiment")
     tab.wait_charts("chart-schedule")
     schedule = tab.traces("chart-schedule")
-    assert [t["name"] for t in schedule] == ["lr", "momentum"]
+    assert [t["name"] for t in schedule] == ["lr", "momentum", "loss"]  # the score under the schedule
     for trace, h in zip(schedule, ["lr", "momentum"]):
         assert trace["x"] == [j.generation for j in chain]
         assert trace["y"] == [j.hyperparameters[h] for j in chain]
@@ -1042,8 +1082,8 @@ def test_schedule_of_two_hyperparameters_has_a_panel_for_each(tab, scratch, scra
         const axis = (id) => fl[id.replace(/^([xy])/, '$1axis')];
         return {panels: gd._fullData.map(t => axis(t.yaxis).domain), x_under: axis(fl.xaxis.anchor).domain}; }""")
     panels = sorted(layout["panels"])
-    assert len(panels) == 2
-    assert panels[0][1] <= panels[1][0], f"the two panels overlap: y domains {layout['panels']}"
+    assert len(panels) == 3
+    assert all(a[1] <= b[0] for a, b in zip(panels, panels[1:])), f"the panels overlap: y domains {layout['panels']}"
     assert layout["x_under"] == panels[0], "the generation axis is not under the lower panel"
     tab.assert_clean()
 

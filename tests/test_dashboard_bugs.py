@@ -172,9 +172,18 @@ def test_names_that_are_object_properties_are_shown_as_written(opened, bugs_db):
     tab.page.evaluate("h => { location.hash = h; }", report_route(PROPERTIES, job.job_id))
     tab.page.wait_for_selector(f"#lineage-table tr[data-job={css(job.job_id)}]")
     heads = tab.texts("#lineage-table thead th")
-    assert heads == ["generation", "job", "member", "status", "__proto__", *sorted(job.hyperparameters)]
+    assert heads == [
+        "generation",
+        "job",
+        "member",
+        "continued from",
+        "status",
+        "__proto__",
+        *sorted(job.hyperparameters),
+    ]
     cells = tab.page.locator("#lineage-table tbody td").all_inner_texts()
-    assert cells[4:] == [shown(job.results["__proto__"])] + [shown(job.hyperparameters[h]) for h in heads[5:]]
+    assert cells[3] == "start"
+    assert cells[5:] == [shown(job.results["__proto__"])] + [shown(job.hyperparameters[h]) for h in heads[6:]]
     tab.assert_clean()
 
 
@@ -384,8 +393,8 @@ def test_the_schedule_has_no_line_at_generation_0(opened, bugs_db):
     tab = opened(SCHEDULE, expected.best.job_id)
     tab.wait_charts("chart-schedule")
     traces = tab.traces("chart-schedule")
-    assert [t["name"] for t in traces] == ["lr", "momentum"]
-    for t in traces:  # one point per generation of the lineage: no extra point, no gap
+    assert [t["name"] for t in traces] == ["lr", "momentum", "loss"]  # the score under the schedule
+    for t in traces[:2]:  # one point per generation of the lineage: no extra point, no gap
         assert t["x"] == [j.generation for j in chain]
         assert t["y"] == [j.hyperparameters[t["name"]] for j in chain]
         assert all(math.isfinite(y) for y in t["y"])

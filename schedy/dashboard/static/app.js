@@ -138,6 +138,7 @@
         if (known) { q.set("since", app.exp.version); q.set("created", app.exp.created); }
         else { // another experiment: start from its defaults, not from the last one's sorting and filter
           app.exp = null; app.score = null; app.scatterX = null; app.logScale = null;
+          app.membersX = null; app.focus = null; app.colorBy = null;
           app.table = { sort: "id", desc: false, status: "", filter: "", page: 0 };
         }
         const doc = await fetchJSON("/api/experiment?" + q);
@@ -278,8 +279,10 @@
   }
 
   function bestText(summary) {
+    // The best job is one click away: its link opens the experiment at that job's lineage.
     if (!summary.best) return "";
-    return show(summary.best.value) + " (" + summary.score.name + ", job " + summary.best.job + ")";
+    return [show(summary.best.value) + " (" + summary.score.name + ", job ",
+      el("a", { href: experimentHref(summary.name, summary.best.job), class: "job best-job" }, summary.best.job), ")"];
   }
 
   function listView(list) {
@@ -313,12 +316,15 @@
       el("div", { class: "controls", id: "score-controls" }),
       el("div", { class: "charts" },
         el("div", { class: "chart", id: "chart-best" }),
-        el("div", { class: "chart", id: "chart-members" }),
+        el("div", { class: "chart-box", id: "members-box", hidden: true },
+          el("div", { class: "controls", id: "members-controls" }),
+          el("div", { class: "chart", id: "chart-members" })),
         el("div", { class: "chart", id: "chart-rungs", hidden: true }),
         el("div", { class: "chart-box", id: "scatter-box" },
           el("label", { class: "scatter-label" }, "hyperparameter ",
             el("select", { id: "scatter-x", onchange: (e) => { app.scatterX = e.target.value; redraw(); } })),
           el("div", { class: "chart", id: "chart-scatter" }))),
+      el("div", { class: "chart wide", id: "chart-genealogy", hidden: true }),
       el("div", { id: "lineage" }),
       el("h2", {}, "Jobs"),
       el("div", { class: "controls", id: "table-controls" }),
@@ -351,9 +357,9 @@
     app.log = logScale(rows);
     drawBest(rows);
     performance.mark("schedy:best");
-    if (app.exp.kind === "pbt") { drawMembers(rows); hide("chart-scatter"); hide("chart-rungs"); }
-    else if (app.exp.rungs) { drawRungChart(); hide("chart-members"); hide("chart-scatter"); }
-    else { drawScatter(rows); hide("chart-members"); hide("chart-rungs"); }
+    if (app.exp.kind === "pbt") { drawMembers(rows); drawGenealogy(rows); hide("chart-scatter"); hide("chart-rungs"); }
+    else if (app.exp.rungs) { drawRungChart(); hide("chart-members"); hide("chart-genealogy"); hide("chart-scatter"); }
+    else { drawScatter(rows); hide("chart-members"); hide("chart-genealogy"); hide("chart-rungs"); }
     drawSchedule();
   }
 
@@ -368,6 +374,7 @@
   function plot(id, traces, layout) {
     const node = document.getElementById(id);
     node.hidden = false;
+    if (node.parentElement.classList.contains("chart-box")) node.parentElement.hidden = false;
     Plotly.react(node, traces, Object.assign({
       margin: { l: 60, r: 20, t: 40, b: 50 }, height: 340, hovermode: "closest",
       // New commits redraw the charts but keep the reader's zoom, pan and hidden members.
@@ -463,37 +470,194 @@
       yaxis: scoreAxis() });
   }
 
+  // -- PBT: the population ---------------------------------------------------------------------
+  const TOP_K = 5;
+  const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+
+  function membersOf(rows) {
+    // member -> its scored segments, by generation.
+    const out = new Map();
+    for (const r of finishedScored(rows)) {
+      if (!isNum(r.member)) continue;
+      if (!out.has(r.member)) out.set(r.member, []);
+      out.get(r.member).push(r);
+    }
+    for (const segs of out.values()) segs.sort((a, b) => (a.generation - b.generation) || (a.num - b.num));
+    return out;
+  }
+
+  function current(segs) { return segs[segs.length - 1]; } // a member's latest scored segment
+
+  function viridis(t) {
+    // The colour at t in [0, 1] of the Viridis scale plotly draws its colour bars with.
+    const x = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1), i = Math.min(VIRIDIS.length - 2, Math.floor(x));
+    const f = x - i, c = VIRIDIS[i].map((v, k) => Math.round(v + f * (VIRIDIS[i + 1][k] - v)));
+    return "rgb(" + c.join(",") + ")";
+  }
+
+  function numericHps(rows) {
+    return [...app.exp.hpNames].sort().filter((h) => rows.some((r) => isNum(r.hp.get(h))));
+  }
+
+  function select(id, options, value, onchange) {
+    return el("select", { id, onchange: (e) => { onchange(e.target.value); redraw(); } },
+      options.map(([v, label]) => el("option", { value: v, selected: v === value }, label)));
+  }
+
+  function drawMembersControls(members, hps) {
+    // The x axis (generation, the reader's unit of training, or the wall clock), which members, and what the
+    // lines' colours say (each member apart, or the current value of one hyperparameter).
+    if (app.focus.startsWith("m:") && !members.has(Number(app.focus.slice(2)))) app.focus = "";
+    if (app.colorBy && !hps.includes(app.colorBy)) app.colorBy = "";
+    const ids = [...members.keys()].sort((a, b) => a - b);
+    document.getElementById("members-controls").replaceChildren(
+      el("label", {}, "x axis ", select("members-x", [["generation", "generation"], ["time", "finished at"]],
+        app.membersX, (v) => { app.membersX = v; })), " ",
+      el("label", {}, "show ", select("members-focus", [["", "every member"], ["top", "the top " + TOP_K],
+        ...ids.map((m) => ["m:" + m, "member " + m])], app.focus, (v) => { app.focus = v; })), " ",
+      el("label", {}, "colour ", select("members-color", [["", "one per member"], ...hps.map((h) => [h, "by " + h])],
+        app.colorBy, (v) => { app.colorBy = v; })));
+  }
+
+  function shownMembers(members) {
+    // The members the reader focuses on: all, the top k by their latest score, or one.
+    const entries = [...members.entries()].sort((a, b) => a[0] - b[0]);
+    if (app.focus === "top") {
+      const rank = (a, b) => better(scoreOf(current(a[1])), scoreOf(current(b[1]))) ? -1
+        : better(scoreOf(current(b[1])), scoreOf(current(a[1]))) ? 1 : a[0] - b[0];
+      return entries.slice().sort(rank).slice(0, TOP_K);
+    }
+    if (app.focus.startsWith("m:")) return entries.filter(([m]) => "m:" + m === app.focus);
+    return entries;
+  }
+
+  function colouring(entries) {
+    // Lines coloured by a hyperparameter: each takes the colour of its member's current value (on a log scale
+    // when the values are positive and span more than two decades); a colour bar says which value is which.
+    const vals = entries.map(([, segs]) => current(segs).hp.get(app.colorBy)).filter(isNum);
+    const log = vals.length > 1 && vals.every((v) => v > 0) && Math.max(...vals) / Math.min(...vals) > 100;
+    const f = log ? Math.log10 : (v) => v;
+    const lo = Math.min(...vals.map(f)), hi = Math.max(...vals.map(f));
+    const colorOf = (v) => isNum(v) && (!log || v > 0) ? viridis(hi > lo ? (f(v) - lo) / (hi - lo) : 0.5) : "#999";
+    const bar = { name: plotText(app.colorBy), type: "scatter", mode: "markers", x: [null], y: [null], hoverinfo: "skip",
+      showlegend: false, marker: { color: [lo, hi], cmin: lo, cmax: hi, colorscale: "Viridis", showscale: true,
+        colorbar: { title: { text: plotText((log ? "log10 " : "") + app.colorBy) } } } };
+    return [colorOf, bar];
+  }
+
   function drawMembers(rows) {
     if (!app.score) { hide("chart-members"); return; }
-    const byId = app.exp.rows;
-    const members = new Map();
-    for (const r of finishedScored(rows)) {
-      if (r.member === null || r.member === undefined) continue;
-      if (!members.has(r.member)) members.set(r.member, []);
-      members.get(r.member).push(r);
-    }
-    const perMember = Math.max(20, Math.floor(MAX_POINTS / Math.max(1, members.size)));
+    const byId = app.exp.rows, members = membersOf(rows), hps = numericHps(rows);
+    app.membersX = app.membersX || "generation";
+    app.focus = app.focus || "";
+    app.colorBy = app.colorBy || "";
+    drawMembersControls(members, hps);
+    const byTime = app.membersX === "time";
+    const xOf = byTime ? (r) => r.finished_at * 1000 : (r) => r.generation;
+    const entries = shownMembers(members);
+    const [colorOf, bar] = app.colorBy ? colouring(entries) : [null, null];
+    const perMember = Math.max(20, Math.floor(MAX_POINTS / Math.max(1, entries.length)));
     const traces = [];
-    for (const [m, segs] of [...members.entries()].sort((a, b) => a[0] - b[0])) {
+    for (const [m, segs] of entries) {
       const kept = pick(segs, thin(segs.length, perMember));
-      traces.push({ name: "member " + m, type: "scatter", mode: "lines", x: kept.map((r) => r.finished_at * 1000),
-        y: kept.map(scoreOf), text: kept.map((r) => "job " + plotText(r.id) + ", generation " + r.generation),
-        hoverinfo: "x+y+text+name", line: { width: 1.5 } });
+      traces.push({ name: "member " + m, type: "scatter", mode: "lines", x: kept.map(xOf),
+        y: kept.map(scoreOf), text: kept.map((r) => "job " + plotText(r.id) + ", generation " + r.generation +
+          (app.colorBy ? ", " + plotText(app.colorBy) + " " + show(r.hp.get(app.colorBy)) : "")),
+        customdata: kept.map((r) => r.id), hoverinfo: "x+y+text+name",
+        line: colorOf ? { width: 1.5, color: colorOf(current(segs).hp.get(app.colorBy)) } : { width: 1.5 } });
     }
+    if (bar) traces.push(bar);
     // An exploit: a segment that continues from another member's segment (it copied that member's weights).
-    const ex = [];
+    const shown = new Set(entries.map(([m]) => m)), ex = [];
     for (const r of rows) {
       const p = r.parent !== null ? byId.get(r.parent) : undefined;
-      if (p && p.member !== r.member && isNum(r.added_at) && scoreOf(p) !== null) ex.push([r, p]);
+      if (p && p.member !== r.member && shown.has(r.member) && isNum(byTime ? r.added_at : r.generation) &&
+        scoreOf(p) !== null) ex.push([r, p]);
     }
     const keptEx = pick(ex, thin(ex.length, MAX_MARKERS));
     traces.push({ name: "exploit (copied a better member)", type: "scatter", mode: "markers",
-      x: keptEx.map(([r]) => r.added_at * 1000), y: keptEx.map(([, p]) => scoreOf(p)),
+      x: keptEx.map(([r]) => byTime ? r.added_at * 1000 : r.generation), y: keptEx.map(([, p]) => scoreOf(p)),
       text: keptEx.map(([r, p]) => "member " + r.member + " copied member " + p.member + " (job " + plotText(p.id) + " → job " + plotText(r.id) + ")"),
+      customdata: keptEx.map(([r]) => r.id),
       hoverinfo: "x+y+text", marker: { symbol: "x", size: 7, color: "rgba(20,20,20,0.75)" } });
-    plot("chart-members", traces, { title: { text: "Every member's " + plotText(app.score.name) + " (× marks an exploit)" },
-      xaxis: { type: "date", title: { text: "finished at (UTC)" } }, yaxis: scoreAxis(),
-      meta: { exploits: ex.length } });
+    const focus = app.focus === "top" ? ": the top " + TOP_K : app.focus.startsWith("m:") ? ": member " + app.focus.slice(2) : "";
+    plot("chart-members", traces, { title: { text: "Every member's " + plotText(app.score.name) + focus + " (× marks an exploit)" },
+      xaxis: byTime ? { type: "date", title: { text: "finished at (UTC)" } } : { title: { text: "generation" }, zeroline: false },
+      yaxis: scoreAxis(), showlegend: !app.colorBy,
+      uirevision: JSON.stringify([app.exp.name, app.score, app.log, app.membersX, app.focus, app.colorBy]),
+      meta: { exploits: ex.length, members: entries.map(([m]) => m) } });
+    onClickJob("chart-members");
+  }
+
+  function onClickJob(id) {
+    // A click on a point opens its job: the lineage below, the genealogy highlighting it.
+    const node = document.getElementById(id);
+    if (node.dataset.clicks) return;
+    node.dataset.clicks = "1";
+    node.on("plotly_click", (e) => {
+      const job = e.points && e.points[0] && e.points[0].customdata;
+      if (typeof job === "string" && app.exp && app.exp.rows.has(job)) location.hash = experimentHref(app.exp.name, job);
+    });
+  }
+
+  function drawGenealogy(rows) {
+    // Members (rows) by generation (columns): each segment a node coloured by its score, an edge from the
+    // segment it continued from, along its member's row, or across rows where it copied another member (an
+    // exploit). The job shown below has its lineage drawn over the others, faded.
+    const byId = app.exp.rows;
+    const nodes = rows.filter((r) => isNum(r.member) && isNum(r.generation));
+    if (!app.score || !nodes.length) { hide("chart-genealogy"); return; }
+    const along = { x: [], y: [] }, across = { x: [], y: [] };
+    let exploits = 0, lo = Infinity, hi = -Infinity;
+    for (const r of nodes) {
+      lo = Math.min(lo, r.member); hi = Math.max(hi, r.member);
+      const p = r.parent !== null ? byId.get(r.parent) : undefined;
+      if (!p || !isNum(p.member) || !isNum(p.generation)) continue;
+      const edge = p.member === r.member ? along : across;
+      if (edge === across) exploits++;
+      edge.x.push(p.generation, r.generation, null); edge.y.push(p.member, r.member, null);
+    }
+    const chain = app.job && byId.has(app.job) ? lineage(app.job).filter((r) => isNum(r.member) && isNum(r.generation)) : [];
+    const inChain = new Set(chain.map((r) => r.id)), faded = inChain.size > 0;
+    const scored = nodes.filter((r) => scoreOf(r) !== null), other = nodes.filter((r) => scoreOf(r) === null);
+    const label = (r) => "job " + plotText(r.id) + ", member " + r.member + ", generation " + r.generation + ", " +
+      (scoreOf(r) === null ? r.status : plotText(app.score.name) + " " + show(scoreOf(r)));
+    const opacity = (list) => faded ? list.map((r) => inChain.has(r.id) ? 1 : 0.18) : 1;
+    // On a log score axis the colours are the score's logarithm too: a population's score falls by decades, and a
+    // linear scale would give every segment after the first generations one colour.
+    const colour = app.log ? (r) => Math.log10(scoreOf(r)) : scoreOf;
+    const size = nodes.length > 2500 ? 4 : 7;
+    const traces = [
+      { name: "continued its own training", type: "scatter", mode: "lines", x: along.x, y: along.y, hoverinfo: "skip",
+        line: { width: 1, color: faded ? "rgba(140,150,160,0.15)" : "rgba(140,150,160,0.6)" } },
+      { name: "exploit: continued from another member", type: "scatter", mode: "lines", x: across.x, y: across.y, hoverinfo: "skip",
+        line: { width: 1, color: faded ? "rgba(214,39,40,0.15)" : "rgba(214,39,40,0.65)" } },
+      { name: "segment (colour: " + plotText(app.score.name) + ")", type: "scatter", mode: "markers",
+        x: scored.map((r) => r.generation), y: scored.map((r) => r.member), customdata: scored.map((r) => r.id),
+        text: scored.map(label), hoverinfo: "text",
+        marker: { size, color: scored.map(colour), colorscale: "Viridis", reversescale: app.score.goal === "min",
+          showscale: true, colorbar: { title: { text: (app.log ? "log10 " : "") + plotText(app.score.name) } },
+          opacity: opacity(scored), line: { width: 0 } } },
+      { name: "segment without a score", type: "scatter", mode: "markers", x: other.map((r) => r.generation),
+        y: other.map((r) => r.member), customdata: other.map((r) => r.id), text: other.map(label), hoverinfo: "text",
+        marker: { size, color: "#b0b7bf", symbol: "x-thin-open", opacity: opacity(other) } },
+    ];
+    if (chain.length) {
+      traces.push({ name: "lineage of job " + plotText(app.job), type: "scatter", mode: "lines+markers",
+        x: chain.map((r) => r.generation), y: chain.map((r) => r.member), customdata: chain.map((r) => r.id),
+        text: chain.map(label), hoverinfo: "text", line: { color: "#111", width: 2.5 },
+        marker: { size: size + 4, color: "rgba(0,0,0,0)", line: { color: "#111", width: 2 } } });
+    }
+    const count = hi - lo + 1;
+    plot("chart-genealogy", traces, {
+      title: { text: "Genealogy: each member's segments by generation; a red edge is an exploit" +
+        (chain.length ? " (job " + plotText(app.job) + "'s lineage in black)" : "") },
+      xaxis: { title: { text: "generation" }, zeroline: false },
+      yaxis: { title: { text: "member" }, autorange: "reversed", zeroline: false, dtick: count > 40 ? undefined : 1 },
+      height: Math.max(380, Math.min(1000, 160 + 12 * count)), legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
+      margin: { l: 60, r: 20, t: 80, b: 50 },
+      meta: { segments: nodes.length, exploits, lineage: chain.map((r) => r.id) } });
+    onClickJob("chart-genealogy");
   }
 
   function drawScatter(rows) {
@@ -645,11 +809,12 @@
     const first = halving
       ? [["rung", (r) => show(r.generation)], ["resource", (r) => show(r.resource)], ["job", (r) => jobLink(r.id)],
         ["configuration", (r) => show(r.member)]]
-      : [["generation", (r) => show(r.generation)], ["job", (r) => jobLink(r.id)], ["member", (r) => show(r.member)]];
+      : [["generation", (r) => show(r.generation)], ["job", (r) => jobLink(r.id)], ["member", (r) => show(r.member)],
+        ["continued from", (r, i) => continuedFrom(chain, i, hps)]];
     const head = el("tr", {}, first.map(([h]) => el("th", {}, h)), el("th", {}, "status"),
       app.score ? el("th", {}, app.score.name) : null, hps.map((h) => el("th", {}, h)));
-    const body = chain.map((r) => el("tr", { dataset: { job: r.id } },
-      first.map(([h, cell]) => el("td", { class: h === "job" ? null : "num" }, cell(r))),
+    const body = chain.map((r, i) => el("tr", { dataset: { job: r.id }, class: !halving && exploited(chain, i) ? "exploit" : null },
+      first.map(([h, cell]) => el("td", { class: h === "job" || h === "continued from" ? null : "num", dataset: { key: h } }, cell(r, i))),
       el("td", {}, r.status), app.score ? el("td", { class: "num" }, show(r.results.get(app.score.name))) : null,
       hps.map((h) => el("td", { class: "num" }, show(r.hp.get(h))))));
     const charts = el("div", { class: "charts" });
@@ -664,6 +829,26 @@
     }
   }
 
+  function exploited(chain, i) {
+    // Whether the i-th segment of a lineage continued from another member's segment (an exploit).
+    return i > 0 && chain[i - 1].member !== chain[i].member;
+  }
+
+  function continuedFrom(chain, i, hps) {
+    // How the i-th segment began: from scratch, from its own member's last segment, or, an exploit, from another
+    // member's ("member 14 (job 78)"); then how its hyperparameters moved from there ("lr ×0.86", "opt sgd → adam").
+    if (i === 0) return "start";
+    const r = chain[i], p = chain[i - 1];
+    const changes = [];
+    for (const h of hps) {
+      const a = p.hp.get(h), b = r.hp.get(h);
+      if (show(a) === show(b)) continue;
+      changes.push(isNum(a) && isNum(b) && a !== 0 ? h + " ×" + show(+(b / a).toPrecision(3)) : h + " " + show(a) + " → " + show(b));
+    }
+    const from = exploited(chain, i) ? ["member " + p.member + " (job ", jobLink(p.id), ")"] : ["its own segment (job ", jobLink(p.id), ")"];
+    return changes.length ? [...from, ", " + changes.join(", ")] : from;
+  }
+
   function drawSchedule() {
     const div = document.getElementById("chart-schedule");
     if (!div) return;
@@ -671,13 +856,21 @@
     const hps = [...new Set(chain.flatMap((r) => [...r.hp.keys()]))].sort();
     const numeric = hps.filter((h) => chain.some((r) => isNum(r.hp.get(h))));
     // No zero line on the generation axis: it drew a dark vertical line at generation 0 that read as a change.
-    plot("chart-schedule", numeric.map((h, k) => ({
-      name: plotText(h), type: "scatter", mode: "lines+markers", line: { shape: "hv" },
-      x: chain.map((r, i) => isNum(r.generation) ? r.generation : i), y: chain.map((r) => isNum(r.hp.get(h)) ? r.hp.get(h) : null),
+    // The score each segment reached is drawn under its schedule, on the same generations.
+    const panels = numeric.map((h) => [plotText(h), (r) => isNum(r.hp.get(h)) ? r.hp.get(h) : null, {}, "hv"]);
+    if (app.score) {
+      const score = (r) => isNum(r.results.get(app.score.name)) ? r.results.get(app.score.name) : null;
+      panels.push([plotText(app.score.name), score, scale(app.log), "linear"]);
+    }
+    plot("chart-schedule", panels.map(([name, y, , shape], k) => ({
+      name, type: "scatter", mode: "lines+markers", line: { shape },
+      x: chain.map((r, i) => isNum(r.generation) ? r.generation : i), y: chain.map(y),
       yaxis: k === 0 ? "y" : "y" + (k + 1),
-    })), Object.assign({ title: { text: "Hyperparameter schedule of job " + plotText(id) }, xaxis: { title: { text: "generation" }, dtick: 1, zeroline: false },
-      grid: { rows: numeric.length, columns: 1, pattern: "coupled" }, height: 120 + 140 * numeric.length },
-    Object.fromEntries(numeric.map((h, k) => ["yaxis" + (k === 0 ? "" : k + 1), { title: { text: plotText(h) } }]))));
+    })), Object.assign({
+      title: { text: "Hyperparameter schedule of job " + plotText(id) + (app.score ? ", and its " + plotText(app.score.name) : "") },
+      xaxis: { title: { text: "generation" }, dtick: 1, zeroline: false },
+      grid: { rows: panels.length, columns: 1, pattern: "coupled" }, height: 120 + 140 * panels.length },
+    Object.fromEntries(panels.map(([name, , axis], k) => ["yaxis" + (k === 0 ? "" : k + 1), { title: { text: name }, ...axis }]))));
   }
 
   function jobLink(id) {
