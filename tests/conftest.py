@@ -68,6 +68,7 @@ XDIST_GROUPS = {
         "tests/test_dashboard_browser.py::*",
         "tests/test_dashboard_bugs.py::*",
         "tests/test_dashboard_population.py::*",
+        "tests/test_dashboard_hyperparameters.py::*",
     ],
 }
 

@@ -360,7 +360,7 @@ def test_other_kinds_answer_as_before(file_db):
             state, time_of = expected(file_db, name)
             assert views.rungs(state, time_of) is None
     data = report_html(file_db._store, "manual")
-    assert set(embedded(data)["experiment"]) == {"summary", "jobs"}
+    assert set(embedded(data)["experiment"]) == {"summary", "jobs", "importance"}  # no rungs
 
 
 # ---------------------------------------------------------------- bounds

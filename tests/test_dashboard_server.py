@@ -860,7 +860,11 @@ def test_report_is_self_contained_and_carries_the_views(file_db):
     summary = as_json(views.summary(state, time_of))
     assert embedded(data) == {
         "experiments": [summary],
-        "experiment": {"summary": summary, "jobs": as_json(views.job_columns(state, time_of))},
+        "experiment": {
+            "summary": summary,
+            "jobs": as_json(views.job_columns(state, time_of)),
+            "importance": as_json(views.importance(state)),
+        },
     }
     assert f"report: commit {state.version}" in text
 
@@ -988,3 +992,26 @@ def test_a_reader_that_resets_its_connection_costs_a_debug_line_not_a_traceback(
         r = c.get("/api/experiments")
         assert r.status == 200 and [e["name"] for e in r.json] == ["alpha"]
     assert "Traceback" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- hyperparameter importance
+
+
+def test_importance_is_served_for_the_result_asked_and_a_bad_query_is_refused(file_db):
+    exp = file_db.add_experiment(schedy.ManualSearch("imp"))
+    for i in range(12):
+        exp.add_job({"x": i / 10, "y": (i * 7) % 5}, status="DONE", results={"loss": (i / 10) ** 2, "acc": i % 3})
+    state, _ = expected(file_db, "imp")
+    with serving(file_db._store) as c:
+        for score, goal in (("loss", "min"), ("acc", "max")):
+            r = c.get(f"/api/importance?name=imp&score={score}&goal={goal}")
+            assert r.status == 200, r
+            assert r.json == as_json(views.importance(state, result=score, goal=goal))
+            assert r.json["score"] == score and {d["name"] for d in r.json["importances"]} == {"x", "y"}
+        for query, message in (
+            ("name=imp&score=loss&goal=up", "'goal' must be 'min' or 'max'"),
+            ("name=imp&goal=min", "exactly one non-empty 'score'"),
+            ("name=nope&score=loss&goal=min", "nope"),
+        ):
+            r = c.get("/api/importance?" + query)
+            assert r.status in (400, 404) and message in r.json["error"], (query, r)

@@ -20,6 +20,7 @@ def report_html(store, name):
     }
     if state.kind in views.HALVING:
         data["experiment"]["rungs"] = views.rungs(state, feed.time_of)
+    data["experiment"]["importance"] = views.importance(state)  # for the result the experiment is ranked by
     stamp = feed.time_of(state.version)
     note = f"report: commit {state.version}" + (f", {utc(stamp)}" if stamp is not None else "")
     return report_page(data, note)

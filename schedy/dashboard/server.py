@@ -5,6 +5,9 @@ Built on the standard library's threading HTTP server. Routes:
 - ``/``: the page; ``/static/<file>``: its script, style and plotly.js.
 - ``/api/experiments``: the summary of every experiment; one whose log cannot be
   read (damaged) is ``{"name", "error"}`` instead.
+- ``/api/importance?name=N&score=S&goal=min|max``: the hyperparameter importance
+  of the experiment's DONE jobs for the result S (fANOVA; cached for the newest
+  version).
 - ``/api/experiment?name=N[&since=V&created=C]``: one experiment's summary
   and its jobs changed after commit V of the incarnation created at C (all
   of its jobs when V is 0 or C is another incarnation); for ASHA and
@@ -144,6 +147,12 @@ class Handler(BaseHTTPRequestHandler):
                 + b"}"
             )
             return HTTPStatus.OK, body, "application/json"
+        if path == "/api/importance":
+            name, score, goal = _one(query, "name"), _one(query, "score"), _one(query, "goal")
+            if goal not in ("min", "max"):
+                raise BadQuery(f"'goal' must be 'min' or 'max', got {goal[:40]!r}")
+            feed, state = self.server.feeds.get(name)
+            return HTTPStatus.OK, feed.render("importance", state, result=score, goal=goal), "application/json"
         return HTTPStatus.NOT_FOUND, _error(f"no page {path!r}"), "application/json"
 
     def _send(self, status, body, ctype, head=False, extra=None):

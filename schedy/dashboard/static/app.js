@@ -92,6 +92,7 @@
     exp.kind = doc.summary.kind;
     // ASHA and Hyperband: the rung view, computed by the server, sent whole unless nothing changed.
     if (doc.rungs !== undefined) exp.rungs = doc.rungs;
+    if (doc.importance !== undefined) exp.importance = doc.importance; // a report's: computed when it was written
     else if (exp.rungs === undefined || !doc.summary.halving) exp.rungs = null;
     if (jobs.columns.id.length) { exp.sorted = undefined; exp.children = undefined; }
     const c = jobs.columns, n = c.id.length;
@@ -138,7 +139,7 @@
         if (known) { q.set("since", app.exp.version); q.set("created", app.exp.created); }
         else { // another experiment: start from its defaults, not from the last one's sorting and filter
           app.exp = null; app.score = null; app.scatterX = null; app.logScale = null;
-          app.membersX = null; app.focus = null; app.colorBy = null;
+          app.membersX = null; app.focus = null; app.colorBy = null; app.importance = null;
           app.table = { sort: "id", desc: false, status: "", filter: "", page: 0 };
         }
         const doc = await fetchJSON("/api/experiment?" + q);
@@ -325,6 +326,12 @@
             el("select", { id: "scatter-x", onchange: (e) => { app.scatterX = e.target.value; redraw(); } })),
           el("div", { class: "chart", id: "chart-scatter" }))),
       el("div", { class: "chart wide", id: "chart-genealogy", hidden: true }),
+      el("section", { id: "hp-views", hidden: true },
+        el("h2", {}, "Hyperparameters and the score"),
+        el("div", { class: "chart wide", id: "chart-parcoords" }),
+        el("div", { class: "charts" },
+          el("div", { class: "chart", id: "chart-importance" }),
+          el("div", { class: "chart", id: "chart-slices" }))),
       el("div", { id: "lineage" }),
       el("h2", {}, "Jobs"),
       el("div", { class: "controls", id: "table-controls" }),
@@ -360,6 +367,7 @@
     if (app.exp.kind === "pbt") { drawMembers(rows); drawGenealogy(rows); hide("chart-scatter"); hide("chart-rungs"); }
     else if (app.exp.rungs) { drawRungChart(); hide("chart-members"); hide("chart-genealogy"); hide("chart-scatter"); }
     else { drawScatter(rows); hide("chart-members"); hide("chart-genealogy"); hide("chart-rungs"); }
+    if (!app.exp.rungs) drawHpViews(rows);
     drawSchedule();
   }
 
@@ -680,6 +688,147 @@
       yaxis: scoreAxis() });
     document.getElementById("scatter-box").hidden = false;
     document.getElementById("scatter-x").replaceChildren(...names.map((n) => el("option", { value: n, selected: n === x }, n)));
+  }
+
+  // -- hyperparameters and the score ---------------------------------------------------------------------
+  const MAX_LINES = 2000; // parallel coordinates: an SVG path each colour, of every job's line
+  const IMPORTANCE_EVERY = 30000; // ms: fANOVA takes seconds, so a live page asks again at most this often
+
+  function hpColumns(done) {
+    // The hyperparameters every scored job has, with more than one value: [name, values, numeric, log].
+    const out = [];
+    for (const h of [...app.exp.hpNames].sort()) {
+      if (!done.every((r) => r.hp.has(h))) continue; // a line needs a value on every axis
+      const vals = done.map((r) => r.hp.get(h));
+      if (new Set(vals.map((v) => JSON.stringify(v))).size < 2) continue;
+      const numeric = vals.every(isNum);
+      const log = numeric && vals.every((v) => v > 0) && Math.max(...vals) / Math.min(...vals) > 100;
+      out.push([h, vals, numeric, log]);
+    }
+    return out;
+  }
+
+  function drawHpViews(rows) {
+    const box = document.getElementById("hp-views");
+    const done = app.score ? finishedScored(rows) : [];
+    const cols = done.length > 1 ? hpColumns(done) : [];
+    if (!cols.length) {
+      for (const id of ["chart-parcoords", "chart-slices", "chart-importance"]) hide(id);
+      box.hidden = true;
+      return;
+    }
+    box.hidden = false;
+    drawParcoords(pick(done, thin(done.length, MAX_LINES)));
+    drawSlices(pick(done, thin(done.length, MAX_MARKERS)));
+    drawImportance();
+  }
+
+  function drawParcoords(done) {
+    // One line per scored job across an axis per hyperparameter and one for the score; the lines are coloured by
+    // the score's rank (the best in yellow, drawn on top), so that the good region shows as one colour gathering
+    // on each axis. Drawn as SVG lines: plotly's WebGL parcoords compiles code at run time, which the page's
+    // Content-Security-Policy forbids (no eval), and needs a GPU context that some browsers refuse.
+    const f = app.log ? Math.log10 : (v) => v;
+    const axes = hpColumns(done).map(([h, vals, numeric, log]) => {
+      if (numeric) return { label: (log ? "log10 " : "") + h, values: log ? vals.map(Math.log10) : vals, ticks: null };
+      const keys = [...new Set(vals.map((v) => JSON.stringify(v)))].sort();
+      const index = new Map(keys.map((k, i) => [k, i]));
+      return { label: h, values: vals.map((v) => index.get(JSON.stringify(v))), ticks: keys.map((k) => show(JSON.parse(k))) };
+    });
+    axes.push({ label: (app.log ? "log10 " : "") + app.score.name, values: done.map((r) => f(scoreOf(r))), ticks: null });
+    for (const a of axes) {
+      a.lo = Math.min(...a.values); a.hi = Math.max(...a.values);
+      a.at = (v) => a.hi > a.lo ? (v - a.lo) / (a.hi - a.lo) : 0.5;
+    }
+    // Ranked worst first: each of BINS colours is one trace, the better ones drawn over the worse.
+    const BINS = 8, score = done.map(scoreOf);
+    const order = done.map((r, i) => i).sort((i, j) => better(score[i], score[j]) ? 1 : better(score[j], score[i]) ? -1 : i - j);
+    const bins = Array.from({ length: BINS }, () => ({ x: [], y: [] }));
+    order.forEach((i, rank) => {
+      const b = bins[Math.min(BINS - 1, Math.floor(rank * BINS / order.length))];
+      axes.forEach((a, k) => { b.x.push(k); b.y.push(a.at(a.values[i])); });
+      b.x.push(null); b.y.push(null);
+    });
+    const traces = bins.map((b, k) => ({ name: k === BINS - 1 ? "best" : k === 0 ? "worst" : "", type: "scatter", mode: "lines",
+      x: b.x, y: b.y, hoverinfo: "skip", showlegend: k === 0 || k === BINS - 1,
+      line: { width: 1, color: viridis(k / (BINS - 1)) }, opacity: 0.55 }));
+    const notes = [], shapes = [];
+    axes.forEach((a, k) => {
+      shapes.push({ type: "line", x0: k, x1: k, y0: 0, y1: 1, line: { color: "#444", width: 1 } });
+      notes.push({ x: k, y: 1.1, text: plotText(a.label), showarrow: false, font: { size: 12 } });
+      const ticks = a.ticks ? a.ticks.map((t, i) => [i, t]) : [[a.lo, show(a.lo)], [a.hi, show(a.hi)]];
+      for (const [v, t] of ticks) notes.push({ x: k, y: a.at(v), text: plotText(t), showarrow: false, xanchor: "right", xshift: -4, font: { size: 10, color: "#555" } });
+    });
+    plot("chart-parcoords", traces, {
+      title: { text: "Parallel coordinates: " + done.length + " scored jobs, coloured by " + plotText(app.score.name) + " (yellow: the best)" },
+      xaxis: { visible: false, range: [-0.5, axes.length - 0.7] }, yaxis: { visible: false, range: [-0.06, 1.16] },
+      shapes, annotations: notes, margin: { l: 40, r: 20, t: 60, b: 20 }, legend: { orientation: "h", x: 1, xanchor: "right", y: 1.12 },
+      meta: { jobs: done.map((r) => r.id), axes: axes.map((a) => ({ label: a.label, lo: a.lo, hi: a.hi, values: a.values, ticks: a.ticks })) } });
+  }
+
+  function drawSlices(done) {
+    // The score against each hyperparameter on its own (a slice of the space), one panel each; the colour is the
+    // job's number, so that where the search went late shows.
+    const cols = hpColumns(done), across = Math.min(3, cols.length), down = Math.ceil(cols.length / across);
+    const traces = [], layout = {};
+    cols.forEach(([h, vals, numeric, log], k) => {
+      const axis = k === 0 ? "" : String(k + 1);
+      traces.push({ name: plotText(h), type: "scatter", mode: "markers", xaxis: "x" + axis, yaxis: "y" + axis,
+        x: numeric ? vals : vals.map((v) => plotText(show(v))), y: done.map(scoreOf), customdata: done.map((r) => r.id),
+        text: done.map((r) => "job " + plotText(r.id)), hoverinfo: "x+y+text", showlegend: false,
+        marker: { size: 5, color: done.map((r) => r.num), colorscale: "Blues", showscale: k === 0,
+          colorbar: { title: { text: "job" } } } });
+      layout["xaxis" + axis] = { title: { text: plotText(h) }, ...(numeric ? scale(log) : { type: "category" }) };
+      layout["yaxis" + axis] = { title: { text: k % across === 0 ? plotText(app.score.name) : "" }, ...scale(app.log) };
+    });
+    plot("chart-slices", traces, Object.assign(layout, {
+      title: { text: plotText(app.score.name) + " against each hyperparameter" },
+      grid: { rows: down, columns: across, pattern: "independent" }, height: 90 + 250 * down,
+      meta: { panels: cols.map(([h]) => h) } }));
+    onClickJob("chart-slices");
+  }
+
+  function drawImportance() {
+    // fANOVA's importance, computed by the server (seconds: at most every IMPORTANCE_EVERY on a live page) or
+    // written into the report; drawn when it comes, if the page still shows what it was asked for.
+    const key = JSON.stringify([app.exp.name, app.score.name, app.score.goal]);
+    const have = app.importance && app.importance.key === key ? app.importance : null;
+    if (have && have.doc) drawImportanceChart(have.doc);
+    if (STATIC) {
+      const doc = app.exp.importance;
+      if (doc && doc.score === app.score.name && doc.goal === app.score.goal) drawImportanceChart(doc);
+      else drawImportanceChart({ importances: [], reason: "the report holds the importance for " + (doc ? doc.score : "its result") + " only" });
+      return;
+    }
+    if (have && (have.pending || Date.now() - have.at < IMPORTANCE_EVERY)) {
+      if (!have.doc) drawImportanceChart({ importances: [], reason: "computing…" });
+      return;
+    }
+    const asked = app.importance = { key, pending: true, at: Date.now(), doc: have ? have.doc : null };
+    if (!asked.doc) drawImportanceChart({ importances: [], reason: "computing…" });
+    const q = new URLSearchParams({ name: app.exp.name, score: app.score.name, goal: app.score.goal });
+    fetchJSON("/api/importance?" + q).then((doc) => {
+      asked.pending = false; asked.doc = doc; asked.at = Date.now();
+      if (app.importance === asked && document.getElementById("chart-importance") && app.exp && key === JSON.stringify([app.exp.name, app.score.name, app.score.goal])) {
+        drawImportanceChart(doc);
+      }
+    }, (e) => {
+      asked.pending = false;
+      if (app.importance === asked && document.getElementById("chart-importance")) drawImportanceChart({ importances: [], reason: String(e.message || e) });
+    });
+  }
+
+  function drawImportanceChart(doc) {
+    const imp = doc.importances || [];
+    const title = imp.length
+      ? "Importance for " + plotText(doc.score) + " (fANOVA, " + doc.trials + (doc.of > doc.trials ? " of " + doc.of : "") + " jobs)"
+      : "Hyperparameter importance: " + plotText(doc.reason || "none");
+    const shown = imp.slice().reverse(); // the most important on top
+    plot("chart-importance", [{ type: "bar", orientation: "h", x: shown.map((d) => d.importance),
+      y: shown.map((d) => plotText(d.name)), hoverinfo: "x+y", marker: { color: "#3b6ea8" } }],
+    { title: { text: title }, xaxis: { title: { text: "share of the score's variance" }, range: [0, 1] },
+      yaxis: { type: "category", automargin: true }, height: Math.max(260, 120 + 28 * imp.length),
+      meta: { importances: imp, reason: imp.length ? null : doc.reason || null } });
   }
 
   // -- ASHA and Hyperband: the rungs ------------------------------------------------------------
