@@ -447,6 +447,39 @@ def test_experiments_list(tab, main, main_db):
     tab.assert_clean()
 
 
+def test_the_list_compares_the_best_scores_of_ticked_experiments(tab, main, main_db):
+    """Ticking PBT and random search on the same problem draws each one's best loss so far on one chart."""
+    tab.open(main.page(), "list")
+    assert tab.page.locator("#chart-compare").is_hidden()
+    for name in (PBT, RANDOM):
+        tab.page.locator(f"input[data-compare={css(name)}]").check()
+    tab.page.wait_for_function(
+        "n => { const m = (document.getElementById('chart-compare').layout || {}).meta;"
+        " return m && m.experiments.length === n; }",
+        arg=2,
+    )
+    traces = tab.traces("chart-compare")
+    assert [t["name"] for t in traces] == [f"{n} (loss, lower is better)" for n in sorted((PBT, RANDOM))]
+    for t, name in zip(traces, sorted((PBT, RANDOM))):
+        expected = Expected(main_db, name)
+        scores = sorted(j.results["loss"] for j in expected.scored)
+        assert t["x"] == list(range(1, len(expected.scored) + 1))  # one point per scored job, in finishing order
+        assert t["y"] == sorted(t["y"], reverse=True), "the best so far got worse"
+        assert t["y"][-1] == expected.best_value and t["y"][0] in scores
+        holders = {text.removeprefix("job ") for text in t["text"]}
+        assert all(expected.by_id[j].results["loss"] in t["y"] for j in holders)
+    tab.page.select_option("#compare-x", "time")
+    tab.page.wait_for_function(
+        "() => document.getElementById('chart-compare').layout.xaxis.title.text.startsWith('seconds')"
+    )
+    for t in tab.traces("chart-compare"):
+        assert t["x"] == sorted(t["x"]) and t["x"][0] >= 0
+    tab.page.locator(f"input[data-compare={css(RANDOM)}]").uncheck()
+    tab.page.wait_for_function("() => document.getElementById('chart-compare').layout.meta.experiments.length === 1")
+    tab.shot("compare")
+    tab.assert_clean()
+
+
 # -- 2. a PBT experiment ------------------------------------------------------------------------------------------
 
 

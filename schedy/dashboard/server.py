@@ -5,6 +5,8 @@ Built on the standard library's threading HTTP server. Routes:
 - ``/``: the page; ``/static/<file>``: its script, style and plotly.js.
 - ``/api/experiments``: the summary of every experiment; one whose log cannot be
   read (damaged) is ``{"name", "error"}`` instead.
+- ``/api/best?name=N``: the experiment's best score so far, job by job (to
+  compare experiments on one chart).
 - ``/api/importance?name=N&score=S&goal=min|max``: the hyperparameter importance
   of the experiment's DONE jobs for the result S (fANOVA; cached for the newest
   version).
@@ -147,6 +149,9 @@ class Handler(BaseHTTPRequestHandler):
                 + b"}"
             )
             return HTTPStatus.OK, body, "application/json"
+        if path == "/api/best":
+            feed, state = self.server.feeds.get(_one(query, "name"))
+            return HTTPStatus.OK, feed.render("best_curve", state), "application/json"
         if path == "/api/importance":
             name, score, goal = _one(query, "name"), _one(query, "score"), _one(query, "goal")
             if goal not in ("min", "max"):

@@ -160,6 +160,38 @@ def job_columns(state, time_of, since=0):
     }
 
 
+def best_curve(state, time_of):
+    """The experiment's best score so far, job by job, to compare experiments on one chart.
+
+    Its DONE jobs with a numeric score (the result it is ranked by), in the order they finished (the commit that
+    last changed them, then job number): ``jobs`` counts them (1, 2, ...), ``at`` is when each finished (seconds
+    after the experiment was created, None if unknown), ``best`` the best score after each, ``job`` the job
+    that holds it. ``score`` is None when no job has a score to rank by.
+    """
+    ranked_by = score(state)
+    out = {"name": state.name, "kind": state.kind, "version": state.version, "score": ranked_by}
+    out.update(jobs=[], at=[], best=[], job=[])
+    if ranked_by is None:
+        return out
+    name, sign = ranked_by["name"], (1 if ranked_by["goal"] == "max" else -1)
+    done = []
+    for job in state.jobs.values():
+        v = _number(job.results.get(name)) if job.status == ev.DONE else None
+        if v is not None:
+            done.append((job.version, job.number, job.job_id, v))
+    done.sort()
+    start, best = time_of(state.created), None
+    for n, (version, _, job_id, v) in enumerate(done, start=1):
+        if best is None or sign * v > sign * best[1]:
+            best = (job_id, v)
+        t = time_of(version)
+        out["jobs"].append(n)
+        out["at"].append(None if t is None or start is None else t - start)
+        out["best"].append(best[1])
+        out["job"].append(best[0])
+    return out
+
+
 def halving_facts(state, config):
     """An ASHA or Hyperband experiment's definition, and its best job at the highest resource reached.
 

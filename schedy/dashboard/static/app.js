@@ -24,6 +24,9 @@
     job: null, // the job whose lineage is shown
     drawn: null, // the version last drawn
     nav: 0, // counts the reader's moves between pages: a read started before the last move is dropped
+    compare: new Set(), // names of the experiments whose best scores the list draws on one chart
+    curves: new Map(), // name -> its best score so far (/api/best), of the version it was read at
+    compareX: "jobs",
     error: null,
   };
 
@@ -200,6 +203,7 @@
       if (app.list && (shown !== app.listShown || document.body.dataset.view !== "list")) {
         main.replaceChildren(listView(app.list));
         app.listShown = shown;
+        if (app.compare.size) drawCompare(); // a new chart element: draw it again, with what changed
       }
       app.drawn = null;
       document.title = "Schedy: experiments";
@@ -289,15 +293,22 @@
   function listView(list) {
     const head = el("tr", {}, el("th", {}, "experiment"), el("th", {}, "kind"), el("th", {}, "status"),
       el("th", {}, "jobs"), STATUSES.map((s) => el("th", {}, s)), el("th", {}, "best score"),
-      el("th", {}, "last change"));
-    const rows = list.map((s) => s.error !== undefined ? damagedRow(s, 6 + STATUSES.length) : el("tr", { dataset: { name: s.name } },
+      el("th", {}, "last change"), STATIC ? null : el("th", {}, "compare"));
+    const width = 7 + STATUSES.length + (STATIC ? 0 : 1);
+    const rows = list.map((s) => s.error !== undefined ? damagedRow(s, width) : el("tr", { dataset: { name: s.name } },
       el("td", {}, el("a", { href: experimentHref(s.name) }, s.name)), el("td", {}, s.kind),
       el("td", {}, s.status), el("td", { class: "num" }, s.jobs), counts(s),
-      el("td", { class: "best" }, bestText(s)), el("td", {}, when(s.updated_at))));
+      el("td", { class: "best" }, bestText(s)), el("td", {}, when(s.updated_at)), STATIC ? null : compareBox(s)));
+    const compare = STATIC || list.length < 2 ? null : el("div", { id: "compare" },
+      el("p", { class: "dim" }, "Tick experiments to draw their best scores so far on one chart, against ",
+        el("select", { id: "compare-x", onchange: (e) => { app.compareX = e.target.value; drawCompare(); } },
+          el("option", { value: "jobs", selected: app.compareX === "jobs" }, "the scored jobs finished"),
+          el("option", { value: "time", selected: app.compareX === "time" }, "the time since each was created")), "."),
+      el("div", { class: "chart", id: "chart-compare", hidden: true }));
     return el("section", {},
       el("h1", {}, "Experiments"),
       list.length ? el("table", { id: "experiments" }, el("thead", {}, head), el("tbody", {}, rows))
-        : el("p", {}, "This database holds no experiment yet."));
+        : el("p", {}, "This database holds no experiment yet."), compare);
   }
 
   function damagedRow(s, width) {
@@ -306,6 +317,53 @@
     return el("tr", { dataset: { name: s.name }, class: "damaged" },
       el("td", {}, el("a", { href: experimentHref(s.name) }, s.name)),
       el("td", { class: "error", colspan: width - 1, title: s.error }, s.error));
+  }
+
+  // -- the list: comparing experiments ---------------------------------------------------------------
+  function compareBox(s) {
+    // Ticked experiments have their best score so far drawn on one chart under the list.
+    return el("td", { class: "compare" }, el("input", { type: "checkbox", "aria-label": "compare " + s.name,
+      dataset: { compare: s.name }, checked: app.compare.has(s.name),
+      onchange: (e) => { if (e.target.checked) app.compare.add(s.name); else app.compare.delete(s.name); drawCompare(); } }));
+  }
+
+  function drawCompare() {
+    // Each ticked experiment's best score after each of its scored jobs (x: jobs finished, or the time since it
+    // was created), read from the server when its version moved; a reply for a page left meanwhile is dropped.
+    const node = document.getElementById("chart-compare");
+    if (!node) return;
+    const names = (app.list || []).filter((s) => s.error === undefined && app.compare.has(s.name));
+    if (!names.length) { if (node.dataset.drawn) Plotly.purge(node); node.hidden = true; delete node.dataset.drawn; return; }
+    const nav = app.nav;
+    Promise.all([withPlotly(), ...names.map((s) => {
+      const have = app.curves.get(s.name);
+      if (have && have.version === s.version) return have;
+      return fetchJSON("/api/best?" + new URLSearchParams({ name: s.name })).then((doc) => {
+        app.curves.set(s.name, doc);
+        return doc;
+      });
+    })]).then(([, ...docs]) => {
+      if (nav !== app.nav || document.getElementById("chart-compare") !== node) return;
+      const byTime = app.compareX === "time";
+      const scored = docs.filter((d) => d.score !== null);
+      const ys = scored.flatMap((d) => d.best);
+      const log = ys.length > 1 && ys.every((v) => v > 0) && Math.max(...ys) / Math.min(...ys) > 100;
+      const traces = scored.map((d) => ({ name: plotText(d.name + " (" + d.score.name + ", " + goalText(d.score.goal) + ")"),
+        type: "scatter", mode: "lines", line: { shape: "hv", width: 2 }, x: byTime ? d.at : d.jobs, y: d.best,
+        text: d.job.map((j) => "job " + plotText(j)), hoverinfo: "x+y+text+name" }));
+      node.hidden = false;
+      Plotly.react(node, traces, { title: { text: "Best score so far" }, height: 380, margin: { l: 60, r: 20, t: 40, b: 50 },
+        xaxis: { title: { text: byTime ? "seconds since the experiment was created" : "scored jobs finished" }, zeroline: false },
+        yaxis: { title: { text: [...new Set(scored.map((d) => plotText(d.score.name)))].join(", ") }, ...scale(log) },
+        legend: { orientation: "h", y: -0.2 }, uirevision: JSON.stringify([app.compareX, names.map((s) => s.name)]),
+        meta: { experiments: scored.map((d) => d.name) } }, PLOT);
+      node.dataset.drawn = "1";
+    }, (e) => {
+      if (nav !== app.nav) return;
+      app.error = "the comparison cannot be drawn: " + (e.message || e);
+      document.getElementById("error").textContent = app.error;
+      document.getElementById("error").hidden = false;
+    });
   }
 
   function experimentSkeleton() {
