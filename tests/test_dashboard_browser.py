@@ -468,6 +468,7 @@ def test_the_list_compares_the_best_scores_of_ticked_experiments(tab, main, main
         assert t["y"][-1] == expected.best_value and t["y"][0] in scores
         holders = {text.removeprefix("job ") for text in t["text"]}
         assert all(expected.by_id[j].results["loss"] in t["y"] for j in holders)
+    tab.shot("compare", "dashboard-compare.png")
     tab.page.select_option("#compare-x", "time")
     tab.page.wait_for_function(
         "() => document.getElementById('chart-compare').layout.xaxis.title.text.startsWith('seconds')"
@@ -476,7 +477,6 @@ def test_the_list_compares_the_best_scores_of_ticked_experiments(tab, main, main
         assert t["x"] == sorted(t["x"]) and t["x"][0] >= 0
     tab.page.locator(f"input[data-compare={css(RANDOM)}]").uncheck()
     tab.page.wait_for_function("() => document.getElementById('chart-compare').layout.meta.experiments.length === 1")
-    tab.shot("compare")
     tab.assert_clean()
 
 
