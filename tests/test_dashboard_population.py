@@ -9,7 +9,15 @@ import math
 from urllib.parse import quote
 
 import pytest
-from test_dashboard_browser import Dashboard, Expected, css, is_num, tab  # noqa: F401 - tab is a fixture
+from test_dashboard_browser import (  # noqa: F401 - tab is a fixture
+    Dashboard,
+    Expected,
+    css,
+    is_num,
+    open_offline,
+    tab,
+    write_report,
+)
 
 import schedy
 from schedy.simulation import lr_schedule, simulate
@@ -207,3 +215,20 @@ def test_a_link_to_the_best_job_in_the_list(tab, pop, pop_db):
     tab.page.wait_for_selector(f"#lineage-table tr[data-job={css(expected.best.job_id)}]")
     assert is_num(expected.best_value)
     tab.assert_clean()
+
+
+def test_the_report_carries_the_genealogy_and_the_members_controls(chromium, tmp_path, pop_db):
+    expected = Expected(pop_db, POP)
+    path = write_report(pop_db, POP, tmp_path / "report.html")
+    tab, attempted, url = open_offline(chromium, tmp_path, path)
+    try:
+        tab.wait_charts("chart-genealogy", "chart-members")
+        got = chart(tab, "chart-genealogy")
+        exploits = [j for j in expected.jobs if j.parent_id and expected.by_id[j.parent_id].member != j.member]
+        assert got["meta"] == {"segments": len(expected.jobs), "exploits": len(exploits), "lineage": []}
+        tab.page.select_option("#members-focus", "top")
+        tab.page.wait_for_function("() => document.getElementById('chart-members').layout.meta.members.length === 5")
+        assert set(attempted) == {url}  # nothing fetched: the report holds it all
+        tab.assert_clean()
+    finally:
+        tab.context.close()
