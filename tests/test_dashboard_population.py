@@ -49,9 +49,21 @@ def chart(tab, chart_id):
                    return {meta: d.layout.meta || null, traces: d.data.map(t => ({name: t.name,
                      x: Array.from(t.x || []), y: Array.from(t.y || []), ids: Array.from(t.customdata || []),
                      color: t.marker && Array.isArray(t.marker.color) ? Array.from(t.marker.color) : null,
-                     opacity: t.marker && t.marker.opacity, line: t.line ? t.line.color : null}))}; }""",
+                     z: t.z ? t.z.map(r => Array.from(r)) : null, opacity: t.opacity,
+                     line: t.line ? t.line.color : null}))}; }""",
         chart_id,
     )
+
+
+def click_cell(tab, generation, member):
+    """Click the genealogy's cell of ``member`` at ``generation`` where the reader would: its centre on screen."""
+    x, y = tab.page.evaluate(
+        """([g, m]) => { const gd = document.getElementById('chart-genealogy'), fl = gd._fullLayout;
+                         const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+                         return [box.left + fl.xaxis.l2p(g), box.top + fl.yaxis.l2p(m)]; }""",
+        [generation, member],
+    )
+    tab.page.mouse.click(x, y)
 
 
 def edges(trace):
@@ -77,17 +89,22 @@ def test_the_genealogy_has_every_segment_and_every_edge_and_a_click_shows_a_line
     tab.wait_charts("chart-genealogy")
     got = chart(tab, "chart-genealogy")
     traces = {t["name"]: t for t in got["traces"]}
-    nodes = traces["segment (colour: loss)"]
-    # One node per scored segment at (generation, member), coloured by its score (its log: the score axis is
-    # on a log scale, the losses spanning decades); the others apart.
+    cells = traces["segment (colour: loss)"]
+    assert cells["x"] == list(range(GENERATIONS)) and cells["y"] == list(range(MEMBERS))
+    # One cell per member and generation holding its segment, coloured by its score (its log: the score axis is
+    # on a log scale, the losses spanning decades); blank where a segment has no score.
     assert tab.page.is_checked("#score-log")
-    assert sorted(zip(nodes["ids"], nodes["x"], nodes["y"])) == sorted(
-        (j.job_id, j.generation, j.member) for j in expected.scored
-    )
-    colours = dict(zip(nodes["ids"], nodes["color"]))
-    assert all(colours[j.job_id] == pytest.approx(math.log10(j.results["loss"]), abs=1e-12) for j in expected.scored)
-    unscored = [j for j in jobs if j not in expected.scored]
-    assert sorted(traces["segment without a score"]["ids"]) == sorted(j.job_id for j in unscored)
+    grid = {j.job_id: j for j in jobs}
+    held = [(i, g, job_id) for i, row in enumerate(cells["ids"]) for g, job_id in enumerate(row) if job_id is not None]
+    assert sorted(job_id for _, _, job_id in held) == sorted(j.job_id for j in jobs)  # one segment per cell here
+    for member, generation, job_id in held:
+        job = grid[job_id]
+        assert (job.member, job.generation) == (member, generation)
+        value = cells["z"][member][generation]
+        if job in expected.scored:
+            assert value == pytest.approx(math.log10(job.results["loss"]), abs=1e-12)
+        else:
+            assert value is None
     # An edge from each segment's parent: along the member's row, or across rows where it copied another member.
     parent_of = {j.job_id: expected.by_id[j.parent_id] for j in jobs if j.parent_id is not None}
     along = [(p, j) for j in jobs if (p := parent_of.get(j.job_id)) is not None and p.member == j.member]
@@ -99,10 +116,9 @@ def test_the_genealogy_has_every_segment_and_every_edge_and_a_click_shows_a_line
     assert got["meta"] == {"segments": len(jobs), "exploits": len(across), "lineage": []}
     tab.shot("genealogy", "dashboard-genealogy.png")
 
-    # A click on the best job's node opens its lineage: the chain drawn in black, every other node faded.
+    # A click on the best job's cell opens its lineage: the chain drawn in black over the faded others.
     best = expected.best
-    index = nodes["ids"].index(best.job_id)
-    tab.page.locator("#chart-genealogy .scatterlayer .trace").nth(2).locator("path.point").nth(index).click(force=True)
+    click_cell(tab, best.generation, best.member)
     tab.page.wait_for_function("j => location.hash.endsWith('?job=' + j)", arg=best.job_id)
     tab.page.wait_for_selector(f"#lineage-table tr[data-job={css(best.job_id)}]")
     tab.page.wait_for_function(
@@ -113,9 +129,8 @@ def test_the_genealogy_has_every_segment_and_every_edge_and_a_click_shows_a_line
     assert got["meta"]["lineage"] == [j.job_id for j in chain]
     line = next(t for t in got["traces"] if t["name"] == f"lineage of job {best.job_id}")
     assert list(zip(line["x"], line["y"])) == [(j.generation, j.member) for j in chain]
-    nodes = next(t for t in got["traces"] if t["name"] == "segment (colour: loss)")
-    on_chain = {j.job_id for j in chain}
-    assert [o == 1 for o in nodes["opacity"]] == [i in on_chain for i in nodes["ids"]]
+    cells = next(t for t in got["traces"] if t["name"] == "segment (colour: loss)")
+    assert cells["opacity"] < 1
     tab.shot("genealogy-lineage")
     tab.assert_clean()
 
@@ -226,6 +241,8 @@ def test_the_report_carries_the_genealogy_and_the_members_controls(chromium, tmp
         got = chart(tab, "chart-genealogy")
         exploits = [j for j in expected.jobs if j.parent_id and expected.by_id[j.parent_id].member != j.member]
         assert got["meta"] == {"segments": len(expected.jobs), "exploits": len(exploits), "lineage": []}
+        click_cell(tab, expected.best.generation, expected.best.member)
+        tab.page.wait_for_selector(f"#lineage-table tr[data-job={css(expected.best.job_id)}]")
         tab.page.select_option("#members-focus", "top")
         tab.page.wait_for_function("() => document.getElementById('chart-members').layout.meta.members.length === 5")
         assert set(attempted) == {url}  # nothing fetched: the report holds it all

@@ -235,7 +235,15 @@
       performance.mark("schedy:plotly");
       // A newer draw came meanwhile and will draw its own charts, or the page is no longer this experiment's.
       if (app.drawn !== key || document.body.dataset.view !== "experiment") return;
+      // Live updates of a big experiment: charts that took T to draw are drawn again at most every 3 T (the last
+      // commits then follow), so that a page redrawing a 10,000-segment PBT at every poll still answers the reader.
+      // A change of job, score or experiment is drawn at once.
+      const same = JSON.stringify([app.exp.name, route.job, app.score, app.log]);
+      const wait = app.chartsFor === same ? app.chartsAt + 3 * app.chartsCost - performance.now() : 0;
+      if (wait > 0) { clearTimeout(app.chartsTimer); app.chartsTimer = setTimeout(redraw, wait); return; }
+      const began = performance.now();
       drawCharts();
+      app.chartsAt = performance.now(); app.chartsCost = app.chartsAt - began; app.chartsFor = same;
       performance.mark("schedy:drawn");
       document.body.dataset.version = String(app.exp.summary.version);
       document.body.dataset.ready = "1";
@@ -661,22 +669,43 @@
     if (node.dataset.clicks) return;
     node.dataset.clicks = "1";
     node.on("plotly_click", (e) => {
-      const job = e.points && e.points[0] && e.points[0].customdata;
+      const point = e.points && e.points[0];
+      // A heatmap's point is a cell: its customdata is that cell's job.
+      const job = point && (Array.isArray(point.pointNumber) && point.data.customdata
+        ? point.data.customdata[point.pointNumber[0]][point.pointNumber[1]] : point.customdata);
       if (typeof job === "string" && app.exp && app.exp.rows.has(job)) location.hash = experimentHref(app.exp.name, job);
     });
   }
 
   function drawGenealogy(rows) {
-    // Members (rows) by generation (columns): each segment a node coloured by its score, an edge from the
-    // segment it continued from, along its member's row, or across rows where it copied another member (an
-    // exploit). The job shown below has its lineage drawn over the others, faded.
+    // Members (rows) by generation (columns): each segment a cell coloured by its score (blank without one), an
+    // edge from the segment it continued from, along its member's row, or across rows where it copied another
+    // member (an exploit). A heatmap is one image however many segments (a marker each would be an SVG element
+    // each: seconds for 10,000). The job shown below has its lineage drawn over the others, faded.
     const byId = app.exp.rows;
     const nodes = rows.filter((r) => isNum(r.member) && isNum(r.generation));
     if (!app.score || !nodes.length) { hide("chart-genealogy"); return; }
-    const along = { x: [], y: [] }, across = { x: [], y: [] };
-    let exploits = 0, lo = Infinity, hi = -Infinity;
+    let mlo = Infinity, mhi = -Infinity, glo = Infinity, ghi = -Infinity;
     for (const r of nodes) {
-      lo = Math.min(lo, r.member); hi = Math.max(hi, r.member);
+      mlo = Math.min(mlo, r.member); mhi = Math.max(mhi, r.member);
+      glo = Math.min(glo, r.generation); ghi = Math.max(ghi, r.generation);
+    }
+    const members = mhi - mlo + 1, gens = ghi - glo + 1;
+    // On a log score axis the colours are the score's logarithm too: a population's score falls by decades, and a
+    // linear scale would give every segment after the first generations one colour.
+    const colour = app.log ? (r) => Math.log10(scoreOf(r)) : scoreOf;
+    const grid = () => Array.from({ length: members }, () => new Array(gens).fill(null));
+    const z = grid(), ids = grid(), text = grid();
+    const along = { x: [], y: [] }, across = { x: [], y: [] };
+    let exploits = 0;
+    for (const r of nodes) {
+      const i = r.member - mlo, j = r.generation - glo;
+      // One cell per member and generation: its scored segment (a redone one replaces a crash), else the first.
+      if (scoreOf(r) !== null || ids[i][j] === null) {
+        ids[i][j] = r.id; z[i][j] = scoreOf(r) === null ? null : colour(r);
+        text[i][j] = "job " + plotText(r.id) + ", member " + r.member + ", generation " + r.generation + ", " +
+          (scoreOf(r) === null ? r.status : plotText(app.score.name) + " " + show(scoreOf(r)));
+      }
       const p = r.parent !== null ? byId.get(r.parent) : undefined;
       if (!p || !isNum(p.member) || !isNum(p.generation)) continue;
       const edge = p.member === r.member ? along : across;
@@ -684,43 +713,30 @@
       edge.x.push(p.generation, r.generation, null); edge.y.push(p.member, r.member, null);
     }
     const chain = app.job && byId.has(app.job) ? lineage(app.job).filter((r) => isNum(r.member) && isNum(r.generation)) : [];
-    const inChain = new Set(chain.map((r) => r.id)), faded = inChain.size > 0;
-    const scored = nodes.filter((r) => scoreOf(r) !== null), other = nodes.filter((r) => scoreOf(r) === null);
-    const label = (r) => "job " + plotText(r.id) + ", member " + r.member + ", generation " + r.generation + ", " +
-      (scoreOf(r) === null ? r.status : plotText(app.score.name) + " " + show(scoreOf(r)));
-    const opacity = (list) => faded ? list.map((r) => inChain.has(r.id) ? 1 : 0.18) : 1;
-    // On a log score axis the colours are the score's logarithm too: a population's score falls by decades, and a
-    // linear scale would give every segment after the first generations one colour.
-    const colour = app.log ? (r) => Math.log10(scoreOf(r)) : scoreOf;
-    const size = nodes.length > 2500 ? 4 : 7;
+    const faded = chain.length > 0;
     const traces = [
+      { name: "segment (colour: " + plotText(app.score.name) + ")", type: "heatmap", z, customdata: ids, text, hoverinfo: "text",
+        x: Array.from({ length: gens }, (_, j) => glo + j), y: Array.from({ length: members }, (_, i) => mlo + i),
+        colorscale: "Viridis", reversescale: app.score.goal === "min", zsmooth: false, opacity: faded ? 0.35 : 1,
+        xgap: gens > 60 ? 0 : 1, ygap: members > 60 ? 0 : 1, hoverongaps: false,
+        colorbar: { title: { text: (app.log ? "log10 " : "") + plotText(app.score.name) } } },
       { name: "continued its own training", type: "scatter", mode: "lines", x: along.x, y: along.y, hoverinfo: "skip",
-        line: { width: 1, color: faded ? "rgba(140,150,160,0.15)" : "rgba(140,150,160,0.6)" } },
+        line: { width: 1, color: faded ? "rgba(90,100,110,0.12)" : "rgba(90,100,110,0.35)" } },
       { name: "exploit: continued from another member", type: "scatter", mode: "lines", x: across.x, y: across.y, hoverinfo: "skip",
-        line: { width: 1, color: faded ? "rgba(214,39,40,0.15)" : "rgba(214,39,40,0.65)" } },
-      { name: "segment (colour: " + plotText(app.score.name) + ")", type: "scatter", mode: "markers",
-        x: scored.map((r) => r.generation), y: scored.map((r) => r.member), customdata: scored.map((r) => r.id),
-        text: scored.map(label), hoverinfo: "text",
-        marker: { size, color: scored.map(colour), colorscale: "Viridis", reversescale: app.score.goal === "min",
-          showscale: true, colorbar: { title: { text: (app.log ? "log10 " : "") + plotText(app.score.name) } },
-          opacity: opacity(scored), line: { width: 0 } } },
-      { name: "segment without a score", type: "scatter", mode: "markers", x: other.map((r) => r.generation),
-        y: other.map((r) => r.member), customdata: other.map((r) => r.id), text: other.map(label), hoverinfo: "text",
-        marker: { size, color: "#b0b7bf", symbol: "x-thin-open", opacity: opacity(other) } },
+        line: { width: 1, color: faded ? "rgba(214,39,40,0.15)" : "rgba(214,39,40,0.8)" } },
     ];
     if (chain.length) {
       traces.push({ name: "lineage of job " + plotText(app.job), type: "scatter", mode: "lines+markers",
         x: chain.map((r) => r.generation), y: chain.map((r) => r.member), customdata: chain.map((r) => r.id),
-        text: chain.map(label), hoverinfo: "text", line: { color: "#111", width: 2.5 },
-        marker: { size: size + 4, color: "rgba(0,0,0,0)", line: { color: "#111", width: 2 } } });
+        text: chain.map((r) => "job " + plotText(r.id) + ", member " + r.member + ", generation " + r.generation),
+        hoverinfo: "text", line: { color: "#111", width: 2.5 }, marker: { size: 6, color: "#111" } });
     }
-    const count = hi - lo + 1;
     plot("chart-genealogy", traces, {
       title: { text: "Genealogy: each member's segments by generation; a red edge is an exploit" +
         (chain.length ? " (job " + plotText(app.job) + "'s lineage in black)" : "") },
-      xaxis: { title: { text: "generation" }, zeroline: false },
-      yaxis: { title: { text: "member" }, autorange: "reversed", zeroline: false, dtick: count > 40 ? undefined : 1 },
-      height: Math.max(380, Math.min(1000, 160 + 12 * count)), legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
+      xaxis: { title: { text: "generation" }, zeroline: false, showgrid: false },
+      yaxis: { title: { text: "member" }, autorange: "reversed", zeroline: false, showgrid: false, dtick: members > 40 ? undefined : 1 },
+      height: Math.max(380, Math.min(1000, 160 + 12 * members)), legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
       margin: { l: 60, r: 20, t: 80, b: 50 },
       meta: { segments: nodes.length, exploits, lineage: chain.map((r) => r.id) } });
     onClickJob("chart-genealogy");
@@ -768,7 +784,8 @@
 
   function drawHpViews(rows) {
     const box = document.getElementById("hp-views");
-    const done = app.score ? finishedScored(rows) : [];
+    // An even stride through the scored jobs: 100,000 of them would cost more to sift than to draw.
+    const scored = app.score ? finishedScored(rows) : [], done = pick(scored, thin(scored.length, MAX_LINES));
     const cols = done.length > 1 ? hpColumns(done) : [];
     if (!cols.length) {
       for (const id of ["chart-parcoords", "chart-slices", "chart-importance"]) hide(id);
@@ -776,7 +793,7 @@
       return;
     }
     box.hidden = false;
-    drawParcoords(pick(done, thin(done.length, MAX_LINES)));
+    drawParcoords(done);
     drawSlices(pick(done, thin(done.length, MAX_MARKERS)));
     drawImportance();
   }
