@@ -298,7 +298,20 @@ NODE = """() => {
   const marks = (t) => String(t.mode || "").includes("markers") && !String(t.name).startsWith("lineage");
   let k = data.findIndex((t) => String(t.name).startsWith("segment (colour"));
   if (k < 0) k = data.reduce((b, t, i) => marks(t) && (b < 0 || ids(t).length > ids(data[b]).length) ? i : b, -1);
-  const t = data[k], all = ids(t), best = document.querySelector("tr#summary a.best-job");
+  const best = document.querySelector("tr#summary a.best-job");
+  if (data[k].type === "heatmap") {  // a cell per node: customdata is a grid, rows by member, columns by generation
+    const t = data[k], grid = t.customdata;
+    let at = null, n = 0;
+    grid.forEach((row, r) => row.forEach((id, c) => {
+      if (id === null || id === undefined) return;
+      n++;
+      if (at === null || (best && id === best.textContent)) at = [r, c, id];
+    }));
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+    return { trace: -1, point: -1, job: at[2], nodes: n,
+             x: box.left + xa._offset + xa.d2p(t.x[at[1]]), y: box.top + ya._offset + ya.d2p(t.y[at[0]]) };
+  }
+  const t = data[k], all = ids(t);
   let i = best ? all.indexOf(best.textContent) : -1;
   if (i < 0) i = all.length - 1;
   const svg = t.type === "scatter"
@@ -428,7 +441,7 @@ def population_page(browser, path, url, name):
                 [node["job"], WAIT_MS],
             )
             points = page.locator("#chart-genealogy .scatterlayer .trace").nth(max(node["trace"], 0))
-            point = points.locator("path.point").nth(node["point"])
+            point = points.locator("path.point").nth(max(node["point"], 0))
             if node["trace"] >= 0 and points.locator("path.point").count() == node["nodes"]:
                 point.click(force=True)
             else:  # not one SVG path per node: a click where the node is drawn, scrolled to the middle

@@ -113,7 +113,7 @@ def test_the_genealogy_has_every_segment_and_every_edge_and_a_click_shows_a_line
     as_edges = lambda pairs: sorted(((p.generation, p.member), (j.generation, j.member)) for p, j in pairs)  # noqa: E731
     assert edges(traces["continued its own training"]) == as_edges(along)
     assert edges(traces["exploit: continued from another member"]) == as_edges(across)
-    assert got["meta"] == {"segments": len(jobs), "exploits": len(across), "lineage": []}
+    assert got["meta"] == {"segments": len(jobs), "exploits": len(across), "lineage": [], "from": 0}
     tab.shot("genealogy", "dashboard-genealogy.png")
 
     # A click on the best job's cell opens its lineage: the chain drawn in black over the faded others.
@@ -240,7 +240,7 @@ def test_the_report_carries_the_genealogy_and_the_members_controls(chromium, tmp
         tab.wait_charts("chart-genealogy", "chart-members")
         got = chart(tab, "chart-genealogy")
         exploits = [j for j in expected.jobs if j.parent_id and expected.by_id[j.parent_id].member != j.member]
-        assert got["meta"] == {"segments": len(expected.jobs), "exploits": len(exploits), "lineage": []}
+        assert got["meta"] == {"segments": len(expected.jobs), "exploits": len(exploits), "lineage": [], "from": 0}
         click_cell(tab, expected.best.generation, expected.best.member)
         tab.page.wait_for_selector(f"#lineage-table tr[data-job={css(expected.best.job_id)}]")
         tab.page.select_option("#members-focus", "top")
@@ -249,3 +249,24 @@ def test_the_report_carries_the_genealogy_and_the_members_controls(chromium, tmp
         tab.assert_clean()
     finally:
         tab.context.close()
+
+
+def test_a_long_run_shows_its_last_200_generations(tab, tmp_path):
+    path = str(tmp_path / "db")
+    problem = lr_schedule(population=2, segments=210, steps=10)
+    simulate(problem.strategies()["pbt"], problem, seed=1, db=schedy.SchedyDB(path), name="long")
+    expected = Expected(path, "long")
+    server = Dashboard(path, tmp_path / "stderr.txt")
+    try:
+        tab.open(server.page("long"), "experiment")
+        tab.wait_charts("chart-genealogy")
+        got = chart(tab, "chart-genealogy")
+        shown = [j for j in expected.jobs if j.generation >= 10]
+        assert got["meta"]["from"] == 10 and got["meta"]["segments"] == len(shown) == 400
+        cells = next(t for t in got["traces"] if t["name"] == "segment (colour: loss)")
+        assert cells["x"] == list(range(10, 210))
+        title = tab.page.locator("#chart-genealogy .gtitle").text_content()
+        assert "(the last 200 of 210 generations)" in title
+        tab.assert_clean()
+    finally:
+        server.stop()

@@ -546,6 +546,7 @@
 
   // -- PBT: the population ---------------------------------------------------------------------
   const TOP_K = 5;
+  const GENEALOGY_GENERATIONS = 200; // the genealogy's columns at most: the latest generations
   const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
 
   function membersOf(rows) {
@@ -683,12 +684,19 @@
     // member (an exploit). A heatmap is one image however many segments (a marker each would be an SVG element
     // each: seconds for 10,000). The job shown below has its lineage drawn over the others, faded.
     const byId = app.exp.rows;
-    const nodes = rows.filter((r) => isNum(r.member) && isNum(r.generation));
+    let nodes = rows.filter((r) => isNum(r.member) && isNum(r.generation));
     if (!app.score || !nodes.length) { hide("chart-genealogy"); return; }
     let mlo = Infinity, mhi = -Infinity, glo = Infinity, ghi = -Infinity;
     for (const r of nodes) {
       mlo = Math.min(mlo, r.member); mhi = Math.max(mhi, r.member);
       glo = Math.min(glo, r.generation); ghi = Math.max(ghi, r.generation);
+    }
+    // A long run shows its last GENEALOGY_GENERATIONS generations: thousands of columns are no longer readable,
+    // and their edges (a path of every segment) took seconds to draw.
+    const first = glo;
+    if (ghi - glo + 1 > GENEALOGY_GENERATIONS) {
+      glo = ghi - GENEALOGY_GENERATIONS + 1;
+      nodes = nodes.filter((r) => r.generation >= glo);
     }
     const members = mhi - mlo + 1, gens = ghi - glo + 1;
     // On a log score axis the colours are the score's logarithm too: a population's score falls by decades, and a
@@ -707,12 +715,13 @@
           (scoreOf(r) === null ? r.status : plotText(app.score.name) + " " + show(scoreOf(r)));
       }
       const p = r.parent !== null ? byId.get(r.parent) : undefined;
-      if (!p || !isNum(p.member) || !isNum(p.generation)) continue;
+      if (!p || !isNum(p.member) || !isNum(p.generation) || p.generation < glo) continue;
       const edge = p.member === r.member ? along : across;
       if (edge === across) exploits++;
       edge.x.push(p.generation, r.generation, null); edge.y.push(p.member, r.member, null);
     }
-    const chain = app.job && byId.has(app.job) ? lineage(app.job).filter((r) => isNum(r.member) && isNum(r.generation)) : [];
+    const chain = app.job && byId.has(app.job)
+      ? lineage(app.job).filter((r) => isNum(r.member) && isNum(r.generation) && r.generation >= glo) : [];
     const faded = chain.length > 0;
     const traces = [
       { name: "segment (colour: " + plotText(app.score.name) + ")", type: "heatmap", z, customdata: ids, text, hoverinfo: "text",
@@ -733,12 +742,13 @@
     }
     plot("chart-genealogy", traces, {
       title: { text: "Genealogy: each member's segments by generation; a red edge is an exploit" +
+        (glo > first ? " (the last " + GENEALOGY_GENERATIONS + " of " + (ghi - first + 1) + " generations)" : "") +
         (chain.length ? " (job " + plotText(app.job) + "'s lineage in black)" : "") },
       xaxis: { title: { text: "generation" }, zeroline: false, showgrid: false },
       yaxis: { title: { text: "member" }, autorange: "reversed", zeroline: false, showgrid: false, dtick: members > 40 ? undefined : 1 },
       height: Math.max(380, Math.min(1000, 160 + 12 * members)), legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
       margin: { l: 60, r: 20, t: 80, b: 50 },
-      meta: { segments: nodes.length, exploits, lineage: chain.map((r) => r.id) } });
+      meta: { segments: nodes.length, exploits, lineage: chain.map((r) => r.id), from: glo } });
     onClickJob("chart-genealogy");
   }
 
