@@ -610,6 +610,7 @@
     // Lines coloured by a hyperparameter: each takes the colour of its member's current value (on a log scale
     // when the values are positive and span more than two decades); a colour bar says which value is which.
     const vals = entries.map(([, segs]) => current(segs).hp.get(app.colorBy)).filter(isNum);
+    if (!vals.length) return [() => "#999", null]; // the members shown have no number for it now
     const log = vals.length > 1 && vals.every((v) => v > 0) && Math.max(...vals) / Math.min(...vals) > 100;
     const f = log ? Math.log10 : (v) => v;
     const lo = Math.min(...vals.map(f)), hi = Math.max(...vals.map(f));
