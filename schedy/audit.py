@@ -135,6 +135,9 @@ def describe(event):
         return f"job {job} claimed by {label(event['worker'])}{until}"
     if kind == ev.JOB_HEARTBEAT:
         return f"job {job} lease renewed by {label(event['worker'])} until {utc(event['lease_until'])}"
+    if kind == ev.JOB_RELEASED:
+        results = f"; results {_mapping(event['results'])}" if event["results"] else ""
+        return f"job {job} released by {label(event['worker'])}: back to the front of the queue{results}"
     if kind == ev.JOB_LEASE_EXPIRED:
         return f"job {job}: lease of {label(event.get('worker'))} expired; job {event['status']}"
     if kind == ev.JOB_UPDATED:

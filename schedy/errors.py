@@ -42,6 +42,15 @@ class NoJobError(SchedyError):
         return self.outcome if isinstance(self.outcome, Waiting) else None
 
 
+class Preempted(BaseException):  # noqa: N818 - what happened, in the user's word
+    """Raised in a worker told to stop (preempted, cancelled, interrupted) rather than failed.
+
+    Raised inside ``with job:``, the job is given back unfinished (:meth:`schedy.Job.release`) instead of
+    recorded CRASHED, and the exception goes on. A BaseException, as KeyboardInterrupt is, so that training
+    code catching Exception does not swallow it.
+    """
+
+
 class ResourceExistsError(SchedyError):
     """An experiment of that name already exists."""
 

@@ -14,7 +14,8 @@ and are not hyperparameters. MODE says what it prints:
     none   noise and no results block
     bad    a block whose second line is malformed
     fail   a valid block, then exit status 3
-    wait   prints "ready", then sleeps; on SIGINT or SIGTERM prints "got SIGINT" (or SIGTERM), exits 1
+    wait   prints "ready", then sleeps; on SIGINT, SIGTERM or SIGUSR1 prints "got SIGINT" (or the other), then a
+           results block holding "checkpoint saved-at-<signal>" (what it saved in the grace period), exits 1
     deaf   prints "ready", ignores SIGINT and SIGTERM and sleeps: only SIGKILL stops it
     pbt    one PBT segment: loads the weight saved at model_path in $SCHEDY_RESULTS (0.0 in generation 0),
            moves it towards 1 by lr, saves it in --ckpt DIR as <job id>.json, reports loss and model_path
@@ -99,11 +100,12 @@ def main(mode, *argv):
 
         def stop(signum, frame):
             print(f"got {signal.Signals(signum).name}")
+            block([f"checkpoint saved-at-{signal.Signals(signum).name}"])
             sys.exit(1)
 
         handler = signal.SIG_IGN if mode == "deaf" else stop
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(s, handler)
         print("ready")
         time.sleep(60)
         sys.exit("_train_script: was not stopped")

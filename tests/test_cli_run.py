@@ -552,8 +552,8 @@ def test_pbt_waits_while_the_only_ready_member_trains_elsewhere(cli, tmp_path):
 # -- signals --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signum, group", [(signal.SIGINT, True), (signal.SIGTERM, False)])
-def test_a_signal_stops_the_command_crashes_the_job_and_stops(cli, signum, group):
+@pytest.mark.parametrize("signum, group", [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGUSR1, False)])
+def test_a_signal_stops_the_command_releases_the_job_and_stops(cli, signum, group):
     exp = manual(cli, "sig", {"x": 1}, {"x": 2})
     proc = spawn(cli, "run", "sig", PY, SCRIPT, "wait", "%h", start_new_session=True)
     out = Lines(proc.stdout)
@@ -565,11 +565,19 @@ def test_a_signal_stops_the_command_crashes_the_job_and_stops(cli, signum, group
     assert proc.wait(timeout=60) == 128 + signum
     name = signal.Signals(signum).name
     assert out.rest().count(f"got {name}") == 1  # the command got the signal, once
-    assert statuses(exp) == ["CRASHED", "QUEUED"]
+    # Told to stop is not a failure: the job is given back, with the checkpoint the command reported, and is the
+    # next one handed out (before job 2, which never started).
+    assert statuses(exp) == ["QUEUED", "QUEUED"]
+    assert exp.get_job("1").results == {"checkpoint": f"saved-at-{name}"}
+    assert exp.next_job().job_id == "1"
     stderr = proc.stderr.read()
     assert f"job 1: {name} received: stopping the command" in stderr
-    assert f"Error: job 1: interrupted by {name}: the command exited with status 1\n" in stderr
-    assert out.seen[-1] == f"interrupted by {name}: 0 done, 1 failed"
+    assert (
+        f"job 1: interrupted by {name}: the command exited with status 1; released for another worker, "
+        f"with its results checkpoint\n" in stderr
+    )
+    assert "Error:" not in stderr
+    assert out.seen[-1] == f"interrupted by {name}: 0 done, 0 failed, 1 released"
 
 
 def test_a_second_signal_kills_a_command_that_ignores_the_first(cli):
@@ -581,8 +589,8 @@ def test_a_second_signal_kills_a_command_that_ignores_the_first(cli):
     err.until(lambda line: "SIGINT received: stopping the command" in line)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
-    assert "Error: job 1: interrupted by SIGINT: the command was killed by SIGKILL" in err.rest()
-    assert statuses(exp) == ["CRASHED"]
+    assert "job 1: interrupted by SIGINT: the command was killed by SIGKILL; released for another worker" in err.rest()
+    assert statuses(exp) == ["QUEUED"]
 
 
 # -- display and help -----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ up with the log first; every method that writes goes through the append loop
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -23,7 +24,7 @@ from ..core import events as ev
 from ..core.distributions import check_distributions
 from ..core.schedulers import RandomScheduler, scheduler
 from ..core.state import ExperimentState, JobState, fold, lineage
-from ..errors import ExperimentNotFoundError, JobNotFoundError, SchedyError, UnsafeUpdateError
+from ..errors import ExperimentNotFoundError, JobNotFoundError, Preempted, SchedyError, UnsafeUpdateError
 from . import leases
 from .bulk import collector_paused
 from .export import job_frame
@@ -977,6 +978,25 @@ class Job:
             self._hyperparameters = JobValues(values.decode_mapping(js.hyperparameters), "hyperparameters")
             self._results = JobValues(values.decode_mapping(js.results), "results")
 
+    def release(self) -> None:
+        """Give this job back unfinished, for another worker to take at once.
+
+        For a worker told to stop (preempted, cancelled, interrupted), not failed: the job goes to the front of
+        the queue with its results as this object holds them (a checkpoint to resume from, say), and keeps its
+        hyperparameters (and, for PBT and ASHA, the checkpoint it continues from). Raise UnsafeUpdateError if
+        this worker does not hold the job. ``with job:`` calls it when the block raises
+        :class:`schedy.errors.Preempted`, KeyboardInterrupt or SystemExit.
+        """
+        res = values.encode_mapping(self.results, "results")
+        name, worker, created = self._context()
+        job_id = self.job_id
+        _, state = self.experiment._transact(
+            lambda s, v, now, lapsed: decide.release_job(
+                s, name=name, job_id=job_id, worker=worker, results=res, incarnation=created, now=now, lapsed=lapsed
+            )
+        )
+        self._adopt(state)
+
     def try_run(self) -> None:
         """Claim this job (status RUNNING) for this worker.
 
@@ -1057,11 +1077,26 @@ class Job:
     ) -> Literal[False]:
         """Mark the job DONE, or CRASHED if the block raised (the exception propagates); push it with :meth:`put`.
 
+        A worker told to stop is not a failure: if the block raised :class:`schedy.errors.Preempted`,
+        KeyboardInterrupt or SystemExit, the job is given back (:meth:`release`) for another worker to take
+        at once, with the results reported so far.
+
         If the report cannot be written for any reason but a lost claim (UnsafeUpdateError: another worker
         has the job now), the job is recorded CRASHED instead, with the results that can be stored and the
         reason as the result ``schedy_error``, and the error raised says what was kept.
         """
         leases.keeper.release(self)
+        if exc_type is not None and issubclass(exc_type, (Preempted, KeyboardInterrupt, SystemExit)):
+            try:
+                self.release()
+            except Exception as e:  # noqa: BLE001 - the stop goes on; the job is handed out again when its lease lapses
+                logging.getLogger("schedy").warning(
+                    "job %r of experiment %r could not be released (%s): it is handed out again once its lease lapses",
+                    self.job_id,
+                    self.experiment.name,
+                    e,
+                )
+            return False
         self.status = ev.CRASHED if exc_type is not None else ev.DONE
         try:
             self.put()

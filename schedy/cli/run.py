@@ -26,13 +26,21 @@ import click
 from ..adapters import waiting
 from ..adapters.opening import default_path
 from ..core import values
-from ..errors import ExperimentNotFoundError, JobNotFoundError, NoJobError, SchedyError, UnsafeUpdateError
+from ..errors import (
+    ExperimentNotFoundError,
+    JobNotFoundError,
+    NoJobError,
+    Preempted,
+    SchedyError,
+    UnsafeUpdateError,
+)
 from . import db_option, failures, main, open_db
 
 START, END = "--- RESULTS ---", "--- END RESULTS ---"
 FIELDS = frozenset("ejgpmr%")  # the placeholders %e %j %g %p %m %r %% (and %h, a whole argument)
 HALVING_VARIABLES = ("SCHEDY_RUNG", "SCHEDY_RESOURCE", "SCHEDY_PARENT_RESULTS")  # ASHA and Hyperband jobs only
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# SIGUSR1: what Slurm's --signal=B:USR1@SECONDS sends the batch script ahead of a time limit.
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
 GRACE = 10.0  # seconds a command has to exit after the forwarded signal, before it is killed
 DRAIN = 2.0  # seconds output is still read after the command exited: something it started may hold the pipe open
 POLL = 0.1  # seconds between checks for signals and for the command's exit while its output is quiet
@@ -139,7 +147,10 @@ waits, as exp.next_job(wait=True) does (asking the log again at most every
 {WAIT_MAX:.0f} s). SIGINT (Ctrl-C),
 SIGTERM and SIGHUP are forwarded to CMD's process group; CMD has
 {GRACE:.0f} s to exit (a second signal kills it at once), then the job is
-CRASHED and schedy run stops.
+released, not CRASHED: it goes back to the front of the queue for another
+worker to take at once, with any results block the command printed (a
+checkpoint to resume from), and schedy run stops. SIGUSR1 (what Slurm's
+--signal=B:USR1@SECONDS sends before a time limit) is handled the same way.
 
 \b
 Exit status:
@@ -147,7 +158,8 @@ Exit status:
   1        a job failed (with --ignore-errors: at least one failed),
            or an error such as an unknown experiment
   2        a usage error, such as an unknown placeholder
-  128+N    stopped by signal N: 130 for SIGINT, 143 for SIGTERM
+  128+N    stopped by signal N (the job running then released): 130 for
+           SIGINT, 143 for SIGTERM, 138 for SIGUSR1
 
 On a terminal a live display shows the jobs done and failed, the current
 job, its hyperparameters and elapsed time, below CMD's output; otherwise
@@ -556,7 +568,7 @@ class Runner:
         self.allow_empty, self.ignore_errors, self.max_jobs = allow_empty, ignore_errors, max_jobs
         self.signals = []  # the signals received, in order
         self.child = None  # the command running now
-        self.done = self.failed = 0
+        self.done = self.failed = self.released = 0
 
     def on_signal(self, signum, frame):
         """Only record the signal: the loops forward it to the command, where it is safe to act."""
@@ -588,7 +600,8 @@ class Runner:
                 break
         if self.signals and not reason.startswith("interrupted"):
             reason = f"interrupted by {_signal_name(self.signals[0])}"
-        self.out.line(f"{reason}: {self.done} done, {self.failed} failed")
+        released = f", {self.released} released" if self.released else ""
+        self.out.line(f"{reason}: {self.done} done, {self.failed} failed{released}")
         return self.exit_status()
 
     def claim(self):
@@ -628,6 +641,8 @@ class Runner:
                     job.results.update(new)
                     reported = True
                 word = "DONE"
+            except Preempted as e:  # told to stop: the with block gave the job back for another worker
+                word, note = "released", str(e)
             except JobFailed as e:
                 failure = str(e)
             except (ValueError, TypeError) as e:
@@ -646,17 +661,21 @@ class Runner:
             )
         ok = word == "DONE"
         self.done += ok
-        self.failed += not ok
+        self.released += word == "released"
+        self.failed += not ok and word != "released"
         self.out.job_ended(job, word, time.monotonic() - started, new if ok else None, self.done, self.failed)
         if failure:
             self.out.error(failure)
+        if word == "released":
+            self.out.notice(note)
         return ok
 
     def execute(self, job):
         """Run the command for ``job`` and return the results it reported; raise JobFailed."""
         if self.signals:  # arrived while the job was being claimed
-            raise JobFailed(
-                f"job {job.job_id}: interrupted by {_signal_name(self.signals[0])} before the command started"
+            raise Preempted(
+                f"job {job.job_id}: interrupted by {_signal_name(self.signals[0])} before the command started: "
+                "released for another worker"
             )
         argv = expand(self.args, job)
         env = child_env(job, self.db_location, parent_results(job))
@@ -687,7 +706,22 @@ class Runner:
         status = proc.returncode
         how = f"was killed by {_signal_name(-status)}" if status < 0 else f"exited with status {status}"
         if self.signals:
-            raise JobFailed(f"job {job.job_id}: interrupted by {_signal_name(self.signals[0])}: the command {how}")
+            # Told to stop: not a failure. What the command reported before it stopped (a checkpoint) goes with the
+            # job given back, if it printed a whole results block.
+            kept = ""
+            block = blocks.block()
+            if block is not None:
+                try:
+                    partial = parse_block(block)
+                    values.encode_mapping({**job.results, **partial}, "results")
+                    job.results.update(partial)
+                    kept = f", with its results {', '.join(sorted(partial))}"
+                except (ResultsError, ValueError, TypeError):
+                    kept = ", without its malformed results block"
+            raise Preempted(
+                f"job {job.job_id}: interrupted by {_signal_name(self.signals[0])}: the command {how}; "
+                f"released for another worker{kept}"
+            )
         if status != 0:  # any block is ignored, closed or not: one left open may have been cut short
             raise JobFailed(f"job {job.job_id}: the command {how}")
         block = blocks.block()  # the output has ended: a block without END runs to here and is complete

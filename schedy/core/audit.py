@@ -83,6 +83,8 @@ def job_times(commits):
                     )
                 elif kind == ev.JOB_UPDATED and "status" in e:
                     times[e["job"]] = t._replace(finished_at=c.time if e["status"] in FINISHED else None)
+                elif kind == ev.JOB_RELEASED:
+                    times[e["job"]] = t._replace(finished_at=None)
                 elif kind == ev.JOB_LEASE_EXPIRED:
                     times[e["job"]] = t._replace(
                         lease_expiries=t.lease_expiries + 1, finished_at=c.time if e["status"] in FINISHED else None

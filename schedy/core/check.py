@@ -18,8 +18,8 @@ def find_double_claims(commits):
     """Return every claim made while another claim on the same job was unreleased.
 
     A claim is released by a status change away from RUNNING, by the expiry of
-    its lease, by the deletion of the job, or by a new incarnation of the
-    experiment.
+    its lease, by its holder giving the job back (``JobReleased``), by the
+    deletion of the job, or by a new incarnation of the experiment.
     """
     holders, found = {}, []
     for c in commits:
@@ -33,7 +33,7 @@ def find_double_claims(commits):
             elif (
                 kind == ev.JOB_UPDATED
                 and e.get("status", ev.RUNNING) != ev.RUNNING
-                or kind in (ev.JOB_DELETED, ev.JOB_LEASE_EXPIRED)
+                or kind in (ev.JOB_DELETED, ev.JOB_LEASE_EXPIRED, ev.JOB_RELEASED)
             ):
                 holders.pop(e["job"], None)
             elif kind == ev.EXPERIMENT_CREATED:

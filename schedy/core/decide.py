@@ -414,6 +414,28 @@ def _update_job(state, name, job_id, worker, status, hyperparameters, results, e
     return Decision(events, job_id)
 
 
+def release_job(state, *, name, job_id, worker, results, incarnation=None, now=None, lapsed=None):
+    """Give back a job ``worker`` holds, unfinished (it was told to stop: preempted, cancelled, interrupted).
+
+    The job goes to the front of the queue with ``results`` (what it reported so far, a checkpoint among them):
+    the next worker to ask gets it at once, with its hyperparameters (and for PBT and ASHA its parent), and no
+    lease has to lapse. Refused (UnsafeUpdateError) unless ``worker`` holds the job.
+    """
+    require(state, name, incarnation)
+    return _after_expiries(state, now, lapsed, lambda s: _release_job(s, name, job_id, worker, results))
+
+
+def _release_job(state, name, job_id, worker, results):
+    job = require_job(state, name, job_id)
+    if job.status != ev.RUNNING or job.worker != worker:
+        held = f"is {job.status}" + (f", held by {job.worker}" if job.worker is not None else "")
+        raise UnsafeUpdateError(
+            f"job {job_id!r} of experiment {name!r} cannot be released by {worker}: it {held} "
+            f"(only the worker holding a RUNNING job gives it back)"
+        )
+    return Decision([ev.job_released(job_id, worker, results)], job_id)
+
+
 def merge_changes(name, base, job, status, hyperparameters, results):
     """The holder's write of ``(status, hyperparameters, results)``, made on ``base``, merged into ``job``.
 

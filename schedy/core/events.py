@@ -18,6 +18,7 @@ JOB_UPDATED = "JobUpdated"
 JOB_DELETED = "JobDeleted"
 JOB_HEARTBEAT = "JobHeartbeat"
 JOB_LEASE_EXPIRED = "JobLeaseExpired"
+JOB_RELEASED = "JobReleased"
 
 DEFAULT_LEASE = 120.0
 """Seconds a claim lasts unless renewed; a running ``with`` block renews it every quarter of that."""
@@ -117,6 +118,11 @@ def job_lease_expired(job_id, worker, status):
 
 def job_updated(job_id, **changes):
     return {"type": JOB_UPDATED, "job": job_id, **changes}
+
+
+def job_released(job_id, worker, results):
+    """``worker`` gives its job back unfinished (it was told to stop): the job goes to the front of the queue."""
+    return {"type": JOB_RELEASED, "job": job_id, "worker": worker, "results": results}
 
 
 def job_deleted(job_id):

@@ -243,6 +243,9 @@ def _check_event_fully(state, e):
         elif kind == ev.JOB_LEASE_EXPIRED:
             _text(e, "worker", optional=True)
             _one_of(e, "status", ev.JOB_STATUSES)
+        elif kind == ev.JOB_RELEASED:
+            _text(e, "worker")
+            _mapping(e, "results")
         if kind != ev.JOB_ADDED and e["job"] not in state.jobs:
             raise ValueError(f"job {e['job']!r} does not exist")
 
@@ -364,6 +367,25 @@ def _job_updated(state, e, c):
     )
 
 
+def _job_released(state, e, c):
+    # Back to the front of the queue: the next worker to ask gets it at once, before jobs that never started.
+    job = state.jobs[e["job"]]._replace(
+        status=ev.QUEUED, worker=None, lease_until=None, results=e["results"], version=c.version
+    )
+    seq, q, head = state.next_seq, state.queue, state.queue_head
+    if head > 0:  # the slot before the head is stale: reuse it
+        q, head = q.set(head - 1, (seq, job.job_id)), head - 1
+    else:
+        q = pvector([(seq, job.job_id)]).extend(q)
+    return state._replace(
+        jobs=state.jobs.set(job.job_id, job._replace(queue_seq=seq)),
+        claims=state.claims.discard(job.job_id),
+        queue=q,
+        queue_head=head,
+        next_seq=seq + 1,
+    )
+
+
 def _job_deleted(state, e, c):
     return state._replace(jobs=state.jobs.remove(e["job"]), claims=state.claims.discard(e["job"]))
 
@@ -376,6 +398,7 @@ _APPLY = {
     ev.JOB_CLAIMED: _job_claimed,
     ev.JOB_UPDATED: _job_updated,
     ev.JOB_DELETED: _job_deleted,
+    ev.JOB_RELEASED: _job_released,
     ev.JOB_HEARTBEAT: _job_heartbeat,
     ev.JOB_LEASE_EXPIRED: _job_lease_expired,
 }

@@ -405,6 +405,7 @@ def _every_event():
         ev.job_claimed("4", "node7"),
         ev.job_heartbeat("4", "node\x1b[2J7", T0 + 60),
         ev.job_lease_expired("4", "node\u20287", ev.QUEUED),
+        ev.job_released("4", "node\n7", {"ckpt": "a\nb"}),
         ev.job_updated("4", status=ev.PRUNED, hyperparameters={"lr": 0.2}, results={"r\n": [1, {"$f": "NaN"}]}),
         ev.job_updated("4", results={}),
         ev.job_updated("4"),
