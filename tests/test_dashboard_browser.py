@@ -256,8 +256,14 @@ def scratch_db(tmp_path_factory):
     )
     problem = Problem(_train(BOLD, IMG), steps=1, segments=5, workers=2, durations=Durations(mean=60.0))
     simulate(pbt, problem, seed=1, db=db, name=HOSTILE_PBT)
-    two = schedy.PopulationBasedTraining(
-        TWO_HP,
+    simulate_two_hyperparameters(db, TWO_HP)
+    return path
+
+
+def simulate_two_hyperparameters(db, name):
+    """A short simulated PBT of ``lr`` and ``momentum`` (4 members, 6 generations) named ``name`` in ``db``."""
+    pbt = schedy.PopulationBasedTraining(
+        name,
         MINIMIZE,
         "loss",
         Truncate(0.25),
@@ -267,8 +273,7 @@ def scratch_db(tmp_path_factory):
         max_generations=6,
     )
     problem = Problem(_train("lr", "momentum"), steps=1, segments=6, workers=2, durations=Durations(mean=60.0))
-    simulate(two, problem, seed=2, db=db, name=TWO_HP)
-    return path
+    simulate(pbt, problem, seed=2, db=db, name=name)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from test_dashboard_browser import (
     STATUSES,
     Dashboard,
     Expected,
-    _train,
     check_best_chart,
     check_best_text,
     css,
@@ -22,6 +21,7 @@ from test_dashboard_browser import (
     kind_of,
     open_offline,
     report_route,
+    simulate_two_hyperparameters,
     tab,  # noqa: F401 - a fixture
     write_report,
 )
@@ -29,9 +29,6 @@ from test_dashboard_server import corrupt_crc
 
 import schedy
 from schedy.adapters.naming import stream_key
-from schedy.pbt import MINIMIZE, Perturb, Truncate
-from schedy.random import LogUniform, Uniform
-from schedy.simulation import Durations, Problem, simulate
 
 PROPERTIES = "object property names"  # hyperparameters and results named as JavaScript objects' properties
 NAMES = ["__proto__", "constructor", "toString"]
@@ -61,18 +58,7 @@ def bugs_db(tmp_path_factory):
     logs = db.add_experiment(schedy.ManualSearch(LOGS))
     for i in range(12):
         logs.add_job({"lr": 10 ** (-i / 3)}, status="DONE", results={"loss": 0.5 * 10 ** (-i / 4)})
-    pbt = schedy.PopulationBasedTraining(
-        SCHEDULE,
-        MINIMIZE,
-        "loss",
-        Truncate(0.25),
-        {"lr": Perturb(0.8, 1.2), "momentum": Perturb(0.8, 1.2)},
-        {"lr": LogUniform(0.01, 1.0), "momentum": Uniform(0.5, 0.99)},
-        population_size=4,
-        max_generations=6,
-    )
-    problem = Problem(_train("lr", "momentum"), steps=1, segments=6, workers=2, durations=Durations(mean=60.0))
-    simulate(pbt, problem, seed=2, db=db, name=SCHEDULE)
+    simulate_two_hyperparameters(db, SCHEDULE)
     return path
 
 

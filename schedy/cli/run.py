@@ -351,6 +351,14 @@ def parse_value(raw):
     return raw
 
 
+def read_block(block, job):
+    """The results ``block`` holds for ``job``; ResultsError, or ValueError/TypeError for what cannot be stored
+    with the job's results (refused now, not when the job is reported)."""
+    results = parse_block(block)
+    values.encode_mapping({**job.results, **results}, "results")
+    return results
+
+
 def parse_block(block):
     """The results a block holds, as a dict; raise ResultsError naming the bad line."""
     if block.too_long:
@@ -712,8 +720,7 @@ class Runner:
             block = blocks.block()
             if block is not None:
                 try:
-                    partial = parse_block(block)
-                    values.encode_mapping({**job.results, **partial}, "results")
+                    partial = read_block(block, job)
                     job.results.update(partial)
                     kept = f", with its results {', '.join(sorted(partial))}"
                 except (ResultsError, ValueError, TypeError):
@@ -733,8 +740,7 @@ class Runner:
                 "then the results; or pass --allow-empty-results)"
             )
         try:
-            results = parse_block(block)
-            values.encode_mapping({**job.results, **results}, "results")  # refuse what cannot be stored, now
+            results = read_block(block, job)
         except (ResultsError, ValueError, TypeError) as e:
             raise JobFailed(f"job {job.job_id}: malformed results block: {e}") from None
         return results
