@@ -2,17 +2,7 @@
 search). Each library is an optional dependency (``schedy[optuna]``), imported at the first request that needs it.
 """
 
-import importlib
-
 from ..errors import SchedyError
-
-
-def library(module, missing):
-    """The module ``module`` of a sampler's library; SchedyError ``missing`` (what to install) without it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise SchedyError(missing) from e
 
 
 def suggest(request):

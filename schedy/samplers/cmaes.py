@@ -7,13 +7,21 @@ optimiser is stored, so nothing is ever unpickled from a log), then draws the ne
 seed. A Choice has no place in a covariance: its index is drawn uniformly, as Optuna's CmaEsSampler does.
 """
 
-from . import library
+from ..errors import SchedyError
 from .unitcube import from_unit, to_unit
+
+
+def _cmaes():
+    try:
+        import cmaes
+    except ImportError as e:
+        raise SchedyError("a Bayesian search with the cmaes sampler needs cmaes: pip install 'schedy[optuna]'") from e
+    return cmaes
 
 
 def suggest(request):
     """The point CMA-ES proposes for ``request`` (see :func:`schedy.samplers.suggest`)."""
-    cmaes = library("cmaes", "a Bayesian search with the cmaes sampler needs cmaes: pip install 'schedy[optuna]'")
+    cmaes = _cmaes()
     import numpy as np
 
     floats = [d for d in request.space if d.kind == "float"]

@@ -10,13 +10,15 @@ import warnings
 
 from ..core import bayes
 from ..errors import SchedyError
-from . import library
 
 _STATES = {bayes.COMPLETE: "COMPLETE", bayes.RUNNING: "RUNNING", bayes.FAIL: "FAIL", bayes.PRUNED: "PRUNED"}
 
 
 def _optuna():
-    optuna = library("optuna", "a Bayesian search needs Optuna: pip install 'schedy[optuna]'")
+    try:
+        import optuna
+    except ImportError as e:
+        raise SchedyError("a Bayesian search needs Optuna: pip install 'schedy[optuna]'") from e
     # Every study made here is a throwaway: its creation is no news to the user (Optuna logs it at INFO).
     logging.getLogger("optuna.storages._in_memory").setLevel(logging.WARNING)
     return optuna

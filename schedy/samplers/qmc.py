@@ -7,13 +7,21 @@ so the points cover the space evenly however many workers ask, and a decision ne
 
 import warnings
 
-from . import library
+from ..errors import SchedyError
 from .unitcube import from_unit
+
+
+def _qmc():
+    try:
+        from scipy.stats import qmc
+    except ImportError as e:
+        raise SchedyError("a Bayesian search with the qmc sampler needs scipy: pip install 'schedy[optuna]'") from e
+    return qmc
 
 
 def suggest(request):
     """The point the sequence holds for ``request.number`` (see :func:`schedy.samplers.suggest`)."""
-    qmc = library("scipy.stats.qmc", "a Bayesian search with the qmc sampler needs scipy: pip install 'schedy[optuna]'")
+    qmc = _qmc()
     import numpy as np
 
     engine = {"sobol": qmc.Sobol, "halton": qmc.Halton}[request.options["qmc_type"]]
