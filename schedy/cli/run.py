@@ -133,6 +133,10 @@ Each job ends:
            block or a malformed one (the error names the output line),
            or reported results the experiment refuses (a PBT segment
            without its score);
+  released schedy run was told to stop (preempted, cancelled, at a time
+           limit: see below): the job goes back to the front of the
+           queue, with any results block CMD printed, for another
+           worker to take at once; CMD's code did not fail;
   lost     the job changed in the log while CMD ran (its lease lapsed
            and it was handed out again, or someone marked it): the
            report is refused and the log keeps the other version.
