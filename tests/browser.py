@@ -49,9 +49,10 @@ def in_ci():
 
 
 def unavailable(reason):
-    """Skip the test for ``reason``, or fail it in CI: there, a missing browser is a broken environment."""
+    """Skip the test for ``reason``, or fail it in CI: there, a missing browser (or Slurm, Ray...) is a broken
+    environment."""
     if in_ci():
-        pytest.fail(f"{reason} (CI is set: the browser tests must run there, not skip)", pytrace=False)
+        pytest.fail(f"{reason} (CI is set: these tests must run there, not skip)", pytrace=False)
     pytest.skip(reason)
 
 
