@@ -655,6 +655,11 @@ def test_help_is_a_reference():
         "130",
     ):
         assert text in result.stdout, text
+    # Preemption beside crashes: the job given back, and the signals that do it.
+    ends = " ".join(result.stdout.split("Each job ends:", 1)[1].split("Exit status", 1)[0].split())
+    for text in ("DONE", "CRASHED", "released schedy run was told to stop", "front of the queue", "lost"):
+        assert text in ends, text
+    assert "SIGUSR1" in ends and "--signal=B:USR1" in ends and "138 for SIGUSR1" in result.stdout
 
 
 # -- results blocks, directly ---------------------------------------------------------------------------------

@@ -317,10 +317,12 @@ def test_the_readme_says_how_long_the_tests_take_and_what_they_install():
     sys.path.insert(0, os.fspath(ROOT / "tests"))
     try:
         browser = importlib.import_module("browser")
+        slurm = importlib.import_module("slurm")
     finally:
         sys.path.remove(os.fspath(ROOT / "tests"))
     assert browser.CHROMIUM == "/usr/bin/chromium" and "chromium" in browser.APT_INSTALL
     assert browser.APT_UPDATE == ["apt-get", "update"]
+    assert "`slurm-wlm` and `munge`" in after_tests and slurm.PACKAGES == ["slurm-wlm", "munge"]
     # The line .ci/run greps and runs is still there, unchanged.
     assert re.search(r'^pip install -e "\.\[test\]" && python -m pytest$', text, re.MULTILINE)
 
