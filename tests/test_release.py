@@ -2,10 +2,12 @@
 decision, the ``with`` block, and a real worker process stopped by SIGTERM."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from conftest import log_commits
@@ -146,3 +148,79 @@ def test_a_worker_process_stopped_by_a_signal_releases_its_job_to_the_next_at_on
     assert [e["type"] for c in commits for e in c.events].count(ev.JOB_RELEASED) == 1
     assert find_double_claims(commits) == []
     assert not any(e["type"] == ev.JOB_LEASE_EXPIRED for c in commits for e in c.events)
+
+
+# -- a stop signal while the worker claims its job --------------------------------------------------------------
+
+
+@pytest.fixture
+def stop_signals(monkeypatch):
+    """release_on_signals() in this process, as a worker calls it, for one test; the handlers restored after."""
+    from schedy import preemption
+
+    monkeypatch.setattr(preemption, "_received", [])
+    previous = preemption.release_on_signals((signal.SIGUSR1,))
+    yield
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+
+
+class SignalAtCall:
+    """A clock (wall or monotonic) that sends this process SIGUSR1 on its ``at``-th call once armed; counts calls."""
+
+    def __init__(self, clock, at=None):
+        self.clock, self.at, self.calls, self.armed = clock, at, 0, False
+
+    def __call__(self):
+        if self.armed:
+            self.calls += 1
+            if self.calls == self.at:
+                os.kill(os.getpid(), signal.SIGUSR1)  # handled at once, inside the claim
+        return self.clock()
+
+
+def claim_with_a_signal(path, which, at):
+    """A worker's next_job() on ``path`` with SIGUSR1 sent from inside it, on call ``at`` of clock ``which``;
+    return (what next_job raised or returned, the number of calls of that clock)."""
+    clocks = {"clock": SignalAtCall(time.time), "monotonic": SignalAtCall(time.monotonic)}
+    clocks[which].at = at
+    exp = schedy.SchedyDB(path, worker="w", **clocks).get_experiment("q")
+    exp.all_jobs()  # the log read before: what the worker had seen when it asked
+    clocks[which].armed = True
+    try:
+        outcome = exp.next_job()
+    except Preempted as e:
+        outcome = e
+    return outcome, clocks[which].calls
+
+
+@pytest.mark.parametrize("which", ["clock", "monotonic"])
+def test_a_stop_signal_anywhere_in_the_claim_gives_the_claimed_job_back(tmp_path, stop_signals, which):
+    """Wherever the signal lands in next_job(), the job claimed (if any) is given back and Preempted raised:
+    never a job RUNNING for a worker that stopped, waiting for its lease to lapse."""
+    from schedy import preemption
+
+    # How many times next_job() reads that clock: each of those calls is one place the signal may land.
+    probe = tmp_path / "probe"
+    schedy.SchedyDB(str(probe)).add_experiment(schedy.ManualSearch("q", lease=600)).add_job({"x": 0})
+    outcome, calls = claim_with_a_signal(str(probe), which, at=0)
+    assert isinstance(outcome, schedy.Job) and calls >= 1
+    for at in range(1, calls + 1):
+        preemption._received.clear()
+        path = str(tmp_path / f"at{at}")
+        db = schedy.SchedyDB(path)
+        db.add_experiment(schedy.ManualSearch("q", lease=600)).add_job({"x": 0})
+        outcome, _ = claim_with_a_signal(path, which, at)
+        assert isinstance(outcome, Preempted) and "SIGUSR1" in str(outcome), (at, outcome)
+        job = db.get_experiment("q").get_job("1")
+        assert job.status == schedy.Job.QUEUED, (at, job)  # given back, or never claimed
+        events = [e["type"] for c in log_commits(db, "q") for e in c.events]
+        assert events.count(ev.JOB_CLAIMED) == events.count(ev.JOB_RELEASED) <= 1, (at, events)
+
+
+def test_a_stop_signal_during_a_claim_that_finds_no_job_still_stops_the_worker(tmp_path, stop_signals):
+    path = str(tmp_path / "db")
+    schedy.SchedyDB(path).add_experiment(schedy.ManualSearch("q", lease=600))  # no job to hand out
+    outcome, calls = claim_with_a_signal(path, "clock", at=1)
+    assert calls >= 1 and isinstance(outcome, Preempted), outcome
+    assert isinstance(outcome.__cause__, schedy.errors.NoJobError)

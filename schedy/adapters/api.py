@@ -18,7 +18,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from .. import audit, samplers
+from .. import audit, preemption, samplers
 from ..core import bayes, decide, halving, pbt, values
 from ..core import events as ev
 from ..core.distributions import check_distributions
@@ -329,12 +329,17 @@ class Experiment:
             return waiting.next_job(self, wait)
         name, worker, created = self.name, self._worker(), self._created
         sample = self._sampler_answering_first(worker)
-        job_id, state = self._transact(
-            lambda s, v, now, lapsed: decide.next_job(
-                s, name=name, worker=worker, version=v, now=now, incarnation=created, lapsed=lapsed, sample=sample
+        with preemption.claiming() as stop:
+            job_id, state = self._transact(
+                lambda s, v, now, lapsed: decide.next_job(
+                    s, name=name, worker=worker, version=v, now=now, incarnation=created, lapsed=lapsed, sample=sample
+                )
             )
-        )
-        return Job._from_state(self, state.jobs[job_id])
+        job = Job._from_state(self, state.jobs[job_id])
+        if stop.requested:  # told to stop while claiming: give the job back now, not when its lease lapses
+            job._give_back()
+            raise stop.preempted()
+        return job
 
     def _sampler_answering_first(self, worker: str) -> Callable[[bayes.SampleRequest], dict]:
         """The sampler of the decision made under the store's lock (a Bayesian search's, else unused).
@@ -997,6 +1002,18 @@ class Job:
         )
         self._adopt(state)
 
+    def _give_back(self) -> None:
+        """:meth:`release` for a worker that stops: if it cannot be written, say so, and let the lease lapse."""
+        try:
+            self.release()
+        except Exception as e:  # noqa: BLE001 - the stop goes on; the job is handed out again when its lease lapses
+            logging.getLogger("schedy").warning(
+                "job %r of experiment %r could not be released (%s): it is handed out again once its lease lapses",
+                self.job_id,
+                self.experiment.name,
+                e,
+            )
+
     def try_run(self) -> None:
         """Claim this job (status RUNNING) for this worker.
 
@@ -1087,15 +1104,7 @@ class Job:
         """
         leases.keeper.release(self)
         if exc_type is not None and issubclass(exc_type, (Preempted, KeyboardInterrupt, SystemExit)):
-            try:
-                self.release()
-            except Exception as e:  # noqa: BLE001 - the stop goes on; the job is handed out again when its lease lapses
-                logging.getLogger("schedy").warning(
-                    "job %r of experiment %r could not be released (%s): it is handed out again once its lease lapses",
-                    self.job_id,
-                    self.experiment.name,
-                    e,
-                )
+            self._give_back()
             return False
         self.status = ev.CRASHED if exc_type is not None else ev.DONE
         try:
