@@ -8,19 +8,22 @@ limit (and the signal ``--signal`` names before it), Kubernetes and spot instanc
 another worker to take at once. Training code that wants to save a checkpoint in the grace period catches
 Preempted, saves, reports the checkpoint in ``job.results`` and raises it again; :func:`stop_requested` says
 whether (and by which signal) the worker was told to stop. A signal that comes while ``next_job()`` claims a
-job waits until the claim has ended; that job is then given back and Preempted raised (:class:`claiming`).
+job, or while ``with job:`` starts, waits until that step has ended; the job is then given back and Preempted
+raised (:class:`claiming`).
 """
 
 import signal
 import threading
 from types import TracebackType
+from typing import Any
 
 from .errors import Preempted
 
 DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 _received: list[str] = []  # the names of the signals received, in order
-_claiming = 0  # how many claims the main thread is inside (see claiming())
+_claiming = 0  # how many claims the main thread is inside (see claiming)
+_pending = False  # a stop signal held by a claim, not raised yet
 
 
 def release_on_signals(signals=DEFAULT_SIGNALS):
@@ -38,13 +41,15 @@ def stop_requested():
 
 
 def _preempt(signum, frame):
+    global _pending
     name = signal.Signals(signum).name
     _received.append(name)
-    # Once: a second signal during the release must not interrupt the release. And not in the middle of a
-    # claim, where the job could be claimed in the log yet never reach a `with` block to be given back: the
-    # claim's end raises it (claiming()).
-    if len(_received) == 1 and not _claiming:
-        raise Preempted(_message(name))
+    if len(_received) > 1:  # once: a second signal during the release must not interrupt the release
+        return
+    if _claiming:  # a job claimed in the log now would never reach a `with` block: the claim's end raises it
+        _pending = True
+        return
+    raise Preempted(_message(name))
 
 
 def _message(name):
@@ -54,15 +59,17 @@ def _message(name):
 class claiming:
     """Hold a stop signal that comes while the main thread claims a job until the claim has ended.
 
-    ``with claiming() as stop:`` around the claim; then if ``stop.requested``, give back the job claimed and
-    raise ``stop.preempted()``. A claim that raised instead (no job to hand out, say) raises Preempted from
-    its error at the end of the block. Other threads' claims hold nothing: signals reach the main thread only.
+    The block sets ``job`` to the job it claimed. If a stop signal came meanwhile, the end of the block gives
+    that job back (``job._give_back()``) and raises Preempted, from the claim's error if it raised one (no
+    job to hand out, say). Other threads' claims hold nothing: signals reach the main thread only.
     """
+
+    def __init__(self) -> None:
+        self.job: Any = None
 
     def __enter__(self) -> "claiming":
         global _claiming
         self._main = threading.current_thread() is threading.main_thread()
-        self._before = len(_received)
         if self._main:
             _claiming += 1
         return self
@@ -70,16 +77,14 @@ class claiming:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        global _claiming
-        if self._main:
-            _claiming -= 1
-        if exc is not None and self.requested and not isinstance(exc, Preempted):
-            raise self.preempted() from exc
-
-    @property
-    def requested(self) -> bool:
-        """Whether the first stop signal came during the claim (it was held, not raised)."""
-        return self._main and self._before == 0 and len(_received) > 0
-
-    def preempted(self) -> Preempted:
-        return Preempted(_message(_received[0]))
+        global _claiming, _pending
+        try:
+            if not (self._main and _pending and _claiming == 1) or isinstance(exc, Preempted):
+                return  # no stop held, or an inner claim: the outermost one takes it up
+            _pending = False
+            if self.job is not None:
+                self.job._give_back()
+            raise Preempted(_message(_received[0])) from exc
+        finally:
+            if self._main:
+                _claiming -= 1

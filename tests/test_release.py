@@ -180,31 +180,37 @@ class SignalAtCall:
 
 
 def claim_with_a_signal(path, which, at):
-    """A worker's next_job() on ``path`` with SIGUSR1 sent from inside it, on call ``at`` of clock ``which``;
-    return (what next_job raised or returned, the number of calls of that clock)."""
+    """``with exp.next_job() as job:`` on ``path`` by a worker, with SIGUSR1 sent on call ``at`` of clock
+    ``which`` between the call and the block's first line (the claim, then the block's start); return (the job
+    trained, or what was raised, and the number of calls of that clock)."""
     clocks = {"clock": SignalAtCall(time.time), "monotonic": SignalAtCall(time.monotonic)}
     clocks[which].at = at
     exp = schedy.SchedyDB(path, worker="w", **clocks).get_experiment("q")
     exp.all_jobs()  # the log read before: what the worker had seen when it asked
     clocks[which].armed = True
     try:
-        outcome = exp.next_job()
+        with exp.next_job() as job:
+            clocks[which].armed = False
+            job.results["loss"] = 0.5
+        outcome = job
     except Preempted as e:
         outcome = e
+    clocks[which].armed = False
     return outcome, clocks[which].calls
 
 
 @pytest.mark.parametrize("which", ["clock", "monotonic"])
 def test_a_stop_signal_anywhere_in_the_claim_gives_the_claimed_job_back(tmp_path, stop_signals, which):
-    """Wherever the signal lands in next_job(), the job claimed (if any) is given back and Preempted raised:
-    never a job RUNNING for a worker that stopped, waiting for its lease to lapse."""
+    """Wherever the signal lands between next_job() and the first line of the `with` block, the job claimed (if
+    any) is given back and Preempted raised: never a job RUNNING for a worker that stopped, waiting for its lease
+    to lapse."""
     from schedy import preemption
 
-    # How many times next_job() reads that clock: each of those calls is one place the signal may land.
+    # How many times the claim and the block's start read that clock: each call is one place the signal may land.
     probe = tmp_path / "probe"
     schedy.SchedyDB(str(probe)).add_experiment(schedy.ManualSearch("q", lease=600)).add_job({"x": 0})
     outcome, calls = claim_with_a_signal(str(probe), which, at=0)
-    assert isinstance(outcome, schedy.Job) and calls >= 1
+    assert isinstance(outcome, schedy.Job) and outcome.status == schedy.Job.DONE and calls >= 2
     for at in range(1, calls + 1):
         preemption._received.clear()
         path = str(tmp_path / f"at{at}")
@@ -213,9 +219,30 @@ def test_a_stop_signal_anywhere_in_the_claim_gives_the_claimed_job_back(tmp_path
         outcome, _ = claim_with_a_signal(path, which, at)
         assert isinstance(outcome, Preempted) and "SIGUSR1" in str(outcome), (at, outcome)
         job = db.get_experiment("q").get_job("1")
-        assert job.status == schedy.Job.QUEUED, (at, job)  # given back, or never claimed
+        assert (job.status, job.results) == (schedy.Job.QUEUED, {}), (at, job)  # given back, or never claimed
         events = [e["type"] for c in log_commits(db, "q") for e in c.events]
         assert events.count(ev.JOB_CLAIMED) == events.count(ev.JOB_RELEASED) <= 1, (at, events)
+        assert preemption._claiming == 0 and not preemption._pending
+
+
+def test_a_stop_signal_as_the_claimed_job_is_made_gives_it_back(tmp_path, stop_signals, monkeypatch):
+    """After the last write of the claim, before next_job() returns: the job is given back all the same."""
+    from schedy.adapters.api import Job
+
+    made = Job._from_state
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGUSR1)
+        return made(*args, **kwargs)
+
+    path = str(tmp_path / "db")
+    db = schedy.SchedyDB(path)
+    db.add_experiment(schedy.ManualSearch("q", lease=600)).add_job({"x": 0})
+    exp = schedy.SchedyDB(path, worker="w").get_experiment("q")
+    with monkeypatch.context() as m, pytest.raises(Preempted, match="SIGUSR1"):
+        m.setattr(Job, "_from_state", staticmethod(signalled))
+        exp.next_job()
+    assert db.get_experiment("q").get_job("1").status == schedy.Job.QUEUED
 
 
 def test_a_stop_signal_during_a_claim_that_finds_no_job_still_stops_the_worker(tmp_path, stop_signals):

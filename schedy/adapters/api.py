@@ -329,17 +329,15 @@ class Experiment:
             return waiting.next_job(self, wait)
         name, worker, created = self.name, self._worker(), self._created
         sample = self._sampler_answering_first(worker)
-        with preemption.claiming() as stop:
+        # Told to stop while claiming, the worker gives the job back now, not when its lease lapses.
+        with preemption.claiming() as claim:
             job_id, state = self._transact(
                 lambda s, v, now, lapsed: decide.next_job(
                     s, name=name, worker=worker, version=v, now=now, incarnation=created, lapsed=lapsed, sample=sample
                 )
             )
-        job = Job._from_state(self, state.jobs[job_id])
-        if stop.requested:  # told to stop while claiming: give the job back now, not when its lease lapses
-            job._give_back()
-            raise stop.preempted()
-        return job
+            claim.job = Job._from_state(self, state.jobs[job_id])
+        return claim.job
 
     def _sampler_answering_first(self, worker: str) -> Callable[[bayes.SampleRequest], dict]:
         """The sampler of the decision made under the store's lock (a Bayesian search's, else unused).
@@ -1004,6 +1002,7 @@ class Job:
 
     def _give_back(self) -> None:
         """:meth:`release` for a worker that stops: if it cannot be written, say so, and let the lease lapse."""
+        leases.keeper.release(self)  # held already if the stop came at the end of `with job:`'s start
         try:
             self.release()
         except Exception as e:  # noqa: BLE001 - the stop goes on; the job is handed out again when its lease lapses
@@ -1069,25 +1068,27 @@ class Job:
         """
         name, worker, created = self._context()
         job_id, expected = self.job_id, self._version or 0
-        _, state = self.experiment._transact(
-            lambda s, v, now, lapsed: decide.enter_job(
-                s,
-                name=name,
-                job_id=job_id,
-                worker=worker,
-                expected_version=expected,
-                incarnation=created,
-                now=now,
-                lapsed=lapsed,
-            ),
-            cached_ok=True,
-        )
-        self._adopt(state)
-        self._claimed_at = state.jobs[job_id].claimed_at
-        self._lease_lost = None
-        self._lease_lock = threading.Lock()  # a renewal and the end of the `with` block never overlap
-        leases.keeper.hold(self)
-        return self
+        with preemption.claiming() as claim:  # a stop signal until the block runs gives the job back, as in it
+            _, state = self.experiment._transact(
+                lambda s, v, now, lapsed: decide.enter_job(
+                    s,
+                    name=name,
+                    job_id=job_id,
+                    worker=worker,
+                    expected_version=expected,
+                    incarnation=created,
+                    now=now,
+                    lapsed=lapsed,
+                ),
+                cached_ok=True,
+            )
+            self._adopt(state)
+            claim.job = self
+            self._claimed_at = state.jobs[job_id].claimed_at
+            self._lease_lost = None
+            self._lease_lock = threading.Lock()  # a renewal and the end of the `with` block never overlap
+            leases.keeper.hold(self)
+            return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
