@@ -35,8 +35,8 @@ APT_UPDATE = ["apt-get", "update"]
 APT_INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600", "chromium"]
 INSTALL_TIMEOUT = 1800  # seconds for each apt-get command: chromium and its libraries are a few hundred MB
 
-# Two test processes (pytest-xdist) must not run apt-get at once.
-_INSTALL_LOCK = os.path.join(tempfile.gettempdir(), "schedy-tests-chromium-install.lock")
+# Two test processes (pytest-xdist) must not run apt-get at once, for chromium or for Slurm (tests/slurm.py).
+APT_LOCK = os.path.join(tempfile.gettempdir(), "schedy-tests-apt.lock")
 
 
 class Unavailable(Exception):
@@ -78,7 +78,7 @@ def ensure_chromium(path=CHROMIUM, run=subprocess.run):
     if shutil.which("apt-get") is None:
         raise Unavailable(f"{path} is missing and there is no apt-get to install it with (not a Debian system)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    with open(_INSTALL_LOCK, "w") as lock:
+    with open(APT_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be installing it right now
         if _executable(path):
             return path

@@ -64,14 +64,14 @@ XDIST_GROUPS = {
     # One chromium for the whole file (a session fixture) and module fixtures shared by its tests. Being the
     # second largest group, it starts at once on its own worker, before that process has opened many files
     # (its select() fails on a file descriptor above 1023).
-    # One one-node Slurm for the file's tests (a module fixture); they mostly wait for it.
-    "slurm": ["tests/test_cluster_slurm.py::*"],
     "browser": [
         "tests/test_dashboard_browser.py::*",
         "tests/test_dashboard_bugs.py::*",
         "tests/test_dashboard_population.py::*",
         "tests/test_dashboard_hyperparameters.py::*",
     ],
+    # One one-node Slurm for the file's tests (a module fixture); they mostly wait for it.
+    "slurm": ["tests/test_cluster_slurm.py::*"],
 }
 
 

@@ -12,19 +12,18 @@ wait. Where Slurm cannot be had the tests skip, except in CI, where they fail (`
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from browser import Unavailable, _apt
+from browser import APT_LOCK, Unavailable, _apt
 
 PACKAGES = ["slurm-wlm", "munge"]
 APT_UPDATE = ["apt-get", "update"]
 APT_INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600", *PACKAGES]
 CPUS = 8
-_INSTALL_LOCK = os.path.join(tempfile.gettempdir(), "schedy-tests-slurm-install.lock")
 _DAEMONS = ("slurmctld", "slurmd", "munged")
 
 
@@ -43,7 +42,7 @@ def ensure_installed(run=subprocess.run):
     if shutil.which("apt-get") is None:
         raise Unavailable(f"{', '.join(_missing())} missing, and there is no apt-get to install them with")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    with open(_INSTALL_LOCK, "w") as lock:
+    with open(APT_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be installing them right now
         if not _missing():
             return
@@ -176,14 +175,17 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
         )
 
     def stop(self):
-        """Cancel every job, stop the daemons (and munged if this cluster started it)."""
-        self.run("scancel", "--full", "--signal=KILL", "--user=root", check=False)
-        self.run("scontrol", "shutdown", check=False)
+        """Cancel every job, stop the daemons (and munged if this cluster started it), whatever fails."""
+        for command in (["scancel", "--full", "--signal=KILL", "--user=root"], ["scontrol", "shutdown"]):
+            try:
+                self.run(*command, check=False)
+            except (OSError, subprocess.TimeoutExpired):
+                pass  # the daemons are killed below all the same
         for p in self._procs:
             try:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(p.pid, 9)
+                os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
         if self._started_munged:
-            subprocess.run(["munged", "--stop"], capture_output=True)
+            subprocess.run(["munged", "--stop"], capture_output=True, timeout=60)

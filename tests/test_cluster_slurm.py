@@ -52,8 +52,10 @@ def train(job):
         if task in os.environ["HOLD_TASKS"].split(","):
             job.results["held_by"] = task
             job.put()
-            while True:
+            end = time.monotonic() + 1800  # only if the test never stops it: a stray process ends
+            while time.monotonic() < end:
                 time.sleep(0.05)
+            raise SystemExit(f"task {task} was never stopped")
     job.results["finished_by"] = task
     if "lr" in job.hyperparameters:  # a PBT segment: continue the parent's model, save a new one
         start = job.results.get("model_path")
@@ -73,17 +75,19 @@ def train(job):
 def cluster(tmp_path_factory):
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         browser.unavailable("the one-node Slurm runs its daemons as root")
-    c = None
     try:
         slurm.ensure_installed()
-        c = slurm.Cluster(tmp_path_factory.mktemp("slurm"))
-        c.start()
     except browser.Unavailable as e:
-        if c is not None:
-            c.stop()
         browser.unavailable(str(e))
-    yield c
-    c.stop()
+    c = slurm.Cluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        try:
+            c.start()
+        except browser.Unavailable as e:
+            browser.unavailable(str(e))
+        yield c
+    finally:
+        c.stop()  # also after a start that failed half-way
 
 
 def submit(cluster, workdir, experiment, hold, *options):
@@ -159,8 +163,10 @@ def test_an_array_drains_a_queue_while_one_task_is_cancelled_and_one_reaches_its
     wait_for("tasks 0 and 1 each hold a job", lambda: holding(exp, {"0", "1"}), cluster, tmp_path)
 
     cluster.run("scancel", "--signal=TERM", f"{array}_0")
-    # A time limit of one minute, long over: Slurm sends the recipe's --signal=B:USR1@60 at its next check.
-    cluster.run("scontrol", "update", f"JobId={array}_1", "TimeLimit=1")
+    # A time limit a minute or two away: Slurm sends the recipe's --signal=B:USR1@60 at its next check, well
+    # before the limit's own SIGTERM, however long the task has run already.
+    ran = sum(int(n) * f for n, f in zip(reversed(cluster.job(f"{array}_1")["RunTime"].split(":")), (1, 60, 3600)))
+    cluster.run("scontrol", "update", f"JobId={array}_1", f"TimeLimit={ran // 60 + 2}")
     wait_for("the array ends", lambda: finished(cluster, array), cluster, tmp_path)
 
     exp, jobs = check_the_log(db, "queue", array, stopped=(0, 1))
@@ -169,7 +175,7 @@ def test_an_array_drains_a_queue_while_one_task_is_cancelled_and_one_reaches_its
     assert task_exit(cluster, array, 1) == 128 + signal.SIGUSR1
     assert [task_exit(cluster, array, t) for t in (2, 3)] == [0, 0]
     out = (tmp_path / f"schedy-{array}_0.out").read_text()
-    assert f"slurm-{array}_0.0: the worker was told to stop (SIGTERM); its job went back to the queue" in out
+    assert f"slurm-{array}_0.0: the worker was told to stop (SIGTERM); any job it held went back to the queue" in out
     assert "jobs done, none left for this worker" in (tmp_path / f"schedy-{array}_2.out").read_text()
 
 
