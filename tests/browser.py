@@ -32,7 +32,14 @@ ARGS = [
 ]
 
 APT_UPDATE = ["apt-get", "update"]
-APT_INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600", "chromium"]
+
+
+def install_command(packages):
+    """The apt-get command that installs ``packages`` (waiting for another dpkg to finish, as a CI machine may)."""
+    return ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600", *packages]
+
+
+APT_INSTALL = install_command(["chromium"])
 INSTALL_TIMEOUT = 1800  # seconds for each apt-get command: chromium and its libraries are a few hundred MB
 
 # Two test processes (pytest-xdist) must not run apt-get at once, for chromium or for Slurm (tests/slurm.py).
@@ -69,31 +76,41 @@ def ensure_chromium(path=CHROMIUM, run=subprocess.run):
 
     ``run`` is :func:`subprocess.run` (a parameter so that the install path can be exercised without apt-get).
     """
-    if _executable(path):
-        return path
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        raise Unavailable(
-            f"{path} is missing and only root can install it (run: apt-get install --no-install-recommends chromium)"
-        )
-    if shutil.which("apt-get") is None:
-        raise Unavailable(f"{path} is missing and there is no apt-get to install it with (not a Debian system)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    with open(APT_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be installing it right now
-        if _executable(path):
-            return path
-        update = _apt(APT_UPDATE, env, run)
-        install = _apt(APT_INSTALL, env, run)
-    if install.returncode != 0:
-        # A failed update alone is not fatal (a stale list may still hold chromium), but say it when both failed.
-        said = "" if update.returncode == 0 else f"\n`{' '.join(APT_UPDATE)}` also failed:\n{_tail(update.stdout)}"
-        raise Unavailable(
-            f"{path} is missing and `{' '.join(APT_INSTALL)}` failed with exit status "
-            f"{install.returncode}:\n{_tail(install.stdout)}{said}"
-        )
+    apt_install(["chromium"], lambda: _executable(path), f"{path} is missing", run)
     if not _executable(path):
         raise Unavailable(f"apt-get installed the package chromium, but there is still no {path}")
     return path
+
+
+def apt_install(packages, present, missing, run=subprocess.run):
+    """Install the Debian ``packages`` with apt-get unless ``present()``; raise Unavailable if they cannot be.
+
+    ``missing`` says what is missing, to begin the error message with. One test process at a time runs apt-get.
+    """
+    if present():
+        return
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        raise Unavailable(
+            f"{missing} and only root can install it "
+            f"(run: apt-get install --no-install-recommends {' '.join(packages)})"
+        )
+    if shutil.which("apt-get") is None:
+        raise Unavailable(f"{missing} and there is no apt-get to install it with (not a Debian system)")
+    command = install_command(packages)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    with open(APT_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be installing it right now
+        if present():
+            return
+        update = _apt(APT_UPDATE, env, run)
+        install = _apt(command, env, run)
+    if install.returncode != 0:
+        # A failed update alone is not fatal (a stale list may still hold the package), but say it when both failed.
+        said = "" if update.returncode == 0 else f"\n`{' '.join(APT_UPDATE)}` also failed:\n{_tail(update.stdout)}"
+        raise Unavailable(
+            f"{missing} and `{' '.join(command)}` failed with exit status "
+            f"{install.returncode}:\n{_tail(install.stdout)}{said}"
+        )
 
 
 def _apt(cmd, env, run):

@@ -9,7 +9,6 @@ the machine may run already is left alone. The node declares ``CPUS`` CPUs whate
 wait. Where Slurm cannot be had the tests skip, except in CI, where they fail (``browser.unavailable``).
 """
 
-import fcntl
 import os
 import shutil
 import signal
@@ -18,11 +17,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from browser import APT_LOCK, Unavailable, _apt
+import browser
+from browser import Unavailable
 
 PACKAGES = ["slurm-wlm", "munge"]
-APT_UPDATE = ["apt-get", "update"]
-APT_INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600", *PACKAGES]
 CPUS = 8
 _DAEMONS = ("slurmctld", "slurmd", "munged")
 
@@ -33,26 +31,9 @@ def _missing():
 
 def ensure_installed(run=subprocess.run):
     """Install slurm-wlm and munge with apt-get if a daemon is missing; raise Unavailable if they cannot be."""
-    if not _missing():
-        return
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        raise Unavailable(
-            f"{', '.join(_missing())} missing, and only root can install them (apt-get install slurm-wlm munge)"
-        )
-    if shutil.which("apt-get") is None:
-        raise Unavailable(f"{', '.join(_missing())} missing, and there is no apt-get to install them with")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    with open(APT_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be installing them right now
-        if not _missing():
-            return
-        update = _apt(APT_UPDATE, env, run)
-        install = _apt(APT_INSTALL, env, run)
-    if install.returncode != 0 or _missing():
-        said = "" if update.returncode == 0 else f"\n`{' '.join(APT_UPDATE)}` also failed:\n{update.stdout[-1500:]}"
-        raise Unavailable(
-            f"`{' '.join(APT_INSTALL)}` failed with exit status {install.returncode}:\n{install.stdout[-1500:]}{said}"
-        )
+    browser.apt_install(PACKAGES, lambda: not _missing(), f"{', '.join(_missing())} missing,", run)
+    if _missing():
+        raise Unavailable(f"apt-get installed {' '.join(PACKAGES)}, but there is still no {', '.join(_missing())}")
 
 
 def _free_port():
